@@ -1,0 +1,44 @@
+"""`weightwarden agent [--config FILE]`: run the agent in the foreground until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from weightwarden.agent.cli.output import EXIT_OK
+from weightwarden.agent.config import load_config
+from weightwarden.agent.service import Agent
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("agent", help="run the agent in the foreground",
+                                 description="Inventory the protected roots, watch them, and record events "
+                                             "and alerts until interrupted (SIGINT/SIGTERM).")
+    parser.add_argument("--config", metavar="FILE", help="configuration file")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    logging.getLogger().setLevel(getattr(logging, config.agent.log_level.upper()))
+    if not args.verbose:
+        logging.getLogger("weightwarden").setLevel(getattr(logging, config.agent.log_level.upper()))
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger(__name__).info("signal %d: stopping", signum)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request_stop)
+    agent = Agent(config)
+    print(f"weightwarden agent: {config.mode} mode, database {config.database_path}, "
+          f"watching {len(config.watch_roots)} roots ({len(config.protected_roots)} protected)",
+          file=sys.stderr, flush=True)
+    agent.run(stop)
+    return EXIT_OK

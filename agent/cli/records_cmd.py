@@ -1,0 +1,57 @@
+"""`weightwarden alerts` and `weightwarden events`: read the local log (read-only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from weightwarden.agent.cli.output import EXIT_FINDINGS, EXIT_OK, parse_since, print_table
+from weightwarden.agent.config import load_config
+from weightwarden.agent.store import Store
+
+
+def register(commands: Any) -> None:
+    for name, helptext in (("alerts", "list alerts (exit 1 when there are any)"), ("events", "list events")):
+        parser = commands.add_parser(name, help=helptext, description=helptext)
+        parser.add_argument("--json", action="store_true", help="one JSON object per line")
+        parser.add_argument("--since", metavar="TIME", help="RFC 3339 time or an age such as 30m, 2h, 7d")
+        parser.add_argument("--limit", type=int, metavar="N", help="only the newest N")
+        parser.add_argument("--config", metavar="FILE", help="configuration file")
+        parser.set_defaults(run=run_alerts if name == "alerts" else run_events)
+
+
+def _open(args: argparse.Namespace) -> tuple[Store, dict[str, Any]]:
+    config = load_config(args.config)
+    query = {"since": parse_since(args.since) if args.since else None, "limit": args.limit}
+    return Store(config.database_path, read_only=True), query
+
+
+def run_alerts(args: argparse.Namespace) -> int:
+    store, query = _open(args)
+    try:
+        alerts = store.alerts(**query)
+    finally:
+        store.close()
+    if args.json:
+        for alert in alerts:
+            print(json.dumps(alert, sort_keys=True))
+    else:
+        print_table([(a["time"], str(a["severity"]), a["rule"], a.get("model") or "-", a["message"])
+                     for a in alerts], ("TIME", "SEV", "RULE", "MODEL", "WHAT"))
+    return EXIT_FINDINGS if alerts else EXIT_OK
+
+
+def run_events(args: argparse.Namespace) -> int:
+    store, query = _open(args)
+    try:
+        events = store.events(**query)
+    finally:
+        store.close()
+    if args.json:
+        for event in events:
+            print(json.dumps(event, sort_keys=True))
+    else:
+        print_table([(e["time"], e["event"]["action"], e.get("model") or "-", e["message"]) for e in events],
+                    ("TIME", "ACTION", "MODEL", "WHAT"))
+    return EXIT_OK

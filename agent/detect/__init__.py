@@ -1,0 +1,1 @@
+"""Detection: pure functions from (observation, state) to alerts. No I/O here."""

@@ -1,0 +1,286 @@
+"""The one vocabulary of the program: frozen dataclasses for everything sensors see and rules decide.
+
+Sensors, detection, the store, forwarders and the app all speak these types. Field names follow the
+Elastic Common Schema (ECS) where one exists; `to_dict()` renders the nested ECS shape
+(`file.path`, `process.pid`, `event.action`, ...) that the store and the JSON outputs use.
+
+Ids are UUIDv7 (RFC 9562): 48 bits of Unix milliseconds first, so ids sort by time as strings.
+Timestamps are UTC with millisecond precision. Every record also carries a per-agent monotonic
+sequence number, so a gap or reordering is visible even when clocks jump.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+# --------------------------------------------------------------------------- ids, clocks, sequence
+
+_uuid_lock = threading.Lock()
+_last_uuid_ms = 0
+_last_uuid_counter = 0
+
+
+def new_id(now_ms: int | None = None) -> str:
+    """A UUIDv7 string; ids made in one process are strictly increasing, even within one millisecond."""
+    global _last_uuid_ms, _last_uuid_counter
+    with _uuid_lock:
+        ms = int(time.time() * 1000) if now_ms is None else now_ms
+        if ms <= _last_uuid_ms:
+            # Same (or earlier, after a clock step) millisecond: keep the timestamp, bump a 12-bit counter
+            # in rand_a so ordering holds (RFC 9562 section 6.2, method 1).
+            ms = _last_uuid_ms
+            _last_uuid_counter += 1
+            if _last_uuid_counter > 0xFFF:
+                ms += 1
+                _last_uuid_counter = 0
+        else:
+            _last_uuid_counter = secrets.randbits(11)  # leave headroom for increments
+        _last_uuid_ms = ms
+        counter = _last_uuid_counter
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= counter << 64
+    value |= 0b10 << 62
+    value |= secrets.randbits(62)
+    return str(uuid.UUID(int=value))
+
+
+def id_time_ms(event_id: str) -> int:
+    """The Unix milliseconds embedded in a UUIDv7."""
+    return uuid.UUID(event_id).int >> 80
+
+
+def utc_now() -> datetime:
+    """Now, in UTC, truncated to milliseconds (what we store and forward)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with milliseconds: 2026-11-29T16:22:37.123Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 / ISO 8601 time; a naive time is taken as UTC."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Sequence:
+    """Per-agent monotonic sequence numbers; the store seeds it with the last number it holds."""
+
+    def __init__(self, start: int = 0) -> None:
+        self._counter = itertools.count(start + 1)
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            return next(self._counter)
+
+
+# --------------------------------------------------------------------------- paths
+
+def display_path(path: str | bytes) -> str:
+    """A path as text that always encodes as UTF-8; undecodable bytes become \\xNN escapes."""
+    raw = os.fsencode(path)
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def raw_path_hex(path: str | bytes) -> str | None:
+    """Hex of the path's bytes when display_path() had to escape them, else None (lossless record)."""
+    raw = os.fsencode(path)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.hex()
+    return None
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+class Category(StrEnum):
+    """ECS event.category values we use."""
+
+    FILE = "file"
+    PROCESS = "process"
+    NETWORK = "network"
+    HOST = "host"
+    INTRUSION_DETECTION = "intrusion_detection"
+
+
+class Action(StrEnum):
+    """event.action: what happened. File actions mirror what the file sensor can observe."""
+
+    MODEL_DISCOVERED = "model-discovered"
+    MODEL_CREATED = "model-created"
+    MODEL_MODIFIED = "model-modified"
+    MODEL_MOVED = "model-moved"
+    MODEL_DELETED = "model-deleted"
+    SCAN_FINISHED = "scan-finished"
+    AGENT_STARTED = "agent-started"
+    AGENT_STOPPED = "agent-stopped"
+    SENSOR_HEALTH = "sensor-health"
+    SCAN_ERROR = "scan-error"
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """ECS file.*: a file as observed. `format` is a FORMATS.md id (ECS has no field for it)."""
+
+    path: str
+    size: int | None = None
+    format: str | None = None
+    sha256: str | None = None
+    quick_fingerprint: str | None = None
+    inode: int | None = None
+    device: int | None = None
+    mtime_ns: int | None = None
+    path_hex: str | None = None  # raw bytes of a non-UTF-8 name, so nothing about it is lost
+
+    @classmethod
+    def at(cls, path: str | bytes, **fields: Any) -> FileInfo:
+        return cls(path=display_path(path), path_hex=raw_path_hex(path), **fields)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """ECS process.*: who did it, when known."""
+
+    pid: int
+    name: str | None = None
+    executable: str | None = None
+    command_line: str | None = None
+    user: str | None = None
+    uid: int | None = None
+    ppid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """ECS destination.* plus where a copy landed: kind is removable, network-share, cloud-sync,
+    temporary, local, network."""
+
+    kind: str
+    address: str | None = None
+    port: int | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One observation worth recording (ECS event.kind=event)."""
+
+    action: Action
+    category: Category
+    message: str
+    file: FileInfo | None = None
+    previous_path: str | None = None  # for moves
+    model: str | None = None
+    process: ProcessInfo | None = None
+    severity: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_id)
+    time: datetime = field(default_factory=utc_now)
+    sequence: int = 0  # assigned by the store when the record is accepted
+
+    kind = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "time": format_time(self.time),
+            "sequence": self.sequence,
+            "event": {"kind": self.kind, "action": str(self.action), "category": str(self.category),
+                      "severity": self.severity},
+            "message": self.message,
+            "file": _clean(asdict(self.file)) if self.file else None,
+            "previous_path": self.previous_path,
+            "model": self.model,
+            "process": _clean(asdict(self.process)) if self.process else None,
+            "details": self.details,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A detection rule's verdict (ECS event.kind=alert): one per incident, with its evidence."""
+
+    rule_id: str
+    title: str
+    severity: int  # 0..10, as CEF wants it
+    message: str
+    paths: tuple[str, ...] = ()
+    model: str | None = None
+    process: ProcessInfo | None = None
+    destination: Destination | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    event_ids: tuple[str, ...] = ()  # the events that caused it
+    id: str = field(default_factory=new_id)
+    time: datetime = field(default_factory=utc_now)
+    sequence: int = 0
+    status: str = "open"
+
+    kind = "alert"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.severity <= 10:
+            raise ValueError(f"alert severity must be 0..10, got {self.severity}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "time": format_time(self.time),
+            "sequence": self.sequence,
+            "rule": self.rule_id,
+            "severity": self.severity,
+            "title": self.title,
+            "message": self.message,
+            "status": self.status,
+            "paths": list(self.paths),
+            "model": self.model,
+            "process": _clean(asdict(self.process)) if self.process else None,
+            "destination": _clean(asdict(self.destination)) if self.destination else None,
+            "evidence": self.evidence,
+            "event_ids": list(self.event_ids),
+        }
+
+
+def _clean(mapping: dict[str, Any]) -> dict[str, Any]:
+    """Drop unset (None) fields so records stay small and readable."""
+    return {key: value for key, value in mapping.items() if value is not None}
+
+
+Record = Event | Alert
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFile:
+    """One file of the inventory: a model artifact at a path, with what identifies it."""
+
+    path: str
+    format: str
+    size: int
+    model: str
+    sha256: str | None = None
+    quick_fingerprint: str | None = None
+    device: int | None = None
+    inode: int | None = None
+    mtime_ns: int | None = None
+    path_hex: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `scan --json` contract: path, format, size, sha256, quick_fingerprint, model (+ details)."""
+        return {"path": self.path, "format": self.format, "size": self.size, "sha256": self.sha256,
+                "quick_fingerprint": self.quick_fingerprint, "model": self.model,
+                **({"path_hex": self.path_hex} if self.path_hex else {}), "details": self.details}

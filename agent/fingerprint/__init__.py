@@ -1,0 +1,15 @@
+"""File fingerprints: streaming SHA-256, a constant-time quick fingerprint, and a cache keyed by file identity."""
+
+from weightwarden.agent.fingerprint.cache import CachedResult, FileKey, FingerprintCache
+from weightwarden.agent.fingerprint.quick import quick_fingerprint
+from weightwarden.agent.fingerprint.sha256 import FileChangedError, is_sparse, sha256_fd
+
+__all__ = [
+    "CachedResult",
+    "FileChangedError",
+    "FileKey",
+    "FingerprintCache",
+    "is_sparse",
+    "quick_fingerprint",
+    "sha256_fd",
+]

@@ -1,0 +1,178 @@
+"""Examine files: identify by content, fingerprint, remember. Used by `scan` and by the agent alike.
+
+The cache is consulted first: a file whose (device, inode, size, mtime_ns) we have seen is never opened
+again, which turns a rescan of an unchanged tree into stat calls. Work that needs I/O runs on a thread
+pool (YARA and hashlib release the GIL), with a bounded number of files in flight.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from weightwarden.agent.events import ModelFile, display_path, raw_path_hex
+from weightwarden.agent.fingerprint import (
+    CachedResult,
+    FileChangedError,
+    FileKey,
+    FingerprintCache,
+    is_sparse,
+    quick_fingerprint,
+    sha256_fd,
+)
+from weightwarden.agent.identify import Identifier
+from weightwarden.agent.naming import logical_model_name
+from weightwarden.agent.safe_open import NotRegularFile, open_regular
+from weightwarden.agent.walk import ScanIssue, WalkCounts, walk_files
+
+
+@dataclass
+class ScanStats:
+    files: int = 0
+    bytes: int = 0
+    models: int = 0
+    model_bytes: int = 0
+    cache_hits: int = 0
+    bytes_hashed: int = 0
+    issues: int = 0
+    walk: WalkCounts = field(default_factory=WalkCounts)
+
+
+class Scanner:
+    def __init__(self, identifier: Identifier, cache: FingerprintCache, *, hash_block_bytes: int = 4 << 20,
+                 hash_sparse_files: bool = False, workers: int = 4) -> None:
+        self.identifier = identifier
+        self.cache = cache
+        self.hash_block_bytes = hash_block_bytes
+        self.hash_sparse_files = hash_sparse_files
+        self.workers = workers
+        self._hashed_lock = threading.Lock()
+        self._bytes_hashed = 0
+
+    # ------------------------------------------------------------------ one file
+
+    def examine(self, path: str, info: os.stat_result | None = None, *,
+                on_identified: Callable[[ModelFile], None] | None = None) -> ModelFile | ScanIssue | None:
+        """A ModelFile when `path` is a model artifact, None when it is not, a ScanIssue when we can't tell.
+
+        `on_identified` sees the model (quick fingerprint known, SHA-256 not yet) before the full hash is
+        computed, so a copy can be recognised while a large file is still being read.
+        """
+        try:
+            if info is None:
+                info = os.stat(path, follow_symlinks=False)
+            cached = self.cache.get(FileKey.of(info))
+            if cached is not None and (cached.format is None or cached.sha256 or self._skip_hash(info)):
+                return self._model_file(path, info, cached)
+            return self._examine_uncached(path, on_identified)
+        except NotRegularFile as error:
+            return ScanIssue.of(path, f"skipped: {error.strerror}")
+        except FileChangedError as error:
+            return ScanIssue.of(path, f"changed while reading, not recorded: {error}")
+        except FileNotFoundError:
+            return ScanIssue.of(path, "vanished before it could be read")
+        except OSError as error:
+            return ScanIssue.of(path, error)
+
+    def _examine_uncached(self, path: str, on_identified: Callable[[ModelFile], None] | None
+                          ) -> ModelFile | ScanIssue | None:
+        fd, info = open_regular(path)
+        try:
+            found = self.identifier.identify_fd(fd, info.st_size)
+            if found is None:
+                result = CachedResult(None)
+            else:
+                quick = quick_fingerprint(fd, info.st_size)
+                if on_identified is not None:
+                    partial = self._model_file(path, info, CachedResult(found.format, None, quick, found.details))
+                    if partial is not None:
+                        on_identified(partial)
+                digest = None
+                if not self._skip_hash(info):
+                    digest = sha256_fd(fd, info.st_size, block_size=self.hash_block_bytes)
+                    with self._hashed_lock:
+                        self._bytes_hashed += info.st_size
+                details = dict(found.details)
+                if digest is None:
+                    details["sha256_skipped"] = "sparse file: allocated blocks are far below its size"
+                result = CachedResult(found.format, digest, quick, details)
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if FileKey.of(after) != FileKey.of(info):
+            return ScanIssue.of(path, "changed while reading, not recorded")
+        if result.format is not None and not _same_file_still_there(path, info):
+            return ScanIssue.of(path, "deleted or replaced while it was being hashed; not recorded")
+        self.cache.put(FileKey.of(info), result)
+        return self._model_file(path, info, result)
+
+    def _skip_hash(self, info: os.stat_result) -> bool:
+        return not self.hash_sparse_files and is_sparse(info)
+
+    @staticmethod
+    def _model_file(path: str, info: os.stat_result, result: CachedResult) -> ModelFile | None:
+        if result.format is None:
+            return None
+        shown = display_path(path)
+        return ModelFile(
+            path=shown, format=result.format, size=info.st_size,
+            model=logical_model_name(shown, result.details), sha256=result.sha256,
+            quick_fingerprint=result.quick_fingerprint, device=info.st_dev, inode=info.st_ino,
+            mtime_ns=info.st_mtime_ns, path_hex=raw_path_hex(path), details=result.details,
+        )
+
+    # ------------------------------------------------------------------ trees
+
+    def scan(self, roots: Iterable[str], *, exclude_dirs: Iterable[str] = (), stats: ScanStats | None = None,
+             on_progress: Callable[[ScanStats], None] | None = None) -> Iterator[ModelFile | ScanIssue]:
+        """Every model artifact and every problem under the roots; cache hits are answered inline."""
+        stats = stats if stats is not None else ScanStats()
+        in_flight: deque[tuple[str, os.stat_result, Future[ModelFile | ScanIssue | None]]] = deque()
+        limit = self.workers * 4
+
+        def settle(path: str, info: os.stat_result, outcome: ModelFile | ScanIssue | None
+                   ) -> Iterator[ModelFile | ScanIssue]:
+            stats.files += 1
+            stats.bytes += info.st_size
+            if isinstance(outcome, ScanIssue):
+                stats.issues += 1
+                yield outcome
+            elif outcome is not None:
+                stats.models += 1
+                stats.model_bytes += outcome.size
+                yield outcome
+            if on_progress is not None:
+                on_progress(stats)
+
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="ww-scan") as pool:
+            for item in walk_files(roots, exclude_dirs=exclude_dirs, counts=stats.walk):
+                if isinstance(item, ScanIssue):
+                    stats.issues += 1
+                    yield item
+                    continue
+                path, info = item
+                cached = self.cache.get(FileKey.of(info))
+                if cached is not None and (cached.format is None or cached.sha256 or self._skip_hash(info)):
+                    stats.cache_hits += 1
+                    yield from settle(path, info, self._model_file(path, info, cached))
+                    continue
+                in_flight.append((path, info, pool.submit(self.examine, path, info)))
+                while len(in_flight) >= limit or (in_flight and in_flight[0][2].done()):
+                    done_path, done_info, future = in_flight.popleft()
+                    yield from settle(done_path, done_info, future.result())
+            while in_flight:
+                done_path, done_info, future = in_flight.popleft()
+                yield from settle(done_path, done_info, future.result())
+        stats.bytes_hashed = self._bytes_hashed
+
+
+def _same_file_still_there(path: str, before: os.stat_result) -> bool:
+    try:
+        now = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (before.st_dev, before.st_ino)

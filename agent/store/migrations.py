@@ -1,0 +1,89 @@
+"""Named, ordered schema migrations. Append new ones at the end; never edit or reorder a released one.
+
+The applied names are recorded in `_migrations`; PRAGMA user_version mirrors their count so other
+tools (and the app, read-only) can tell the schema version without knowing our table layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+from weightwarden.agent.events import format_time, utc_now
+
+Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer Weightwarden: refuse rather than corrupt it."""
+
+
+def _initial(db: sqlite_utils.Database) -> None:
+    db["events"].create(
+        {"id": str, "sequence": int, "time": str, "action": str, "category": str, "severity": int,
+         "model": str, "path": str, "process_pid": int, "record": str},
+        pk="id",
+    )
+    db["events"].create_index(["sequence"], unique=True)
+    db["events"].create_index(["time"])
+    db["alerts"].create(
+        {"id": str, "sequence": int, "time": str, "rule_id": str, "severity": int, "title": str,
+         "model": str, "status": str, "record": str},
+        pk="id",
+    )
+    db["alerts"].create_index(["sequence"], unique=True)
+    db["alerts"].create_index(["time"])
+    db["alerts"].create_index(["rule_id"])
+    db["model_files"].create(
+        {"path": str, "path_hex": str, "device": int, "inode": int, "size": int, "mtime_ns": int,
+         "format": str, "sha256": str, "quick_fingerprint": str, "model": str, "details": str,
+         "first_seen": str, "last_seen": str, "present": int},
+        pk="path",
+    )
+    db["model_files"].create_index(["quick_fingerprint"])
+    db["model_files"].create_index(["sha256"])
+    db["file_cache"].create(
+        {"device": int, "inode": int, "size": int, "mtime_ns": int, "format": str, "sha256": str,
+         "quick_fingerprint": str, "details": str},
+        pk=("device", "inode", "size", "mtime_ns"),
+    )
+    db["agent_state"].create({"key": str, "value": str}, pk="key")
+
+
+MIGRATIONS: list[Migration] = [
+    ("0001_initial", _initial),
+]
+
+
+def applied(db: sqlite_utils.Database) -> list[str]:
+    if "_migrations" not in db.table_names():
+        return []
+    return [row["name"] for row in db["_migrations"].rows_where(order_by="rowid")]
+
+
+def pending(db: sqlite_utils.Database) -> list[Migration]:
+    done = applied(db)
+    known = [name for name, _ in MIGRATIONS]
+    unknown = [name for name in done if name not in known]
+    if unknown:
+        raise SchemaTooNewError(
+            f"database schema has migrations this version does not know ({', '.join(unknown)}): "
+            "it was written by a newer Weightwarden; refusing to downgrade it"
+        )
+    return [migration for migration in MIGRATIONS if migration[0] not in done]
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations, each in its own transaction; returns the names applied."""
+    names = []
+    for name, apply in pending(db):
+        with db.conn:
+            if "_migrations" not in db.table_names():
+                db["_migrations"].create({"name": str, "applied_at": str}, pk="name")
+            apply(db)
+            db["_migrations"].insert({"name": name, "applied_at": format_time(utc_now())})
+            db.execute(f"PRAGMA user_version = {len(applied(db))}")
+        names.append(name)
+    return names
+

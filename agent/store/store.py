@@ -1,0 +1,210 @@
+"""SQLite through sqlite-utils: WAL, migrations on open, batched writes, and the read API.
+
+One connection per Store, guarded by a lock, so the agent's threads share it safely. Readers (the CLI,
+the app) open with `read_only=True`: they never migrate and never write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from weightwarden.agent.events import Alert, Event, ModelFile, Record, format_time
+from weightwarden.agent.fingerprint.cache import CachedResult, FileKey
+from weightwarden.agent.store import migrations
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or used as asked (missing, unreadable, newer schema)."""
+
+
+class Store:
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        try:
+            self._conn = self._connect()
+            self.db = sqlite_utils.Database(self._conn)
+            if read_only:
+                if migrations.pending(self.db):
+                    raise StoreError(f"{self.path}: database schema is older than this version; "
+                                     "start the agent once to migrate it")
+            else:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+                migrations.migrate(self.db)
+        except migrations.SchemaTooNewError as error:
+            raise StoreError(f"{self.path}: {error}") from None
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path}: {error}") from None
+        self._sequence = self._max_sequence()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            if not self.path.exists():
+                raise StoreError(f"{self.path}: no database yet (has the agent run?)")
+            uri = f"file:{self.path}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            conn = sqlite3.connect(self.path, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # ------------------------------------------------------------------ writes
+
+    def write(self, records: Sequence[Record]) -> list[Record]:
+        """Store records in one transaction, assigning each the next sequence number; returns them."""
+        if not records:
+            return []
+        with self._lock, self._conn:
+            stored: list[Record] = []
+            for record in records:
+                self._sequence += 1
+                stored.append(dataclasses.replace(record, sequence=self._sequence))
+            events = [_event_row(r) for r in stored if isinstance(r, Event)]
+            alerts = [_alert_row(r) for r in stored if isinstance(r, Alert)]
+            try:
+                if events:
+                    self.db["events"].insert_all(events)
+                if alerts:
+                    self.db["alerts"].insert_all(alerts)
+            except BaseException:
+                self._sequence = self._max_sequence()
+                raise
+        return stored
+
+    def upsert_model_files(self, files: Iterable[ModelFile], *, seen: datetime) -> None:
+        when = format_time(seen)
+        rows = [{
+            "path": f.path, "path_hex": f.path_hex, "device": f.device, "inode": f.inode, "size": f.size,
+            "mtime_ns": f.mtime_ns, "format": f.format, "sha256": f.sha256,
+            "quick_fingerprint": f.quick_fingerprint, "model": f.model, "details": json.dumps(f.details),
+            "last_seen": when, "present": 1,
+        } for f in files]
+        if not rows:
+            return
+        with self._lock, self._conn:
+            existing = {row["path"] for row in self.db.query(
+                "select path from model_files where path in (select value from json_each(?))",
+                [json.dumps([r["path"] for r in rows])])}
+            for row in rows:
+                if row["path"] not in existing:
+                    row["first_seen"] = when
+            self.db["model_files"].upsert_all(rows, pk="path")
+
+    def mark_model_files_gone(self, paths: Iterable[str]) -> None:
+        with self._lock, self._conn:
+            self.db.execute(
+                "update model_files set present = 0 where path in (select value from json_each(?))",
+                [json.dumps(list(paths))])
+
+    def save_file_cache(self, entries: dict[FileKey, CachedResult]) -> None:
+        rows = [{"device": k.device, "inode": k.inode, "size": k.size, "mtime_ns": k.mtime_ns,
+                 "format": v.format, "sha256": v.sha256, "quick_fingerprint": v.quick_fingerprint,
+                 "details": json.dumps(v.details)} for k, v in entries.items()]
+        if rows:
+            with self._lock, self._conn:
+                self.db["file_cache"].upsert_all(rows, pk=("device", "inode", "size", "mtime_ns"))
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._lock, self._conn:
+            self.db["agent_state"].upsert({"key": key, "value": value}, pk="key")
+
+    # ------------------------------------------------------------------ reads
+
+    def state(self, key: str) -> str | None:
+        with self._lock:
+            rows = list(self.db.query("select value from agent_state where key = ?", [key]))
+        return rows[0]["value"] if rows else None
+
+    def load_file_cache(self) -> dict[FileKey, CachedResult]:
+        with self._lock:
+            return {
+                FileKey(r["device"], r["inode"], r["size"], r["mtime_ns"]):
+                    CachedResult(r["format"], r["sha256"], r["quick_fingerprint"], json.loads(r["details"] or "{}"))
+                for r in self.db.query("select * from file_cache")
+            }
+
+    def model_files(self, *, present_only: bool = True) -> list[ModelFile]:
+        where = "where present = 1" if present_only else ""
+        with self._lock:
+            rows = list(self.db.query(f"select * from model_files {where} order by path"))
+        return [_model_file(row) for row in rows]
+
+    def events(self, *, since: datetime | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        return self._records("events", since, limit)
+
+    def alerts(self, *, since: datetime | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        return self._records("alerts", since, limit)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {table: self.db[table].count for table in ("events", "alerts", "model_files")}
+
+    def last_sequence(self) -> int:
+        return self._sequence
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _records(self, table: str, since: datetime | None, limit: int | None) -> list[dict[str, Any]]:
+        where, params = "", []
+        if since is not None:
+            where, params = " where time >= ?", [format_time(since)]
+        if limit is None:
+            sql = f"select record from {table}{where} order by sequence"
+        else:  # the newest `limit` records, still listed oldest first
+            sql = (f"select record from (select record, sequence from {table}{where}"
+                   " order by sequence desc limit ?) order by sequence")
+            params.append(str(limit))
+        with self._lock:
+            return [json.loads(row["record"]) for row in self.db.query(sql, params)]
+
+    def _max_sequence(self) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "select max(coalesce((select max(sequence) from events), 0),"
+                " coalesce((select max(sequence) from alerts), 0))").fetchone()
+        return int(row[0] or 0)
+
+
+def _event_row(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id, "sequence": event.sequence, "time": format_time(event.time),
+        "action": str(event.action), "category": str(event.category), "severity": event.severity,
+        "model": event.model, "path": event.file.path if event.file else None,
+        "process_pid": event.process.pid if event.process else None,
+        "record": json.dumps(event.to_dict(), sort_keys=True),
+    }
+
+
+def _alert_row(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id, "sequence": alert.sequence, "time": format_time(alert.time), "rule_id": alert.rule_id,
+        "severity": alert.severity, "title": alert.title, "model": alert.model, "status": alert.status,
+        "record": json.dumps(alert.to_dict(), sort_keys=True),
+    }
+
+
+def _model_file(row: dict[str, Any]) -> ModelFile:
+    return ModelFile(
+        path=row["path"], format=row["format"], size=row["size"], model=row["model"], sha256=row["sha256"],
+        quick_fingerprint=row["quick_fingerprint"], device=row["device"], inode=row["inode"],
+        mtime_ns=row["mtime_ns"], path_hex=row["path_hex"], details=json.loads(row["details"] or "{}"),
+    )

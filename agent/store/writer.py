@@ -1,0 +1,93 @@
+"""Batched writes: producers hand records over at once; one thread commits them in batches.
+
+Batching turns a burst of hundreds of events into one transaction (one fsync in WAL mode) instead of
+hundreds, and keeps SQLite latency off the sensors' threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from weightwarden.agent.events import Record
+from weightwarden.agent.store.store import Store
+
+log = logging.getLogger(__name__)
+
+_FLUSH = object()
+
+
+class RecordWriter:
+    def __init__(self, store: Store, *, batch_size: int = 256, flush_seconds: float = 0.5,
+                 on_written: Callable[[list[Record]], None] | None = None) -> None:
+        self._store = store
+        self._batch_size = batch_size
+        self._flush_seconds = flush_seconds
+        self._on_written = on_written
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._failures = 0
+        self._thread = threading.Thread(target=self._run, name="ww-store-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def failures(self) -> int:
+        """Batches that could not be written (kept in memory and retried), for health reporting."""
+        return self._failures
+
+    def submit(self, record: Record) -> None:
+        self._queue.put(record)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Block until everything submitted so far is committed; False on timeout."""
+        done = threading.Event()
+        self._queue.put((_FLUSH, done))
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        self.flush(timeout)
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        pending: list[Record] = []
+        while True:
+            try:
+                item = self._queue.get(timeout=self._flush_seconds)
+            except queue.Empty:
+                item = _FLUSH
+            if item is None:
+                self._commit(pending)
+                return
+            if isinstance(item, tuple) and item[0] is _FLUSH:
+                self._commit(pending)
+                if not pending:
+                    item[1].set()
+                else:  # the commit failed: the flusher learns via timeout, records stay queued
+                    self._queue.put(item)
+                continue
+            if item is _FLUSH:
+                self._commit(pending)
+                continue
+            pending.append(item)  # type: ignore[arg-type]
+            if len(pending) >= self._batch_size:
+                self._commit(pending)
+
+    def _commit(self, pending: list[Record]) -> None:
+        if not pending:
+            return
+        try:
+            written = self._store.write(pending)
+        except Exception:  # disk full, locked database...: keep the records and try again next round
+            self._failures += 1
+            log.exception("could not write %d records; will retry", len(pending))
+            time.sleep(min(5.0, 0.05 * 2 ** min(self._failures, 7)))  # back off instead of spinning
+            return
+        pending.clear()
+        if self._on_written is not None:
+            try:
+                self._on_written(written)
+            except Exception:
+                log.exception("on_written callback failed")

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian/Ubuntu machine: set up everything, then run or test.
+#   bash installer/dev.sh run    # agent in user mode with the embedded SQLite store (+ the app on a display)
+#   bash installer/dev.sh test   # ruff, mypy and the whole test suite
+# System packages are installed when we are root (or have passwordless sudo); the Python side always goes
+# into .venv beside this checkout, so nothing touches the system Python.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT_DIR=$(pwd)
+VENV="$ROOT_DIR/.venv"
+PY=${PYTHON:-python3}
+
+# Qt needs these shared libraries even offscreen; the tests also drive real receivers and a real X server.
+RUN_DEBS=(python3 python3-venv python3-dev gcc libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1
+          libdbus-1-3 libglib2.0-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0
+          libxcb-randr0 libxcb-render-util0 libxcb-image0 libxrender1 libxi6 libnss3 libasound2)
+TEST_DEBS=(xvfb xauth coreutils)
+
+log() { printf '\033[1m[weightwarden]\033[0m %s\n' "$*" >&2; }
+
+install_debs() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo=(sudo -n); else
+            log "missing system packages (install them as root): ${missing[*]}"; return 0; fi
+    fi
+    command -v apt-get >/dev/null || { log "no apt-get: install ${missing[*]} yourself"; return 0; }
+    log "installing system packages: ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+setup_venv() {
+    local extra=$1
+    if [ ! -x "$VENV/bin/python" ]; then
+        log "creating $VENV"
+        "$PY" -m venv "$VENV"
+    fi
+    local stamp="$VENV/.installed-$extra"
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        log "installing weightwarden[$extra] into $VENV"
+        "$VENV/bin/pip" install -q --upgrade pip setuptools wheel
+        local target="."
+        [ "$extra" = test ] && target=".[test]"
+        "$VENV/bin/pip" install -q --config-settings editable_mode=strict -e "$target"
+        if [ "$extra" = test ]; then install_torch_cpu; fi
+        touch "$stamp"
+    else
+        # new modules need a fresh link tree in strict editable mode; cheap, no network
+        "$VENV/bin/pip" install -q --no-deps --no-build-isolation --config-settings editable_mode=strict -e . >/dev/null
+    fi
+}
+
+# torch writes the pytorch-zip and pytorch-legacy fixtures. Only its CPU build is worth installing; where
+# none can be had quickly, those tests skip with the reason.
+install_torch_cpu() {
+    "$VENV/bin/python" -c "import torch" 2>/dev/null && return 0
+    # The +cpu build is found where a wheel directory offers it (pip's find-links); PyPI's plain torch
+    # is a multi-GB CUDA build, not worth it for writing a few small files.
+    if "$VENV/bin/pip" install -q "torch==2.13.0+cpu" 2>/dev/null; then
+        log "torch (CPU) installed"
+    else
+        log "no CPU build of torch reachable: torch-written fixtures will be skipped"
+    fi
+}
+
+case "${1:-}" in
+    run)
+        shift
+        install_debs "${RUN_DEBS[@]}"
+        setup_venv run
+        if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+            log "starting the desktop app"
+            "$VENV/bin/weightwarden-gui" &
+        fi
+        log "starting the agent (user mode, Ctrl-C to stop); alerts: $VENV/bin/weightwarden alerts"
+        exec "$VENV/bin/weightwarden" agent "$@"
+        ;;
+    test)
+        shift
+        install_debs "${RUN_DEBS[@]}" "${TEST_DEBS[@]}"
+        setup_venv test
+        log "ruff"; "$VENV/bin/ruff" check .
+        log "mypy"; "$VENV/bin/mypy"
+        log "pytest"; exec "$VENV/bin/pytest" "$@"
+        ;;
+    *)
+        echo "usage: bash installer/dev.sh run|test [ARGS...]" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,1 @@
+"""Weightwarden rules as package data: formats/*.yar (YARA) and detections/*.yml."""
