@@ -21,10 +21,7 @@ class ScanIssue:
 
     @classmethod
     def of(cls, path: str | bytes, error: BaseException | str) -> ScanIssue:
-        if isinstance(error, OSError):
-            reason = error.strerror or str(error)
-        else:
-            reason = str(error)
+        reason = (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
         return cls(display_path(path), reason)
 
 

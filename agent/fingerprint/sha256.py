@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable
@@ -51,7 +52,7 @@ def is_sparse(info: os.stat_result, *, min_size: int = 64 << 20) -> bool:
 
     A 1 TB sparse "model.safetensors" would otherwise keep a worker busy for minutes hashing zeros.
     """
-    blocks = getattr(info, "st_blocks", None)
+    blocks: int | None = getattr(info, "st_blocks", None)  # absent on Windows
     if blocks is None or info.st_size < min_size:
         return False
     return blocks * 512 < info.st_size // 2
@@ -60,7 +61,5 @@ def is_sparse(info: os.stat_result, *, min_size: int = 64 << 20) -> bool:
 def _advise_sequential(fd: int) -> None:
     advise = getattr(os, "posix_fadvise", None)
     if advise is not None:
-        try:
+        with contextlib.suppress(OSError):  # advisory only
             advise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        except OSError:
-            pass  # advisory only

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sqlite_utils
-
 from weightwarden.agent.events import format_time, utc_now
 
 Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
@@ -20,35 +19,35 @@ class SchemaTooNewError(RuntimeError):
 
 
 def _initial(db: sqlite_utils.Database) -> None:
-    db["events"].create(
+    db.table("events").create(
         {"id": str, "sequence": int, "time": str, "action": str, "category": str, "severity": int,
          "model": str, "path": str, "process_pid": int, "record": str},
         pk="id",
     )
-    db["events"].create_index(["sequence"], unique=True)
-    db["events"].create_index(["time"])
-    db["alerts"].create(
+    db.table("events").create_index(["sequence"], unique=True)
+    db.table("events").create_index(["time"])
+    db.table("alerts").create(
         {"id": str, "sequence": int, "time": str, "rule_id": str, "severity": int, "title": str,
          "model": str, "status": str, "record": str},
         pk="id",
     )
-    db["alerts"].create_index(["sequence"], unique=True)
-    db["alerts"].create_index(["time"])
-    db["alerts"].create_index(["rule_id"])
-    db["model_files"].create(
+    db.table("alerts").create_index(["sequence"], unique=True)
+    db.table("alerts").create_index(["time"])
+    db.table("alerts").create_index(["rule_id"])
+    db.table("model_files").create(
         {"path": str, "path_hex": str, "device": int, "inode": int, "size": int, "mtime_ns": int,
          "format": str, "sha256": str, "quick_fingerprint": str, "model": str, "details": str,
          "first_seen": str, "last_seen": str, "present": int},
         pk="path",
     )
-    db["model_files"].create_index(["quick_fingerprint"])
-    db["model_files"].create_index(["sha256"])
-    db["file_cache"].create(
+    db.table("model_files").create_index(["quick_fingerprint"])
+    db.table("model_files").create_index(["sha256"])
+    db.table("file_cache").create(
         {"device": int, "inode": int, "size": int, "mtime_ns": int, "format": str, "sha256": str,
          "quick_fingerprint": str, "details": str},
         pk=("device", "inode", "size", "mtime_ns"),
     )
-    db["agent_state"].create({"key": str, "value": str}, pk="key")
+    db.table("agent_state").create({"key": str, "value": str}, pk="key")
 
 
 MIGRATIONS: list[Migration] = [
@@ -59,7 +58,7 @@ MIGRATIONS: list[Migration] = [
 def applied(db: sqlite_utils.Database) -> list[str]:
     if "_migrations" not in db.table_names():
         return []
-    return [row["name"] for row in db["_migrations"].rows_where(order_by="rowid")]
+    return [row["name"] for row in db.table("_migrations").rows_where(order_by="rowid")]
 
 
 def pending(db: sqlite_utils.Database) -> list[Migration]:
@@ -80,9 +79,9 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
     for name, apply in pending(db):
         with db.conn:
             if "_migrations" not in db.table_names():
-                db["_migrations"].create({"name": str, "applied_at": str}, pk="name")
+                db.table("_migrations").create({"name": str, "applied_at": str}, pk="name")
             apply(db)
-            db["_migrations"].insert({"name": name, "applied_at": format_time(utc_now())})
+            db.table("_migrations").insert({"name": name, "applied_at": format_time(utc_now())})
             db.execute(f"PRAGMA user_version = {len(applied(db))}")
         names.append(name)
     return names

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-
 from weightwarden.agent.events import Alert, Event, ModelFile, Record, format_time
 from weightwarden.agent.fingerprint.cache import CachedResult, FileKey
 from weightwarden.agent.store import migrations
@@ -80,9 +79,9 @@ class Store:
             alerts = [_alert_row(r) for r in stored if isinstance(r, Alert)]
             try:
                 if events:
-                    self.db["events"].insert_all(events)
+                    self.db.table("events").insert_all(events)
                 if alerts:
-                    self.db["alerts"].insert_all(alerts)
+                    self.db.table("alerts").insert_all(alerts)
             except BaseException:
                 self._sequence = self._max_sequence()
                 raise
@@ -105,7 +104,7 @@ class Store:
             for row in rows:
                 if row["path"] not in existing:
                     row["first_seen"] = when
-            self.db["model_files"].upsert_all(rows, pk="path")
+            self.db.table("model_files").upsert_all(rows, pk="path")
 
     def mark_model_files_gone(self, paths: Iterable[str]) -> None:
         with self._lock, self._conn:
@@ -119,11 +118,11 @@ class Store:
                  "details": json.dumps(v.details)} for k, v in entries.items()]
         if rows:
             with self._lock, self._conn:
-                self.db["file_cache"].upsert_all(rows, pk=("device", "inode", "size", "mtime_ns"))
+                self.db.table("file_cache").upsert_all(rows, pk=("device", "inode", "size", "mtime_ns"))
 
     def set_state(self, key: str, value: str) -> None:
         with self._lock, self._conn:
-            self.db["agent_state"].upsert({"key": key, "value": value}, pk="key")
+            self.db.table("agent_state").upsert({"key": key, "value": value}, pk="key")
 
     # ------------------------------------------------------------------ reads
 
@@ -154,7 +153,7 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            return {table: self.db[table].count for table in ("events", "alerts", "model_files")}
+            return {table: self.db.table(table).count for table in ("events", "alerts", "model_files")}
 
     def last_sequence(self) -> int:
         return self._sequence

@@ -7,7 +7,6 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-
 from weightwarden.agent.events import (
     Action,
     Alert,
@@ -80,7 +79,7 @@ def test_events_are_frozen_and_render_ecs_shape() -> None:
 
 
 def test_alert_severity_is_bounded() -> None:
-    with pytest.raises(ValueError, match="0..10"):
+    with pytest.raises(ValueError, match=r"0\.\.10"):
         Alert(rule_id="r", title="t", severity=11, message="m")
 
 

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 from weightwarden.agent.walk import ScanIssue, WalkCounts, walk_files
+
 from tests.conftest import can_read_unreadable_files
 
 

@@ -7,10 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from weightwarden.agent.fingerprint import FileChangedError, is_sparse, quick_fingerprint, sha256_fd
 from weightwarden.agent.fingerprint.quick import SAMPLE_BYTES, SAMPLES, sample_offsets
 from weightwarden.agent.safe_open import regular_file
+
 from tests.conftest import random_bytes_file
 
 

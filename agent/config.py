@@ -1,0 +1,786 @@
+"""Load, check and describe the agent's TOML configuration.
+
+The section dataclasses below *are* the schema: a key's type is its annotation, its description and
+limits are its `KeySpec` metadata. Validation, defaults and `default_config_text()` all read that one
+definition, so the documented defaults cannot drift from the real ones.
+
+Every problem in a file is reported in one pass, each with file and line (STYLE.md §5). tomllib gives no
+positions for values, so `_key_lines` finds them with a small line scanner. Its limits, accepted because
+they only change where a message points: a key's line is its first appearance; a key inside an inline
+table points at the line of the table's own key; a line holding a header and a key is not split.
+"""
+
+from __future__ import annotations
+
+import difflib
+import errno
+import math
+import os
+import socket
+import stat
+import textwrap
+import tomllib
+from collections.abc import Iterable
+from dataclasses import MISSING, dataclass, field, fields
+from datetime import date, datetime, time
+from typing import Any, get_type_hints
+
+from weightwarden.agent.paths import (
+    CONFIG_ENV,
+    Mode,
+    as_mode,
+    default_config_file,
+    default_data_dir,
+    default_protected_roots,
+    default_watch_roots,
+    detect_mode,
+    drop_nested,
+    existing,
+    unique_paths,
+)
+
+KIB = 1024
+MIB = 1024 * KIB
+DATABASE_NAME = "weightwarden.db"
+
+# ----------------------------------------------------------------------------------------------- problems
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a config file, located as precisely as we can."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A config file could not be used; `problems` lists every reason found, in file order."""
+
+    def __init__(self, problems: Iterable[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+# ------------------------------------------------------------------------------------------------- schema
+
+_SPEC = "weightwarden.config.key"
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """What a key means and which values it accepts, beyond its annotated type."""
+
+    doc: str
+    choices: tuple[str, ...] = ()
+    limits: tuple[float, float] | None = None
+    path: bool = False  # expand ~ and $VARS, then require an absolute path
+    names: bool = False  # items are bare directory names, never paths
+
+
+def _key(
+    doc: str,
+    default: object = MISSING,
+    *,
+    factory: Any = None,
+    choices: tuple[str, ...] = (),
+    limits: tuple[float, float] | None = None,
+    path: bool = False,
+    names: bool = False,
+) -> Any:
+    metadata = {_SPEC: KeySpec(doc, choices, limits, path, names)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _default_inventory_roots() -> tuple[str, ...]:
+    return tuple(default_protected_roots())
+
+
+def _default_watch_roots() -> tuple[str, ...]:
+    return tuple(default_watch_roots())
+
+
+@dataclass(frozen=True)
+class AgentSection:
+    """Who the agent is and where it keeps its state."""
+
+    mode: str = _key(
+        "Per-user agent or the machine-wide one; auto means system when running as root.",
+        "auto",
+        choices=("auto", "user", "system"),
+    )
+    data_dir: str = _key("Directory for the database; empty means the default for the mode.", "", path=True)
+    log_level: str = _key(
+        "Least severe log level written.", "info", choices=("debug", "info", "warning", "error")
+    )
+    name: str = _key("Name the agent reports itself as; empty means the host name.", "")
+
+
+@dataclass(frozen=True)
+class InventorySection:
+    """Which model files are protected: every model file found under the roots is inventoried."""
+
+    roots: tuple[str, ...] = _key(
+        "Directories holding the models to protect; setting it replaces the defaults. "
+        "Missing ones are skipped.",
+        factory=_default_inventory_roots,
+        path=True,
+    )
+    extra_roots: tuple[str, ...] = _key("Directories added to roots, keeping the defaults.", (), path=True)
+    scan_on_start: bool = _key("Inventory the roots when the agent starts.", True)
+    exclude_dirs: tuple[str, ...] = _key(
+        "Directory names never descended into.",
+        (".git", "node_modules", "__pycache__", ".venv", ".tox"),
+        names=True,
+    )
+
+
+@dataclass(frozen=True)
+class WatchSection:
+    """Where copies of protected models are looked for."""
+
+    roots: tuple[str, ...] = _key(
+        "Where copies typically land, watched in addition to the inventory roots. Missing ones are skipped.",
+        factory=_default_watch_roots,
+        path=True,
+    )
+    extra_roots: tuple[str, ...] = _key("Directories added to roots, keeping the defaults.", (), path=True)
+    settle_seconds: float = _key(
+        "A file is examined once it has been quiet this long, or when it is closed after writing.",
+        1.0,
+        limits=(0.05, 60),
+    )
+
+
+@dataclass(frozen=True)
+class ScanSection:
+    """How much of a file is read to identify and fingerprint it."""
+
+    window_bytes: int = _key(
+        "Bytes read from the start of a file to identify it.", MIB, limits=(4096, 64 * MIB)
+    )
+    tail_bytes: int = _key(
+        "Bytes read from the end of a file for its fingerprint.", 64 * KIB, limits=(0, 16 * MIB)
+    )
+    hash_block_bytes: int = _key("Read size when hashing a whole file.", 4 * MIB, limits=(64 * KIB, 64 * MIB))
+    hash_sparse_files: bool = _key(
+        # Off by default: a sparse file can claim terabytes it never stored, and hashing them is a cheap DoS.
+        "Fully hash files with far fewer allocated blocks than their size.",
+        False,
+    )
+    workers: int = _key("Threads that identify and hash files.", 4, limits=(1, 64))
+
+
+@dataclass(frozen=True)
+class StoreSection:
+    """How events are written to the local database."""
+
+    batch_size: int = _key("Most events written in one transaction.", 256, limits=(1, 100_000))
+    flush_seconds: float = _key("Longest an event waits before its batch is written.", 0.5, limits=(0.01, 60))
+
+
+# --------------------------------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class Config:
+    """The agent's settings: sections as written (validated, paths expanded) plus resolved helpers.
+
+    Mode precedence: the mode the caller asked for (`load_config(mode=...)`), else [agent] mode when not
+    "auto", else `detect_mode()`. Data dir: [agent] data_dir, else $WEIGHTWARDEN_DATA_DIR, else the mode's
+    default.
+    """
+
+    agent: AgentSection = field(default_factory=AgentSection, metadata={"section": True})
+    inventory: InventorySection = field(default_factory=InventorySection, metadata={"section": True})
+    watch: WatchSection = field(default_factory=WatchSection, metadata={"section": True})
+    scan: ScanSection = field(default_factory=ScanSection, metadata={"section": True})
+    store: StoreSection = field(default_factory=StoreSection, metadata={"section": True})
+    source: str | None = None  # the file read, None when these are the built-in defaults
+    requested_mode: Mode | None = None
+
+    @property
+    def mode(self) -> Mode:
+        if self.requested_mode is not None:
+            return self.requested_mode
+        if self.agent.mode != "auto":
+            return as_mode(self.agent.mode)
+        return detect_mode()
+
+    @property
+    def data_dir(self) -> str:
+        if self.agent.data_dir:
+            return os.path.abspath(self.agent.data_dir)
+        return default_data_dir(self.mode)
+
+    @property
+    def database_path(self) -> str:
+        return os.path.join(self.data_dir, DATABASE_NAME)
+
+    @property
+    def agent_name(self) -> str:
+        return self.agent.name or socket.gethostname()
+
+    @property
+    def protected_roots(self) -> list[str]:
+        """Inventory roots that exist now; computed on each call because roots appear and vanish."""
+        return existing(unique_paths([*self.inventory.roots, *self.inventory.extra_roots]))
+
+    @property
+    def watch_roots(self) -> list[str]:
+        """Every existing directory to watch for copies, without roots already covered by an outer one."""
+        candidates = [*self.protected_roots, *self.watch.roots, *self.watch.extra_roots]
+        return drop_nested(existing(unique_paths(candidates)))
+
+
+def default_config(*, mode: str | None = None) -> Config:
+    """The built-in defaults, as `load_config` returns them when there is no config file."""
+    return Config(requested_mode=_requested_mode(mode))
+
+
+@dataclass(frozen=True)
+class _Key:
+    name: str
+    hint: Any  # the annotation: str, bool, int, float or tuple[str, ...]
+    spec: KeySpec
+
+
+def _schema_keys(section: type) -> dict[str, _Key]:
+    hints = get_type_hints(section)
+    return {item.name: _Key(item.name, hints[item.name], item.metadata[_SPEC]) for item in fields(section)}
+
+
+_SECTIONS: dict[str, Any] = {
+    item.name: get_type_hints(Config)[item.name] for item in fields(Config) if item.metadata.get("section")
+}
+_SCHEMA: dict[str, dict[str, _Key]] = {name: _schema_keys(section) for name, section in _SECTIONS.items()}
+
+# --------------------------------------------------------------------------------------------------- public
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, mode: str | None = None) -> Config:
+    """Read and validate a config file; raises ConfigError listing every problem.
+
+    With no path, the default file for the mode is read, and the built-in defaults are returned when it
+    does not exist. A file named explicitly (argument or $WEIGHTWARDEN_CONFIG) must exist: a typo in its
+    name must not silently turn into default settings.
+    """
+    requested = _requested_mode(mode)
+    if path is None:
+        path = default_config_file(requested or detect_mode())
+        if not os.environ.get(CONFIG_ENV) and not os.path.lexists(path):
+            return Config(requested_mode=requested)
+    config, problems = _load_file(os.fspath(path), requested)
+    if config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def check_config(path: str | os.PathLike[str]) -> list[ConfigProblem]:
+    """Every problem in the file (empty when it is fine); never raises for bad content."""
+    return _load_file(os.fspath(path), None)[1]
+
+
+def default_config_text(*, commented: bool = True) -> str:
+    """A TOML document listing every key with its default and description, generated from the schema.
+
+    With `commented=False` the assignments are live instead of commented out; both load as the defaults.
+    """
+    header = [
+        "# Weightwarden agent configuration.",
+        "#",
+        "# Every key is listed with its built-in default; uncomment a line to change it.",
+        "# Paths accept ~ and $VARS and must be absolute. Unknown sections and keys are errors.",
+        "",
+        "",
+    ]
+    sections = [_section_text(name, section, commented) for name, section in _SECTIONS.items()]
+    return "\n".join(header) + "\n".join(sections)
+
+
+def _requested_mode(mode: str | None) -> Mode | None:
+    return None if mode is None else as_mode(mode)
+
+
+# ------------------------------------------------------------------------------------------ reading a file
+
+
+def _load_file(file: str, requested: Mode | None) -> tuple[Config | None, list[ConfigProblem]]:
+    try:
+        data = _read_bytes(file)
+    except OSError as error:
+        return None, [ConfigProblem(file, None, f"cannot read config file: {error.strerror or error}")]
+    text = _decode(file, data)
+    if isinstance(text, ConfigProblem):
+        return None, [text]
+    document = _parse(file, text)
+    if isinstance(document, ConfigProblem):
+        return None, [document]
+    return _build(file, text, document, requested)
+
+
+def _read_bytes(file: str) -> bytes:
+    # O_NONBLOCK: a FIFO given as the config must not hang the agent waiting for a writer.
+    fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", file)
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file", file)
+        os.set_blocking(fd, True)
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _decode(file: str, data: bytes) -> str | ConfigProblem:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_start = data.rfind(b"\n", 0, error.start) + 1
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - line_start + 1
+        return ConfigProblem(
+            file, line, f"not valid UTF-8: byte 0x{data[error.start]:02x} at column {column}"
+        )
+    # Some Windows editors start UTF-8 files with a BOM; TOML does not allow it but it is harmless.
+    return text.removeprefix("\ufeff")
+
+
+def _parse(file: str, text: str) -> dict[str, Any] | ConfigProblem:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        return _syntax_problem(file, text, str(error))
+
+
+def _syntax_problem(file: str, text: str, message: str) -> ConfigProblem:
+    # tomllib puts the position only into the message: "Invalid value (at line 3, column 7)".
+    detail, _, position = message.rpartition(" (at ")
+    if not detail:
+        return ConfigProblem(file, None, f"invalid TOML: {message}")
+    position = position.rstrip(")")
+    if position == "end of document":
+        return ConfigProblem(
+            file, text.rstrip("\n").count("\n") + 1, f"invalid TOML: {detail} (at end of file)"
+        )
+    line, _, column = position.removeprefix("line ").partition(", column ")
+    if not line.isdigit():
+        return ConfigProblem(file, None, f"invalid TOML: {message}")
+    return ConfigProblem(file, int(line), f"invalid TOML: {detail} (column {column})")
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+class _Problems:
+    """Collects messages for one file and locates each by its key path."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.file = file
+        self.found: list[ConfigProblem] = []
+        self._lines = _key_lines(text)
+
+    def add(self, where: tuple[str, ...], message: str) -> None:
+        self.found.append(ConfigProblem(self.file, _line_of(self._lines, where), message))
+
+    def in_file_order(self) -> list[ConfigProblem]:
+        return sorted(self.found, key=lambda problem: problem.line or 0)
+
+
+def _build(
+    file: str, text: str, document: dict[str, Any], requested: Mode | None
+) -> tuple[Config | None, list[ConfigProblem]]:
+    problems = _Problems(file, text)
+    sections: dict[str, Any] = {}
+    for name, table in document.items():
+        if name not in _SECTIONS:
+            problems.add((name,), _unknown_top_level(name, table))
+        elif not isinstance(table, dict):
+            problems.add((name,), f"[{name}] must be a table, got {_type_name(table)}")
+        else:
+            sections[name] = _SECTIONS[name](**_section_values(name, table, problems))
+    if problems.found:
+        return None, problems.in_file_order()
+    return Config(**sections, source=file, requested_mode=requested), []
+
+
+def _section_values(section: str, table: dict[str, Any], problems: _Problems) -> dict[str, Any]:
+    keys = _SCHEMA[section]
+    values: dict[str, Any] = {}
+    for name, raw in table.items():
+        if name not in keys:
+            problems.add((section, name), _unknown_key(section, name))
+            continue
+        value, messages = _check_value(f"[{section}] {name}", keys[name], raw)
+        for message in messages:
+            problems.add((section, name), message)
+        if not messages:
+            values[name] = value
+    return values
+
+
+def _unknown_top_level(name: str, value: object) -> str:
+    known = ", ".join(f"[{section}]" for section in _SECTIONS)
+    if isinstance(value, dict):
+        hint = _closest(name, list(_SECTIONS))
+        suggestion = f" (did you mean [{hint}]?)" if hint else ""
+        return f"unknown section [{name}]{suggestion}; known sections: {known}"
+    # A key above the first header: most likely a section header was forgotten.
+    owners = [section for section, keys in _SCHEMA.items() if name in keys]
+    suggestion = f" (did you mean to put it under [{owners[0]}]?)" if owners else ""
+    return f"unknown top-level key {name!r}{suggestion}; settings go in sections: {known}"
+
+
+def _unknown_key(section: str, name: str) -> str:
+    known = list(_SCHEMA[section])
+    hint = _closest(name, known)
+    suggestion = f" (did you mean {hint!r}?)" if hint else ""
+    return f"unknown key {name!r} in [{section}]{suggestion}; known keys: {', '.join(known)}"
+
+
+def _closest(word: str, candidates: list[str]) -> str | None:
+    matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+_KIND: dict[Any, str] = {
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    tuple[str, ...]: "array of strings",
+}
+_EXPECTED = {hint: ("an " if kind[0] in "aeiou" else "a ") + kind for hint, kind in _KIND.items()}
+
+
+def _check_value(label: str, key: _Key, raw: object) -> tuple[object, list[str]]:
+    """The value as the Config holds it, and the problems found (the value is unusable if there are any)."""
+    if key.hint == tuple[str, ...]:
+        return _check_strings(label, key.spec, raw)
+    value = _convert(key.hint, raw)
+    if value is None:
+        return raw, [f"{label} must be {_EXPECTED[key.hint]}, got {_type_name(raw)}"]
+    if isinstance(value, str):
+        return _check_string(label, key.spec, value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value, _check_limits(label, key.spec, value)
+    return value, []
+
+
+def _convert(hint: object, raw: object) -> object | None:
+    """`raw` as type `hint`, or None when TOML gave another type. bool is not a number here."""
+    if hint is bool:
+        return raw if isinstance(raw, bool) else None
+    if isinstance(raw, bool):
+        return None
+    if hint is int:
+        return raw if isinstance(raw, int) else None
+    if hint is float and isinstance(raw, int | float):
+        return _as_float(raw)
+    if hint is str:
+        return raw if isinstance(raw, str) else None
+    return None
+
+
+def _as_float(number: int | float) -> float:
+    try:
+        return float(number)
+    except OverflowError:  # an integer beyond float range; the limits check reports it
+        return math.copysign(math.inf, number)
+
+
+def _check_string(label: str, spec: KeySpec, value: str) -> tuple[str, list[str]]:
+    if spec.choices and value not in spec.choices:
+        allowed = ", ".join(repr(choice) for choice in spec.choices)
+        hint = _closest(value, list(spec.choices))
+        suggestion = f" (did you mean {hint!r}?)" if hint else ""
+        return value, [f"{label} must be one of {allowed}, got {value!r}{suggestion}"]
+    if spec.path and value:  # an empty path means "the default"
+        return _expand_path(label, value)
+    return value, []
+
+
+def _check_strings(label: str, spec: KeySpec, raw: object) -> tuple[object, list[str]]:
+    if not isinstance(raw, list):
+        return raw, [f"{label} must be {_EXPECTED[tuple[str, ...]]}, got {_type_name(raw)}"]
+    items: list[str] = []
+    problems: list[str] = []
+    for index, item in enumerate(raw):
+        item_label = f"{label}[{index}]"
+        if not isinstance(item, str):
+            problems.append(f"{item_label} must be a string, got {_type_name(item)}")
+            continue
+        value, item_problems = _check_item(item_label, spec, item)
+        items.append(value)
+        problems.extend(item_problems)
+    return tuple(items), problems
+
+
+def _check_item(label: str, spec: KeySpec, item: str) -> tuple[str, list[str]]:
+    if spec.path:
+        return _expand_path(label, item)
+    if spec.names and (not item or "/" in item or item in {".", ".."}):
+        # A path here would never match: the scanner compares directory names only.
+        return item, [f"{label} must be a directory name without '/', got {item!r}"]
+    return item, []
+
+
+def _expand_path(label: str, value: str) -> tuple[str, list[str]]:
+    expanded = os.path.expanduser(os.path.expandvars(value))
+    if not os.path.isabs(expanded):
+        # Relative to what? The agent's working directory is arbitrary; guessing would watch the wrong place.
+        return value, [f"{label} must be an absolute path after expanding ~ and $VARS, got {expanded!r}"]
+    return os.path.normpath(expanded), []
+
+
+def _check_limits(label: str, spec: KeySpec, value: int | float) -> list[str]:
+    if spec.limits is None:
+        return []
+    low, high = spec.limits
+    if low <= value <= high:  # False for NaN too
+        return []
+    return [f"{label} must be between {low} and {high}, got {value}"]
+
+
+def _type_name(value: object) -> str:
+    """The TOML name of a parsed value's type, for messages."""
+    names: list[tuple[type | tuple[type, ...], str]] = [
+        (bool, "boolean"),
+        (int, "integer"),
+        (float, "float"),
+        (str, "string"),
+        (list, "array"),
+        (dict, "table"),
+        (datetime, "datetime"),
+        (date, "date"),
+        (time, "time"),
+    ]
+    return next((name for kind, name in names if isinstance(value, kind)), type(value).__name__)
+
+
+# ------------------------------------------------------------------------------------------- line scanner
+
+
+def _line_of(lines: dict[tuple[str, ...], int], where: tuple[str, ...]) -> int | None:
+    """The line of the key path, or of its closest enclosing table/key that was seen (inline tables)."""
+    for length in range(len(where), 0, -1):
+        if where[:length] in lines:
+            return lines[where[:length]]
+    return None
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path (and every prefix of it) to the line where it first appears."""
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    pending = _OpenValue()
+    # TOML lines end at \n only; str.splitlines would also split at \f, \x1c, U+2028... and miscount.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if pending.is_open():
+            pending.feed(line, 0)
+            continue
+        stripped = line.strip()
+        if stripped.startswith("["):
+            header = _parse_header(stripped)
+            if header is not None:
+                table = header
+                _record(lines, table, number)
+            continue
+        parsed = _parse_key(stripped, 0)
+        if parsed is None:
+            continue
+        parts, end = parsed
+        if stripped.startswith("=", end):
+            _record(lines, table + parts, number)
+            pending.feed(stripped, end + 1)
+    return lines
+
+
+def _record(lines: dict[tuple[str, ...], int], path: tuple[str, ...], number: int) -> None:
+    for length in range(1, len(path) + 1):
+        lines.setdefault(path[:length], number)
+
+
+def _parse_header(line: str) -> tuple[str, ...] | None:
+    opening, closing = ("[[", "]]") if line.startswith("[[") else ("[", "]")
+    parsed = _parse_key(line, len(opening))
+    if parsed is None or not line.startswith(closing, parsed[1]):
+        return None
+    return parsed[0]
+
+
+_BARE_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _parse_key(line: str, start: int) -> tuple[tuple[str, ...], int] | None:
+    """A (dotted, possibly quoted) key starting at `start`: its parts and the index after it."""
+    parts: list[str] = []
+    index = start
+    while True:
+        index = _skip_blanks(line, index)
+        if index < len(line) and line[index] in "\"'":
+            end = _string_end(line, index)
+            if end is None:
+                return None
+            parts.append(_unquote(line[index:end]))
+        else:
+            end = index
+            while end < len(line) and line[end] in _BARE_KEY_CHARS:
+                end += 1
+            if end == index:
+                return None
+            parts.append(line[index:end])
+        index = _skip_blanks(line, end)
+        if not line.startswith(".", index):
+            return tuple(parts), index
+        index += 1
+
+
+def _skip_blanks(line: str, index: int) -> int:
+    while index < len(line) and line[index] in " \t":
+        index += 1
+    return index
+
+
+def _string_end(line: str, start: int) -> int | None:
+    """Index after the single-line string opening at `start`, or None if it is not closed on this line."""
+    quote = line[start]
+    index = start + 1
+    while index < len(line):
+        if line[index] == "\\" and quote == '"':
+            index += 2
+            continue
+        if line[index] == quote:
+            return index + 1
+        index += 1
+    return None
+
+
+def _unquote(quoted: str) -> str:
+    # Let tomllib decode the escapes: exact, and no second implementation of TOML string rules.
+    try:
+        value = tomllib.loads(f"k = {quoted}")["k"]
+    except tomllib.TOMLDecodeError:
+        return quoted
+    return value if isinstance(value, str) else quoted
+
+
+class _OpenValue:
+    """Tracks a value that continues past its line: a multi-line string, array or inline table.
+
+    Lines inside such a value are not statements, so `[x]` or `k = v` in them must not be taken as keys.
+    """
+
+    def __init__(self) -> None:
+        self.string_delimiter: str | None = None
+        self.depth = 0
+
+    def is_open(self) -> bool:
+        return self.string_delimiter is not None or self.depth > 0
+
+    def feed(self, line: str, index: int) -> None:
+        while index < len(line):
+            if self.string_delimiter is not None:
+                index = self._close_string(line, index)
+                continue
+            index = self._step(line, index)
+
+    def _close_string(self, line: str, index: int) -> int:
+        delimiter = self.string_delimiter or ""
+        while index < len(line):
+            if line[index] == "\\" and delimiter == '"""':
+                index += 2
+            elif line.startswith(delimiter, index):
+                self.string_delimiter = None
+                return index + len(delimiter)
+            else:
+                index += 1
+        return index
+
+    def _step(self, line: str, index: int) -> int:
+        char = line[index]
+        if char == "#":
+            return len(line)
+        if line.startswith('"""', index) or line.startswith("'''", index):
+            self.string_delimiter = line[index : index + 3]
+            return index + 3
+        if char in "\"'":
+            return _string_end(line, index) or len(line)
+        if char in "[{":
+            self.depth += 1
+        elif char in "]}":
+            self.depth = max(0, self.depth - 1)
+        return index + 1
+
+
+# ----------------------------------------------------------------------------------------- default text
+
+
+def _section_text(name: str, section: type, commented: bool) -> str:
+    defaults = section()
+    lines = [f"[{name}]", f"# {_first_line(section.__doc__)}"]
+    prefix = "# " if commented else ""
+    for key in _SCHEMA[name].values():
+        lines.append("")
+        lines.extend(f"# {line}" for line in textwrap.wrap(key.spec.doc, 104))
+        lines.append(f"# ({_rules_text(key)})")
+        lines.extend(prefix + line for line in _assignment(key.name, getattr(defaults, key.name)))
+    return "\n".join(lines) + "\n"
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().split("\n")[0]
+
+
+def _rules_text(key: _Key) -> str:
+    kind = _KIND[key.hint]
+    if key.spec.path:
+        kind = "absolute path" if key.hint is str else "array of absolute paths"
+    if key.spec.choices:
+        return f"{kind}: one of " + ", ".join(_toml_value(choice) for choice in key.spec.choices)
+    if key.spec.limits:
+        low, high = key.spec.limits
+        return f"{kind} from {low} to {high}"
+    return kind
+
+
+def _assignment(name: str, value: object) -> list[str]:
+    line = f"{name} = {_toml_value(value)}"
+    if not isinstance(value, tuple) or len(line) <= 100:
+        return [line]
+    return [f"{name} = [", *(f"    {_toml_value(item)}," for item in value), "]"]
+
+
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + "".join(_escape(char) for char in value) + '"'
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+def _escape(char: str) -> str:
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    if ord(char) < 0x20 or ord(char) == 0x7F:
+        return f"\\u{ord(char):04x}"
+    return char
