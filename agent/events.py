@@ -6,12 +6,12 @@ Elastic Common Schema (ECS) where one exists; `to_dict()` renders the nested ECS
 
 Ids are UUIDv7 (RFC 9562): 48 bits of Unix milliseconds first, so ids sort by time as strings.
 Timestamps are UTC with millisecond precision. Every record also carries a per-agent monotonic
-sequence number, so a gap or reordering is visible even when clocks jump.
+sequence number (assigned by the store as it accepts the record), so a gap or reordering is visible
+even when clocks jump.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import secrets
 import threading
@@ -24,34 +24,43 @@ from typing import Any
 
 # --------------------------------------------------------------------------- ids, clocks, sequence
 
-_uuid_lock = threading.Lock()
-_last_uuid_ms = 0
-_last_uuid_counter = 0
+class UuidV7Generator:
+    """UUIDv7 strings that strictly increase for one generator, even within one millisecond."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._counter = 0
+
+    def __call__(self, now_ms: int | None = None) -> str:
+        with self._lock:
+            ms = int(time.time() * 1000) if now_ms is None else now_ms
+            if ms <= self._last_ms:
+                # Same (or earlier, after a clock step) millisecond: keep the timestamp and bump a 12-bit
+                # counter in rand_a so the order holds (RFC 9562 section 6.2, method 1).
+                ms = self._last_ms
+                self._counter += 1
+                if self._counter > 0xFFF:
+                    ms += 1
+                    self._counter = 0
+            else:
+                self._counter = secrets.randbits(11)  # random start, with headroom for increments
+            self._last_ms = ms
+            counter = self._counter
+        value = (ms & ((1 << 48) - 1)) << 80
+        value |= 0x7 << 76
+        value |= counter << 64
+        value |= 0b10 << 62
+        value |= secrets.randbits(62)
+        return str(uuid.UUID(int=value))
 
 
-def new_id(now_ms: int | None = None) -> str:
-    """A UUIDv7 string; ids made in one process are strictly increasing, even within one millisecond."""
-    global _last_uuid_ms, _last_uuid_counter
-    with _uuid_lock:
-        ms = int(time.time() * 1000) if now_ms is None else now_ms
-        if ms <= _last_uuid_ms:
-            # Same (or earlier, after a clock step) millisecond: keep the timestamp, bump a 12-bit counter
-            # in rand_a so ordering holds (RFC 9562 section 6.2, method 1).
-            ms = _last_uuid_ms
-            _last_uuid_counter += 1
-            if _last_uuid_counter > 0xFFF:
-                ms += 1
-                _last_uuid_counter = 0
-        else:
-            _last_uuid_counter = secrets.randbits(11)  # leave headroom for increments
-        _last_uuid_ms = ms
-        counter = _last_uuid_counter
-    value = (ms & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76
-    value |= counter << 64
-    value |= 0b10 << 62
-    value |= secrets.randbits(62)
-    return str(uuid.UUID(int=value))
+_ids = UuidV7Generator()
+
+
+def new_id() -> str:
+    """A new UUIDv7 for a record; ids made by one agent sort in the order they were made."""
+    return _ids()
 
 
 def id_time_ms(event_id: str) -> int:
@@ -74,18 +83,6 @@ def parse_time(text: str) -> datetime:
     """Parse an RFC 3339 / ISO 8601 time; a naive time is taken as UTC."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-class Sequence:
-    """Per-agent monotonic sequence numbers; the store seeds it with the last number it holds."""
-
-    def __init__(self, start: int = 0) -> None:
-        self._counter = itertools.count(start + 1)
-        self._lock = threading.Lock()
-
-    def next(self) -> int:
-        with self._lock:
-            return next(self._counter)
 
 
 # --------------------------------------------------------------------------- paths

@@ -12,6 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QTableView, QVBoxLayout, QWidget
+
 from weightwarden.agent.config import load_config
 from weightwarden.agent.store import Store, StoreError
 
@@ -76,8 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="weightwarden-gui")
     parser.add_argument("--db", metavar="PATH", help="database to show (default: the agent's)")
     parser.add_argument("--config", metavar="FILE")
+    parser.add_argument("--mode", choices=("user", "system"), help="whose database to show by default")
     args = parser.parse_args(argv)
-    database = args.db or load_config(args.config).database_path
+    database = args.db or load_config(args.config, mode=args.mode).database_path
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow(database)
     window.show()

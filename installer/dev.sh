@@ -76,10 +76,10 @@ case "${1:-}" in
         setup_venv run
         if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
             log "starting the desktop app"
-            "$VENV/bin/weightwarden-gui" &
+            "$VENV/bin/weightwarden-gui" --mode user &
         fi
         log "starting the agent (user mode, Ctrl-C to stop); alerts: $VENV/bin/weightwarden alerts"
-        exec "$VENV/bin/weightwarden" agent "$@"
+        exec "$VENV/bin/weightwarden" agent --mode user "$@"
         ;;
     test)
         shift

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Real Qt widgets, no screen: set before pytest-qt creates the session's QApplication.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 
 @pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:

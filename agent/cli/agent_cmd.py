@@ -10,8 +10,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-from weightwarden.agent.cli.output import EXIT_OK
-from weightwarden.agent.config import load_config
+from weightwarden.agent.cli.output import EXIT_OK, add_config_options, config_from
 from weightwarden.agent.service import Agent
 
 
@@ -19,12 +18,12 @@ def register(commands: Any) -> None:
     parser = commands.add_parser("agent", help="run the agent in the foreground",
                                  description="Inventory the protected roots, watch them, and record events "
                                              "and alerts until interrupted (SIGINT/SIGTERM).")
-    parser.add_argument("--config", metavar="FILE", help="configuration file")
+    add_config_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = config_from(args)
     logging.getLogger().setLevel(getattr(logging, config.agent.log_level.upper()))
     if not args.verbose:
         logging.getLogger("weightwarden").setLevel(getattr(logging, config.agent.log_level.upper()))

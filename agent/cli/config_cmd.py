@@ -7,8 +7,8 @@ import os
 import sys
 from typing import Any
 
-from weightwarden.agent.cli.output import EXIT_OK, EXIT_USAGE
-from weightwarden.agent.config import check_config, default_config_text, load_config
+from weightwarden.agent.cli.output import EXIT_OK, EXIT_USAGE, add_config_options, config_from
+from weightwarden.agent.config import check_config, default_config_text
 from weightwarden.agent.paths import default_config_file, detect_mode
 
 
@@ -20,7 +20,7 @@ def register(commands: Any) -> None:
     check.add_argument("file", nargs="?", metavar="FILE", help="default: the config file of this mode")
     check.set_defaults(run=run_check)
     show = actions.add_parser("show", help="print the effective settings and where they come from")
-    show.add_argument("--config", metavar="FILE")
+    add_config_options(show)
     show.set_defaults(run=run_show)
     default = actions.add_parser("default", help="print a commented config file with every default")
     default.set_defaults(run=lambda _args: print(default_config_text(), end="") or EXIT_OK)
@@ -42,7 +42,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = config_from(args)
     print(f"source:          {config.source or '(built-in defaults)'}")
     print(f"mode:            {config.mode}")
     print(f"database:        {config.database_path}")

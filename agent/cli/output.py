@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import shutil
 import sys
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TextIO
 
+from weightwarden.agent.config import Config, load_config
 from weightwarden.agent.events import parse_time, utc_now
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -17,6 +19,18 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 class UsageError(Exception):
     """A user mistake: one line on stderr, exit code 2, never a traceback."""
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """--config and --mode, shared by every command that reads the configuration."""
+    parser.add_argument("--config", metavar="FILE", help="configuration file (default: the one of the mode)")
+    parser.add_argument("--mode", choices=("user", "system"),
+                        help="user: per-user config and data in your home; system: /etc and /var/lib "
+                             "(default: system when root, else user, unless the config says otherwise)")
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    return load_config(args.config, mode=args.mode)
 
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")

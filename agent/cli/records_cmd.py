@@ -6,8 +6,14 @@ import argparse
 import json
 from typing import Any
 
-from weightwarden.agent.cli.output import EXIT_FINDINGS, EXIT_OK, parse_since, print_table
-from weightwarden.agent.config import load_config
+from weightwarden.agent.cli.output import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    add_config_options,
+    config_from,
+    parse_since,
+    print_table,
+)
 from weightwarden.agent.store import Store
 
 
@@ -17,12 +23,12 @@ def register(commands: Any) -> None:
         parser.add_argument("--json", action="store_true", help="one JSON object per line")
         parser.add_argument("--since", metavar="TIME", help="RFC 3339 time or an age such as 30m, 2h, 7d")
         parser.add_argument("--limit", type=int, metavar="N", help="only the newest N")
-        parser.add_argument("--config", metavar="FILE", help="configuration file")
+        add_config_options(parser)
         parser.set_defaults(run=run_alerts if name == "alerts" else run_events)
 
 
 def _open(args: argparse.Namespace) -> tuple[Store, dict[str, Any]]:
-    config = load_config(args.config)
+    config = config_from(args)
     query = {"since": parse_since(args.since) if args.since else None, "limit": args.limit}
     return Store(config.database_path, read_only=True), query
 

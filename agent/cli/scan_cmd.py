@@ -8,8 +8,15 @@ import os
 import sys
 from typing import Any
 
-from weightwarden.agent.cli.output import EXIT_OK, ProgressLine, UsageError, human_size, print_table
-from weightwarden.agent.config import load_config
+from weightwarden.agent.cli.output import (
+    EXIT_OK,
+    ProgressLine,
+    UsageError,
+    add_config_options,
+    config_from,
+    human_size,
+    print_table,
+)
 from weightwarden.agent.events import ModelFile, display_path, utc_now
 from weightwarden.agent.fingerprint import FingerprintCache
 from weightwarden.agent.identify import Identifier
@@ -23,7 +30,7 @@ def register(commands: Any) -> None:
                                  description="Identify model files by content under PATHs and fingerprint them.")
     parser.add_argument("paths", nargs="+", metavar="PATH")
     parser.add_argument("--json", action="store_true", help="one JSON object per model artifact")
-    parser.add_argument("--config", metavar="FILE", help="configuration file")
+    add_config_options(parser)
     parser.add_argument("--no-cache", action="store_true",
                         help="neither use nor update the database (look at every file afresh)")
     parser.set_defaults(run=run)
@@ -33,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not os.path.lexists(p)]
     if missing:
         raise UsageError(f"no such file or directory: {display_path(missing[0])}")
-    config = load_config(args.config)
+    config = config_from(args)
     store = None if args.no_cache else _open_store(config.database_path)
     cache = FingerprintCache(store.load_file_cache() if store else None)
     scanner = Scanner(Identifier(window_bytes=config.scan.window_bytes, tail_bytes=config.scan.tail_bytes),

@@ -3,17 +3,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
 import pytest
+
 from weightwarden.agent.events import (
     Action,
     Alert,
     Category,
     Event,
     FileInfo,
-    Sequence,
+    UuidV7Generator,
     display_path,
     format_time,
     id_time_ms,
@@ -25,7 +27,8 @@ from weightwarden.agent.events import (
 
 
 def test_ids_are_uuid7_and_sort_by_creation_even_within_one_millisecond() -> None:
-    ids = [new_id(now_ms=1_700_000_000_000) for _ in range(5000)]
+    generate = UuidV7Generator()
+    ids = [generate(now_ms=1_700_000_000_000) for _ in range(5000)]
     assert ids == sorted(ids)
     assert len(set(ids)) == 5000
     parsed = uuid.UUID(ids[0])
@@ -34,9 +37,15 @@ def test_ids_are_uuid7_and_sort_by_creation_even_within_one_millisecond() -> Non
 
 
 def test_ids_follow_the_clock() -> None:
-    earlier, later = new_id(now_ms=1_800_000_000_000), new_id(now_ms=1_800_000_000_500)
+    generate = UuidV7Generator()
+    earlier, later = generate(now_ms=1_800_000_000_000), generate(now_ms=1_800_000_000_500)
     assert earlier < later
     assert id_time_ms(later) == 1_800_000_000_500
+    assert generate(now_ms=1_700_000_000_000) > later  # a clock stepping back never reorders ids
+
+
+def test_default_ids_carry_the_current_time() -> None:
+    assert abs(id_time_ms(new_id()) - time.time() * 1000) < 5000
 
 
 def test_ids_from_many_threads_are_unique() -> None:
@@ -61,11 +70,6 @@ def test_times_are_utc_with_milliseconds() -> None:
     assert format_time(moment) == "2026-11-29T16:22:37.123Z"
     assert parse_time("2026-11-29T16:22:37.123Z") == moment.replace(microsecond=123000)
     assert utc_now().microsecond % 1000 == 0
-
-
-def test_sequence_is_monotonic_and_resumes() -> None:
-    seq = Sequence(start=41)
-    assert [seq.next(), seq.next()] == [42, 43]
 
 
 def test_events_are_frozen_and_render_ecs_shape() -> None:

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import can_read_unreadable_files, random_bytes_file, write_gguf, write_safetensors
 from weightwarden.agent.events import ModelFile
 from weightwarden.agent.fingerprint import FingerprintCache
 from weightwarden.agent.identify import Identifier
 from weightwarden.agent.scanner import Scanner, ScanStats
 from weightwarden.agent.walk import ScanIssue
-from tests.conftest import can_read_unreadable_files, random_bytes_file, write_gguf, write_safetensors
 
 
 @pytest.fixture(scope="module")

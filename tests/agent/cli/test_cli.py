@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from weightwarden.agent.events import Action, Alert, Category, Event
-from weightwarden.agent.store import Store
 from tests.agent.cli.helpers import json_lines, run_cli
 from tests.conftest import write_gguf, write_safetensors
+from weightwarden.agent.events import Action, Alert, Category, Event
+from weightwarden.agent.store import Store
 
 
 @pytest.fixture
