@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sqlite_utils
+
 from weightwarden.agent.events import format_time, utc_now
 
 Migration = tuple[str, Callable[[sqlite_utils.Database], None]]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
 from weightwarden.agent.events import Alert, Event, ModelFile, Record, format_time
 from weightwarden.agent.fingerprint.cache import CachedResult, FileKey
 from weightwarden.agent.store import migrations

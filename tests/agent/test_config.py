@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from weightwarden.agent.config import (
     Config,
     ConfigError,

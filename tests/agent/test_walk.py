@@ -3,9 +3,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from weightwarden.agent.walk import ScanIssue, WalkCounts, walk_files
-
 from tests.conftest import can_read_unreadable_files
+from weightwarden.agent.walk import ScanIssue, WalkCounts, walk_files
 
 
 def files(items: list[tuple[str, os.stat_result] | ScanIssue]) -> list[str]:

@@ -7,11 +7,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import random_bytes_file
 from weightwarden.agent.fingerprint import FileChangedError, is_sparse, quick_fingerprint, sha256_fd
 from weightwarden.agent.fingerprint.quick import SAMPLE_BYTES, SAMPLES, sample_offsets
 from weightwarden.agent.safe_open import regular_file
-
-from tests.conftest import random_bytes_file
 
 
 def sha(path: Path, **kwargs: int) -> str:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from weightwarden.agent.events import Action, Alert, Category, Event, ModelFile, utc_now
 from weightwarden.agent.fingerprint import CachedResult, FileKey
 from weightwarden.agent.store import RecordWriter, Store, StoreError

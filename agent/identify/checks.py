@@ -1,0 +1,28 @@
+"""Which structural check confirms each candidate format.
+
+A check takes (fd, size, head, tail) and returns JSON-serialisable details when the file has the
+structure of its family, or None to reject the candidate. Several formats can share one family check (the
+zip check decides between pytorch-zip, torchscript and numpy-npz); such a check names the format it found
+in details["format"], and runs once per file however many of its formats are candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from weightwarden.agent.identify import gguf_check, npy_check, onnx_check, pickle_check, safetensors_check, zip_check
+
+Check = Callable[[int, int, bytes, bytes], dict[str, Any] | None]
+
+CHECKS: Mapping[str, Check] = {
+    "safetensors": safetensors_check.check,
+    "gguf": gguf_check.check,
+    "pytorch-zip": zip_check.check,
+    "torchscript": zip_check.check,
+    "numpy-npz": zip_check.check,
+    "pytorch-legacy": pickle_check.check_pytorch_legacy,
+    "numpy-npy": npy_check.check,
+    "onnx": onnx_check.check,
+    "pickle": pickle_check.check,
+}

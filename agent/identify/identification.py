@@ -1,0 +1,22 @@
+"""The result of identifying one file: which model format it is and what the check learnt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Identification:
+    """A file recognised as a model artifact.
+
+    `format` is an id from FORMATS.md. `confirmed` is True when a structural check accepted the file; False
+    only when a rule matched a format that has no structural check yet (a weak, signature-only result).
+    `details` holds what the check read from the header (tensor counts, architecture, ...) and contains
+    only JSON-serialisable values, so it can go into events and forwarded records as is.
+    """
+
+    format: str
+    confirmed: bool
+    # A dict is unhashable, so leave it out of the generated __hash__.
+    details: dict[str, Any] = field(default_factory=dict, hash=False)

@@ -1,0 +1,64 @@
+"""Identify model files by content: YARA candidates from a bounded window, then structural checks."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from weightwarden.agent.identify.checks import CHECKS, Check
+from weightwarden.agent.identify.identification import Identification
+from weightwarden.agent.identify.window import DEFAULT_TAIL_BYTES, DEFAULT_WINDOW_BYTES, Window, read_window
+from weightwarden.agent.identify.yara_rules import FormatRules, load_format_rules
+from weightwarden.agent.safe_open import open_regular
+
+
+class Identifier:
+    """Thread-safe: holds only immutable configuration and the compiled rules, shared by all calls."""
+
+    def __init__(self, window_bytes: int = DEFAULT_WINDOW_BYTES, tail_bytes: int = DEFAULT_TAIL_BYTES,
+                 *, rules: FormatRules | None = None) -> None:
+        if window_bytes < 64 or tail_bytes < 0:
+            raise ValueError("window_bytes must be >= 64 and tail_bytes >= 0")
+        self.window_bytes = window_bytes
+        self.tail_bytes = tail_bytes
+        self._rules = rules if rules is not None else load_format_rules()
+
+    def identify_path(self, path: str | bytes) -> Identification | None:
+        """Identify the regular file at `path` without following symlinks or blocking on FIFOs.
+
+        Raises NotRegularFile for FIFOs, devices, directories and symlinks, and OSError when the file
+        cannot be opened or read; the caller (the scanner) reports those.
+        """
+        fd, info = open_regular(path)
+        try:
+            return self.identify_fd(fd, info.st_size)
+        finally:
+            os.close(fd)
+
+    def identify_fd(self, fd: int, size: int) -> Identification | None:
+        """Identify an open regular file of `size` bytes (from fstat). Reads only the bounded window."""
+        if size <= 0:
+            return None
+        window = read_window(fd, size, self.window_bytes, self.tail_bytes)
+        candidates = self._rules.match(window.scan_bytes, size)
+        return self._confirm(fd, size, window, candidates)
+
+    def _confirm(self, fd: int, size: int, window: Window, candidates: list[str]) -> Identification | None:
+        tried: set[Check] = set()
+        unchecked: str | None = None
+        for candidate in candidates:
+            check = CHECKS.get(candidate)
+            if check is None:
+                # A rule without a structural check yet: remember it as a weak result.
+                unchecked = unchecked or candidate
+                continue
+            if check in tried:
+                continue  # a family check already ran for an earlier candidate of the same family
+            tried.add(check)
+            details: dict[str, Any] | None = check(fd, size, window.head, window.tail)
+            if details is not None:
+                format_id = details.pop("format", candidate)
+                return Identification(format=format_id, confirmed=True, details=details)
+        if unchecked is not None:
+            return Identification(format=unchecked, confirmed=False, details={})
+        return None
