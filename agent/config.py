@@ -121,6 +121,17 @@ class AgentSection:
         "Least severe log level written.", "info", choices=("debug", "info", "warning", "error")
     )
     name: str = _key("Name the agent reports itself as; empty means the host name.", "")
+    heartbeat_seconds: float = _key(
+        "How often a heartbeat record (coverage, sensor health, backlog) is written and forwarded.", 60.0,
+        limits=(0.5, 3600))
+    checkpoint_seconds: float = _key(
+        "How often the agent key signs the hash chain's head (also at shutdown, in agent-stopped).", 300.0,
+        limits=(1, 86400))
+    forward_drain_seconds: float = _key(
+        "At shutdown, how long forwarders may keep delivering before the agent exits.", 2.0, limits=(0, 120))
+    admin_group: str = _key(
+        "Group whose members may acknowledge, resolve or mark alerts false positive (root always may).", ""
+    )
 
 
 @dataclass(frozen=True)
@@ -186,6 +197,84 @@ class StoreSection:
     flush_seconds: float = _key("Longest an event waits before its batch is written.", 0.5, limits=(0.01, 60))
 
 
+@dataclass(frozen=True)
+class SensorsSection:
+    """Which activity sensors run besides the file sensor (each degrades cleanly without root)."""
+
+    access: bool = _key("Report which process opens, reads or writes a protected model (fanotify, root).", True)
+    hold_opens: bool = _key(
+        "Hold each open of a protected model for the microseconds it takes to name the process "
+        "(fanotify permission events), so even a process that exits at once is attributed.",
+        True,
+    )
+    network: bool = _key("Report outbound connections per process, with bytes sent.", True)
+    network_poll_seconds: float = _key("How often connections are listed.", 1.0, limits=(0.1, 60))
+    mounts: bool = _key("Report new mounts: removable media, network shares, cloud-sync folders.", True)
+    status_seconds: float = _key("How often the agent writes its status for `weightwarden status`.", 2.0,
+                                 limits=(0.2, 300))
+
+
+@dataclass(frozen=True)
+class GuiSection:
+    """The desktop app."""
+
+    notify_severity: int = _key(
+        "Desktop notifications for new alerts at or above this severity (0-10); 11 turns them off.",
+        7,
+        limits=(0, 11),
+    )
+
+
+FORWARD_TYPES = ("syslog", "hec", "bulk", "file")
+FORWARD_FORMATS = {"syslog": ("cef", "leef"), "hec": ("native", "ecs", "ocsf"), "bulk": ("ecs", "native", "ocsf"),
+                   "file": ("ecs", "ocsf", "native")}
+
+
+@dataclass(frozen=True)
+class ForwardDestination:
+    """One SIEM destination, a [forward.NAME] table; any number of them. See docs/forwarding.md."""
+
+    type: str = _key("What receives the records.", "syslog", choices=FORWARD_TYPES)
+    enabled: bool = _key("Forward to this destination (false keeps its cursor where it is).", True)
+    format: str = _key("Message format; empty means the type's default (syslog: cef; hec: native; bulk and "
+                       "file: ecs). syslog takes cef or leef; the others native, ecs or ocsf.", "",
+                       choices=("", "cef", "leef", "native", "ecs", "ocsf"))
+    address: str = _key("syslog: the receiver's host name or IP address.", "")
+    port: int = _key("syslog: the receiver's port; 0 means 6514 for tls, 514 otherwise.", 0, limits=(0, 65535))
+    transport: str = _key("syslog: tls (RFC 5425), tcp (octet counted) or udp.", "tls", choices=("tls", "tcp", "udp"))
+    ca_file: str = _key("TLS: CA bundle that signs the receiver's certificate; empty means the system CAs.", "",
+                        path=True)
+    client_cert: str = _key("TLS: client certificate (PEM) for receivers that want one.", "", path=True)
+    client_key: str = _key("TLS: the client certificate's key (PEM).", "", path=True)
+    server_name: str = _key("TLS: the name the receiver's certificate must carry; empty means address/url host.",
+                            "")
+    url: str = _key("hec: https://splunk:8088; bulk: https://elastic:9200 (the _bulk path is added).", "")
+    token: str = _key("hec: the HEC token.", "")
+    token_file: str = _key("hec: file holding the HEC token (instead of token).", "", path=True)
+    index: str = _key("hec: the Splunk index; bulk: the index (default weightwarden-events).", "")
+    username: str = _key("bulk: user for basic authentication.", "")
+    password: str = _key("bulk: password for basic authentication.", "")
+    api_key: str = _key("bulk: an Elasticsearch API key (sent as ApiKey).", "")
+    verify_tls: bool = _key("https: check the server certificate (hec, bulk).", True)
+    path: str = _key("file: the JSON-lines file written.", "", path=True)
+    max_bytes: int = _key("file: rotate when the file reaches this size.", 100 * MIB, limits=(4096, 1 << 40))
+    keep: int = _key("file: rotated files kept (name.1 ... name.N).", 5, limits=(1, 1000))
+    batch_size: int = _key("Most records sent in one batch.", 500, limits=(1, 50_000))
+    start: str = _key("Where a new destination starts: the beginning of the log or its end.", "beginning",
+                      choices=("beginning", "end"))
+    retry_initial_seconds: float = _key("First wait after a failure; doubles (with jitter) up to the maximum.",
+                                        1.0, limits=(0.01, 3600))
+    retry_max_seconds: float = _key("Longest wait between attempts.", 300.0, limits=(0.1, 86400))
+    timeout_seconds: float = _key("Network timeout for one attempt.", 15.0, limits=(0.1, 600))
+    resend_window_seconds: float = _key(
+        "syslog tcp/tls: a record counts as delivered once TCP-acknowledged and the connection stayed up this "
+        "long after; anything newer is resent after a reconnect.", 2.0, limits=(0, 600))
+    backlog_limit: int = _key(
+        "Disk budget, in records not yet delivered here; over it the oldest are skipped and an explicit "
+        "events-dropped record says how many.", 5_000_000, limits=(1, 1 << 40))
+    name: str = ""  # the NAME of [forward.NAME]; not a key
+
+
 # --------------------------------------------------------------------------------------------------- config
 
 
@@ -203,6 +292,9 @@ class Config:
     watch: WatchSection = field(default_factory=WatchSection, metadata={"section": True})
     scan: ScanSection = field(default_factory=ScanSection, metadata={"section": True})
     store: StoreSection = field(default_factory=StoreSection, metadata={"section": True})
+    sensors: SensorsSection = field(default_factory=SensorsSection, metadata={"section": True})
+    gui: GuiSection = field(default_factory=GuiSection, metadata={"section": True})
+    forward: tuple[ForwardDestination, ...] = ()  # [forward.NAME] tables, in file order
     source: str | None = None  # the file read, None when these are the built-in defaults
     requested_mode: Mode | None = None
 
@@ -302,7 +394,20 @@ def default_config_text(*, commented: bool = True) -> str:
         "",
     ]
     sections = [_section_text(name, section, commented) for name, section in _SECTIONS.items()]
-    return "\n".join(header) + "\n".join(sections)
+    return "\n".join(header) + "\n".join(sections) + _forward_example_text()
+
+
+def _forward_example_text() -> str:
+    """SIEM destinations: always commented (a live one would forward); docs/forwarding.md has examples."""
+    lines = ["", "# [forward.NAME]", f"# {_first_line(ForwardDestination.__doc__)}",
+             "# Any number of destinations, each its own table; for example [forward.siem]."]
+    defaults = ForwardDestination()
+    for key in _FORWARD_KEYS.values():
+        lines.append("#")
+        lines.extend(f"# {line}" for line in textwrap.wrap(key.spec.doc, 104))
+        lines.append(f"# ({_rules_text(key)})")
+        lines.extend("# " + line for line in _assignment(key.name, getattr(defaults, key.name)))
+    return "\n".join(lines) + "\n"
 
 
 def _requested_mode(mode: str | None) -> Mode | None:
@@ -405,7 +510,9 @@ def _build(
     problems = _Problems(file, text)
     sections: dict[str, Any] = {}
     for name, table in document.items():
-        if name not in _SECTIONS:
+        if name == "forward":
+            sections["forward"] = _forward_destinations(table, problems)
+        elif name not in _SECTIONS:
             problems.add((name,), _unknown_top_level(name, table))
         elif not isinstance(table, dict):
             problems.add((name,), f"[{name}] must be a table, got {_type_name(table)}")
@@ -414,6 +521,49 @@ def _build(
     if problems.found:
         return None, problems.in_file_order()
     return Config(**sections, source=file, requested_mode=requested), []
+
+
+_FORWARD_KEYS = {item.name: _Key(item.name, get_type_hints(ForwardDestination)[item.name], item.metadata[_SPEC])
+                 for item in fields(ForwardDestination) if _SPEC in item.metadata}
+_FORWARD_NEEDS = {"syslog": ("address",), "hec": ("url",), "bulk": ("url",), "file": ("path",)}
+
+
+def _forward_destinations(table: object, problems: _Problems) -> tuple[ForwardDestination, ...]:
+    """[forward.NAME] tables: each checked like a section, plus what its type needs."""
+    if not isinstance(table, dict):
+        problems.add(("forward",), f"[forward] must hold [forward.NAME] tables, got {_type_name(table)}")
+        return ()
+    found = []
+    for name, raw in table.items():
+        where = ("forward", name)
+        if not isinstance(raw, dict):
+            problems.add(where, f"forward.{name} must be a table [forward.{name}], got {_type_name(raw)}")
+            continue
+        if not name or not all(ch.isalnum() or ch in "-_" for ch in name):
+            problems.add(where, f"[forward.{name}]: a destination name uses letters, digits, - and _ only")
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in _FORWARD_KEYS:
+                hint = _closest(key, list(_FORWARD_KEYS))
+                problems.add((*where, key), f"unknown key {key!r} in [forward.{name}]"
+                             + (f" (did you mean {hint!r}?)" if hint else ""))
+                continue
+            checked, messages = _check_value(f"[forward.{name}] {key}", _FORWARD_KEYS[key], value)
+            for message in messages:
+                problems.add((*where, key), message)
+            if not messages:
+                values[key] = checked
+        destination = ForwardDestination(**values, name=name)
+        for needed in _FORWARD_NEEDS[destination.type]:
+            if not getattr(destination, needed):
+                problems.add(where, f"[forward.{name}] type {destination.type!r} needs {needed}")
+        if destination.format and destination.format not in FORWARD_FORMATS[destination.type]:
+            problems.add((*where, "format"), f"[forward.{name}] format {destination.format!r} does not suit type "
+                         f"{destination.type!r}; use one of {', '.join(FORWARD_FORMATS[destination.type])}")
+        if destination.type == "hec" and not (destination.token or destination.token_file):
+            problems.add(where, f"[forward.{name}] type 'hec' needs token or token_file")
+        found.append(destination)
+    return tuple(found)
 
 
 def _section_values(section: str, table: dict[str, Any], problems: _Problems) -> dict[str, Any]:

@@ -128,6 +128,21 @@ class Action(StrEnum):
     AGENT_STOPPED = "agent-stopped"
     SENSOR_HEALTH = "sensor-health"
     SCAN_ERROR = "scan-error"
+    # Evidence and delivery (issue 6): these are stored, chained and forwarded like every other record.
+    CHAIN_CHECKPOINT = "chain-checkpoint"  # the agent key's signature over the chain head
+    HEARTBEAT = "heartbeat"  # periodic: coverage, sensor health, backlog; a gap means a stopped agent
+    EVENTS_DROPPED = "events-dropped"  # a destination's backlog budget forced records to be skipped
+    FORWARD_HEALTH = "forward-health"  # a destination failed in a way that needs a person (401/403, TLS)
+    # Who touches a model (issue 4): access sensor (fanotify), network and mount sensors.
+    MODEL_OPENED = "model-opened"  # a process opened a protected model file
+    MODEL_READ = "model-read"  # ... and closed it without writing: bytes read, mapped or read sequentially
+    MODEL_WRITTEN = "model-written"  # ... and closed it after writing
+    MODEL_HELD = "model-held"  # user mode: a process found holding a model file open after a file event
+    NETWORK_CONNECTION = "network-connection"  # an outbound connection by a process, with bytes sent
+    MOUNT_ADDED = "mount-added"  # a new mount: removable media, network share, cloud-sync, local
+    MOUNT_REMOVED = "mount-removed"
+    # Review (issue 7): a justification or status change made through the control socket, by peer uid.
+    ALERT_REVIEWED = "alert-reviewed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +165,17 @@ class FileInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ProcessRef:
+    """One ancestor in a process's parent chain (ECS process.parent.*, flattened into a list)."""
+
+    pid: int
+    name: str | None = None
+    executable: str | None = None
+    command_line: str | None = None
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessInfo:
     """ECS process.*: who did it, when known."""
 
@@ -160,6 +186,12 @@ class ProcessInfo:
     user: str | None = None
     uid: int | None = None
     ppid: int | None = None
+    session_id: int | None = None
+    parents: tuple[ProcessRef, ...] = ()  # parent first, up to the session leader
+    exited: bool | None = None  # True: attributed from the process cache after the process had gone
+    # What this process did to the file of the event (access sensor): bytes read and how.
+    bytes_read: int | None = None
+    mapped: bool | None = None  # memory-mapped (inference, training loaders) rather than read() (copies)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,11 +285,28 @@ class Alert:
 
 
 def _clean(mapping: dict[str, Any]) -> dict[str, Any]:
-    """Drop unset (None) fields so records stay small and readable."""
-    return {key: value for key, value in mapping.items() if value is not None}
+    """Drop unset (None, or an empty tuple) fields so records stay small and readable."""
+    return {key: (value if not isinstance(value, tuple) else [_clean(v) if isinstance(v, dict) else v
+                                                               for v in value])
+            for key, value in mapping.items() if value is not None and value != ()}
 
 
 Record = Event | Alert
+
+
+@dataclass(frozen=True, slots=True)
+class TensorPrint:
+    """One tensor's content fingerprint, independent of its name, container, shard and float dtype.
+
+    `fingerprint` identifies the values; `elements` is the tensor's element count; `bytes` what it takes in
+    the file it was read from; `informative` is False for tensors too uniform to tell models apart (all
+    zeros, all ones, all one sign): they count in shares but never make a match on their own.
+    """
+
+    fingerprint: str
+    elements: int
+    bytes: int
+    informative: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +324,9 @@ class ModelFile:
     mtime_ns: int | None = None
     path_hex: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # Tensor-level fingerprints (weightwarden.agent.fingerprint.tensors): they recognise a converted,
+    # re-sharded, cast or partial copy. Empty when the format has none or the file was not read whole.
+    tensors: tuple[TensorPrint, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The `scan --json` contract: path, format, size, sha256, quick_fingerprint, model (+ details)."""

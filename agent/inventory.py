@@ -9,8 +9,35 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from weightwarden.agent.events import ModelFile
+from weightwarden.agent.events import ModelFile, TensorPrint
+
+
+@dataclass(frozen=True, slots=True)
+class TensorMatch:
+    """A file derived from a known model: which of the model's tensors (distinct prints) it holds.
+
+    Shares are over the source model's tensors across all its files (shards), so a file holding one shard
+    of a four-shard model reports about a quarter; bytes are counted as the source stores them.
+    """
+
+    model: str
+    source_paths: tuple[str, ...]
+    matched_tensors: int
+    total_tensors: int
+    matched_bytes: int
+    total_bytes: int
+    matched_elements: int
+    total_elements: int
+
+    @property
+    def tensor_share(self) -> float:
+        return self.matched_tensors / self.total_tensors if self.total_tensors else 0.0
+
+    @property
+    def byte_share(self) -> float:
+        return self.matched_bytes / self.total_bytes if self.total_bytes else 0.0
 
 
 class Inventory:
@@ -19,6 +46,9 @@ class Inventory:
         self._by_path: dict[str, ModelFile] = {}
         self._by_quick: defaultdict[str, set[str]] = defaultdict(set)
         self._by_sha: defaultdict[str, set[str]] = defaultdict(set)
+        # Informative tensor prints only: uniform tensors (zeros, ones) are shared by unrelated models.
+        self._by_tensor: defaultdict[str, set[str]] = defaultdict(set)
+        self._by_model: defaultdict[str, set[str]] = defaultdict(set)
         for file in files:
             self.add(file)
 
@@ -31,6 +61,10 @@ class Inventory:
                 self._by_quick[file.quick_fingerprint].add(file.path)
             if file.sha256:
                 self._by_sha[file.sha256].add(file.path)
+            for tensor in file.tensors:
+                if tensor.informative:
+                    self._by_tensor[tensor.fingerprint].add(file.path)
+            self._by_model[file.model].add(file.path)
             return previous
 
     def remove(self, path: str) -> ModelFile | None:
@@ -57,6 +91,23 @@ class Inventory:
             found = [self._by_path[p] for p in sorted(paths)]
         return [f for f in found if f.path != file.path and not _same_inode(f, file)]
 
+    def tensor_matches(self, file: ModelFile) -> list[TensorMatch]:
+        """Known models some of whose tensors `file` holds (after any rename, re-shard, conversion or cast),
+        best first. A model matches only through at least one informative tensor; files at the same path
+        or inode as `file` are not sources."""
+        wanted = {t.fingerprint for t in file.tensors if t.informative}
+        if not wanted:
+            return []
+        held = {t.fingerprint for t in file.tensors}
+        with self._lock:
+            candidates = set().union(*(self._by_tensor.get(fp, set()) for fp in wanted))
+            models = {self._by_path[p].model for p in candidates
+                      if p != file.path and not _same_inode(self._by_path[p], file)}
+            groups = {model: [self._by_path[p] for p in sorted(self._by_model[model])
+                              if p != file.path and not _same_inode(self._by_path[p], file)] for model in models}
+        found = [_match(model, sources, held) for model, sources in groups.items()]
+        return sorted((m for m in found if m.matched_tensors), key=lambda m: (-m.matched_tensors, m.model))
+
     def __len__(self) -> int:
         return len(self._by_path)
 
@@ -67,8 +118,30 @@ class Inventory:
                 self._by_quick[previous.quick_fingerprint].discard(path)
             if previous.sha256:
                 self._by_sha[previous.sha256].discard(path)
+            for tensor in previous.tensors:
+                self._by_tensor[tensor.fingerprint].discard(path)
+            self._by_model[previous.model].discard(path)
         return previous
 
 
 def _same_inode(a: ModelFile, b: ModelFile) -> bool:
     return a.inode is not None and (a.device, a.inode) == (b.device, b.inode)
+
+
+def _match(model: str, sources: list[ModelFile], held: set[str]) -> TensorMatch:
+    distinct: dict[str, TensorPrint] = {}
+    paths = []
+    for source in sources:
+        if any(t.fingerprint in held and t.informative for t in source.tensors):
+            paths.append(source.path)
+        for tensor in source.tensors:
+            distinct.setdefault(tensor.fingerprint, tensor)
+    matched = [t for fp, t in distinct.items() if fp in held]
+    if not any(t.informative for t in matched):
+        matched = []
+    return TensorMatch(
+        model=model, source_paths=tuple(paths),
+        matched_tensors=len(matched), total_tensors=len(distinct),
+        matched_bytes=sum(t.bytes for t in matched), total_bytes=sum(t.bytes for t in distinct.values()),
+        matched_elements=sum(t.elements for t in matched),
+        total_elements=sum(t.elements for t in distinct.values()))

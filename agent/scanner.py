@@ -14,17 +14,19 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from weightwarden.agent.events import ModelFile, display_path, raw_path_hex
+from weightwarden.agent.events import ModelFile, TensorPrint, display_path, raw_path_hex
 from weightwarden.agent.fingerprint import (
     CachedResult,
     FileChangedError,
     FileKey,
     FingerprintCache,
+    hash_with_tensors,
     is_sparse,
     quick_fingerprint,
-    sha256_fd,
+    sample_tensors,
 )
 from weightwarden.agent.identify import Identifier
+from weightwarden.agent.models.known_hashes import known_hash
 from weightwarden.agent.naming import logical_model_name
 from weightwarden.agent.safe_open import NotRegularFile, open_regular
 from weightwarden.agent.walk import ScanIssue, WalkCounts, walk_files
@@ -91,15 +93,22 @@ class Scanner:
                     partial = self._model_file(path, info, CachedResult(found.format, None, quick, found.details))
                     if partial is not None:
                         on_identified(partial)
-                digest = None
-                if not self._skip_hash(info):
-                    digest = sha256_fd(fd, info.st_size, block_size=self.hash_block_bytes)
+                digest: str | None = None
+                tensors: tuple[TensorPrint, ...] = ()
+                known = known_hash(path, found.format, found.details, info.st_size)
+                if known.sha256 is not None:
+                    # The blob's name is its SHA-256: sample the tensors without reading the whole file.
+                    digest, tensors = known.sha256, sample_tensors(fd, info.st_size, found.format)
+                elif not self._skip_hash(info):
+                    # One pass: the tensor sampler rides on the SHA-256 read.
+                    digest, tensors = hash_with_tensors(fd, info.st_size, found.format,
+                                                        block_size=self.hash_block_bytes)
                     with self._hashed_lock:
                         self._bytes_hashed += info.st_size
-                details = dict(found.details)
+                details = {**found.details, **known.details}
                 if digest is None:
                     details["sha256_skipped"] = "sparse file: allocated blocks are far below its size"
-                result = CachedResult(found.format, digest, quick, details)
+                result = CachedResult(found.format, digest, quick, details, tensors)
             after = os.fstat(fd)
         finally:
             os.close(fd)
@@ -123,6 +132,7 @@ class Scanner:
             model=logical_model_name(shown, result.details), sha256=result.sha256,
             quick_fingerprint=result.quick_fingerprint, device=info.st_dev, inode=info.st_ino,
             mtime_ns=info.st_mtime_ns, path_hex=raw_path_hex(path), details=result.details,
+            tensors=result.tensors,
         )
 
     # ------------------------------------------------------------------ trees

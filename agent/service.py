@@ -18,9 +18,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from weightwarden.agent import __version__
+from weightwarden.agent import __version__, control, systemd_notify
+from weightwarden.agent.activity import ActivityMonitor, file_sensor_status, store_status
 from weightwarden.agent.config import Config
-from weightwarden.agent.detect.copy import detect_copy
+from weightwarden.agent.detect.copy import detect_copy, detect_derived_copy
 from weightwarden.agent.events import (
     Action,
     Alert,
@@ -32,11 +33,13 @@ from weightwarden.agent.events import (
     display_path,
     utc_now,
 )
+from weightwarden.agent.evidence import Evidence
 from weightwarden.agent.fingerprint import FingerprintCache
 from weightwarden.agent.identify import Identifier
-from weightwarden.agent.inventory import Inventory
+from weightwarden.agent.inventory import Inventory, TensorMatch
 from weightwarden.agent.scanner import Scanner, ScanStats
 from weightwarden.agent.sensors.files import FileObservation, FileSensor, SensorHealth
+from weightwarden.agent.sensors.mounts import path_kind
 from weightwarden.agent.settle import Settler
 from weightwarden.agent.store import RecordWriter, Store
 from weightwarden.agent.walk import ScanIssue
@@ -54,7 +57,10 @@ class Agent:
         self.config = config
         self.store = Store(config.database_path)
         self.writer = RecordWriter(self.store, batch_size=config.store.batch_size,
-                                   flush_seconds=config.store.flush_seconds)
+                                   flush_seconds=config.store.flush_seconds,
+                                   on_written=lambda records: self.evidence.written(records))
+        # Signed chain checkpoints, heartbeats and the SIEM forwarders (agent/evidence.py).
+        self.evidence = Evidence(config, self.store, self.writer, self.record, self._heartbeat_status)
         self.cache = FingerprintCache(self.store.load_file_cache())
         self.scanner = Scanner(
             Identifier(window_bytes=config.scan.window_bytes, tail_bytes=config.scan.tail_bytes),
@@ -72,6 +78,13 @@ class Agent:
         data_dir = os.path.realpath(config.data_dir)
         self._ignored_prefix = data_dir.rstrip("/") + "/"
         self._temp_roots = _temporary_roots()
+        # The app's actions (justify, acknowledge, resolve, scan now) arrive here: agent/control.py.
+        self.control = control.for_agent(config, self.store, on_scan_now=self._scan_now, on_review=self._reviewed)
+        # Who touches a model: access, process, network and mount sensors (agent/activity.py).
+        self.activity = ActivityMonitor(config, self.inventory, self.record, self._safe(self._health),
+                                        self._queue_rescan, write_state=self.store.set_state,
+                                        extra_status=lambda: [file_sensor_status(self.sensor),
+                                                              store_status(self.writer)])
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -88,7 +101,13 @@ class Agent:
                      "known_model_files": len(self.inventory)}))
         if coverage == "reduced":
             self._health(SensorHealth("access", "degraded", f"reduced coverage: {USER_MODE_GAPS}"))
+        self.evidence.start()
         self.sensor.start()
+        self.activity.start()
+        try:
+            self.control.start()
+        except OSError as error:  # the agent still protects; only the app's actions are unavailable
+            self._health(SensorHealth("control", "failed", f"control socket unavailable: {error}"))
         scan_thread = None
         if self.config.inventory.scan_on_start:
             scan_thread = threading.Thread(target=self._safe(self._initial_scan), name="ww-initial-scan",
@@ -96,7 +115,11 @@ class Agent:
             scan_thread.start()
         pending: list[Future[None]] = []
         last_cache_save = time.monotonic()
+        # Under systemd (Type=notify): ready once the sensors run; the main loop pings the watchdog.
+        systemd_notify.ready(f"{self.config.mode} mode, {coverage} coverage")
+        watchdog = systemd_notify.WatchdogPinger()
         while not stop.wait(0.05):
+            watchdog.tick(time.monotonic())
             for path in self.settler.due(time.monotonic()):
                 pending.append(self._pool.submit(self._safe(self._examine_path), path))
             with self._rescan_lock:
@@ -110,6 +133,9 @@ class Agent:
         self._shutdown(scan_thread)
 
     def _shutdown(self, scan_thread: threading.Thread | None) -> None:
+        systemd_notify.stopping("flushing records")
+        self.control.stop()
+        self.activity.stop()
         self.sensor.stop()
         # Paths still settling are examined now: a copy finished just before shutdown is not lost.
         for path in self.settler.due(float("inf")):
@@ -118,7 +144,9 @@ class Agent:
         if scan_thread is not None:
             scan_thread.join(timeout=60)
         self.record(Event(Action.AGENT_STOPPED, Category.HOST, "Weightwarden agent stopped",
-                          details={"known_model_files": len(self.inventory), "handler_errors": self.errors}))
+                          details={"known_model_files": len(self.inventory), "handler_errors": self.errors,
+                                   **self.evidence.final_signature()}))  # signs everything before it
+        self.evidence.stop()  # lets the forwarders deliver agent-stopped
         self.writer.close()
         self._save_cache()
         self.store.close()
@@ -153,6 +181,27 @@ class Agent:
             self.settler.closed(obs.path)
         else:
             self.settler.touch(obs.path, now)
+
+    def _heartbeat_status(self) -> dict[str, Any]:
+        """What a heartbeat carries besides the backlog: coverage and sensor health."""
+        snapshot = self.activity.snapshot()
+        return {"mode": snapshot["mode"], "coverage": snapshot["coverage"], "gaps": snapshot["gaps"],
+                "sensors": snapshot["sensors"], "handler_errors": self.errors,
+                "writer_failures": self.writer.failures, "version": __version__}
+
+    def _scan_now(self) -> None:
+        with self._rescan_lock:
+            self._rescan_roots.update(self.config.protected_roots)
+
+    def _reviewed(self, review: dict[str, Any]) -> None:
+        """A review made through the control socket is also an event, so it is chained and forwarded."""
+        self.record(Event(Action.ALERT_REVIEWED, Category.INTRUSION_DETECTION,
+                          f"alert {review['alert_id']}: {review['action']} by {review['user']}",
+                          details=review))
+
+    def _queue_rescan(self, roots: list[str]) -> None:
+        with self._rescan_lock:
+            self._rescan_roots.update(roots)
 
     def _health(self, health: SensorHealth) -> None:
         self.record(Event(Action.SENSOR_HEALTH, Category.HOST, f"{health.sensor}: {health.status}: {health.message}",
@@ -190,8 +239,11 @@ class Agent:
             if previous is not None and _same_content(previous, model):
                 return  # touched or re-read, nothing new
             sources = self.inventory.matches(model)
+            # Not byte-identical: maybe converted, re-sharded, cast or partial (tensor fingerprints).
+            derived = [] if sources else self._derived_matches(model)
             if alert is None and alert_copies and previous is None:
-                alert = self._copy_alert(model, sources)
+                alert = self._copy_alert(model, sources) or detect_derived_copy(
+                    model, derived, self._destination_kind(model.path))
                 if alert is not None:
                     self.record(alert)
             details: dict[str, Any] = {"format_details": model.details}
@@ -199,6 +251,11 @@ class Agent:
                 model = dataclasses.replace(model, model=sources[0].model)
                 details["copy_of"] = sources[0].path
                 details["confirmed_by_sha256"] = bool(model.sha256 and model.sha256 == sources[0].sha256)
+            elif derived:
+                model = dataclasses.replace(model, model=derived[0].model)
+                details["derived_from"] = {"model": derived[0].model, "paths": list(derived[0].source_paths[:20]),
+                                           "tensor_share": round(derived[0].tensor_share, 4),
+                                           "byte_share": round(derived[0].byte_share, 4)}
             if previous is not None:
                 action = Action.MODEL_MODIFIED
             self.inventory.add(model)
@@ -215,6 +272,13 @@ class Agent:
             return None  # a known file changed in place: not a copy
         sources = self.inventory.matches(model) if sources is None else sources
         return detect_copy(model, sources, self._destination_kind(model.path))
+
+    def _derived_matches(self, model: ModelFile) -> list[TensorMatch]:
+        """Known models whose tensors `model` holds, other than its own logical model (a converted sibling
+        in the same repository or folder, say model.safetensors beside pytorch_model.bin, is not a copy)."""
+        if self.inventory.get(model.path) is not None:
+            return []
+        return [m for m in self.inventory.tensor_matches(model) if m.model != model.model]
 
     def _gone(self, path: str, is_directory: bool, reason: str = "deleted") -> None:
         shown = display_path(path)
@@ -310,7 +374,7 @@ class Agent:
         real = os.path.realpath(path)
         if any(real == root or real.startswith(root.rstrip("/") + "/") for root in self._temp_roots):
             return "temporary"
-        return "local"
+        return path_kind(real)  # removable, network-share, cloud-sync or local (agent/sensors/mounts.py)
 
     def _safe(self, handler: Callable[..., None]) -> Callable[..., None]:
         """Log and count a failing handler instead of letting it kill its thread."""

@@ -1,89 +1,78 @@
-"""`weightwarden-gui`: the main window with the latest alerts from the local store (read-only).
-
-The full review app (lazy alert model, detail, models, overview, sync) is built on this window.
-"""
+"""`weightwarden-gui`: the desktop app. Reads the store read-only; actions go through the agent's
+control socket. `--screenshot FILE --view NAME` renders one view at 1280x800 into a PNG and exits
+(tests and the README's screenshots use it)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QTableView, QVBoxLayout, QWidget
+from PySide6.QtCore import QCoreApplication, QDeadlineTimer, QEventLoop
+from PySide6.QtWidgets import QApplication
 
-from weightwarden.agent.config import load_config
-from weightwarden.agent.store import Store, StoreError
+from weightwarden.agent.config import ConfigError, load_config
+from weightwarden.gui import style
+from weightwarden.gui.app_window import VIEWS, MainWindow
 
-COLUMNS = (("Time", "time"), ("Severity", "severity"), ("Rule", "rule"), ("Model", "model"),
-           ("What", "message"))
-Index = QModelIndex | QPersistentModelIndex
+SCREENSHOT_SIZE = (1280, 800)
 
 
-class AlertsModel(QAbstractTableModel):
-    def __init__(self, alerts: list[dict[str, Any]]) -> None:
-        super().__init__()
-        self._alerts = alerts
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self._alerts)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
-            return None
-        value = self._alerts[index.row()].get(COLUMNS[index.column()][1])
-        return "" if value is None else str(value)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section][0]
-        return None
-
-
-class MainWindow(QMainWindow):
-    def __init__(self, database_path: str) -> None:
-        super().__init__()
-        self.setWindowTitle("Weightwarden")
-        self.resize(1280, 800)
-        central = QWidget()
-        layout = QVBoxLayout(central)
-        self.banner = QLabel()
-        layout.addWidget(self.banner)
-        self.table = QTableView()
-        layout.addWidget(self.table)
-        self.setCentralWidget(central)
-        alerts: list[dict[str, Any]] = []
-        try:
-            store = Store(database_path, read_only=True)
-            try:
-                alerts = store.alerts(limit=10_000)
-            finally:
-                store.close()
-            self.banner.setText(f"{len(alerts)} alerts in {database_path}")
-        except StoreError as error:
-            self.banner.setText(f"No alerts to show: {error}")
-        self.model = AlertsModel(list(reversed(alerts)))
-        self.table.setModel(self.model)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.statusBar().showMessage(database_path)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="weightwarden-gui")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="weightwarden-gui", description="Review Weightwarden alerts.")
     parser.add_argument("--db", metavar="PATH", help="database to show (default: the agent's)")
     parser.add_argument("--config", metavar="FILE")
     parser.add_argument("--mode", choices=("user", "system"), help="whose database to show by default")
-    args = parser.parse_args(argv)
-    database = args.db or load_config(args.config, mode=args.mode).database_path
+    parser.add_argument("--minimized", action="store_true", help="start in the tray (used at login)")
+    parser.add_argument("--screenshot", metavar="FILE", help="render a view into a PNG and exit")
+    parser.add_argument("--view", choices=(*VIEWS, "detail"), default="alerts", help="view for --screenshot")
+    return parser
+
+
+def settle(app: QCoreApplication, milliseconds: int = 300) -> None:
+    """Let pending layout and paint events run (no window manager to wait for offscreen)."""
+    deadline = QDeadlineTimer(milliseconds)
+    while not deadline.hasExpired():
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config, mode=args.mode)
+    except ConfigError as error:
+        print(f"weightwarden-gui: configuration error:\n{error}", file=sys.stderr)
+        return 2
+    database = args.db or config.database_path
+    if args.screenshot and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = MainWindow(database)
-    window.show()
+    assert isinstance(app, QApplication)
+    app.setApplicationName("Weightwarden")
+    style.apply(app)
+    window = MainWindow(database, notify_severity=config.gui.notify_severity, config=config,
+                        tray=not args.screenshot)
+    if args.screenshot:
+        return screenshot(app, window, args.view, args.screenshot)
+    if args.minimized and window.tray is not None and window.tray.icon is not None:
+        app.setQuitOnLastWindowClosed(False)
+    else:
+        window.show()
     return int(app.exec())
+
+
+def screenshot(app: QApplication, window: MainWindow, view: str, path: str) -> int:
+    window.resize(*SCREENSHOT_SIZE)
+    window.show()
+    window.show_view(view)
+    settle(app)
+    ok = window.grab().save(path, "PNG")
+    window.close()
+    if not ok:
+        print(f"weightwarden-gui: could not write {path}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

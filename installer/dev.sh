@@ -15,6 +15,15 @@ RUN_DEBS=(python3 python3-venv python3-dev gcc libegl1 libgl1 libxkbcommon0 libx
           libdbus-1-3 libglib2.0-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0
           libxcb-randr0 libxcb-render-util0 libxcb-image0 libxrender1 libxi6 libnss3 libasound2)
 TEST_DEBS=(xvfb xauth coreutils)
+# sensor tests: `ip netns` + veth (iproute2), `mount`/`setsid` (util-linux); bench/sensors_*: inotifywait
+TEST_DEBS+=(iproute2 util-linux inotify-tools)
+# installer tests: build the .deb (dpkg-deb), review it (lintian), check the unit (systemd-analyze from
+# systemd: installed, never started), groupadd --prefix (passwd); installs go to throwaway roots only
+TEST_DEBS+=(dpkg lintian systemd passwd)
+# forwarding tests: syslog-ng (tls) is installed; rsyslog conflicts with it as a package (both provide
+# system-log-daemon), so only rsyslog's libraries are installed and rsyslog + rsyslog-gnutls are unpacked
+# privately into .venv/opt/rsyslog (install_private_rsyslog); certificates are made with cryptography.
+TEST_DEBS+=(syslog-ng-core libestr0 libfastjson4 liblognorm5 libgnutls30 libzstd1)
 
 log() { printf '\033[1m[weightwarden]\033[0m %s\n' "$*" >&2; }
 
@@ -58,6 +67,24 @@ setup_venv() {
 
 # torch writes the pytorch-zip and pytorch-legacy fixtures. Only its CPU build is worth installing; where
 # none can be had quickly, those tests skip with the reason.
+# rsyslog for the forwarding tests, unpacked (not installed) so it cannot displace the machine's syslog
+# daemon nor conflict with syslog-ng-core; the tests run it with -M pointing at its private modules.
+install_private_rsyslog() {
+    local target="$VENV/opt/rsyslog"
+    [ -x "$target/usr/sbin/rsyslogd" ] && return 0
+    command -v apt-get >/dev/null || { log "no apt-get: rsyslog tests will be skipped"; return 0; }
+    local tmp
+    tmp=$(mktemp -d)
+    if (cd "$tmp" && apt-get download rsyslog rsyslog-gnutls >/dev/null 2>&1); then
+        mkdir -p "$target"
+        for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$target"; done
+        log "rsyslog unpacked into $target"
+    else
+        log "could not download rsyslog: rsyslog tests will be skipped"
+    fi
+    rm -rf "$tmp"
+}
+
 install_torch_cpu() {
     "$VENV/bin/python" -c "import torch" 2>/dev/null && return 0
     # The +cpu build is found where a wheel directory offers it (pip's find-links); PyPI's plain torch
@@ -85,6 +112,7 @@ case "${1:-}" in
         shift
         install_debs "${RUN_DEBS[@]}" "${TEST_DEBS[@]}"
         setup_venv test
+        install_private_rsyslog
         log "ruff"; "$VENV/bin/ruff" check .
         log "mypy"; "$VENV/bin/mypy"
         log "pytest"; exec "$VENV/bin/pytest" "$@"

@@ -10,6 +10,7 @@ import threading
 from types import FrameType
 from typing import Any
 
+from weightwarden.agent import version_stamp
 from weightwarden.agent.cli.output import EXIT_OK, add_config_options, config_from
 from weightwarden.agent.service import Agent
 
@@ -35,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
+    version_stamp.check(config.data_dir)  # an older agent must not touch a newer one's data (exit 2)
     agent = Agent(config)
+    version_stamp.record(config.data_dir)  # after the store migrated: this data is now ours
     print(f"weightwarden agent: {config.mode} mode, database {config.database_path}, "
           f"watching {len(config.watch_roots)} roots ({len(config.protected_roots)} protected)",
           file=sys.stderr, flush=True)

@@ -12,12 +12,24 @@ import sys
 from collections.abc import Sequence
 
 from weightwarden.agent import __version__
-from weightwarden.agent.cli import agent_cmd, config_cmd, records_cmd, scan_cmd
+from weightwarden.agent.cli import (
+    agent_cmd,
+    config_cmd,
+    enroll_cmd,
+    keys_cmd,
+    models_cmd,
+    records_cmd,
+    scan_cmd,
+    status_cmd,
+    sync_cmd,
+    verify_cmd,
+)
 from weightwarden.agent.cli.output import EXIT_USAGE, UsageError
 from weightwarden.agent.config import ConfigError
 from weightwarden.agent.store import StoreError
 
-COMMANDS = (scan_cmd, agent_cmd, records_cmd, config_cmd)
+COMMANDS = (scan_cmd, agent_cmd, records_cmd, config_cmd, status_cmd, verify_cmd, sync_cmd, keys_cmd, models_cmd,
+            enroll_cmd)
 
 
 class _Parser(argparse.ArgumentParser):

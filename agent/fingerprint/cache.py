@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from weightwarden.agent.events import TensorPrint
+
 
 class FileKey(NamedTuple):
     device: int
@@ -32,6 +34,7 @@ class CachedResult:
     sha256: str | None = None
     quick_fingerprint: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    tensors: tuple[TensorPrint, ...] = ()  # tensor fingerprints, taken in the same pass as the SHA-256
 
 
 class FingerprintCache:

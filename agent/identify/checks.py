@@ -11,7 +11,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from weightwarden.agent.identify import gguf_check, npy_check, onnx_check, pickle_check, safetensors_check, zip_check
+from weightwarden.agent.identify import (
+    compressed_check,
+    coreml_check,
+    flatbuffer_check,
+    ggml_check,
+    gguf_check,
+    hdf5_check,
+    npy_check,
+    onnx_check,
+    openvino_check,
+    pickle_check,
+    safetensors_check,
+    tar_check,
+    zip_check,
+)
 
 Check = Callable[[int, int, bytes, bytes], dict[str, Any] | None]
 
@@ -25,4 +39,13 @@ CHECKS: Mapping[str, Check] = {
     "numpy-npy": npy_check.check,
     "onnx": onnx_check.check,
     "pickle": pickle_check.check,
+    "ggml": ggml_check.check,
+    "tflite": flatbuffer_check.check,
+    "executorch": flatbuffer_check.check,
+    "keras-v3": zip_check.check,
+    "keras-h5": hdf5_check.check,
+    "coreml": coreml_check.check,
+    "openvino-ir": openvino_check.check,
+    "nemo": tar_check.check,
+    "joblib": compressed_check.check,
 }

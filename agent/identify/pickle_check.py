@@ -23,6 +23,16 @@ MAX_OPCODES = 100_000
 # 0x1950a86a20f9469cfc6c: PROTO 2, LONG1 of 10 bytes, STOP.
 LEGACY_TORCH_MAGIC = bytes.fromhex("80028a0a6cfc9c46f9206aa850192e")
 
+# Top-level modules whose globals in a pickle mean arrays or ML objects (FORMATS.md: pickle, joblib).
+ML_MODULES = {
+    "numpy", "torch", "sklearn", "xgboost", "lightgbm", "catboost", "scipy", "joblib", "pandas", "tensorflow",
+    "keras", "tf_keras", "jax", "jaxlib", "flax", "optax", "transformers", "peft", "diffusers", "timm",
+    "sentence_transformers", "lightning", "pytorch_lightning", "statsmodels", "onnx", "cupy", "mlflow",
+    "gensim", "spacy", "fastai",
+}
+
+JOBLIB_WRAPPERS = ("joblib.numpy_pickle.NumpyArrayWrapper", "joblib.numpy_pickle.NDArrayWrapper")
+
 _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING",
                "SHORT_BINSTRING"}
 _GET_OPS = {"GET", "BINGET", "LONG_BINGET"}
@@ -37,6 +47,21 @@ def check_pytorch_legacy(fd: int, size: int, head: bytes, tail: bytes) -> dict[s
 
 
 def check(fd: int, size: int, head: bytes, tail: bytes) -> dict[str, Any] | None:
+    """A pickle that holds arrays or objects of ML libraries: a model artifact. Plain Python data is not.
+    joblib.dump output (NumpyArrayWrapper) is named `joblib`."""
+    details = walk_pickle(head, size)
+    if details is None:
+        return None
+    modules = {name.split(".", 1)[0] for name in details["uses_globals"]}
+    if not modules & ML_MODULES:
+        return None  # dicts, lists, strings, dates: data, not a model
+    if "joblib" in modules:
+        details["format"] = "joblib"
+    return details
+
+
+def walk_pickle(head: bytes, size: int) -> dict[str, Any] | None:
+    """Walk the opcodes of the pickle at the start of `head` (a file of `size` bytes) without unpickling."""
     if len(head) < 2 or head[0] != 0x80 or head[1] not in PROTOCOLS:
         return None
     walk = _GlobalTracker()
@@ -53,8 +78,10 @@ def check(fd: int, size: int, head: bytes, tail: bytes) -> dict[str, Any] | None
     except (ValueError, OverflowError):
         # Running out of window is fine only when the window is not the whole file, the failing read
         # consumed it to the end (an argument or opcode cut by the window edge), and that read did not
-        # ask for more bytes than the file holds (a lying length).
-        if len(head) >= size or stream.tell() < len(head) or stream.past_file_end:
+        # ask for more bytes than the file holds (a lying length). joblib writes each array's raw bytes
+        # right after its NumpyArrayWrapper is built, so its walk stops there: that is its layout.
+        inline_arrays = any(name.startswith(JOBLIB_WRAPPERS) for name in walk.globals)
+        if not inline_arrays and (len(head) >= size or stream.tell() < len(head) or stream.past_file_end):
             return None
     return {
         "protocol": head[1],

@@ -8,9 +8,10 @@ The member layout decides, read from the central directory (no member is decompr
   (`foreign_members` > 0 is a tampering hint) rather than rejected.
 - TorchScript: the same container plus `constants.pkl` or `code/` (mobile: `bytecode.pkl`).
 - NumPy .npz: every member is `<name>.npy`; a stored first member must start with the .npy magic.
-Other zips (docx, generic archives, Keras v3) are rejected.
+- Keras 3 (.keras): metadata.json, config.json and model.weights.h5 (or .npz) at the top level.
+Other zips (docx, generic archives) are rejected.
 
-The check is shared by the pytorch-zip and numpy-npz candidates and names the format in details["format"].
+The check is shared by the pytorch-zip, numpy-npz and keras-v3 candidates and names the format in details["format"].
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ MAX_LISTED_ARRAYS = 50
 _STORED = 0
 # Records (below the prefix) that mark TorchScript; `model.json` is the v1.0/1.1 TorchScript layout.
 _TORCHSCRIPT_RECORDS = ("constants.pkl", "bytecode.pkl", "model.json")
+# Keras 3 saving_lib: these members at the top level, no prefix folder.
+KERAS_V3_MEMBERS = {"metadata.json", "config.json"}
+KERAS_V3_WEIGHTS = {"model.weights.h5", "model.weights.npz"}
 
 
 @dataclass
@@ -50,6 +54,7 @@ class _Survey:
     all_npy: bool = True
     compressed: bool = False
     arrays: list[str] = field(default_factory=list)
+    top_level: set[str] = field(default_factory=set)  # member names outside any folder (Keras v3)
 
 
 def check(fd: int, size: int, head: bytes, tail: bytes) -> dict[str, Any] | None:
@@ -61,6 +66,9 @@ def check(fd: int, size: int, head: bytes, tail: bytes) -> dict[str, Any] | None
             return None
         if survey.all_npy:
             return _numpy_npz(source, survey)
+        if survey.top_level >= KERAS_V3_MEMBERS and survey.top_level & KERAS_V3_WEIGHTS:
+            return {"format": "keras-v3", "member_count": survey.count,
+                    "weights": sorted(survey.top_level & KERAS_V3_WEIGHTS)[0]}
         return _pytorch(survey, directory.zip64)
     except ZipError:
         return None
@@ -79,6 +87,8 @@ def _note(survey: _Survey, member: Member) -> None:
     name = member.name
     survey.count += 1
     survey.compressed = survey.compressed or member.method != _STORED
+    if "/" not in name and len(survey.top_level) < 64:
+        survey.top_level.add(name)
     if name.endswith(".npy"):
         if len(survey.arrays) < MAX_LISTED_ARRAYS:
             survey.arrays.append(clip(name.removesuffix(".npy"), 256))

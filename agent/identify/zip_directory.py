@@ -39,6 +39,9 @@ class Member(NamedTuple):
     name: str
     method: int  # 0 stored, 8 deflate, ...
     local_header_offset: int
+    # As the central directory says; 0xFFFFFFFF when the real value is in a ZIP64 extra field.
+    compressed_size: int = 0
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -130,17 +133,26 @@ def iter_members(directory: CentralDirectory) -> Iterator[Member]:
         if local_offset == 0xFFFFFFFF:
             local_offset = _zip64_local_offset(data[extra_start:extra_start + extra_len],
                                                uncompressed == 0xFFFFFFFF, compressed == 0xFFFFFFFF)
-        yield Member(name, method, local_offset)
+        yield Member(name, method, local_offset, compressed, uncompressed)
 
 
 def read_member_start(source: ZipSource, member: Member, length: int) -> bytes:
     """The first `length` bytes of a member's (stored) data, found through its local header."""
+    data_offset = member_data_offset(source, member)
+    return source.read(data_offset, min(length, source.size - data_offset))
+
+
+def member_data_offset(source: ZipSource, member: Member) -> int:
+    """The file offset of a member's data: after its local header, whose name and extra field (torch pads
+    it to align tensor data) may differ in length from the central directory's copy."""
     header = source.read(member.local_header_offset, _LOCAL_HEADER_SIZE)
     if header[:4] != _LOCAL_HEADER:
         raise ZipError("bad local header")
     name_len, extra_len = struct.unpack_from("<HH", header, 26)
-    data_offset = member.local_header_offset + _LOCAL_HEADER_SIZE + name_len + extra_len
-    return source.read(data_offset, min(length, source.size - data_offset))
+    data_offset = int(member.local_header_offset + _LOCAL_HEADER_SIZE + name_len + extra_len)
+    if data_offset > source.size:
+        raise ZipError("member data starts past the end of the file")
+    return data_offset
 
 
 def _zip64_local_offset(extra: bytes, has_uncompressed: bool, has_compressed: bool) -> int:

@@ -12,7 +12,18 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
@@ -22,6 +33,9 @@ log = logging.getLogger(__name__)
 # watchdog event_type -> our kind; the rest (opened, closed_no_write, attrib-only) is not file content news
 _KINDS = {"created": "created", "modified": "modified", "closed": "closed", "moved": "moved",
           "deleted": "deleted"}
+_CONTENT_EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent, DirCreatedEvent, FileModifiedEvent, FileClosedEvent, FileMovedEvent, DirMovedEvent,
+    FileDeletedEvent, DirDeletedEvent]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +101,9 @@ class FileSensor:
         polling: BaseObserver | None = None
         for root in self.roots:
             try:
-                native.schedule(handler, root, recursive=True)
+                # The filter also sets the inotify mask: opens and no-write closes (a `pip install` or
+                # `git checkout` storm) are then never queued to us, nor able to overflow the queue.
+                native.schedule(handler, root, recursive=True, event_filter=_CONTENT_EVENTS)
             except OSError as error:
                 if polling is None:
                     polling = PollingObserver(timeout=2.0)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import sqlite_utils
 
 from weightwarden.agent.events import format_time, utc_now
+from weightwarden.agent.store import chain, outbox, review_schema, tensor_store
 
 Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
 
@@ -53,6 +54,12 @@ def _initial(db: sqlite_utils.Database) -> None:
 
 MIGRATIONS: list[Migration] = [
     ("0001_initial", _initial),
+    ("0002_alert_search", review_schema.alert_search),
+    ("0003_alert_reviews", review_schema.alert_reviews),
+    ("0004_hash_chain", chain.add_chain_column),
+    ("0005_forward_outbox", outbox.create_outbox_tables),
+    ("0006_tensor_fingerprints", tensor_store.create_tensor_tables),
+    ("0007_events_by_path", review_schema.lineage_index),
 ]
 
 

@@ -20,7 +20,8 @@ import sqlite_utils
 
 from weightwarden.agent.events import Alert, Event, ModelFile, Record, format_time
 from weightwarden.agent.fingerprint.cache import CachedResult, FileKey
-from weightwarden.agent.store import migrations
+from weightwarden.agent.store import chain, migrations, tensor_store
+from weightwarden.agent.store.review_queries import AlertReview
 
 
 class StoreError(RuntimeError):
@@ -48,6 +49,9 @@ class Store:
         except sqlite3.DatabaseError as error:
             raise StoreError(f"{self.path}: {error}") from None
         self._sequence = self._max_sequence()
+        self._chain_head = chain.head(self._conn)[1]
+        # Alert review (paged/filtered reads for the app, justifications and status changes).
+        self.review = AlertReview(self._conn, self._lock, read_only=read_only)
 
     def _connect(self) -> sqlite3.Connection:
         if self.read_only:
@@ -76,8 +80,13 @@ class Store:
             for record in records:
                 self._sequence += 1
                 stored.append(dataclasses.replace(record, sequence=self._sequence))
-            events = [_event_row(r) for r in stored if isinstance(r, Event)]
-            alerts = [_alert_row(r) for r in stored if isinstance(r, Alert)]
+            events: list[dict[str, Any]] = []
+            alerts: list[dict[str, Any]] = []
+            head = self._chain_head
+            for record in stored:  # the hash chain, linked in sequence order inside this transaction
+                row = _event_row(record) if isinstance(record, Event) else _alert_row(record)
+                head = row["chain_hash"] = chain.link(head, record.kind, row["record"])
+                (events if isinstance(record, Event) else alerts).append(row)
             try:
                 if events:
                     self.db.table("events").insert_all(events)
@@ -86,9 +95,11 @@ class Store:
             except BaseException:
                 self._sequence = self._max_sequence()
                 raise
+            self._chain_head = head
         return stored
 
     def upsert_model_files(self, files: Iterable[ModelFile], *, seen: datetime) -> None:
+        files = list(files)  # read twice: the rows, then the tensor prints
         when = format_time(seen)
         rows = [{
             "path": f.path, "path_hex": f.path_hex, "device": f.device, "inode": f.inode, "size": f.size,
@@ -106,6 +117,7 @@ class Store:
                 if row["path"] not in existing:
                     row["first_seen"] = when
             self.db.table("model_files").upsert_all(rows, pk="path")
+            tensor_store.replace_model_tensors(self.db, {f.path: f.tensors for f in files})
 
     def mark_model_files_gone(self, paths: Iterable[str]) -> None:
         with self._lock, self._conn:
@@ -114,12 +126,18 @@ class Store:
                 [json.dumps(list(paths))])
 
     def save_file_cache(self, entries: dict[FileKey, CachedResult]) -> None:
-        rows = [{"device": k.device, "inode": k.inode, "size": k.size, "mtime_ns": k.mtime_ns,
-                 "format": v.format, "sha256": v.sha256, "quick_fingerprint": v.quick_fingerprint,
-                 "details": json.dumps(v.details)} for k, v in entries.items()]
+        # Plain executemany: a first scan caches a verdict per file (10,000s of rows), and sqlite-utils'
+        # upsert_all costs about 100 µs a row against a few µs here. Empty details are stored as NULL.
+        rows = [(k.device, k.inode, k.size, k.mtime_ns, v.format, v.sha256, v.quick_fingerprint,
+                 json.dumps(v.details) if v.details else None) for k, v in entries.items()]
         if rows:
             with self._lock, self._conn:
-                self.db.table("file_cache").upsert_all(rows, pk=("device", "inode", "size", "mtime_ns"))
+                self._conn.executemany(
+                    "insert or replace into file_cache (device, inode, size, mtime_ns, format, sha256,"
+                    " quick_fingerprint, details) values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                tensor_store.save_cache_tensors(self.db, [
+                    {"device": k.device, "inode": k.inode, "size": k.size, "mtime_ns": k.mtime_ns,
+                     "tensors": tensor_store.encode(v.tensors)} for k, v in entries.items() if v.tensors])
 
     def set_state(self, key: str, value: str) -> None:
         with self._lock, self._conn:
@@ -134,17 +152,29 @@ class Store:
 
     def load_file_cache(self) -> dict[FileKey, CachedResult]:
         with self._lock:
-            return {
-                FileKey(r["device"], r["inode"], r["size"], r["mtime_ns"]):
-                    CachedResult(r["format"], r["sha256"], r["quick_fingerprint"], json.loads(r["details"] or "{}"))
-                for r in self.db.query("select * from file_cache")
-            }
+            tensors = tensor_store.load_cache_tensors(self.db)
+            rows = self._conn.execute(
+                "select device, inode, size, mtime_ns, format, sha256, quick_fingerprint, details"
+                " from file_cache").fetchall()
+        # Tuples, not sqlite-utils dicts, and most rows are "not a model" with nothing to decode: loading
+        # the cache is the fixed cost of every rescan, so it must stay far below the scan it saves.
+        not_a_model = CachedResult(None)
+        cache: dict[FileKey, CachedResult] = {}
+        for device, inode, size, mtime_ns, fmt, sha256, quick, details in rows:
+            key = FileKey(device, inode, size, mtime_ns)
+            if fmt is None and details is None:
+                cache[key] = not_a_model
+            else:
+                cache[key] = CachedResult(fmt, sha256, quick, json.loads(details) if details else {},
+                                          tensors.get(key, ()))
+        return cache
 
     def model_files(self, *, present_only: bool = True) -> list[ModelFile]:
         where = "where present = 1" if present_only else ""
         with self._lock:
             rows = list(self.db.query(f"select * from model_files {where} order by path"))
-        return [_model_file(row) for row in rows]
+            tensors = tensor_store.load_model_tensors(self.db)
+        return [dataclasses.replace(_model_file(row), tensors=tensors.get(row["path"], ())) for row in rows]
 
     def events(self, *, since: datetime | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         return self._records("events", since, limit)
@@ -175,6 +205,15 @@ class Store:
             params.append(str(limit))
         with self._lock:
             return [json.loads(row["record"]) for row in self.db.query(sql, params)]
+
+    def chain_head(self) -> tuple[int, str]:
+        """(sequence, link) of the newest committed record: what a checkpoint signs."""
+        with self._lock:
+            return self._sequence, self._chain_head
+
+    def verify_chain(self, public_key: Any) -> chain.VerifyReport:
+        with self._lock:
+            return chain.verify(self._conn, public_key)
 
     def _max_sequence(self) -> int:
         with self._lock:

@@ -53,9 +53,12 @@ class RecordWriter:
 
     def _run(self) -> None:
         pending: list[Record] = []
+        oldest = 0.0  # when the oldest pending record arrived: none waits longer than flush_seconds
         while True:
+            # Nothing pending: sleep until something arrives (an idle agent does not wake this thread).
+            wait = None if not pending else max(0.0, oldest + self._flush_seconds - time.monotonic())
             try:
-                item = self._queue.get(timeout=self._flush_seconds)
+                item = self._queue.get(timeout=wait) if wait is None or wait > 0 else _FLUSH
             except queue.Empty:
                 item = _FLUSH
             if item is None:
@@ -71,6 +74,8 @@ class RecordWriter:
             if item is _FLUSH:
                 self._commit(pending)
                 continue
+            if not pending:
+                oldest = time.monotonic()
             pending.append(item)  # type: ignore[arg-type]
             if len(pending) >= self._batch_size:
                 self._commit(pending)

@@ -282,12 +282,19 @@ def test_unknown_key_without_close_match(tmp_path: Path) -> None:
     ]
 
 
+# The foundation's sections first, in file order; later sections (sensors, gui, forwarding...) follow.
+KNOWN_SECTIONS = ", ".join(f"[{f.name}]" for f in dataclasses.fields(Config) if f.metadata.get("section"))
+
+
+def test_known_sections_start_with_the_foundation_ones() -> None:
+    assert KNOWN_SECTIONS.startswith("[agent], [inventory], [watch], [scan], [store]")
+
+
 def test_unknown_section(tmp_path: Path) -> None:
     assert located(write(tmp_path, "[agent]\n\n[sacn]\nworkers = 2\n")) == [
         (
             3,
-            "unknown section [sacn] (did you mean [scan]?); known sections: "
-            "[agent], [inventory], [watch], [scan], [store]",
+            "unknown section [sacn] (did you mean [scan]?); known sections: " + KNOWN_SECTIONS,
         )
     ]
 
@@ -297,7 +304,7 @@ def test_key_outside_any_section(tmp_path: Path) -> None:
         (
             1,
             "unknown top-level key 'workers' (did you mean to put it under [scan]?); "
-            "settings go in sections: [agent], [inventory], [watch], [scan], [store]",
+            "settings go in sections: " + KNOWN_SECTIONS,
         )
     ]
 

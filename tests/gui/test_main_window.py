@@ -1,44 +1,31 @@
-"""The main window, offscreen: it shows the store's alerts and survives a missing database."""
+"""`weightwarden-gui` entry point: screenshot mode in-process (offscreen) and configuration errors."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from pytestqt.modeltest import ModelTester
-from pytestqt.qtbot import QtBot
+from PySide6.QtGui import QImage
 
-from weightwarden.agent.events import Alert
-from weightwarden.agent.store import Store
-from weightwarden.gui.main import AlertsModel, MainWindow
+from weightwarden.gui.main import main
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> Path:
-    path = tmp_path / "ww.db"
-    store = Store(path)
-    store.write([Alert(rule_id="model-copy", title="Copy", severity=6, message=f"copy {i}", model="m")
-                 for i in range(3)])
-    store.close()
-    return path
+@pytest.mark.parametrize("view", ["alerts", "detail"])
+def test_screenshot_mode_writes_a_1280x800_png(tmp_path: Path, database: Path, view: str) -> None:
+    out = tmp_path / f"{view}.png"
+    assert main(["--db", str(database), "--screenshot", str(out), "--view", view]) == 0
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (1280, 800)
 
 
-def test_window_lists_alerts_newest_first(qtbot: QtBot, database: Path) -> None:
-    window = MainWindow(str(database))
-    qtbot.addWidget(window)
-    model = window.table.model()
-    assert model.rowCount() == 3
-    assert model.data(model.index(0, 4)) == "copy 2"
-    assert model.data(model.index(0, 2)) == "model-copy"
-    assert "3 alerts" in window.banner.text()
+def test_screenshot_of_a_missing_database_still_renders(tmp_path: Path) -> None:
+    out = tmp_path / "missing.png"
+    assert main(["--db", str(tmp_path / "none.db"), "--screenshot", str(out), "--view", "overview"]) == 0
+    assert QImage(str(out)).width() == 1280
 
 
-def test_window_without_database_shows_why(qtbot: QtBot, tmp_path: Path) -> None:
-    window = MainWindow(str(tmp_path / "missing.db"))
-    qtbot.addWidget(window)
-    assert window.table.model().rowCount() == 0
-    assert "no database yet" in window.banner.text()
-
-
-def test_alerts_model_passes_qt_model_checks(qtmodeltester: ModelTester) -> None:
-    qtmodeltester.check(AlertsModel([{"time": "t", "severity": 1, "rule": "r", "model": None, "message": "m"}]))
+def test_bad_config_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[gui]\nnotify_severity = 12\n")
+    assert main(["--config", str(config), "--screenshot", str(tmp_path / "x.png")]) == 2
+    assert "notify_severity" in capsys.readouterr().err

@@ -246,3 +246,185 @@ def empty_file(path: Path) -> None:
 
 def pickle_header_then_noise(path: Path) -> None:
     path.write_bytes(b"\x80\x04" + np.random.default_rng(3).bytes(4096))
+
+
+# More formats (FORMATS.md). Each is written by the library that writes it for real where one exists
+# in the test environment; the exceptions say why.
+
+def joblib_dump(path: Path, compress: Any = 0) -> None:
+    joblib = pytest.importorskip("joblib")
+    joblib.dump({"coef": np.ones((4, 3)), "intercept": np.zeros(3)}, path, compress=compress)
+
+
+def joblib_zlib(path: Path) -> None:
+    joblib_dump(path, compress=3)
+
+
+def joblib_gzip(path: Path) -> None:
+    joblib_dump(path, compress=("gzip", 3))
+
+
+def joblib_xz(path: Path) -> None:
+    joblib_dump(path, compress=("xz", 3))
+
+
+def _flatbuffer(path: Path, identifier: bytes) -> None:
+    flatbuffers = pytest.importorskip("flatbuffers")
+    builder = flatbuffers.Builder(64)
+    description = builder.CreateString("weightwarden test model")
+    builder.StartObject(3)
+    builder.PrependUint32Slot(0, 3, 0)  # version
+    builder.PrependUOffsetTRelativeSlot(2, description, 0)
+    root = builder.EndObject()
+    builder.Finish(root, file_identifier=identifier)
+    path.write_bytes(bytes(builder.Output()))
+
+
+def tflite_flatbuffer(path: Path) -> None:
+    _flatbuffer(path, b"TFL3")
+
+
+def executorch_flatbuffer(path: Path) -> None:
+    _flatbuffer(path, b"ET12")
+
+
+def ggml_legacy(path: Path) -> None:
+    """No maintained library writes pre-GGUF files any more: the header is packed as llama.cpp's
+    convert script did (magic 'ggml' as native u32, then n_vocab, n_embd, n_mult, n_head, n_layer, ...)."""
+    import struct
+
+    path.write_bytes(struct.pack("<Iiiiiii", 0x67676D6C, 32000, 4096, 256, 32, 32, 128) + b"\0" * 256)
+
+
+def ggjt_v3(path: Path) -> None:
+    import struct
+
+    path.write_bytes(struct.pack("<IIiiiiii", 0x67676A74, 3, 32000, 4096, 256, 32, 32, 128) + b"\0" * 256)
+
+
+def llama_session(path: Path) -> None:
+    import struct
+
+    path.write_bytes(struct.pack("<III", 0x6767736E, 1, 0) + b"\0" * 256)
+
+
+def _keras_like_h5(handle: Any, *, full_model: bool) -> None:
+    """The attributes and groups keras' legacy H5 saving writes (keras/src/legacy/saving/legacy_h5_format.py)."""
+    import json as json_module
+
+    handle.attrs["keras_version"] = "3.6.0"
+    handle.attrs["backend"] = "torch"
+    if full_model:
+        handle.attrs["model_config"] = json_module.dumps({"class_name": "Sequential", "config": {"layers": []}})
+        weights = handle.create_group("model_weights")
+    else:
+        weights = handle
+    weights.attrs["layer_names"] = [b"dense"]
+    layer = weights.create_group("dense")
+    layer.attrs["weight_names"] = [b"dense/kernel:0"]
+    layer.create_dataset("dense/kernel:0", data=np.ones((4, 2), dtype=np.float32))
+
+
+def keras_h5(path: Path) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as handle:
+        _keras_like_h5(handle, full_model=True)
+
+
+def keras_h5_weights_only(path: Path) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as handle:
+        _keras_like_h5(handle, full_model=False)
+
+
+def keras_v3(path: Path) -> None:
+    """keras saving_lib's layout: metadata.json, config.json and model.weights.h5 (h5py) at the top level."""
+    import io
+    import json as json_module
+
+    import h5py
+
+    weights = io.BytesIO()
+    with h5py.File(weights, "w") as handle:
+        handle.create_dataset("layers/dense/vars/0", data=np.ones((4, 2), dtype=np.float32))
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", json_module.dumps({"keras_version": "3.6.0", "date_saved": "x"}))
+        archive.writestr("config.json", json_module.dumps({"class_name": "Sequential", "config": {}}))
+        archive.writestr("model.weights.h5", weights.getvalue())
+
+
+def openvino_ir(path: Path) -> None:
+    """The IR v11 XML (openvino is not a test dependency): written with xml.etree like any XML writer."""
+    import xml.etree.ElementTree as ElementTree
+
+    net = ElementTree.Element("net", name="tiny", version="11")
+    layers = ElementTree.SubElement(net, "layers")
+    ElementTree.SubElement(layers, "layer", id="0", name="x", type="Parameter", version="opset1")
+    ElementTree.SubElement(net, "edges")
+    ElementTree.ElementTree(net).write(path, xml_declaration=True, encoding="utf-8")
+
+
+def nemo_archive(path: Path) -> None:
+    import io
+    import tarfile
+
+    torch = _torch()
+    weights = io.BytesIO()
+    torch.save({"encoder.weight": torch.ones(4, 4)}, weights)
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as archive:
+        for name, data in (("./model_config.yaml", b"target: nemo.collections.asr.models.EncDecCTCModel\n"),
+                           ("./model_weights.ckpt", weights.getvalue())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+
+# Look-alikes of the new formats.
+
+def pickle_plain_data(path: Path) -> None:
+    path.write_bytes(pickle.dumps({"run": "2026-11-29", "scores": [0.1, 0.2], "tags": {"a", "b"}}, protocol=4))
+
+
+def gzip_text(path: Path) -> None:
+    import gzip
+
+    path.write_bytes(gzip.compress(b"just a log file\n" * 100))
+
+
+def zlib_plain_pickle(path: Path) -> None:
+    import zlib
+
+    path.write_bytes(zlib.compress(pickle.dumps({"a": list(range(100))}, protocol=4)))
+
+
+def random_with_flatbuffer_identifier(path: Path) -> None:
+    data = bytearray(np.random.default_rng(11).bytes(4096))
+    data[0:4] = (0xFFFF0000).to_bytes(4, "little")
+    data[4:8] = b"TFL3"
+    path.write_bytes(bytes(data))
+
+
+def plain_tar(path: Path) -> None:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as archive:
+        info = tarfile.TarInfo("notes/readme.txt")
+        info.size = 5
+        archive.addfile(info, io.BytesIO(b"hello"))
+
+
+def svg_xml(path: Path) -> None:
+    path.write_text('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"><rect/></svg>\n')
+
+
+def zip_with_config_json_only(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
+        archive.writestr("metadata.json", "{}")
+
+
+def text_starting_with_lmgg(path: Path) -> None:
+    path.write_text("lmgg is what 'ggml' looks like reversed on disk\n")

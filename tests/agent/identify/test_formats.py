@@ -65,6 +65,20 @@ CASES = [
     Case(builders.onnx_model, "model.onnx", "onnx", {
         "ir_version": 10, "producer_name": "weightwarden-tests",
         "opset_import": [{"domain": "", "version": 17}]}),
+    Case(builders.joblib_dump, "model.joblib", "joblib", {"protocol": 4}),
+    Case(builders.joblib_zlib, "model.joblib", "joblib", {"compression": "zlib"}),
+    Case(builders.joblib_gzip, "model.joblib", "joblib", {"compression": "gzip"}),
+    Case(builders.joblib_xz, "model.joblib", "joblib", {"compression": "xz"}),
+    Case(builders.tflite_flatbuffer, "model.tflite", "tflite", {"fields": 3}),
+    Case(builders.executorch_flatbuffer, "model.pte", "executorch", {"extended_header": False}),
+    Case(builders.ggml_legacy, "ggml-model-f16.bin", "ggml", {"variant": "ggml", "n_vocab": 32000}),
+    Case(builders.ggjt_v3, "ggml-model-q4_0.bin", "ggml", {"variant": "ggjt", "version": 3}),
+    Case(builders.llama_session, "prompt.session", "ggml", {"variant": "ggsn", "session_state": True}),
+    Case(builders.keras_h5, "model.h5", "keras-h5", {"weights_only": False, "user_block": 0}),
+    Case(builders.keras_h5_weights_only, "model.weights.h5", "keras-h5", {"weights_only": True}),
+    Case(builders.keras_v3, "model.keras", "keras-v3", {"weights": "model.weights.h5"}),
+    Case(builders.openvino_ir, "model.xml", "openvino-ir", {"name": "tiny", "ir_version": "11"}),
+    Case(builders.nemo_archive, "model.nemo", "nemo", {"members": ["model_config.yaml", "model_weights.ckpt"]}),
 ]
 RENAMES = ["weights.bin", "notes.txt", "model"]
 

@@ -8,6 +8,7 @@ os.pread is asked for; there are no timing assertions.
 from __future__ import annotations
 
 import pickle
+import pickletools
 import struct
 import zipfile
 from collections.abc import Callable
@@ -83,7 +84,14 @@ def _npy(path: Path) -> None:
 
 
 def _big_pickle(path: Path) -> None:
-    path.write_bytes(pickle.dumps(b"x" * PADDING, protocol=4))
+    """An array pickle (plain data is not a model): numpy's globals first, then the data as one BINBYTES."""
+    path.write_bytes(pickle.dumps(np.zeros(PADDING // 8), protocol=4))
+
+
+def _data_opcode(path: Path) -> int:
+    """Offset of the opcode that carries the array's bytes (pickle writes large bytes unframed)."""
+    return next(position for opcode, _, position in pickletools.genops(path.read_bytes())
+                if opcode.name in ("BINBYTES", "BINBYTES8"))
 
 
 def _onnx(path: Path) -> None:
@@ -125,8 +133,8 @@ HOSTILE: list[tuple[str, Callable[[Path], None], str, Callable[[Path], None]]] =
     ("onnx_graph_length_2_60", _onnx, "onnx",
      lambda p: _patch(p, p.read_bytes().index(b"\x3a", 4), b"\x3a" + b"\xff" * 8 + b"\x10")),
     ("pickle_binbytes8_2_62", _big_pickle, "pickle",
-     # pickle writes large bytes unframed: PROTO, BINBYTES, length; the length becomes a BINBYTES8 lie
-     lambda p: _patch(p, 2, b"\x8e" + struct.pack("<Q", 1 << 62))),
+     # the array's BINBYTES length becomes a BINBYTES8 lie
+     lambda p: _patch(p, _data_opcode(p), b"\x8e" + struct.pack("<Q", 1 << 62))),
 ]
 
 

@@ -23,6 +23,14 @@ LOOKALIKES: list[tuple[Callable[[Path], None], str]] = [
     (builders.truncated_safetensors, "model.safetensors"),
     (builders.empty_file, "model.safetensors"),
     (builders.pickle_header_then_noise, "model.pkl"),
+    (builders.pickle_plain_data, "model.pkl"),
+    (builders.gzip_text, "model.joblib"),
+    (builders.zlib_plain_pickle, "model.joblib"),
+    (builders.random_with_flatbuffer_identifier, "model.tflite"),
+    (builders.plain_tar, "model.nemo"),
+    (builders.svg_xml, "model.xml"),
+    (builders.zip_with_config_json_only, "model.keras"),
+    (builders.text_starting_with_lmgg, "model.bin"),
 ]
 
 
@@ -48,11 +56,21 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def test_coreml_like_protobuf_is_not_onnx(identifier: Identifier, tmp_path: Path) -> None:
+def test_coreml_protobuf_is_coreml_not_onnx(identifier: Identifier, tmp_path: Path) -> None:
     # coremltools is not a test dependency, so the Model message is assembled by hand: specificationVersion
     # (field 1), description (field 2), then a model type field (>= 200), as CoreML writes it.
     path = tmp_path / "model.mlmodel"
     path.write_bytes(b"\x08\x05" + _field(2, b"\x0a\x03abc") + _field(403, b"\x0a\x00" * 8))
+
+    result = identifier.identify_path(str(path))
+
+    assert result is not None
+    assert (result.format, result.details["model_type_field"]) == ("coreml", 403)
+
+
+def test_protobuf_without_a_model_type_field_is_nothing(identifier: Identifier, tmp_path: Path) -> None:
+    path = tmp_path / "message.pb"
+    path.write_bytes(b"\x08\x05" + _field(2, b"\x0a\x03abc") + _field(3, b"\x0a\x00" * 8))
 
     assert identifier.identify_path(str(path)) is None
 

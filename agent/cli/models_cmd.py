@@ -1,0 +1,47 @@
+"""`weightwarden models [--json]`: the logical models of the inventory (read-only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from weightwarden.agent.cli.output import EXIT_OK, add_config_options, config_from, human_size, print_table
+from weightwarden.agent.models import catalog
+from weightwarden.agent.store import Store
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "models", help="list logical models (files grouped into the model they belong to)",
+        description="List the logical models of the inventory: name, formats, file count, total size, "
+                    "parameters, dtypes, architecture and, for Hugging Face cache files, the public repo id.")
+    parser.add_argument("--json", action="store_true", help="one JSON object per model")
+    add_config_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    store = Store(config.database_path, read_only=True)
+    try:
+        models = catalog(store.model_files())
+    finally:
+        store.close()
+    if args.json:
+        for model in models:
+            print(json.dumps(model.to_dict(), sort_keys=True))
+        return EXIT_OK
+    print_table([(str(m.files), human_size(m.size), _count(m.parameters), ",".join(m.dtypes) or "-",
+                  ",".join(m.formats), m.architecture or "-", m.repo_id or "-", m.name) for m in models],
+                ("FILES", "SIZE", "PARAMS", "DTYPES", "FORMATS", "ARCH", "HF REPO", "MODEL"))
+    return EXIT_OK
+
+
+def _count(value: int | None) -> str:
+    if value is None:
+        return "-"
+    for unit, scale in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
+        if value >= scale:
+            return f"{value / scale:.1f}{unit}"
+    return str(value)

@@ -1,0 +1,239 @@
+"""Zip containers: torch.save checkpoints (data.pkl + one stored member per storage) and NumPy .npz.
+
+torch: the tensors' dtype, shape, stride and storage offset live in `data.pkl`. It is read with a
+restricted unpickler that imports nothing: the few torch callables that rebuild tensors are replaced by
+functions that only record their arguments, and every other global becomes an inert stub class. So no
+code from the file ever runs, and the result is a list of (storage key, offset, shape) per tensor.
+npz: every stored `<name>.npy` member is an .npy array; compressed members cannot be sampled from the
+raw bytes and are left out.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from dataclasses import dataclass
+from typing import Any
+
+from weightwarden.agent.fingerprint.layouts.npy_layout import array_span
+from weightwarden.agent.fingerprint.tensors import TensorSpan
+from weightwarden.agent.identify.zip_directory import (
+    Member,
+    ZipError,
+    ZipSource,
+    find_central_directory,
+    iter_members,
+    member_data_offset,
+)
+from weightwarden.agent.safe_open import read_at
+
+TAIL_BYTES = 64 << 10
+# data.pkl holds only the object tree (a few dozen bytes per tensor: ~200 KB for 2,000 tensors). The cap
+# bounds what a hostile one can make the unpickler build: about one small object per byte.
+MAX_PICKLE_BYTES = 2 << 20
+MAX_MEMBERS = 1 << 20
+MAX_WALK_NODES = 50_000  # containers visited: state dicts have about one per tensor
+_STORED = 0
+_UNKNOWN_SIZE = 0xFFFFFFFF
+# Storage classes pickled by torch.save -> item size, for the float ones we sample.
+FLOAT_STORAGES = {"FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2, "DoubleStorage": 8}
+
+
+@dataclass(frozen=True)
+class _StorageType:
+    itemsize: int | None
+
+
+@dataclass(frozen=True)
+class _StorageRef:
+    key: str
+    itemsize: int | None
+    numel: int
+
+
+@dataclass(frozen=True)
+class _TensorRef:
+    storage: Any
+    offset: Any
+    shape: Any
+    stride: Any
+
+
+class _Stub:
+    """Stands in for any class or function a pickle names: accepts everything, does nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+def _rebuild_tensor(storage: Any, offset: Any, shape: Any, stride: Any, *rest: Any) -> _TensorRef:
+    return _TensorRef(storage, offset, shape, stride)
+
+
+def _rebuild_parameter(data: Any, *rest: Any) -> Any:
+    return data
+
+
+def _rebuild_from_type(function: Any, new_type: Any, args: Any, state: Any) -> Any:
+    return function(*args) if callable(function) and isinstance(args, tuple) else None
+
+
+_KNOWN: dict[tuple[str, str], Any] = {
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
+    ("collections", "OrderedDict"): dict,
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        known = _KNOWN.get((module, name))
+        if known is not None:
+            return known
+        if module == "torch" and name.endswith("Storage"):
+            return _StorageType(FLOAT_STORAGES.get(name))
+        return type("Stub", (_Stub,), {})
+
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
+            storage_type, key, numel = pid[1], pid[2], pid[4]
+            itemsize = storage_type.itemsize if isinstance(storage_type, _StorageType) else None
+            if isinstance(key, str) and type(numel) is int:
+                return _StorageRef(key, itemsize, numel)
+        return None
+
+
+def torch_spans(fd: int, size: int) -> list[TensorSpan]:
+    source = _source(fd, size)
+    members = _members(source)
+    if not members:
+        return []
+    prefix = members[0].name.split("/", 1)[0] + "/"
+    by_name = {m.name: m for m in members}
+    pickled = by_name.get(prefix + "data.pkl")
+    if pickled is None or pickled.method != _STORED or pickled.size > MAX_PICKLE_BYTES:
+        return []
+    if _byteorder(source, by_name.get(prefix + "byteorder")) != "little":
+        return []
+    data = source.read(member_data_offset(source, pickled), pickled.size)
+    try:
+        root = _RestrictedUnpickler(io.BytesIO(data)).load()
+    except Exception:  # a hostile pickle can raise anything the unpickler raises; it is then not sampled
+        return []
+    found = []
+    for name, tensor in _tensors(root):
+        span = _storage_span(source, by_name, prefix, name, tensor)
+        if span is not None:
+            found.append(span)
+    return found
+
+
+def npz_spans(fd: int, size: int) -> list[TensorSpan]:
+    source = _source(fd, size)
+    found = []
+    for member in _members(source):
+        if not member.name.endswith(".npy") or member.method != _STORED:
+            continue
+        start = member_data_offset(source, member)
+        length = member.compressed_size if member.compressed_size != _UNKNOWN_SIZE else size - start
+        span = array_span(fd, start, min(size, start + length), member.name.removesuffix(".npy"))
+        if span is not None:
+            found.append(span)
+    return found
+
+
+def _source(fd: int, size: int) -> ZipSource:
+    tail_start = max(0, size - TAIL_BYTES)
+    return ZipSource(fd, size, b"", read_at(fd, tail_start, size - tail_start))
+
+
+def _members(source: ZipSource) -> list[Member]:
+    try:
+        members = []
+        for member in iter_members(find_central_directory(source)):
+            members.append(member)
+            if len(members) > MAX_MEMBERS:
+                return []
+        return members
+    except ZipError:
+        return []
+
+
+def _byteorder(source: ZipSource, member: Member | None) -> str:
+    if member is None:
+        return "little"  # torch wrote no byteorder record before 1.10: those files are little-endian
+    try:
+        return source.read(member_data_offset(source, member), min(member.size, 16)).decode("ascii", "replace")
+    except ZipError:
+        return "unknown"
+
+
+_CONTAINERS = (dict, list, tuple, _TensorRef)
+
+
+def _tensors(root: Any) -> list[tuple[str, _TensorRef]]:
+    """Every tensor reachable from the unpickled object, named by its dict key where it has one."""
+    found: list[tuple[str, _TensorRef]] = []
+    seen: set[int] = set()
+    stack: list[tuple[str, Any]] = [("", root)]
+    budget = MAX_WALK_NODES
+    while stack and budget > 0:
+        name, value = stack.pop()
+        budget -= 1
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, _TensorRef):
+            found.append((name, value))
+        elif isinstance(value, dict):
+            stack.extend((f"{name}.{key}" if name else str(key), item) for key, item in value.items()
+                         if isinstance(item, _CONTAINERS))
+        elif isinstance(value, list | tuple):
+            stack.extend((name, item) for item in value if isinstance(item, _CONTAINERS))
+    return found
+
+
+def _storage_span(source: ZipSource, by_name: dict[str, Member], prefix: str, name: str,
+                  tensor: _TensorRef) -> TensorSpan | None:
+    storage, offset, shape, stride = tensor.storage, tensor.offset, tensor.shape, tensor.stride
+    if not isinstance(storage, _StorageRef) or storage.itemsize is None or type(offset) is not int:
+        return None
+    if not _int_tuple(shape) or not _int_tuple(stride) or len(shape) != len(stride) or offset < 0:
+        return None
+    if not _contiguous(shape, stride):
+        return None  # a view with its own element order; torch.save keeps such views rare
+    member = by_name.get(f"{prefix}data/{storage.key}")
+    if member is None or member.method != _STORED:
+        return None
+    span = TensorSpan(name, tuple(shape), member_data_offset(source, member) + offset * storage.itemsize,
+                      storage.itemsize, storage.itemsize - 1)
+    if offset + span.elements > storage.numel:
+        return None
+    return span
+
+
+def _int_tuple(value: Any) -> bool:
+    return isinstance(value, tuple) and all(type(v) is int and v >= 0 for v in value)
+
+
+def _contiguous(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
+    expected = 1
+    for dim, step in zip(reversed(shape), reversed(stride), strict=True):
+        if dim > 1 and step != expected:
+            return False
+        expected *= dim
+    return True

@@ -1,0 +1,25 @@
+"""SHA-256 and tensor fingerprints from one sequential read of a model file."""
+
+from __future__ import annotations
+
+from weightwarden.agent.events import TensorPrint
+from weightwarden.agent.fingerprint.layouts import tensor_spans
+from weightwarden.agent.fingerprint.sha256 import DEFAULT_BLOCK, sha256_fd
+from weightwarden.agent.fingerprint.tensors import TensorSampler, sample_by_reads
+
+
+def hash_with_tensors(fd: int, size: int, format_id: str, *,
+                      block_size: int = DEFAULT_BLOCK) -> tuple[str, tuple[TensorPrint, ...]]:
+    """(hex SHA-256, tensor prints) of the open file. The layout comes from the header (small bounded
+    reads); the tensor data is read once, by the hash pass, and sampled as it goes by."""
+    spans = tensor_spans(fd, size, format_id)
+    if not spans:
+        return sha256_fd(fd, size, block_size=block_size), ()
+    sampler = TensorSampler(spans, size)
+    digest = sha256_fd(fd, size, block_size=block_size, on_block=sampler.feed)
+    return digest, sampler.prints()
+
+
+def sample_tensors(fd: int, size: int, format_id: str) -> tuple[TensorPrint, ...]:
+    """Tensor prints without a hash pass (the SHA-256 is known): small reads of the sampled elements only."""
+    return sample_by_reads(fd, tensor_spans(fd, size, format_id), size)

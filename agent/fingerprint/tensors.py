@@ -1,0 +1,175 @@
+"""Tensor fingerprints that survive renames, re-sharding, container conversion, float casts and partial copies.
+
+What a fingerprint keeps: the tensor's shape (in row-major order, as numpy writes it) and the sign bits of a
+fixed, deterministic sample of its elements (at most SAMPLES, spread evenly over the tensor). Why signs:
+every IEEE conversion among float64, float32, float16 and bfloat16 keeps the sign bit exactly, even when the
+value underflows to a signed zero, while any rounding of the value itself (say to bfloat16 precision) is
+broken by double rounding: float32 -> float16 -> bfloat16 differs from float32 -> bfloat16 in roughly one
+element of sixteen, so a digest over quantised values would miss most float16 copies. For trained weights,
+thousands of sign bits tell tensors apart as well as the values do. Tensors whose sampled signs are nearly
+all equal (zeros, ones, norm scales) carry almost no information and are marked not `informative`.
+
+What it leaves out: the tensor's name and position, so renamed tensors and re-sharded files match, and the
+dtype, so casts match.
+
+The sampler rides on the SHA-256 pass (`sha256_fd(on_block=sampler.feed)`): the layout parsers give each
+tensor's byte range from the header, and the sampler picks the sign byte of each sampled element out of the
+blocks as they pass. One read of the file yields the SHA-256 and every tensor fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from weightwarden.agent.events import TensorPrint
+from weightwarden.agent.safe_open import read_at
+
+VERSION = "t1"
+SAMPLES = 4096
+# A tensor is informative when at least this share of its sampled signs is in the minority.
+MIN_MINORITY_SHARE = 1 / 8
+MIN_INFORMATIVE_SAMPLES = 64
+DENSE_READ_BYTES = 1 << 20  # sample_by_reads reads tensors up to this size whole
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpan:
+    """Where one float tensor lies in a file and how its elements are stored.
+
+    `offset` is the file offset of element 0; elements are `itemsize` bytes each, in row-major order, with
+    the sign in the top bit of the byte at `sign_byte` within each element (itemsize - 1 for little-endian
+    data, 0 for big-endian).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    offset: int
+    itemsize: int
+    sign_byte: int
+
+    @property
+    def elements(self) -> int:
+        count = 1
+        for dim in self.shape:
+            count *= dim
+        return count
+
+    @property
+    def nbytes(self) -> int:
+        return self.elements * self.itemsize
+
+
+def sample_indices(elements: int) -> np.ndarray:
+    """The element indices sampled from a tensor of `elements` elements: depends on the count alone."""
+    count = min(elements, SAMPLES)
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return (np.arange(count, dtype=np.int64) * elements) // count
+
+
+def fingerprint_signs(shape: tuple[int, ...], signs: np.ndarray) -> TensorPrint:
+    """The print of a tensor of `shape` whose sampled elements have the sign bits `signs` (0/1, uint8)."""
+    digest = hashlib.blake2b(digest_size=16, person=b"ww-tensor-t1")
+    digest.update(len(shape).to_bytes(1, "little"))
+    for dim in shape:
+        digest.update(int(dim).to_bytes(8, "little"))
+    digest.update(np.packbits(signs).tobytes())
+    elements = 1
+    for dim in shape:
+        elements *= dim
+    negatives = int(signs.sum())
+    minority = min(negatives, len(signs) - negatives)
+    informative = len(signs) >= MIN_INFORMATIVE_SAMPLES and minority >= len(signs) * MIN_MINORITY_SHARE
+    return TensorPrint(f"{VERSION}:{digest.hexdigest()}", elements, 0, informative)
+
+
+def fingerprint_array(array: np.ndarray) -> TensorPrint:
+    """The print of an in-memory float array (tests and tools); equal to what the sampler finds in a file."""
+    flat = np.ascontiguousarray(array).reshape(-1)
+    signs = np.signbit(flat[sample_indices(flat.size)]).astype(np.uint8)
+    found = fingerprint_signs(tuple(int(d) for d in array.shape), signs)
+    return TensorPrint(found.fingerprint, found.elements, int(array.nbytes), found.informative)
+
+
+class _Active:
+    """A tensor whose sampled positions are (partly) still ahead of the stream."""
+
+    __slots__ = ("filled", "positions", "signs", "span")
+
+    def __init__(self, span: TensorSpan) -> None:
+        self.span = span
+        self.positions = span.offset + sample_indices(span.elements) * span.itemsize + span.sign_byte
+        self.signs = np.zeros(len(self.positions), dtype=np.uint8)
+        self.filled = 0
+
+
+class TensorSampler:
+    """Collect the sampled sign bits of `spans` from the blocks of one sequential pass over the file.
+
+    `feed` must see the file's blocks in order from offset 0 (what `sha256_fd(on_block=...)` does).
+    Memory is bounded by the tensors overlapping one block, not by the file's tensor count.
+    """
+
+    def __init__(self, spans: list[TensorSpan], file_size: int) -> None:
+        # Tensors that fit the file and have elements; a lying header cannot send us past the end.
+        usable = [s for s in spans if s.elements > 0 and s.offset >= 0 and s.offset + s.nbytes <= file_size]
+        self._pending = sorted(usable, key=lambda s: s.offset)
+        self._next = 0
+        self._active: list[_Active] = []
+        self._done: list[tuple[TensorSpan, np.ndarray]] = []
+        self._position = 0
+        self.skipped = len(spans) - len(usable)
+
+    def feed(self, block: memoryview) -> None:
+        start, end = self._position, self._position + len(block)
+        self._position = end
+        while self._next < len(self._pending) and self._pending[self._next].offset < end:
+            self._active.append(_Active(self._pending[self._next]))
+            self._next += 1
+        if not self._active:
+            return
+        data = np.frombuffer(block, dtype=np.uint8)
+        still: list[_Active] = []
+        for active in self._active:
+            positions = active.positions
+            stop = int(np.searchsorted(positions, end, side="left"))
+            if stop > active.filled:
+                active.signs[active.filled:stop] = data[positions[active.filled:stop] - start] >> 7
+                active.filled = stop
+            if active.filled == len(positions):
+                self._done.append((active.span, active.signs))
+            else:
+                still.append(active)
+        self._active = still
+
+    def prints(self) -> tuple[TensorPrint, ...]:
+        """The prints of every tensor whose samples were all seen, in file order."""
+        found = []
+        for span, signs in sorted(self._done, key=lambda item: item[0].offset):
+            sign_print = fingerprint_signs(span.shape, signs)
+            found.append(TensorPrint(sign_print.fingerprint, sign_print.elements, span.nbytes,
+                                     sign_print.informative))
+        return tuple(found)
+
+
+def sample_by_reads(fd: int, spans: list[TensorSpan], file_size: int) -> tuple[TensorPrint, ...]:
+    """The same prints without a full pass: one small read per sampled element (files whose SHA-256 is
+    already known, e.g. from a Hugging Face or Ollama blob name). Costs ~SAMPLES reads per tensor."""
+    sampler = TensorSampler(spans, file_size)
+    found = []
+    for span in sampler._pending:
+        positions = span.offset + sample_indices(span.elements) * span.itemsize + span.sign_byte
+        if span.nbytes <= DENSE_READ_BYTES:  # small tensors: one read beats thousands
+            data = np.frombuffer(read_at(fd, span.offset, span.nbytes), dtype=np.uint8)
+            if len(data) != span.nbytes:
+                continue  # the file shrank
+            signs = data[positions - span.offset] >> 7
+        else:
+            signs = np.fromiter((read_at(fd, int(p), 1)[0] >> 7 for p in positions), dtype=np.uint8,
+                                count=len(positions))
+        sign_print = fingerprint_signs(span.shape, signs)
+        found.append(TensorPrint(sign_print.fingerprint, sign_print.elements, span.nbytes, sign_print.informative))
+    return tuple(found)

@@ -1,0 +1,96 @@
+"""Elasticsearch / OpenSearch `_bulk` with `create` and `_id` = record id.
+
+The response is 200 even when items fail, so each item is read: 201 indexed and 409 "already there"
+both count as delivered (a resend after a crash is harmless); 429 and 5xx items are retried, alone, a
+few times with backoff, after which the attempt fails and the whole batch is resent later (its delivered
+items then answer 409); any other 4xx (400 mapping or parse errors) goes to the dead-letter table.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+from weightwarden.agent.forward.http import HttpClient
+from weightwarden.agent.forward.render import Renderer
+from weightwarden.agent.forward.transport import Outcome, TransportError, backoff_seconds
+from weightwarden.agent.store.outbox import OutboxRecord
+
+DEFAULT_INDEX = "weightwarden-events"
+
+
+class BulkTransport:
+    def __init__(self, renderer: Renderer, *, url: str, index: str = "", username: str = "", password: str = "",
+                 api_key: str = "", timeout: float = 15.0, verify_tls: bool = True, ca_file: str = "",
+                 item_retries: int = 4, item_retry_seconds: float = 0.2) -> None:
+        self.renderer = renderer
+        self.client = HttpClient(url, timeout=timeout, verify_tls=verify_tls, ca_file=ca_file)
+        self.index = index or DEFAULT_INDEX
+        self.headers = {"Content-Type": "application/x-ndjson"}
+        if api_key:
+            self.headers["Authorization"] = f"ApiKey {api_key}"
+        elif username:
+            token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+            self.headers["Authorization"] = f"Basic {token}"
+        self.item_retries = item_retries
+        self.item_retry_seconds = item_retry_seconds
+
+    def payload(self, records: list[OutboxRecord]) -> bytes:
+        lines = []
+        for record in records:
+            lines.append(json.dumps({"create": {"_index": self.index, "_id": record.id}}))
+            lines.append(json.dumps(self.renderer.document(record), ensure_ascii=False, separators=(",", ":")))
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+    def send(self, records: list[OutboxRecord]) -> Outcome:
+        outcome = Outcome(confirmed=records[-1].sequence)
+        pending = records
+        for attempt in range(self.item_retries + 1):
+            retry = self._attempt(pending, outcome)
+            if not retry:
+                return outcome
+            if attempt < self.item_retries:
+                time.sleep(backoff_seconds(attempt, self.item_retry_seconds, 5.0))
+            pending = retry
+        raise TransportError(f"_bulk: {len(pending)} items still refused with 429/5xx after "
+                             f"{self.item_retries + 1} attempts")
+
+    def _attempt(self, records: list[OutboxRecord], outcome: Outcome) -> list[OutboxRecord]:
+        status, body = self.client.request("POST", "/_bulk", self.payload(records), self.headers)
+        if status in (401, 403):
+            raise TransportError(f"_bulk refused the credentials: {status}", config=True)
+        if status == 429 or status >= 500:
+            return records
+        if status != 200:
+            raise TransportError(f"_bulk answered {status}: {body[:200].decode('utf-8', 'replace')}")
+        try:
+            items: list[dict[str, Any]] = json.loads(body)["items"]
+        except (ValueError, KeyError, TypeError):
+            raise TransportError("_bulk answered 200 without an items list") from None
+        if len(items) != len(records):
+            raise TransportError(f"_bulk answered {len(items)} items for {len(records)} sent")
+        retry = []
+        for record, item in zip(records, items, strict=True):
+            result: dict[str, Any] = next(iter(item.values()), {})
+            code = int(result.get("status", 0))
+            if code in (200, 201, 409):
+                outcome.delivered += 1
+            elif code == 429 or code >= 500:
+                retry.append(record)
+            else:
+                outcome.dead.append((record, f"{code}: {json.dumps(result.get('error'))[:500]}"))
+        return retry
+
+    def poll(self) -> Outcome:
+        return Outcome()
+
+    def unconfirmed(self) -> int:
+        return 0
+
+    def reset(self) -> None:
+        self.client.close()
+
+    def close(self) -> None:
+        self.client.close()

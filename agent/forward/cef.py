@@ -1,0 +1,107 @@
+"""CEF (ArcSight Common Event Format) text for one record: a pure function, no I/O.
+
+Header fields escape `\\` and `|`; extension values escape `\\`, `=`, newline and CR (pipes are legal
+there). Values are cut to keep the whole syslog message under 8 KiB, longest first, before escaping, so
+an escape is never split. Our record id goes in `externalId` (receivers deduplicate on it) and the
+per-agent sequence in `cn1`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from weightwarden.agent import __version__
+from weightwarden.agent.forward.fields import PRODUCT, VENDOR, Flat
+
+MAX_EXTENSION_BYTES = 6500  # leaves room for the RFC 5424 header and SD under 8 KiB
+NAME_LIMIT = 512
+
+
+# CEF defines no escape for tabs or other control characters, and receivers mangle them (rsyslog writes
+# #011): they become spaces. Newlines and CRs have escapes in the extension (not in the header).
+_CONTROLS = {code: " " for code in [*range(0x20), 0x7F] if code not in (0x0A, 0x0D)}
+
+
+def escape_header(value: str) -> str:
+    if not value.isprintable():  # fast path: str.translate is slow, control characters are rare
+        value = value.translate(_CONTROLS).replace("\r", " ").replace("\n", " ")
+    return value.replace("\\", "\\\\").replace("|", "\\|")
+
+
+def escape_extension(value: str) -> str:
+    value = value.replace("\\", "\\\\").replace("=", "\\=")
+    if not value.isprintable():  # fast path: str.translate is slow, control characters are rare
+        value = value.translate(_CONTROLS).replace("\n", "\\n").replace("\r", "\\r")
+    return value
+
+
+def extension_pairs(flat: Flat, host: str) -> list[tuple[str, str]]:
+    """The extension as (key, raw value) pairs, in a stable order; unset values are left out."""
+    pairs: list[tuple[str, object]] = [
+        ("rt", flat.time_ms),
+        ("externalId", flat.id),
+        ("cn1Label", "sequence"), ("cn1", flat.sequence),
+        ("cat", flat.category),
+        ("act", flat.action),
+        ("dvchost", host),
+        ("msg", flat.message),
+        ("fname", flat.file_name),
+        ("filePath", flat.file_path),
+        ("fsize", flat.file_size),
+        ("fileType", flat.file_format),
+        ("oldFilePath", flat.old_path),
+    ]
+    if flat.file_sha256:
+        pairs += [("fileHash", flat.file_sha256), ("cs1Label", "hashAlgorithm"), ("cs1", "sha256")]
+    if flat.model is not None:
+        pairs += [("cs2Label", "model"), ("cs2", flat.model)]
+    pairs += [("sproc", flat.process_name), ("spid", flat.pid), ("suser", flat.user)]
+    if flat.command_line is not None:
+        pairs += [("cs3Label", "commandLine"), ("cs3", flat.command_line)]
+    if flat.executable is not None:
+        pairs += [("cs6Label", "executable"), ("cs6", flat.executable)]
+    if flat.ppid is not None:
+        pairs += [("cn2Label", "parentPid"), ("cn2", flat.ppid)]
+    if flat.dest_kind is not None:
+        pairs += [("cs4Label", "destinationKind"), ("cs4", flat.dest_kind)]
+    if flat.dest_path is not None:
+        pairs += [("cs5Label", "destinationPath"), ("cs5", flat.dest_path)]
+    if flat.dest_address:
+        pairs.append(("dst" if _is_ip(flat.dest_address) else "dhost", flat.dest_address))
+    pairs.append(("dpt", flat.dest_port))
+    return [(key, str(value)) for key, value in pairs if value is not None]
+
+
+def render(flat: Flat, host: str, *, max_bytes: int = MAX_EXTENSION_BYTES) -> str:
+    header = "|".join([
+        "CEF:0", escape_header(VENDOR), escape_header(PRODUCT), escape_header(__version__),
+        escape_header(flat.signature[:1023]), escape_header(flat.name[:NAME_LIMIT]), str(flat.severity),
+    ])
+    pairs = extension_pairs(flat, host)
+    extension = " ".join(f"{key}={escape_extension(value)}" for key, value in pairs)
+    if len(extension) * 4 > max_bytes and len(extension.encode()) > max_bytes:  # rare: cut the longest values
+        extension = " ".join(f"{key}={escape_extension(value)}" for key, value in _fit(pairs, max_bytes))
+    return header + "|" + extension
+
+
+def _fit(pairs: list[tuple[str, str]], max_bytes: int) -> list[tuple[str, str]]:
+    """Cut the longest values (never ids, numbers or labels) until the extension fits."""
+    def size() -> int:
+        return sum(len(k) + 2 + len(escape_extension(v).encode()) for k, v in pairs)
+
+    protected = {"rt", "externalId", "cn1", "cn1Label", "cn2", "spid", "fsize", "dpt"}
+    while size() > max_bytes:
+        index, (key, value) = max(((i, p) for i, p in enumerate(pairs) if p[0] not in protected),
+                                  key=lambda item: len(item[1][1].encode()))
+        if len(value) <= 16:
+            break
+        pairs[index] = (key, value[: len(value) // 2] + "…")
+    return pairs
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

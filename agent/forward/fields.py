@@ -1,0 +1,90 @@
+"""One flat view of a stored record (event or alert), so every renderer maps the same facts the same way."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from weightwarden.agent.events import parse_time
+
+VENDOR = "Weightwarden"
+PRODUCT = "Weightwarden Agent"
+
+
+@dataclass(frozen=True, slots=True)
+class Flat:
+    kind: str  # event | alert
+    id: str
+    sequence: int
+    time: str  # RFC 3339 UTC, milliseconds
+    time_ms: int
+    signature: str  # alert rule id or event action
+    name: str  # alert title or event message
+    message: str
+    severity: int  # 0..10
+    category: str  # ECS event.category
+    action: str
+    model: str | None
+    file_path: str | None
+    file_size: int | None
+    file_sha256: str | None
+    file_format: str | None
+    old_path: str | None
+    pid: int | None
+    process_name: str | None
+    executable: str | None
+    command_line: str | None
+    user: str | None
+    ppid: int | None
+    dest_kind: str | None
+    dest_address: str | None
+    dest_port: int | None
+    dest_path: str | None
+    details: dict[str, Any]
+
+    @property
+    def file_name(self) -> str | None:
+        return posixpath.basename(self.file_path) if self.file_path else None
+
+
+def flatten(kind: str, record: dict[str, Any]) -> Flat:
+    process = record.get("process") or {}
+    moment = parse_time(record["time"])
+    time_ms = int(moment.timestamp() * 1000)
+    if kind == "alert":
+        paths = list(record.get("paths") or [])
+        destination = record.get("destination") or {}
+        return Flat(
+            kind, record["id"], int(record.get("sequence", 0)), record["time"], time_ms,
+            signature=record.get("rule") or "alert", name=record.get("title") or record.get("rule") or "alert",
+            message=record.get("message") or "", severity=_severity(record.get("severity")),
+            category="intrusion_detection", action=record.get("rule") or "alert", model=record.get("model"),
+            file_path=paths[-1] if paths else destination.get("path"), file_size=None, file_sha256=None,
+            file_format=None, old_path=paths[0] if len(paths) > 1 else None,
+            pid=process.get("pid"), process_name=process.get("name"), executable=process.get("executable"),
+            command_line=process.get("command_line"), user=process.get("user"), ppid=process.get("ppid"),
+            dest_kind=destination.get("kind"), dest_address=destination.get("address"),
+            dest_port=destination.get("port"), dest_path=destination.get("path"),
+            details=dict(record.get("evidence") or {}))
+    event = record.get("event") or {}
+    file = record.get("file") or {}
+    evidence = dict(record.get("details") or {})
+    return Flat(
+        kind, record["id"], int(record.get("sequence", 0)), record["time"], time_ms,
+        signature=event.get("action") or "event", name=record.get("message") or event.get("action") or "event",
+        message=record.get("message") or "", severity=_severity(event.get("severity")),
+        category=event.get("category") or "host", action=event.get("action") or "event", model=record.get("model"),
+        file_path=file.get("path"), file_size=file.get("size"), file_sha256=file.get("sha256"),
+        file_format=file.get("format"), old_path=record.get("previous_path"),
+        pid=process.get("pid"), process_name=process.get("name"), executable=process.get("executable"),
+        command_line=process.get("command_line"), user=process.get("user"), ppid=process.get("ppid"),
+        dest_kind=None, dest_address=None, dest_port=None, dest_path=None, details=evidence)
+
+
+def _severity(value: object) -> int:
+    try:
+        number = int(str(value))
+    except (TypeError, ValueError):
+        return 0
+    return min(10, max(0, number))

@@ -1,0 +1,162 @@
+"""The delivery loop of one destination: read after the cursor, send, move the cursor on confirmation.
+
+At-least-once: the cursor (in SQLite) moves only when the transport confirms, so after kill -9, a reboot
+or an outage of hours the loop resumes from the last confirmed record. Failures back off exponentially
+with jitter. The disk budget (`backlog_limit`) is enforced here: when more records wait than the budget
+allows, the oldest are skipped and an explicit `events-dropped` record says how many and which, and is
+itself forwarded; nothing is ever lost silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from weightwarden.agent.config import ForwardDestination
+from weightwarden.agent.events import Action, Category, Event, Record
+from weightwarden.agent.forward.destinations import build_transport
+from weightwarden.agent.forward.transport import Outcome, Transport, TransportError, backoff_seconds
+from weightwarden.agent.store.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+READ_AHEAD_LIMIT = 20_000  # records sent but unconfirmed (syslog window) before we stop reading ahead
+BUDGET_CHECK_SECONDS = 1.0
+
+
+class Forwarder:
+    def __init__(self, destination: ForwardDestination, database: str, host: str,
+                 emit: Callable[[Record], None], *, idle_seconds: float = 0.2,
+                 transport_factory: Callable[[ForwardDestination, str], Transport] = build_transport) -> None:
+        self.destination = destination
+        self.name = destination.name
+        self.database = database
+        self.host = host
+        self.emit = emit
+        self.idle_seconds = idle_seconds
+        self.transport_factory = transport_factory
+        self.wake = threading.Event()
+        self.errors = 0
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._drain_until: float | None = None
+        self._rng = random.Random()
+        self._thread = threading.Thread(target=self._run, name=f"ww-forward-{self.name}", daemon=True)
+        self._health_reported: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, drain_seconds: float = 0.0) -> None:
+        """Stop; with `drain_seconds`, first keep delivering until caught up or that time has passed."""
+        self._drain_until = time.monotonic() + drain_seconds
+        self.wake.set()
+        if drain_seconds <= 0:
+            self._stop.set()
+        self._thread.join(timeout=drain_seconds + 30)
+        self._stop.set()
+        self.wake.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        outbox = Outbox(self.database)
+        transport: Transport | None = None
+        try:
+            cursor = outbox.ensure(self.name, start=self.destination.start)
+            sent = cursor
+            attempt = 0
+            last_budget_check = 0.0
+            while not self._stop.is_set():
+                if self._drain_until is not None and time.monotonic() > self._drain_until:
+                    break  # shutting down and the drain time is spent (a failing destination stays queued)
+                if time.monotonic() - last_budget_check > BUDGET_CHECK_SECONDS:
+                    self._enforce_budget(outbox)
+                    last_budget_check = time.monotonic()
+                    sent = max(sent, outbox.cursor(self.name))
+                try:
+                    if transport is None:
+                        transport = self.transport_factory(self.destination, self.host)
+                    batch = outbox.after(sent, self.destination.batch_size) \
+                        if transport.unconfirmed() < READ_AHEAD_LIMIT else []
+                    outcome = transport.send(batch) if batch else transport.poll()
+                except TransportError as error:
+                    self._failed(outbox, error)
+                    if transport is not None:
+                        transport.reset()
+                    sent = outbox.cursor(self.name)
+                    self._sleep(backoff_seconds(attempt, self.destination.retry_initial_seconds,
+                                                self.destination.retry_max_seconds, self._rng))
+                    attempt += 1
+                    continue
+                self._record(outbox, outcome)
+                if attempt or self._health_reported:
+                    self._recovered()
+                attempt = 0
+                if batch:
+                    sent = batch[-1].sequence
+                elif self._draining_done(outbox, transport):
+                    break
+                else:
+                    self._sleep(self.idle_seconds)
+        except Exception:  # one failing destination never stops the agent (STYLE.md habit 3)
+            log.exception("forwarder %s stopped by an unexpected error", self.name)
+        finally:
+            if transport is not None:
+                transport.close()
+            outbox.close()
+
+    def _draining_done(self, outbox: Outbox, transport: Transport) -> bool:
+        if self._drain_until is None:
+            return False
+        caught_up = transport.unconfirmed() == 0 and outbox.cursor(self.name) >= outbox.last_sequence()
+        return caught_up or time.monotonic() > self._drain_until
+
+    def _record(self, outbox: Outbox, outcome: Outcome) -> None:
+        for record, reason in outcome.dead:
+            log.warning("%s refused record %s: %s (dead-lettered)", self.name, record.id, reason)
+            outbox.dead_letter(self.name, record, reason)
+        if outcome.confirmed:
+            outbox.advance(self.name, outcome.confirmed, outcome.delivered)
+
+    def _failed(self, outbox: Outbox, error: TransportError) -> None:
+        self.errors += 1
+        self.last_error = str(error)
+        log.info("forward %s: %s", self.name, error)
+        try:
+            outbox.note_error(self.name, str(error))
+        except Exception:
+            log.exception("could not note the error of %s", self.name)
+        if error.config and self._health_reported != str(error):
+            self._health_reported = str(error)
+            self.emit(Event(Action.FORWARD_HEALTH, Category.HOST,
+                            f"forwarding to {self.name} needs attention: {error}; records are kept and retried",
+                            severity=5, details={"destination": self.name, "status": "failing",
+                                                 "error": str(error)}))
+
+    def _recovered(self) -> None:
+        if self._health_reported:
+            self._health_reported = None
+            self.emit(Event(Action.FORWARD_HEALTH, Category.HOST, f"forwarding to {self.name} works again",
+                            details={"destination": self.name, "status": "running"}))
+
+    def _enforce_budget(self, outbox: Outbox) -> None:
+        last = outbox.last_sequence()
+        cursor = outbox.cursor(self.name)
+        over = last - cursor - self.destination.backlog_limit
+        if over <= 0:
+            return
+        first, to = outbox.skip(self.name, cursor + over)
+        dropped = to - first + 1
+        log.warning("forward %s: backlog over budget, %d records dropped (%d..%d)", self.name, dropped, first, to)
+        self.emit(Event(Action.EVENTS_DROPPED, Category.HOST,
+                        f"{dropped} events dropped for {self.name}: its backlog exceeded the budget of "
+                        f"{self.destination.backlog_limit} records (records {first}..{to} stay in the local log)",
+                        severity=6, details={"destination": self.name, "dropped": dropped, "first_sequence": first,
+                                             "last_sequence": to, "backlog_limit": self.destination.backlog_limit}))
+
+    def _sleep(self, seconds: float) -> None:
+        self.wake.wait(seconds)
+        self.wake.clear()

@@ -1,0 +1,116 @@
+"""Splunk HTTP Event Collector with indexer acknowledgement.
+
+Each request carries `X-Splunk-Request-Channel` (one UUID per agent run and destination) and returns an
+ackId; a batch counts as delivered only when `/services/collector/ack` reports its ackId true (Splunk
+reports each true once). 401/403 are configuration errors (records stay queued, a forward-health record
+is raised); 400 is a payload error: the batch is retried one record at a time and the records refused
+alone go to the dead-letter table; 5xx and 429 are retried with backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from weightwarden.agent.forward import hec
+from weightwarden.agent.forward.http import HttpClient
+from weightwarden.agent.forward.render import Renderer
+from weightwarden.agent.forward.transport import Outcome, TransportError
+from weightwarden.agent.store.outbox import OutboxRecord
+
+EVENT_PATH = "/services/collector/event"
+ACK_PATH = "/services/collector/ack"
+
+
+class HecTransport:
+    def __init__(self, renderer: Renderer, *, url: str, token: str, index: str = "", timeout: float = 15.0,
+                 verify_tls: bool = True, ca_file: str = "", ack_timeout: float | None = None,
+                 ack_poll_seconds: float = 0.05) -> None:
+        self.renderer = renderer
+        self.client = HttpClient(url, timeout=timeout, verify_tls=verify_tls, ca_file=ca_file)
+        self.token = token
+        self.index = index
+        self.channel = str(uuid.uuid4())
+        self.ack_timeout = ack_timeout if ack_timeout is not None else max(30.0, timeout * 4)
+        self.ack_poll_seconds = ack_poll_seconds
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Splunk {self.token}", "X-Splunk-Request-Channel": self.channel,
+                "Content-Type": "application/json"}
+
+    def payload(self, records: list[OutboxRecord]) -> bytes:
+        envelopes = []
+        for record in records:
+            flat = self.renderer.flat(record)
+            envelopes.append(hec.envelope(flat, self.renderer.document(record), host=self.renderer.host,
+                                          index=self.index or None))
+        return hec.batch(envelopes)
+
+    def send(self, records: list[OutboxRecord]) -> Outcome:
+        status, body = self.client.request("POST", EVENT_PATH, self.payload(records), self._headers())
+        if status == 400 and len(records) > 1:
+            return self._one_by_one(records)
+        if status == 400:
+            return Outcome(confirmed=records[-1].sequence, dead=[(records[0], _reason(status, body))])
+        self._raise_for(status, body)
+        ack_id = _json(body).get("ackId")
+        if ack_id is None:
+            raise TransportError("HEC answered without an ackId: is indexer acknowledgement on for this token?",
+                                 config=True)
+        self._wait_for_ack(int(ack_id))
+        return Outcome(confirmed=records[-1].sequence, delivered=len(records))
+
+    def _one_by_one(self, records: list[OutboxRecord]) -> Outcome:
+        outcome = Outcome()
+        for record in records:
+            single = self.send([record])
+            outcome.dead.extend(single.dead)
+            outcome.delivered += single.delivered
+            outcome.confirmed = record.sequence
+        return outcome
+
+    def _wait_for_ack(self, ack_id: int) -> None:
+        deadline = time.monotonic() + self.ack_timeout
+        while True:
+            status, body = self.client.request("POST", ACK_PATH, json.dumps({"acks": [ack_id]}).encode(),
+                                               self._headers())
+            self._raise_for(status, body)
+            if _json(body).get("acks", {}).get(str(ack_id)) is True:
+                return
+            if time.monotonic() > deadline:
+                raise TransportError(f"HEC ackId {ack_id} not acknowledged within {self.ack_timeout:.0f}s; resending")
+            time.sleep(self.ack_poll_seconds)
+
+    def _raise_for(self, status: int, body: bytes) -> None:
+        if status == 200:
+            return
+        if status in (401, 403):
+            raise TransportError(f"HEC refused the token: {_reason(status, body)}", config=True)
+        raise TransportError(f"HEC {_reason(status, body)}")
+
+    def poll(self) -> Outcome:
+        return Outcome()
+
+    def unconfirmed(self) -> int:
+        return 0
+
+    def reset(self) -> None:
+        self.client.close()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _json(body: bytes) -> dict:  # type: ignore[type-arg]
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _reason(status: int, body: bytes) -> str:
+    data = _json(body)
+    text = data.get("text") or body[:200].decode("utf-8", "replace")
+    return f"{status}: {text}" + (f" (code {data['code']})" if "code" in data else "")

@@ -1,0 +1,47 @@
+"""LEEF 2.0 (IBM QRadar) text for one record: a pure function, no I/O.
+
+`LEEF:2.0|Vendor|Product|Version|EventID|x09|` then tab-separated key=value pairs. LEEF has no escaping
+for values, so tabs, CR and LF in a value become the two-character sequences `\\t`, `\\r`, `\\n` (and a
+backslash is doubled so that is unambiguous); `|` in header fields is escaped with a backslash.
+"""
+
+from __future__ import annotations
+
+from weightwarden.agent import __version__
+from weightwarden.agent.forward.fields import PRODUCT, VENDOR, Flat
+
+DEV_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"  # Java SimpleDateFormat; X keeps the zone (Z)
+MAX_VALUE = 1000
+
+
+def escape_header(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("|", "\\|").replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
+_CONTROLS = {code: " " for code in [*range(0x20), 0x7F] if code not in (0x09, 0x0A, 0x0D)}
+
+
+def escape_value(value: str) -> str:
+    return (value.translate(_CONTROLS).replace("\\", "\\\\").replace("\t", "\\t").replace("\r", "\\r")
+            .replace("\n", "\\n"))
+
+
+def attributes(flat: Flat, host: str) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, object]] = [
+        ("devTime", flat.time), ("devTimeFormat", DEV_TIME_FORMAT),
+        ("externalId", flat.id), ("sequence", flat.sequence), ("cat", flat.category), ("sev", flat.severity),
+        ("identHostName", host), ("msg", flat.message), ("action", flat.action), ("model", flat.model),
+        ("fileName", flat.file_name), ("filePath", flat.file_path), ("fileSize", flat.file_size),
+        ("fileHash", flat.file_sha256), ("fileFormat", flat.file_format), ("oldFilePath", flat.old_path),
+        ("procName", flat.process_name), ("pid", flat.pid), ("procPath", flat.executable),
+        ("procCmdLine", flat.command_line), ("usrName", flat.user), ("ppid", flat.ppid),
+        ("dstKind", flat.dest_kind), ("dst", flat.dest_address), ("dstPort", flat.dest_port),
+        ("dstPath", flat.dest_path),
+    ]
+    return [(key, str(value)[:MAX_VALUE]) for key, value in pairs if value is not None]
+
+
+def render(flat: Flat, host: str) -> str:
+    header = "|".join(["LEEF:2.0", escape_header(VENDOR), escape_header(PRODUCT), escape_header(__version__),
+                       escape_header(flat.signature[:255]), "x09"])
+    return header + "|" + "\t".join(f"{key}={escape_value(value)}" for key, value in attributes(flat, host))

@@ -1,0 +1,1 @@
+"""Test doubles that ship with the package (STYLE.md habit 7): a Splunk HEC stub, a fault-injecting proxy."""

@@ -1,0 +1,169 @@
+"""A faithful Splunk HTTP Event Collector stub, for tests and benchmarks (no Splunk installs here).
+
+What it models (Splunk docs, "HTTP Event Collector REST API" and "About HEC indexer acknowledgment"):
+- `POST /services/collector/event` with `Authorization: Splunk <token>`: 401 code 2 without a token,
+  403 code 4 for a wrong one; with acknowledgement on, `X-Splunk-Request-Channel` is required (400 code 10).
+- The body is JSON objects concatenated; each needs `event` (400 code 12 "Event field is required",
+  with `invalid-event-number`); unparsable JSON is 400 code 6 "Invalid data format". A refused request
+  indexes nothing.
+- Success answers `{"text": "Success", "code": 0, "ackId": N}`, ackIds counting from 0 per channel.
+- `POST /services/collector/ack` `{"acks": [ids]}` answers `{"acks": {"id": bool}}`; an id turns true
+  once its events are indexed (after `ack_delay`), and each true is reported once, then forgotten.
+- Faults on demand: the next N requests answer 503 code 9 "Server is busy" (or any status), acks are
+  withheld (an indexer that lost the data: the client must resend), or events matching a predicate are
+  refused as 400 code 6 (a payload the indexer cannot take).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class HecStub:
+    def __init__(self, token: str = "00000000-0000-0000-0000-000000000000", *, ack_delay: float = 0.0) -> None:
+        self.token = token
+        self.ack_delay = ack_delay
+        self.events: list[dict[str, Any]] = []  # indexed (acknowledged) envelopes, in order
+        self.requests = 0
+        self.withhold_acks = False
+        self.refuse: Callable[[dict[str, Any]], bool] | None = None
+        self._lock = threading.Lock()
+        self._faults: list[tuple[int, dict[str, Any]]] = []
+        self._channels: dict[str, dict[str, Any]] = {}
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="hec-stub", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> HecStub:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def fail_next(self, count: int, status: int = 503, text: str = "Server is busy", code: int = 9) -> None:
+        with self._lock:
+            self._faults.extend([(status, {"text": text, "code": code})] * count)
+
+    # ------------------------------------------------------------------ protocol
+
+    def _auth(self, header: str | None) -> tuple[int, dict[str, Any]] | None:
+        if not header:
+            return 401, {"text": "Token is required", "code": 2}
+        if header != f"Splunk {self.token}":
+            return 403, {"text": "Invalid token", "code": 4}
+        return None
+
+    def handle_event(self, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
+        refused = self._auth(headers.get("Authorization"))
+        if refused:
+            return refused
+        with self._lock:
+            self.requests += 1
+            if self._faults:
+                return self._faults.pop(0)
+        channel = headers.get("X-Splunk-Request-Channel")
+        if not channel:
+            return 400, {"text": "Data channel is missing", "code": 10}
+        events, problem = _parse(body)
+        if problem:
+            return 400, problem
+        bad = [i for i, item in enumerate(events) if self.refuse is not None and self.refuse(item)]
+        if bad:
+            return 400, {"text": "Invalid data format", "code": 6, "invalid-event-number": bad[0]}
+        with self._lock:
+            state = self._channels.setdefault(channel, {"next": 0, "pending": {}})
+            ack_id = state["next"]
+            state["next"] += 1
+            state["pending"][ack_id] = (time.monotonic() + self.ack_delay, events)
+        return 200, {"text": "Success", "code": 0, "ackId": ack_id}
+
+    def handle_ack(self, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
+        refused = self._auth(headers.get("Authorization"))
+        if refused:
+            return refused
+        channel = headers.get("X-Splunk-Request-Channel")
+        if not channel:
+            return 400, {"text": "Data channel is missing", "code": 10}
+        try:
+            wanted = [int(a) for a in json.loads(body)["acks"]]
+        except (ValueError, KeyError, TypeError):
+            return 400, {"text": "Invalid data format", "code": 6}
+        answer: dict[str, bool] = {}
+        now = time.monotonic()
+        with self._lock:
+            pending = self._channels.get(channel, {"pending": {}})["pending"]
+            for ack_id in wanted:
+                entry = pending.get(ack_id)
+                ready = entry is not None and entry[0] <= now and not self.withhold_acks
+                if ready:
+                    self.events.extend(pending.pop(ack_id)[1])  # indexed; true is reported once
+                answer[str(ack_id)] = ready
+        return 200, {"acks": answer}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                path = self.path.split("?", 1)[0]
+                if path in ("/services/collector/event", "/services/collector/event/1.0", "/services/collector"):
+                    status, answer = stub.handle_event(self.headers, body)
+                elif path == "/services/collector/ack":
+                    status, answer = stub.handle_ack(self.headers, body)
+                else:
+                    status, answer = 404, {"text": "The requested URL was not found on this server.", "code": 404}
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        return Handler
+
+
+def _parse(body: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    decoder = json.JSONDecoder()
+    text = body.decode("utf-8", "replace")
+    events: list[dict[str, Any]] = []
+    index = 0
+    while True:
+        while index < len(text) and text[index] in " \t\r\n":
+            index += 1
+        if index >= len(text):
+            break
+        try:
+            item, index = decoder.raw_decode(text, index)
+        except ValueError:
+            return [], {"text": "Invalid data format", "code": 6, "invalid-event-number": len(events)}
+        if not isinstance(item, dict) or "event" not in item or item["event"] in ("", None):
+            return [], {"text": "Event field is required", "code": 12, "invalid-event-number": len(events)}
+        events.append(item)
+    if not events:
+        return [], {"text": "No data", "code": 5}
+    return events, None

@@ -1,0 +1,193 @@
+"""Where a model file sits says which logical model it belongs to, and sometimes its SHA-256.
+
+- Hugging Face cache: `models--<org>--<name>/blobs/<etag>` (snapshots link into blobs). The repo id is the
+  model's name; for LFS files the etag *is* the file's SHA-256, so the blob name is a known hash. The
+  revision comes from `refs/main` (or from the snapshot folder the path goes through).
+- Ollama: `<models>/blobs/sha256-<hex>`; manifests under `<models>/manifests/<registry>/<namespace>/<name>/<tag>`
+  name the blobs of each `name:tag` with their sizes, which confirm the blob before its name is trusted.
+- Sharded checkpoints (`model-00001-of-00004.*`, `*.index.json`) and generic file names take the folder's name;
+  PEFT adapters (`adapter_config.json` beside) also record their declared base model.
+- GGUF files declare `general.name`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from weightwarden.agent.safe_open import open_regular, read_at
+
+_HF_REPO = re.compile(r"(?:^|/)(models|datasets|spaces)--([^/]+?)--([^/]+)/(snapshots|blobs)/([^/]+)")
+_HF_LFS_ETAG = re.compile(r"^[0-9a-f]{64}$")
+_OLLAMA_BLOB = re.compile(r"^(.*)/blobs/sha256[-:]([0-9a-f]{64})$")
+_SHARD = re.compile(r"-\d{5}-of-\d{5}(\.[^.]+)+$")
+_GENERIC_STEMS = {
+    "model", "models", "pytorch_model", "tf_model", "flax_model", "adapter_model", "weights", "consolidated",
+    "checkpoint", "ckpt", "params", "diffusion_pytorch_model", "open_clip_pytorch_model", "last", "best",
+}
+MAX_SIDE_FILE_BYTES = 1 << 20  # config.json, adapter_config.json, manifests: small JSON only
+MAX_MANIFESTS = 10_000
+
+
+@dataclass(frozen=True)
+class Placement:
+    name: str  # the logical model
+    kind: str  # hf-cache, ollama, sharded, adapter, declared, folder, file
+    repo_id: str | None = None  # public Hugging Face repo id, when the file came from the hub cache
+    revision: str | None = None
+    tag: str | None = None  # ollama name:tag
+    base_model: str | None = None  # adapters: the model they apply to, when declared
+    known_sha256: str | None = None  # from a content-addressed blob name; trust only after `expected_size`
+    expected_size: int | None = None  # what the manifest says the blob's size is (Ollama)
+
+
+def place(path: str, details: dict[str, Any] | None = None) -> Placement:
+    normalized = path.replace(os.sep, "/")
+    hub = _HF_REPO.search(normalized)
+    if hub:
+        return _hugging_face(normalized, hub)
+    blob = _OLLAMA_BLOB.match(normalized)
+    if blob:
+        return _ollama(blob.group(1), blob.group(2))
+    declared = (details or {}).get("name")
+    if isinstance(declared, str) and declared.strip():
+        return Placement(declared.strip(), "declared")
+    folder_path = os.path.dirname(normalized)
+    folder = os.path.basename(folder_path) or normalized
+    name = os.path.basename(normalized)
+    adapter = read_json(os.path.join(folder_path, "adapter_config.json"))
+    if adapter is not None:
+        base = adapter.get("base_model_name_or_path")
+        return Placement(folder, "adapter", base_model=base if isinstance(base, str) else None)
+    if _SHARD.search(name) or name in _indexed_shards(folder_path):
+        return Placement(folder, "sharded")
+    stem = name.split(".", 1)[0].lower()
+    if stem in _GENERIC_STEMS or stem.startswith(("model-", "pytorch_model-", "consolidated.")):
+        return Placement(folder, "folder")
+    return Placement(name.split(".", 1)[0] or name, "file")
+
+
+def _hugging_face(normalized: str, hub: re.Match[str]) -> Placement:
+    repo_id = f"{hub.group(2)}/{hub.group(3)}"
+    repo_root = normalized[:hub.start(4)].rstrip("/")
+    revision = hub.group(5) if hub.group(4) == "snapshots" else _read_text(f"{repo_root}/refs/main")
+    etag = os.path.basename(normalized) if hub.group(4) == "blobs" else None
+    known = etag if etag and _HF_LFS_ETAG.match(etag) else None
+    return Placement(repo_id, "hf-cache", repo_id=repo_id, revision=revision, known_sha256=known)
+
+
+def _ollama(models_root: str, digest: str) -> Placement:
+    entry = _ollama_manifests(models_root).get(digest)
+    if entry is None:
+        return Placement("ollama:" + digest[:12], "ollama", known_sha256=digest)
+    tag, size = entry
+    return Placement(tag, "ollama", tag=tag, known_sha256=digest, expected_size=size)
+
+
+def _indexed_shards(folder: str) -> frozenset[str]:
+    """File names the folder's `*.index.json` files (Hugging Face sharded checkpoints) list in their
+    weight_map: shards named freely still belong to the folder's model."""
+    try:
+        stamp = os.stat(folder).st_mtime_ns
+    except OSError:
+        return frozenset()
+    return _index_entries(folder, stamp)
+
+
+@functools.lru_cache(maxsize=1024)
+def _index_entries(folder: str, stamp: int) -> frozenset[str]:
+    try:
+        indexes = [entry for entry in os.listdir(folder) if entry.endswith(".index.json")][:8]
+    except OSError:
+        return frozenset()
+    names: set[str] = set()
+    for index in indexes:
+        weight_map = (read_json(os.path.join(folder, index)) or {}).get("weight_map")
+        if isinstance(weight_map, dict):
+            names.update(str(value) for value in weight_map.values())
+    return frozenset(names)
+
+
+_manifest_lock = threading.Lock()
+_manifest_cache: dict[str, tuple[float, dict[str, tuple[str, int]]]] = {}
+
+
+def _ollama_manifests(models_root: str) -> dict[str, tuple[str, int]]:
+    """digest -> (name:tag, size) for the model layers of every manifest; re-read when the folder changes."""
+    folder = f"{models_root}/manifests"
+    try:
+        stamp = max(os.stat(root).st_mtime for root, _, _ in _walk(folder))
+    except (OSError, ValueError):
+        return {}
+    with _manifest_lock:
+        cached = _manifest_cache.get(folder)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+    found: dict[str, tuple[str, int]] = {}
+    for root, _, files in _walk(folder):
+        for tag in files:
+            manifest = read_json(os.path.join(root, tag))
+            if manifest is None:
+                continue
+            parts = os.path.relpath(root, folder).replace(os.sep, "/").split("/")
+            # <registry>/<namespace>/<name>: the library namespace is left out, as `ollama list` does.
+            name = parts[-1] if len(parts) < 2 or parts[-2] == "library" else "/".join(parts[-2:])
+            for layer in manifest.get("layers", []) if isinstance(manifest.get("layers"), list) else []:
+                if not isinstance(layer, dict) or not str(layer.get("mediaType", "")).endswith(".model"):
+                    continue
+                digest, size = str(layer.get("digest", "")), layer.get("size")
+                if digest.startswith("sha256:") and type(size) is int:
+                    found[digest[7:]] = (f"{name}:{tag}", size)
+    with _manifest_lock:
+        _manifest_cache[folder] = (stamp, found)
+    return found
+
+
+def _walk(folder: str) -> list[tuple[str, list[str], list[str]]]:
+    return list(os.walk(folder))[:MAX_MANIFESTS]
+
+
+def read_json(path: str) -> dict[str, Any] | None:
+    text = _read_text(path)
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _read_text(path: str) -> str | None:
+    """A small side file's text; never blocks on a FIFO (safe_open), follows a symlink only through
+    realpath (Hugging Face snapshots link into blobs), and gives up on anything large. A missing file costs
+    one stat and an unchanged one is read once: rescans of an unchanged tree stay stat calls."""
+    real = os.path.realpath(path)
+    try:
+        info = os.stat(real)
+    except OSError:
+        return None
+    return _read_unchanged(real, info.st_mtime_ns, info.st_size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_unchanged(real: str, mtime_ns: int, size: int) -> str | None:
+    try:
+        fd, info = open_regular(real)
+    except OSError:
+        return None
+    try:
+        data = read_at(fd, 0, MAX_SIDE_FILE_BYTES + 1) if info.st_size <= MAX_SIDE_FILE_BYTES else b"x" * (
+            MAX_SIDE_FILE_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SIDE_FILE_BYTES:
+        return None
+    return data.decode("utf-8", errors="replace").strip()

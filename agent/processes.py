@@ -1,0 +1,306 @@
+"""Who a pid is: a cache of process snapshots that outlives the processes themselves.
+
+The access and network sensors only learn a pid; by the time the agent looks, a `cp` or `scp` may be gone.
+The cache is fed by the process sensor (proc connector exec/fork/exit on Linux, psutil polling elsewhere)
+so a process that has exited is still attributed: its snapshot (name, exe, command line, user, parent,
+session) was taken when it started, and is kept for `retain_seconds` after it exits.
+
+Reading `/proc` directly is deliberate: it is a handful of small reads per process, without psutil's
+per-call object setup, and it works on zombies (the exit window) where psutil raises.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pwd
+import shlex
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import psutil
+
+from weightwarden.agent.events import ProcessInfo, ProcessRef
+
+MAX_PARENT_DEPTH = 16
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSnapshot:
+    """What /proc said about one process, once."""
+
+    pid: int
+    ppid: int | None
+    name: str | None
+    executable: str | None
+    command_line: str | None
+    uid: int | None
+    session_id: int | None
+    start_ticks: int | None  # /proc/<pid>/stat starttime: tells a reused pid from the original
+    exited: bool = False
+    taken: float = 0.0
+
+
+def user_name(uid: int | None, _cache: dict[int, str | None] = {}) -> str | None:  # noqa: B006 - memo
+    if uid is None:
+        return None
+    if uid not in _cache:
+        try:
+            _cache[uid] = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            _cache[uid] = None
+    return _cache[uid]
+
+
+def _read(path: str, limit: int = 65536) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def snapshot(pid: int) -> ProcessSnapshot | None:
+    """Read /proc/<pid> now; None when there is no such process (any more)."""
+    stat = _read(f"/proc/{pid}/stat", 4096)
+    if not stat:
+        return None
+    # comm is in parentheses and may itself contain ") ": split at the last one.
+    head, _, rest = stat.rpartition(b") ")
+    name = head.partition(b"(")[2].decode("utf-8", "backslashreplace") or None
+    fields = rest.split()
+    ppid = int(fields[1]) if len(fields) > 1 else None
+    session = int(fields[3]) if len(fields) > 3 else None
+    start = int(fields[19]) if len(fields) > 19 else None
+    raw_cmdline = _read(f"/proc/{pid}/cmdline") or b""
+    args = [a.decode("utf-8", "backslashreplace") for a in raw_cmdline.rstrip(b"\0").split(b"\0") if a]
+    try:
+        exe: str | None = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        exe = None
+    uid = None
+    status = _read(f"/proc/{pid}/status", 8192) or b""
+    for line in status.splitlines():
+        if line.startswith(b"Uid:"):
+            uid = int(line.split()[1])  # the real uid: who is behind it, even for setuid programs
+            break
+    return ProcessSnapshot(pid, ppid, name, exe, shlex.join(args) if args else None, uid, session, start,
+                           exited=fields[0:1] in ([b"Z"], [b"X"]), taken=time.monotonic())
+
+
+def io_counters(pid: int) -> dict[str, int] | None:
+    """/proc/<pid>/io (rchar, wchar, read_bytes, ...) or None when unreadable."""
+    raw = _read(f"/proc/{pid}/io", 4096)
+    if not raw:
+        return None
+    out = {}
+    for line in raw.splitlines():
+        key, _, value = line.partition(b":")
+        if value.strip().isdigit():
+            out[key.decode()] = int(value)
+    return out
+
+
+def fd_positions(pid: int, device: int, inode: int) -> list[tuple[int, int]]:
+    """(fd, file position) of every descriptor of `pid` open on (device, inode)."""
+    found = []
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return []
+    for fd in fds:
+        try:
+            st = os.stat(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if st.st_ino != inode or st.st_dev != device:
+            continue
+        info = _read(f"/proc/{pid}/fdinfo/{fd}", 4096) or b""
+        for line in info.splitlines():
+            if line.startswith(b"pos:"):
+                found.append((int(fd), int(line.split()[1])))
+                break
+    return found
+
+
+def maps_file(pid: int, device: int, inode: int) -> bool:
+    """Whether `pid` has (device, inode) memory-mapped (/proc/<pid>/maps lists dev as major:minor hex)."""
+    raw = _read(f"/proc/{pid}/maps", 1 << 24)
+    if not raw:
+        return False
+    dev = f"{os.major(device):02x}:{os.minor(device):02x}".encode()
+    ino = str(inode).encode()
+    for line in raw.splitlines():
+        parts = line.split(None, 5)
+        if len(parts) >= 5 and parts[4] == ino and parts[3] == dev:
+            return True
+    return False
+
+
+def holders(path: str, pids: Iterable[int] | None = None) -> Iterator[int]:
+    """Pids with `path` open (scan of /proc/*/fd): attribution without fanotify, after the fact."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    own = os.getpid()
+    for pid in pids if pids is not None else psutil.pids():
+        if pid == own:
+            continue
+        if fd_positions(pid, st.st_dev, st.st_ino) or maps_file(pid, st.st_dev, st.st_ino):
+            yield pid
+
+
+class ProcessCache:
+    """pid -> snapshot, including processes that exited in the last `retain_seconds`."""
+
+    def __init__(self, retain_seconds: float = 120.0) -> None:
+        self.retain_seconds = retain_seconds
+        self._procs: dict[int, ProcessSnapshot] = {}
+        self._exited_at: dict[int, float] = {}
+        self._exit_read: dict[int, int] = {}  # pid -> bytes read over its life (taskstats, KiB-rounded)
+        self._cond = threading.Condition()
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._procs)
+
+    # -- fed by the process sensor
+
+    def seed(self) -> None:
+        """Snapshot every running process (at start, and after lost events)."""
+        for pid in psutil.pids():
+            self.on_exec(pid)
+
+    def on_fork(self, parent: int, child: int) -> None:
+        """Until it execs, a child runs its parent's program: record it as such."""
+        with self._cond:
+            if child in self._procs and not self._procs[child].exited:
+                return
+            base = self._procs.get(parent)
+        snap = snapshot(child)
+        if snap is None and base is not None:
+            snap = dataclasses.replace(base, pid=child, ppid=parent, start_ticks=None, taken=time.monotonic())
+        if snap is not None:
+            self._put(snap)
+
+    def on_exec(self, pid: int) -> None:
+        snap = snapshot(pid)
+        if snap is not None:
+            self._put(snap)
+
+    def remember(self, pid: int) -> None:
+        """Snapshot a process that is known to be alive right now (e.g. blocked in an open we hold)."""
+        snap = snapshot(pid)
+        if snap is not None and not snap.exited:
+            self._put(snap)
+
+    def on_comm(self, pid: int, name: str) -> None:
+        with self._cond:
+            old = self._procs.get(pid)
+            if old is not None:
+                self._procs[pid] = dataclasses.replace(old, name=name)
+
+    def on_exit(self, pid: int) -> None:
+        with self._cond:
+            old = self._procs.get(pid)
+            if old is not None:
+                self._procs[pid] = dataclasses.replace(old, exited=True)
+                self._exited_at[pid] = time.monotonic()
+
+    def on_exit_io(self, pid: int, read_chars: int) -> None:
+        with self._cond:
+            self._exit_read[pid] = read_chars
+            if len(self._exit_read) > 50000:  # bounded: drop the oldest half (dicts keep insertion order)
+                for old in list(self._exit_read)[:25000]:
+                    del self._exit_read[old]
+            self._cond.notify_all()
+
+    def exit_read_chars(self, pid: int, *, wait: float = 0.0) -> int | None:
+        """What the exited process `pid` read in its life (KiB-rounded), if its exit was accounted."""
+        deadline = time.monotonic() + wait
+        with self._cond:
+            while pid not in self._exit_read and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
+            return self._exit_read.get(pid)
+
+    def prune(self) -> None:
+        cutoff = time.monotonic() - self.retain_seconds
+        with self._cond:
+            for pid in [p for p, t in self._exited_at.items() if t < cutoff]:
+                self._exited_at.pop(pid, None)
+                self._procs.pop(pid, None)
+                self._exit_read.pop(pid, None)
+
+    def _put(self, snap: ProcessSnapshot) -> None:
+        with self._cond:
+            self._procs[snap.pid] = snap
+            self._exited_at.pop(snap.pid, None)
+            self._exit_read.pop(snap.pid, None)  # a new process under a reused pid
+            self._cond.notify_all()
+
+    # -- used by sensors
+
+    def lookup(self, pid: int, *, wait: float = 0.0) -> ProcessSnapshot | None:
+        """The live process if it is there, else what the cache remembers; `wait` gives the process
+        sensor a moment to deliver an exec it has not handled yet."""
+        live = snapshot(pid)
+        with self._cond:
+            cached = self._procs.get(pid)
+            # Running now: /proc is the truth (a reused pid is the new process). A zombie keeps no command
+            # line: for one, keep what was remembered from its exec.
+            if live is not None and not live.exited:
+                self._procs[pid] = live
+                self._exited_at.pop(pid, None)
+                return live
+            if cached is None and wait > 0:
+                deadline = time.monotonic() + wait
+                while cached is None and (left := deadline - time.monotonic()) > 0:
+                    self._cond.wait(left)
+                    cached = self._procs.get(pid)
+            if cached is not None:  # /proc no longer shows it running: it has exited, whatever we heard so far
+                return cached if cached.exited else dataclasses.replace(cached, exited=True)
+            if live is not None:  # a zombie we never saw alive: name, uid and parent are still readable
+                return live
+            self.misses += 1
+            return None
+
+    def _recent(self, pid: int) -> ProcessSnapshot | None:
+        """A parent: the cached snapshot when it is fresh (parents rarely change), else a lookup."""
+        with self._cond:
+            cached = self._procs.get(pid)
+        if cached is not None and time.monotonic() - cached.taken < 30 and cached.command_line is not None:
+            return cached
+        return self.lookup(pid)
+
+    def process_info(self, pid: int, *, wait: float = 0.0) -> ProcessInfo:
+        """ProcessInfo with its parent chain up to the session leader (or init)."""
+        snap = self.lookup(pid, wait=wait)
+        if snap is None:
+            return ProcessInfo(pid=pid, exited=True)
+        parents: list[ProcessRef] = []
+        seen = {pid}
+        current = snap
+        while current.ppid and current.ppid not in seen and len(parents) < MAX_PARENT_DEPTH:
+            # Stop at the session leader: above it is the terminal/login machinery, not the actor.
+            if current.session_id is not None and current.pid == current.session_id:
+                break
+            seen.add(current.ppid)
+            parent = self._recent(current.ppid)
+            if parent is None:
+                parents.append(ProcessRef(pid=current.ppid))
+                break
+            parents.append(ProcessRef(pid=parent.pid, name=parent.name, executable=parent.executable,
+                                      command_line=parent.command_line, user=user_name(parent.uid)))
+            current = parent
+        return ProcessInfo(pid=snap.pid, name=snap.name, executable=snap.executable,
+                           command_line=snap.command_line, user=user_name(snap.uid), uid=snap.uid,
+                           ppid=snap.ppid, session_id=snap.session_id, parents=tuple(parents),
+                           exited=snap.exited or None)

@@ -1,0 +1,178 @@
+"""The forwarding outbox: the log itself, read in sequence order, with a cursor per destination.
+
+Every record is already stored once, durably, with a gap-free sequence number; an outbox that copied it
+again would double the disk cost of a long outage. So a destination's outbox is "every record after its
+cursor", and its backlog is `last sequence - cursor`. The cursor moves only after the destination
+confirmed delivery (HEC ack, `_bulk` item status, TCP-acked and held past the resend window, fsync), so a
+kill -9 or a reboot resumes exactly where confirmed delivery stopped: at-least-once, with stable ids.
+
+Each Outbox has its own SQLite connection (WAL lets it read while the agent's writer commits).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from weightwarden.agent.events import format_time, utc_now
+
+
+def create_outbox_tables(db: sqlite_utils.Database) -> None:
+    """Migration: per-destination cursors and the dead-letter table (records a destination refused)."""
+    db.table("forward_cursors").create(
+        {"destination": str, "sequence": int, "delivered_total": int, "delivered_at": str,
+         "last_error": str, "last_error_at": str, "dropped_total": int, "dead_total": int},
+        pk="destination",
+    )
+    db.table("dead_letters").create(
+        {"id": int, "destination": str, "record_id": str, "sequence": int, "time": str, "reason": str,
+         "record": str},
+        pk="id",
+    )
+    db.table("dead_letters").create_index(["destination", "sequence"])
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    sequence: int
+    kind: str  # "event" or "alert"
+    id: str
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DestinationState:
+    destination: str
+    cursor: int
+    last_sequence: int
+    delivered_total: int
+    delivered_at: str | None
+    last_error: str | None
+    last_error_at: str | None
+    dropped_total: int
+    dead_total: int
+
+    @property
+    def backlog(self) -> int:
+        return max(0, self.last_sequence - self.cursor)
+
+
+class Outbox:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        if read_only:
+            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        else:
+            self._conn = sqlite3.connect(self.path, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout = 10000")
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # ------------------------------------------------------------------ reading the log
+
+    def last_sequence(self) -> int:
+        with self._lock:
+            row = self._conn.execute("select max(coalesce((select max(sequence) from events), 0),"
+                                     " coalesce((select max(sequence) from alerts), 0))").fetchone()
+        return int(row[0] or 0)
+
+    def after(self, sequence: int, limit: int) -> list[OutboxRecord]:
+        """Up to `limit` records with a sequence above `sequence`, in order (each table by its index)."""
+        with self._lock:
+            rows: list[tuple[int, str, str, str]] = []
+            for kind, table in (("event", "events"), ("alert", "alerts")):
+                rows.extend((row[0], kind, row[1], row[2]) for row in self._conn.execute(
+                    f"select sequence, id, record from {table} where sequence > ? order by sequence limit ?",
+                    [sequence, limit]))
+        rows.sort()
+        return [OutboxRecord(seq, kind, rid, json.loads(text)) for seq, kind, rid, text in rows[:limit]]
+
+    # ------------------------------------------------------------------ cursors
+
+    def ensure(self, destination: str, *, start: str = "beginning") -> int:
+        """The destination's cursor, created at the start of the log (or its current end)."""
+        with self._lock, self._conn:
+            row = self._conn.execute("select sequence from forward_cursors where destination = ?",
+                                     [destination]).fetchone()
+            if row is not None:
+                return int(row[0])
+            first = 0
+            if start == "end":
+                first = int(self._conn.execute(
+                    "select max(coalesce((select max(sequence) from events), 0),"
+                    " coalesce((select max(sequence) from alerts), 0))").fetchone()[0] or 0)
+            self._conn.execute("insert into forward_cursors (destination, sequence, delivered_total, dropped_total,"
+                               " dead_total) values (?, ?, 0, 0, 0)", [destination, first])
+            return first
+
+    def cursor(self, destination: str) -> int:
+        with self._lock:
+            row = self._conn.execute("select sequence from forward_cursors where destination = ?",
+                                     [destination]).fetchone()
+        return int(row[0]) if row else 0
+
+    def advance(self, destination: str, sequence: int, delivered: int) -> None:
+        """Delivery confirmed up to `sequence`; a cursor never moves back."""
+        with self._lock, self._conn:
+            self._conn.execute(
+                "update forward_cursors set sequence = max(sequence, ?), delivered_total = delivered_total + ?,"
+                " delivered_at = ?, last_error = null where destination = ?",
+                [sequence, delivered, format_time(utc_now()), destination])
+
+    def note_error(self, destination: str, message: str) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("update forward_cursors set last_error = ?, last_error_at = ? where destination = ?",
+                               [message[:1000], format_time(utc_now()), destination])
+
+    def skip(self, destination: str, to_sequence: int) -> tuple[int, int]:
+        """Move the cursor forward over undelivered records (disk budget): returns (first, last) skipped."""
+        with self._lock, self._conn:
+            current = int(self._conn.execute("select sequence from forward_cursors where destination = ?",
+                                             [destination]).fetchone()[0])
+            if to_sequence <= current:
+                return current + 1, current
+            self._conn.execute("update forward_cursors set sequence = ?, dropped_total = dropped_total + ?"
+                               " where destination = ?", [to_sequence, to_sequence - current, destination])
+        return current + 1, to_sequence
+
+    def dead_letter(self, destination: str, record: OutboxRecord, reason: str) -> None:
+        """A record the destination refused as malformed (HEC 400, `_bulk` item 400): kept, shown, not retried."""
+        with self._lock, self._conn:
+            self._conn.execute(
+                "insert into dead_letters (destination, record_id, sequence, time, reason, record)"
+                " values (?, ?, ?, ?, ?, ?)",
+                [destination, record.id, record.sequence, format_time(utc_now()), reason[:2000],
+                 json.dumps(record.record, sort_keys=True)])
+            self._conn.execute("update forward_cursors set dead_total = dead_total + 1 where destination = ?",
+                               [destination])
+
+    # ------------------------------------------------------------------ status
+
+    def state(self, destination: str) -> DestinationState | None:
+        last = self.last_sequence()
+        with self._lock:
+            row = self._conn.execute(
+                "select destination, sequence, delivered_total, delivered_at, last_error, last_error_at,"
+                " dropped_total, dead_total from forward_cursors where destination = ?", [destination]).fetchone()
+        if row is None:
+            return None
+        return DestinationState(row[0], int(row[1]), last, int(row[2] or 0), row[3], row[4], row[5],
+                                int(row[6] or 0), int(row[7] or 0))
+
+    def dead_letters(self, destination: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        where, params = ("where destination = ?", [destination]) if destination else ("", [])
+        with self._lock:
+            rows = self._conn.execute(
+                f"select destination, record_id, sequence, time, reason from dead_letters {where}"
+                " order by id desc limit ?", [*params, limit]).fetchall()
+        return [{"destination": r[0], "record_id": r[1], "sequence": r[2], "time": r[3], "reason": r[4]}
+                for r in rows]

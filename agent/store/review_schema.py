@@ -1,0 +1,41 @@
+"""Schema for reviewing alerts in the app: full-text search, sort indexes, and the review log.
+
+Referenced from `migrations.MIGRATIONS`; like every migration these are never edited once released.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+# What free text searches: the rule, the title, the model, and the whole record (message, paths,
+# process, destination, evidence). Triggers keep the index current as the agent inserts alerts.
+ALERT_FTS_COLUMNS = ["rule_id", "title", "model", "record"]
+
+
+def alert_search(db: sqlite_utils.Database) -> None:
+    """FTS5 over alerts plus the indexes that keyset paging by each sortable column needs."""
+    db.table("alerts").enable_fts(ALERT_FTS_COLUMNS, fts_version="FTS5", create_triggers=True,
+                                  tokenize="unicode61")
+    db.execute("create index if not exists alerts_severity_sequence on alerts(severity, sequence)")
+    db.execute("create index if not exists alerts_status_sequence on alerts(status, sequence)")
+    db.execute("create index if not exists alerts_rule_sequence on alerts(rule_id, sequence)")
+    db.execute("create index if not exists alerts_model_sequence on alerts(coalesce(model, ''), sequence)")
+    db.execute("create index if not exists events_model_time on events(model, time)")
+
+
+def alert_reviews(db: sqlite_utils.Database) -> None:
+    """Append-only log of what people did with an alert: justifications and status changes.
+
+    `uid` is the peer uid the agent's control socket authenticated (SO_PEERCRED), never a claimed one.
+    """
+    db.table("alert_reviews").create(
+        {"id": str, "time": str, "alert_id": str, "action": str, "status": str, "text": str,
+         "uid": int, "user": str},
+        pk="id",
+    )
+    db.table("alert_reviews").create_index(["alert_id"])
+
+
+def lineage_index(db: sqlite_utils.Database) -> None:
+    """Events by path: the detail view's file lineage (what happened to a copy's paths) without a scan."""
+    db.execute("create index if not exists events_path on events(path)")

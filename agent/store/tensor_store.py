@@ -1,0 +1,70 @@
+"""Tensor fingerprints in SQLite: one row per tensor of each model file (indexed by fingerprint, so "which
+models hold this tensor?" is one query), and the cached prints of every examined file by file identity."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import sqlite_utils
+
+from weightwarden.agent.events import TensorPrint
+
+CACHE_KEY = ("device", "inode", "size", "mtime_ns")
+
+
+def create_tensor_tables(db: sqlite_utils.Database) -> None:
+    """Migration 0006: model_tensors and file_cache_tensors."""
+    db.table("model_tensors").create(
+        {"path": str, "position": int, "fingerprint": str, "elements": int, "bytes": int, "informative": int},
+        pk=("path", "position"),
+    )
+    db.table("model_tensors").create_index(["fingerprint"])
+    db.table("file_cache_tensors").create(
+        {"device": int, "inode": int, "size": int, "mtime_ns": int, "tensors": str}, pk=CACHE_KEY)
+
+
+def encode(prints: Iterable[TensorPrint]) -> str:
+    return json.dumps([[p.fingerprint, p.elements, p.bytes, int(p.informative)] for p in prints],
+                      separators=(",", ":"))
+
+
+def decode(text: str | None) -> tuple[TensorPrint, ...]:
+    if not text:
+        return ()
+    return tuple(TensorPrint(str(fp), int(elements), int(size), bool(informative))
+                 for fp, elements, size, informative in json.loads(text))
+
+
+def replace_model_tensors(db: sqlite_utils.Database, files: dict[str, tuple[TensorPrint, ...]]) -> None:
+    """Set the tensor rows of each path in `files` (inside the caller's transaction)."""
+    if not files:
+        return
+    db.execute("delete from model_tensors where path in (select value from json_each(?))",
+               [json.dumps(list(files))])
+    rows = [{"path": path, "position": index, "fingerprint": p.fingerprint, "elements": p.elements,
+             "bytes": p.bytes, "informative": int(p.informative)}
+            for path, prints in files.items() for index, p in enumerate(prints)]
+    if rows:
+        db.table("model_tensors").insert_all(rows, pk=("path", "position"))
+
+
+def load_model_tensors(db: sqlite_utils.Database) -> dict[str, tuple[TensorPrint, ...]]:
+    found: dict[str, list[TensorPrint]] = {}
+    for row in db.query("select path, fingerprint, elements, bytes, informative from model_tensors "
+                        "order by path, position"):
+        found.setdefault(row["path"], []).append(
+            TensorPrint(row["fingerprint"], row["elements"], row["bytes"], bool(row["informative"])))
+    return {path: tuple(prints) for path, prints in found.items()}
+
+
+def save_cache_tensors(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:
+    """`rows`: the file cache key columns plus `tensors` (encoded); only files that have prints."""
+    if rows:
+        db.table("file_cache_tensors").upsert_all(rows, pk=CACHE_KEY)
+
+
+def load_cache_tensors(db: sqlite_utils.Database) -> dict[tuple[int, int, int, int], tuple[TensorPrint, ...]]:
+    return {(r["device"], r["inode"], r["size"], r["mtime_ns"]): decode(r["tensors"])
+            for r in db.query("select * from file_cache_tensors")}

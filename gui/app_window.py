@@ -1,0 +1,174 @@
+"""The main window: a state banner, then Overview, Alerts (with detail), Models and Sync tabs."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QTabWidget, QVBoxLayout, QWidget
+
+from weightwarden.agent.config import Config
+from weightwarden.agent.store.review_queries import AlertFilter
+from weightwarden.gui.export import export_csv, export_incident, export_json
+from weightwarden.gui.source import AgentStatus, DataSource
+from weightwarden.gui.tray import Tray
+from weightwarden.gui.views.alerts_view import AlertsView
+from weightwarden.gui.views.models_view import ModelsView
+from weightwarden.gui.views.overview_view import OverviewView
+from weightwarden.gui.views.sync_view import SyncView
+from weightwarden.gui.widgets import Banner
+
+VIEWS = ("overview", "alerts", "models", "sync")
+OVERVIEW_REFRESH_SECONDS = 30.0  # its aggregates cost up to a second on a million alerts
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, database_path: str, *, control_path: str | None = None, notify_severity: int = 7,
+                 config: Config | None = None, poll_ms: int = 500, tray: bool = True) -> None:
+        super().__init__()
+        self.setWindowTitle("Weightwarden")
+        self.resize(1280, 800)
+        self.source = DataSource(database_path, control_path, poll_ms=poll_ms)
+        central = QWidget()
+        central.setObjectName("page")
+        layout = QVBoxLayout(central)
+        self.banner = Banner()
+        layout.addWidget(self.banner)
+        self.tabs = QTabWidget()
+        self.overview = OverviewView(self.source)
+        self.alerts = AlertsView(self.source)
+        self.models = ModelsView(self.source)
+        self.sync = SyncView(self.source, config)
+        for view, title in ((self.overview, "Overview"), (self.alerts, "Alerts"), (self.models, "Models"),
+                            (self.sync, "Central sync")):
+            self.tabs.addTab(view, title)
+        self.tabs.setCurrentWidget(self.alerts)
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self.statusBar().showMessage(database_path)
+
+        self.tray = Tray(notify_severity) if tray else None
+        if self.tray is not None:
+            self.tray.openRequested.connect(self.bring_to_front)
+            self.tray.quitRequested.connect(self.close)
+        self._notify_sequence = self.source.review.max_sequence() if self.source.review else 0
+        self._overview_at = time.monotonic()
+        self.source.changed.connect(self._database_changed)
+        self.source.opened.connect(self._database_opened)
+        self.source.agentChanged.connect(self._agent_changed)
+        self.tabs.currentChanged.connect(lambda _i: self._refresh_visible())
+        self.alerts.exportRequested.connect(self.export_alerts)
+        self.alerts.detail.exportRequested.connect(self.export_incident)
+        self._update_banner()
+        self.source.start()
+
+    # ------------------------------------------------------------------ state
+
+    def _update_banner(self) -> None:
+        agent = self.source.agent
+        if self.source.store is None:
+            error = self.source.error
+            if "no database yet" in error:
+                text = (f"No database yet at {self.source.database_path}. Start the agent "
+                        "(weightwarden agent) to create it; this window updates when it appears.")
+            elif "older than this version" in error:
+                text = (f"The database at {self.source.database_path} has an older schema. Start the agent "
+                        "once to migrate it; this window updates when it is ready.")
+            else:
+                text = f"Cannot read alerts: {error}"
+            self.banner.show_state("error", text)
+        elif not agent.reachable:
+            self.banner.show_state("warn", "The agent is not running: this is a read-only view. Justifications "
+                                           "and status changes need the agent (weightwarden agent).")
+        else:
+            info = agent.info or {}
+            role = "an admin" if agent.admin else "not an admin (you can add justifications)"
+            self.banner.show_state("ok", f"Agent running ({info.get('mode', '?')} mode, pid {info.get('pid', '?')})."
+                                         f" You are {agent.user}, {role}.")
+
+    def _agent_changed(self, _status: AgentStatus) -> None:
+        self._update_banner()
+
+    def _database_opened(self) -> None:
+        self._update_banner()
+        self._notify_sequence = self.source.review.max_sequence() if self.source.review else 0
+        self.alerts.reload()
+        self._refresh_visible()
+
+    def _database_changed(self) -> None:
+        if self.source.store is None:  # it vanished
+            self._update_banner()
+            return
+        self.alerts.refresh_live()
+        self._notify()
+        if time.monotonic() - self._overview_at > OVERVIEW_REFRESH_SECONDS:
+            self._refresh_visible()
+
+    def _notify(self) -> None:
+        review = self.source.review
+        if review is None or self.tray is None:
+            return
+        new = review.alerts_after(self._notify_sequence, AlertFilter(min_severity=self.tray.notify_severity),
+                                  limit=100)
+        self._notify_sequence = max([self._notify_sequence, review.max_sequence()])
+        if new:
+            self.tray.new_alerts(new)
+
+    def _refresh_visible(self) -> None:
+        current = self.tabs.currentWidget()
+        if current is self.overview:
+            self.overview.set_sync_text(self.sync.summary())
+            self.overview.refresh()
+            self._overview_at = time.monotonic()
+        elif current is self.models:
+            self.models.refresh()
+        elif current is self.sync:
+            self.sync.refresh()
+
+    def show_view(self, name: str) -> None:
+        """Bring a view forward: overview, alerts, models, sync, or detail (the first alert opened)."""
+        if name == "detail":
+            self.tabs.setCurrentWidget(self.alerts)
+            if self.alerts.model.rowCount():
+                self.alerts.select_row(0)
+            self.alerts.splitter.setSizes([560, 720])
+            return
+        self.tabs.setCurrentIndex(VIEWS.index(name))
+
+    def bring_to_front(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    # ------------------------------------------------------------------ export
+
+    def export_alerts(self, kind: str) -> None:
+        review = self.source.review
+        if review is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, f"Export alerts as {kind.upper()}", f"alerts.{kind}",
+                                              "CSV (*.csv)" if kind == "csv" else "JSON lines (*.json *.jsonl)")
+        if not path:
+            return
+        write = export_csv if kind == "csv" else export_json
+        count = write(review, self.alerts.model.filter, self.alerts.model.sort_order, path)
+        self.statusBar().showMessage(f"Exported {count:,} alerts to {path}", 10_000)
+
+    def export_incident(self, alert_id: str) -> None:
+        review = self.source.review
+        if review is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save incident report", f"incident-{alert_id[:8]}.html",
+                                              "HTML (*.html);;PDF (*.pdf)")
+        if path and export_incident(review, alert_id, path):
+            self.statusBar().showMessage(f"Incident report saved to {path}", 10_000)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.source.stop()
+        if self.tray is not None and self.tray.icon is not None:
+            self.tray.icon.hide()
+        super().closeEvent(event)
+
+
+__all__ = ["VIEWS", "MainWindow", "Qt"]

@@ -1,0 +1,65 @@
+"""Export: the filtered alerts as CSV or JSON lines, and one alert as an HTML incident report.
+
+Exports stream page by page from the store, so exporting a million alerts takes bounded memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from weightwarden.agent.store.review_queries import AlertFilter, AlertReview, AlertSort
+from weightwarden.gui.models.alerts import destination_text, process_text
+from weightwarden.gui.report import AlertDetail, alert_html
+
+CSV_COLUMNS = ("id", "time", "severity", "rule", "title", "model", "status", "process", "destination", "message",
+               "paths")
+
+
+def export_csv(review: AlertReview, flt: AlertFilter, sort: AlertSort, path: str | Path) -> int:
+    count = 0
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for alert in review.iter_alerts(flt, sort):
+            record = alert.record
+            writer.writerow([alert.id, alert.time, alert.severity, alert.rule, alert.title, alert.model or "",
+                             alert.status, process_text(record), destination_text(record),
+                             record.get("message", ""), " | ".join(record.get("paths", []))])
+            count += 1
+    return count
+
+
+def export_json(review: AlertReview, flt: AlertFilter, sort: AlertSort, path: str | Path) -> int:
+    """JSON lines: each alert's record (the `weightwarden alerts --json` shape) with its current status."""
+    count = 0
+    with open(path, "w", encoding="utf-8") as handle:
+        for alert in review.iter_alerts(flt, sort):
+            handle.write(json.dumps({**alert.record, "status": alert.status}, sort_keys=True) + "\n")
+            count += 1
+    return count
+
+
+def export_incident(review: AlertReview, alert_id: str, path: str | Path) -> bool:
+    """The incident report as HTML, or as PDF when the path ends in .pdf (A4, rendered by Qt)."""
+    detail = AlertDetail.load(review, alert_id)
+    if detail is None:
+        return False
+    page = alert_html(detail, standalone=True)
+    if str(path).lower().endswith(".pdf"):
+        _write_pdf(page, str(path))
+    else:
+        Path(path).write_text(page, encoding="utf-8")
+    return True
+
+
+def _write_pdf(page: str, path: str) -> None:
+    from PySide6.QtGui import QPageSize, QPdfWriter, QTextDocument
+
+    writer = QPdfWriter(path)
+    writer.setPageSize(QPageSize(QPageSize.PageSizeId.A4))
+    writer.setResolution(150)
+    document = QTextDocument()
+    document.setHtml(page)
+    document.print_(writer)

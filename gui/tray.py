@@ -1,0 +1,79 @@
+"""Tray icon and desktop notifications for new alerts at or above the configured severity, and the
+"start minimised at login" switch (an XDG autostart entry)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+
+from weightwarden.agent.store.review_queries import AlertRow
+from weightwarden.gui import severity
+
+AUTOSTART_NAME = "weightwarden-gui.desktop"
+
+
+def autostart_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "autostart" / AUTOSTART_NAME
+
+
+def set_autostart(enabled: bool, command: str = "weightwarden-gui --minimized") -> None:
+    path = autostart_file()
+    if not enabled:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("[Desktop Entry]\nType=Application\nName=Weightwarden\n"
+                    "Comment=Review model-theft alerts\n"
+                    f"Exec={command}\nX-GNOME-Autostart-enabled=true\n", encoding="utf-8")
+
+
+def notification_text(alerts: list[AlertRow]) -> tuple[str, str]:
+    """(title, body) for one notification covering the alerts (newest first)."""
+    top = max(alerts, key=lambda a: (a.severity, a.sequence))
+    if len(alerts) == 1:
+        return f"Weightwarden: {severity.label(top.severity)} alert", f"{top.title}\n{top.record.get('message', '')}"
+    return (f"Weightwarden: {len(alerts)} new alerts",
+            f"Most severe: {top.title} ({severity.label(top.severity)})")
+
+
+class Tray(QObject):
+    """Notifies about new alerts; `notified` carries what was shown (tests and headless runs)."""
+
+    notified = Signal(str, str)
+    openRequested = Signal()
+    quitRequested = Signal()
+
+    def __init__(self, notify_severity: int) -> None:
+        super().__init__()
+        self.notify_severity = notify_severity
+        self.icon: QSystemTrayIcon | None = None
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.icon = QSystemTrayIcon(severity.icon(7))
+            self.icon.setToolTip("Weightwarden")
+            menu = QMenu()
+            menu.addAction("Open Weightwarden", self.openRequested.emit)
+            self.autostart = QAction("Start minimised at login", menu)
+            self.autostart.setCheckable(True)
+            self.autostart.setChecked(autostart_file().exists())
+            self.autostart.toggled.connect(set_autostart)
+            menu.addAction(self.autostart)
+            menu.addSeparator()
+            menu.addAction("Quit", self.quitRequested.emit)
+            self._menu = menu
+            self.icon.setContextMenu(menu)
+            self.icon.activated.connect(lambda _reason: self.openRequested.emit())
+            self.icon.show()
+
+    def new_alerts(self, alerts: list[AlertRow]) -> None:
+        loud = [a for a in alerts if a.severity >= self.notify_severity]
+        if not loud:
+            return
+        title, body = notification_text(loud)
+        if self.icon is not None:
+            self.icon.showMessage(title, body, severity.icon(max(a.severity for a in loud)), 10_000)
+        self.notified.emit(title, body)

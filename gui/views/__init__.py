@@ -1,0 +1,1 @@
+"""The app's views: alerts (+ detail), models, overview, sync."""

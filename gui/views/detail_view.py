@@ -1,0 +1,122 @@
+"""Alert detail: the evidence (report.alert_html) and the actions, which go through the agent's socket.
+
+Buttons the user cannot use are disabled with the reason in their tooltip: no agent running (the app
+is read-only then), or not an admin for status changes.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from weightwarden.gui.report import AlertDetail, alert_html
+from weightwarden.gui.source import AgentStatus, DataSource
+
+STATUS_ACTIONS = (("acknowledge", "Acknowledge"), ("resolve", "Resolve"), ("false-positive", "False positive"))
+
+
+class AlertDetailView(QWidget):
+    exportRequested = Signal(str)  # alert id
+
+    def __init__(self, source: DataSource) -> None:
+        super().__init__()
+        self.source = source
+        self.alert_id: str | None = None
+        self.detail: AlertDetail | None = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.browser = QTextBrowser()
+        self.browser.setOpenExternalLinks(False)
+        layout.addWidget(self.browser, 1)
+        self.justification = QLineEdit()
+        self.justification.setPlaceholderText("Justification, e.g. \"uploaded to our org's hub namespace\"")
+        self.justify_button = QPushButton("Add justification")
+        self.justify_button.setObjectName("primary")
+        row = QHBoxLayout()
+        row.addWidget(self.justification, 1)
+        row.addWidget(self.justify_button)
+        layout.addLayout(row)
+        actions = QHBoxLayout()
+        self.status_buttons: dict[str, QPushButton] = {}
+        for op, text in STATUS_ACTIONS:
+            button = QPushButton(text)
+            button.clicked.connect(lambda _checked=False, op=op: self.act(op))
+            self.status_buttons[op] = button
+            actions.addWidget(button)
+        actions.addStretch(1)
+        self.export_button = QPushButton("Incident report…")
+        self.export_button.clicked.connect(lambda: self.alert_id and self.exportRequested.emit(self.alert_id))
+        actions.addWidget(self.export_button)
+        layout.addLayout(actions)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        layout.addWidget(self.message)
+        self.justify_button.clicked.connect(self.justify)
+        self.justification.returnPressed.connect(self.justify)
+        source.agentChanged.connect(self._update_buttons)
+        self.show_alert(None)
+
+    def show_alert(self, alert_id: str | None) -> None:
+        self.alert_id = alert_id
+        review = self.source.review
+        self.detail = AlertDetail.load(review, alert_id) if review is not None and alert_id else None
+        if self.detail is None:
+            self.browser.setHtml("<p style='color:#888'>Select an alert to see its evidence.</p>")
+        else:
+            scroll = self.browser.verticalScrollBar().value()
+            self.browser.setHtml(alert_html(self.detail))
+            self.browser.verticalScrollBar().setValue(scroll)
+        self._update_buttons(self.source.agent)
+
+    def refresh(self) -> None:
+        if self.alert_id is not None:
+            self.show_alert(self.alert_id)
+
+    def _update_buttons(self, agent: AgentStatus) -> None:
+        has_alert = self.detail is not None
+        if not agent.reachable:
+            reason = "The agent is not running: the app is read-only."
+        elif not has_alert:
+            reason = "Select an alert first."
+        else:
+            reason = ""
+        self.justify_button.setEnabled(not reason)
+        self.justification.setEnabled(not reason)
+        self.justify_button.setToolTip(reason or "Recorded by the agent with your user name.")
+        admin_reason = reason or ("" if agent.admin else
+                                  f"Only an admin (root or the admin group) may change an alert's status; "
+                                  f"you are {agent.user or 'not an admin'}.")
+        for op, button in self.status_buttons.items():
+            current = self.detail.alert.status if self.detail else ""
+            same = {"acknowledge": "acknowledged", "resolve": "resolved"}.get(op, op) == current
+            button.setEnabled(not admin_reason and not same)
+            button.setToolTip(admin_reason or ("already so" if same else f"Mark this alert {op}."))
+        self.export_button.setEnabled(has_alert)
+
+    def justify(self) -> None:
+        text = self.justification.text().strip()
+        if not text:
+            self.message.setText("Write a justification first.")
+            return
+        if self._send({"op": "justify", "alert_id": self.alert_id, "text": text}):
+            self.justification.clear()
+
+    def act(self, op: str) -> None:
+        self._send({"op": op, "alert_id": self.alert_id, "text": self.justification.text().strip()})
+
+    def _send(self, payload: dict[str, object]) -> bool:
+        reply = self.source.act(payload)
+        if reply.get("ok"):
+            self.message.setText(f"Recorded: {payload['op']}.")
+            self.refresh()
+            return True
+        self.message.setText(f"Not recorded: {reply.get('error', 'unknown error')}")
+        return False

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+import pytest
+
+from weightwarden.agent.identify import Identifier
+
+
+@pytest.fixture(scope="session")
+def identifier() -> Identifier:
+    return Identifier()

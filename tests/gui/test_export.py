@@ -1,0 +1,68 @@
+"""Exports: filtered alerts as CSV and JSON lines, one alert as a standalone HTML incident report."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from weightwarden.agent.store import Store
+from weightwarden.agent.store.review_queries import AlertFilter, AlertSort
+from weightwarden.gui.export import export_csv, export_incident, export_json
+
+
+def test_exports_follow_the_filter(tmp_path: Path, database: Path) -> None:
+    store = Store(database, read_only=True)
+    try:
+        flt = AlertFilter(min_severity=7)
+        expected = store.review.alert_count(flt)
+        assert export_csv(store.review, flt, AlertSort(), tmp_path / "a.csv") == expected
+        with (tmp_path / "a.csv").open() as handle:
+            rows = list(csv.DictReader(handle))
+        assert len(rows) == expected and all(int(r["severity"]) >= 7 for r in rows)
+        assert rows[0]["process"] and rows[0]["destination"].startswith("temporary")
+        assert export_json(store.review, AlertFilter(), AlertSort("severity"), tmp_path / "a.json") == 30
+        records = [json.loads(line) for line in (tmp_path / "a.json").read_text().splitlines()]
+        assert [r["severity"] for r in records] == sorted((r["severity"] for r in records), reverse=True)
+        assert {"id", "time", "rule", "process", "destination", "evidence", "status"} <= set(records[0])
+    finally:
+        store.close()
+
+
+def test_incident_report_is_a_standalone_html_page(tmp_path: Path, database: Path) -> None:
+    writer = Store(database)
+    alert_id = writer.alerts(limit=1)[0]["id"]
+    writer.review.add_review(alert_id, "justify", uid=1000, user="ana", text="<b>eval</b> upload")
+    writer.close()
+    store = Store(database, read_only=True)
+    try:
+        assert export_incident(store.review, alert_id, tmp_path / "r.html")
+        assert export_incident(store.review, alert_id, tmp_path / "r.pdf")
+        assert not export_incident(store.review, "missing", tmp_path / "x.html")
+    finally:
+        store.close()
+    pdf = (tmp_path / "r.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and len(pdf) > 5000
+    page = (tmp_path / "r.html").read_text()
+    assert page.startswith("<!doctype html>") and "Incident report" in page and "@media print" in page
+    assert "&lt;b&gt;eval&lt;/b&gt; upload" in page  # what people typed is escaped
+    assert "Evidence timeline" in page and alert_id in page
+    if "model-copy" in page:
+        assert "T1005" in page and "AML.T0035" in page
+
+
+def test_process_tree_uses_the_parent_chain(tmp_path: Path) -> None:
+    from weightwarden.agent.events import Alert, ProcessInfo, ProcessRef
+    from weightwarden.gui.report import AlertDetail
+
+    store = Store(tmp_path / "p.db")
+    alert = Alert(rule_id="model-copy", title="t", severity=5, message="m", process=ProcessInfo(
+        pid=30, name="scp", command_line="scp model host:", parents=(ProcessRef(pid=20, name="bash"),
+                                                                     ProcessRef(pid=10, name="sshd"))))
+    store.write([alert])
+    detail = AlertDetail.load(store.review, alert.id)
+    store.close()
+    assert detail is not None
+    from weightwarden.gui.report import alert_html
+    page = alert_html(detail)
+    assert page.index("sshd") < page.index("bash") < page.index("scp model host:")
