@@ -225,6 +225,28 @@ class GuiSection:
     )
 
 
+@dataclass(frozen=True)
+class DetectSection:
+    """Detection policy (docs/rules.md): allowlists for every rule, the egress budget, bulk collection."""
+
+    allow_processes: tuple[str, ...] = _key(
+        "Executables never alerted on, as path globs; `PATH@sha256:HEX` also requires the file's SHA-256.", ())
+    allow_users: tuple[str, ...] = _key("Users whose processes are never alerted on (service accounts).", ())
+    allow_destinations: tuple[str, ...] = _key(
+        "The organisation's own destinations, as globs: s3://bucket/*, gs://bucket/*, hf://org/*, git remotes "
+        "(https://github.com/org/*), hosts and addresses (10.20.*, build.example.com).", ())
+    allow_paths: tuple[str, ...] = _key("Model paths (globs) whose access is never alerted on.", ())
+    egress_ratio: float = _key(
+        "A process tree that read protected model bytes alerts once it has sent this share of them.", 0.5,
+        limits=(0.01, 10))
+    bulk_models: int = _key("Distinct protected models one process tree may read within bulk_window_seconds.", 5,
+                            limits=(2, 100_000))
+    bulk_window_seconds: float = _key("The bulk collection window.", 600.0, limits=(1, 86_400))
+    disabled_rules: tuple[str, ...] = _key("Rule ids turned off.", ())
+    rule_paths: tuple[str, ...] = _key("Extra rule files or folders (*.yml) loaded with the built-in rules.", (),
+                                       path=True)
+
+
 FORWARD_TYPES = ("syslog", "hec", "bulk", "file")
 FORWARD_FORMATS = {"syslog": ("cef", "leef"), "hec": ("native", "ecs", "ocsf"), "bulk": ("ecs", "native", "ocsf"),
                    "file": ("ecs", "ocsf", "native")}
@@ -294,6 +316,7 @@ class Config:
     store: StoreSection = field(default_factory=StoreSection, metadata={"section": True})
     sensors: SensorsSection = field(default_factory=SensorsSection, metadata={"section": True})
     gui: GuiSection = field(default_factory=GuiSection, metadata={"section": True})
+    detect: DetectSection = field(default_factory=DetectSection, metadata={"section": True})
     forward: tuple[ForwardDestination, ...] = ()  # [forward.NAME] tables, in file order
     source: str | None = None  # the file read, None when these are the built-in defaults
     requested_mode: Mode | None = None

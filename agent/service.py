@@ -20,8 +20,10 @@ from typing import Any
 
 from weightwarden.agent import __version__, control, systemd_notify
 from weightwarden.agent.activity import ActivityMonitor, file_sensor_status, store_status
+from weightwarden.agent.canary import CanaryPaths
 from weightwarden.agent.config import Config
 from weightwarden.agent.detect.copy import detect_copy, detect_derived_copy
+from weightwarden.agent.detect.policy import Detector, load_policy_rules, settings_from_config
 from weightwarden.agent.events import (
     Action,
     Alert,
@@ -55,6 +57,9 @@ USER_MODE_GAPS = (
 class Agent:
     def __init__(self, config: Config) -> None:
         self.config = config
+        # Every recorded Event passes through the detection rules (agent/detect, docs/rules.md).
+        self.detector = Detector(load_policy_rules(config.detect.rule_paths), settings_from_config(config.detect),
+                                 CanaryPaths(config.data_dir))
         self.store = Store(config.database_path)
         self.writer = RecordWriter(self.store, batch_size=config.store.batch_size,
                                    flush_seconds=config.store.flush_seconds,
@@ -152,9 +157,14 @@ class Agent:
         self.store.close()
 
     def record(self, record: Record) -> None:
+        if isinstance(record, Alert) and record.rule_id == "model-copy":
+            record = self.detector.adjust_copy(record)  # severity by destination: rules/detections/20_model_copy.yml
         if isinstance(record, Alert):
             log.warning("ALERT %s (severity %d): %s", record.rule_id, record.severity, record.message)
         self.writer.submit(record)
+        if isinstance(record, Event):
+            for alert in self.detector.process(record):
+                self.record(alert)
 
     # ------------------------------------------------------------------ sensor input
 

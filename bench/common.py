@@ -1,10 +1,11 @@
-"""What every benchmark shares: the result shape (written as JSON for run_all), timing and formatting helpers."""
+"""What every benchmark shares: the result shape (JSON for run_all), timing and formatting helpers."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -94,6 +95,17 @@ def timed(action: Callable[[], object]) -> tuple[float, object]:
     start = time.perf_counter()
     value = action()
     return time.perf_counter() - start, value
+
+
+def cpu_seconds() -> float:
+    """CPU time used so far by this process (all threads) and its waited-for children, user + system.
+
+    On a shared machine wall time also counts the time others held the cores; CPU time does not, so the
+    benchmarks report both and a ratio of CPU times stays meaningful when the machine is busy.
+    """
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def median_seconds(action: Callable[[], object], calls: int) -> float:

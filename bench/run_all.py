@@ -47,9 +47,11 @@ def run_one(name: str, directory: str, extra: Sequence[str]) -> Outcome:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ww-bench-") as scratch:
         json_out = Path(scratch) / f"{name}.json"
-        command = [sys.executable, "-m", f"bench.{name}", "--dir", directory, "--json-out", str(json_out), *extra]
+        command = [sys.executable, "-m", f"bench.{name}", "--dir", directory, "--json-out", str(json_out),
+                   *extra]
         try:
-            done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+            done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT,
+                                  check=False)
         except subprocess.TimeoutExpired:
             return Outcome(name, None, f"timed out after {TIMEOUT} s", time.perf_counter() - start)
         wall = time.perf_counter() - start
@@ -139,8 +141,8 @@ def markdown(outcomes: list[Outcome], when: datetime, total_seconds: float, load
     lines = [
         "## Scan path: SHA-256, scan rate, quick fingerprint",
         "",
-        "Speed of the scan path against the issue's targets, measured side by side in one run and reported as",
-        "ratios (absolute figures depend on the machine; the ratios are what the targets are about).",
+        "Speed of the scan path against the issue's targets, measured side by side in one run and reported",
+        "as ratios (absolute figures depend on the machine; the ratios are what the targets are about).",
         "This section is generated: do not edit its figures by hand, rerun the command.",
         "",
         f"- **Measured:** {when:%Y-%m-%d %H:%M} UTC, whole run {total_seconds / 60:.1f} min",

@@ -32,9 +32,9 @@ TEXT_SUFFIXES = (".txt", ".md", ".py", ".log", ".csv", ".yaml")
 BINARY_SUFFIXES = (".dat", ".png", ".so", ".o", ".pack", "")
 WORDS = (
     "model", "weights", "tensor", "layer", "attention", "token", "batch", "loss", "epoch", "gradient",
-    "checkpoint", "dataset", "eval", "config", "shard", "optimizer", "scheduler", "learning", "rate", "warmup",
-    "vocab", "embed", "head", "norm", "mlp", "rope", "cache", "the", "of", "and", "to", "in", "is", "for",
-    "on", "with", "as", "by", "at", "from", "this", "that",
+    "checkpoint", "dataset", "eval", "config", "shard", "optimizer", "scheduler", "learning", "rate",
+    "warmup", "vocab", "embed", "head", "norm", "mlp", "rope", "cache", "the", "of", "and", "to", "in",
+    "is", "for", "on", "with", "as", "by", "at", "from", "this", "that",
 )
 
 
@@ -201,7 +201,8 @@ def build_tree(base: Path, files: int) -> dict[str, Any]:
     log(f"building {files:,} files + {len(MODELS)} models under {root}")
     rng = np.random.default_rng(SEED)
     rand = random.Random(SEED)
-    directories = [root / f"project{p:02d}" / f"part{d:02d}" for p in range(10) for d in range(DIRECTORIES // 10)]
+    directories = [root / f"project{p:02d}" / f"part{d:02d}"
+                   for p in range(10) for d in range(DIRECTORIES // 10)]
     for directory in directories:
         directory.mkdir(parents=True)
     tally = _write_ordinary(directories, files, rng, rand)

@@ -17,9 +17,10 @@ RUN_DEBS=(python3 python3-venv python3-dev gcc libegl1 libgl1 libxkbcommon0 libx
 TEST_DEBS=(xvfb xauth coreutils)
 # sensor tests: `ip netns` + veth (iproute2), `mount`/`setsid` (util-linux); bench/sensors_*: inotifywait
 TEST_DEBS+=(iproute2 util-linux inotify-tools)
-# installer tests: build the .deb (dpkg-deb), review it (lintian), check the unit (systemd-analyze from
-# systemd: installed, never started), groupadd --prefix (passwd); installs go to throwaway roots only
-TEST_DEBS+=(dpkg lintian systemd passwd)
+# installer tests: build the .deb (dpkg-deb), review it (lintian), lint the scripts (shellcheck), check the
+# unit (systemd-analyze from systemd: installed, never started), groupadd --prefix (passwd); installs go to
+# throwaway roots only
+TEST_DEBS+=(dpkg lintian systemd passwd shellcheck)
 # forwarding tests: syslog-ng (tls) is installed; rsyslog conflicts with it as a package (both provide
 # system-log-daemon), so only rsyslog's libraries are installed and rsyslog + rsyslog-gnutls are unpacked
 # privately into .venv/opt/rsyslog (install_private_rsyslog); certificates are made with cryptography.

@@ -14,11 +14,13 @@ from collections.abc import Sequence
 from weightwarden.agent import __version__
 from weightwarden.agent.cli import (
     agent_cmd,
+    canary_cmd,
     config_cmd,
     enroll_cmd,
     keys_cmd,
     models_cmd,
     records_cmd,
+    rules_cmd,
     scan_cmd,
     status_cmd,
     sync_cmd,
@@ -29,7 +31,7 @@ from weightwarden.agent.config import ConfigError
 from weightwarden.agent.store import StoreError
 
 COMMANDS = (scan_cmd, agent_cmd, records_cmd, config_cmd, status_cmd, verify_cmd, sync_cmd, keys_cmd, models_cmd,
-            enroll_cmd)
+            enroll_cmd, rules_cmd, canary_cmd)
 
 
 class _Parser(argparse.ArgumentParser):

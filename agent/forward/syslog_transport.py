@@ -1,7 +1,8 @@
 """Syslog over TLS (RFC 5425), plain TCP (RFC 6587 octet counting) or UDP (RFC 5426).
 
 TCP gives no application acknowledgement, so a record counts as delivered once (1) the kernel reports
-the bytes acknowledged by the receiver's TCP (SIOCOUTQ = 0, Linux) and (2) the connection then stayed up
+its batch's bytes acknowledged by the receiver's TCP (TCP_INFO bytes_acked past the socket's byte count
+after the batch was written; SIOCOUTQ = 0 as a fallback, Linux) and (2) the connection then stayed up
 for `resend_window_seconds`. A receiver that dies closes the connection (FIN/RST), which we notice
 before confirming; everything unconfirmed is then resent from the cursor after the reconnect. Duplicates
 are therefore bounded by the window, and receivers dedupe on the id in the structured data. UDP has no
@@ -31,6 +32,7 @@ from weightwarden.agent.store.outbox import OutboxRecord
 class _Sent:
     sequence: int
     count: int
+    position: int | None = None  # the socket's byte count (acked + queued) once this batch was written
     acked_at: float | None = None
 
 
@@ -130,7 +132,7 @@ class SyslogTransport:
             sock.sendall(self.frames(records))
         except (OSError, ssl.SSLError) as error:
             raise TransportError(f"send to {self.address}:{self.port}: {error}") from None
-        self._sent.append(_Sent(records[-1].sequence, len(records)))
+        self._sent.append(_Sent(records[-1].sequence, len(records), _written_bytes(sock)))
         self._stalled_since = None  # only a sender that stopped sending can tell a silent path
         return self.poll()
 
@@ -149,6 +151,11 @@ class SyslogTransport:
             return Outcome()
         self._check_alive(self._sock)
         now = time.monotonic()
+        acked = _acked_bytes(self._sock)
+        if acked is not None:  # per batch: its last byte is acknowledged once bytes_acked reaches its position
+            for entry in self._sent:
+                if entry.acked_at is None and entry.position is not None and acked >= entry.position:
+                    entry.acked_at = now
         if _unacknowledged_bytes(self._sock) == 0:
             self._stalled_since = None
             for entry in self._sent:
@@ -185,6 +192,26 @@ class SyslogTransport:
             raise TransportError(f"connection to {self.address}:{self.port} lost: {error}") from None
         if not data:
             raise TransportError(f"{self.address}:{self.port} closed the connection")
+
+
+_TCPI_BYTES_ACKED = 120  # offset of tcpi_bytes_acked (u64) in Linux's struct tcp_info (kernel >= 4.1)
+
+
+def _acked_bytes(sock: socket.socket) -> int | None:
+    """Bytes of this connection the peer's TCP acknowledged so far (TCP_INFO); None where unknown."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except (OSError, AttributeError):
+        return None
+    if len(info) < _TCPI_BYTES_ACKED + 8:
+        return None
+    return int(struct.unpack_from("Q", info, _TCPI_BYTES_ACKED)[0])
+
+
+def _written_bytes(sock: socket.socket) -> int | None:
+    """Everything written to the socket so far: acknowledged plus still queued (TLS records included)."""
+    acked = _acked_bytes(sock)
+    return None if acked is None else acked + _unacknowledged_bytes(sock)
 
 
 def _unacknowledged_bytes(sock: socket.socket) -> int:

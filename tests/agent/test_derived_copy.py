@@ -142,3 +142,15 @@ def test_agent_alerts_on_a_gguf_export_and_the_store_keeps_tensor_prints(
     stored = {f.path: f for f in agent.store.model_files()}
     assert len(stored[str(target)].tensors) == len(TENSORS)
     assert stored[str(target)].model == "llama-mini"
+
+
+def test_resharding_a_single_file_model_splits_the_share(tmp_path: Path, scanner: Scanner) -> None:
+    source = examine(scanner, writers.safetensors(tmp_path / "models" / "solo" / "model.safetensors", TENSORS))
+    inventory = Inventory([source])
+    shards = [examine(scanner, p) for p in writers.shards(tmp_path / "out", TENSORS, 3)]
+
+    matches = [inventory.tensor_matches(shard)[0] for shard in shards]
+
+    assert {m.model for m in matches} == {"solo"}
+    assert all(0 < m.byte_share < 1 for m in matches)
+    assert sum(m.matched_bytes for m in matches) >= source.size - 4096  # every tensor in some shard

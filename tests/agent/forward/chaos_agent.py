@@ -34,6 +34,7 @@ def main() -> int:
     evidence = Evidence(config, store, writer, writer.submit, lambda: {"coverage": "chaos-test"})
     holder.append(evidence)
     evidence.start()
+    print(f"ready at n={n}", flush=True)  # the chaos test waits for this before disrupting again
     started, first = time.monotonic(), n
     while n < total and not stop.is_set():
         writer.submit(Event(Action.MODEL_MODIFIED, Category.FILE, f"chaos event {n}", details={"n": n}))

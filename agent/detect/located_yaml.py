@@ -1,0 +1,86 @@
+"""YAML read into plain dicts and lists that remember the line each key and item came from.
+
+Rule loading reports every problem with its file and line (STYLE.md, habit 5); PyYAML's node graph has
+the marks, so we compose nodes and build the values ourselves instead of using `safe_load`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml  # type: ignore[import-untyped]  # (gui/report.py does the same; no stubs in the venv)
+
+
+class LocatedDict(dict[str, Any]):
+    """A mapping with `line` (where it starts) and `lines[key]` (where each key is written), 1-based."""
+
+    line: int = 0
+    lines: dict[str, int]
+
+    def line_of(self, key: str) -> int:
+        return self.lines.get(key, self.line)
+
+
+class LocatedList(list[Any]):
+    line: int = 0
+    lines: list[int]
+
+    def line_of(self, index: int) -> int:
+        return self.lines[index] if 0 <= index < len(self.lines) else self.line
+
+
+def line_of(value: Any, key: str | int | None = None) -> int:
+    """The line of `value` (or of one key/item of it); 0 when it was not read from YAML."""
+    if key is not None and isinstance(value, LocatedDict) and isinstance(key, str):
+        return value.line_of(key)
+    if key is not None and isinstance(value, LocatedList) and isinstance(key, int):
+        return value.line_of(key)
+    return int(getattr(value, "line", 0))
+
+
+class YamlProblem(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+def load_documents(text: str) -> list[Any]:
+    """Every document of a YAML stream, as located values; YamlProblem (with its line) on bad syntax."""
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        raise YamlProblem(mark.line + 1 if mark else 0, f"YAML syntax: {error.problem or error}") from None
+    except yaml.YAMLError as error:
+        raise YamlProblem(0, f"YAML: {error}") from None
+    loader = yaml.SafeLoader("")
+    try:
+        return [_build(node, loader) for node in nodes if node is not None]
+    except yaml.YAMLError as error:
+        raise YamlProblem(0, f"YAML: {error}") from None
+    finally:
+        loader.dispose()
+
+
+def _build(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        mapping = LocatedDict()
+        mapping.line, mapping.lines = line, {}
+        for key_node, value_node in node.value:
+            key = _build(key_node, loader)
+            if isinstance(key, LocatedDict | LocatedList):
+                raise YamlProblem(key_node.start_mark.line + 1, "a mapping key must be a plain value")
+            text = str(key)
+            if text in mapping:
+                raise YamlProblem(key_node.start_mark.line + 1, f"duplicate key {text!r}")
+            mapping[text] = _build(value_node, loader)
+            mapping.lines[text] = key_node.start_mark.line + 1
+        return mapping
+    if isinstance(node, yaml.SequenceNode):
+        items = LocatedList(_build(item, loader) for item in node.value)
+        items.line, items.lines = line, [item.start_mark.line + 1 for item in node.value]
+        return items
+    # Scalars: the safe loader's resolver already tagged them (int, float, bool, null, str as YAML 1.1 says).
+    return loader.construct_object(node, deep=True)

@@ -1,0 +1,62 @@
+"""Events from short fixture mappings: the rule fixtures (tests/agent/detect/fixtures) and the replay bench.
+
+A fixture event is a flat mapping, far shorter than the Event it stands for:
+
+    {at: 1.5, action: model-read, path: /m/a.safetensors, model: llama, size: 1000, bytes_read: 1000,
+     mapped: false, process: {pid: 10, name: scp, exe: /usr/bin/scp, cmd: "scp ...", user: ana, session: 7,
+     parents: [bash]}}
+    {at: 3, action: network-connection, process: {...}, address: 203.0.113.9, port: 22, bytes_sent: 600}
+    {at: 4, copy: removable, path: /media/usb/a.safetensors, model: llama}   # a model-copy alert to rate
+
+`at` is seconds after the fixture's start time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from weightwarden.agent.events import Action, Alert, Category, Destination, Event, FileInfo, ProcessInfo, ProcessRef
+
+START = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+
+
+def process_from(raw: Mapping[str, Any] | None) -> ProcessInfo | None:
+    if raw is None:
+        return None
+    parents = tuple(ProcessRef(pid=int(raw.get("pid", 100)) - 1 - index, name=name if isinstance(name, str) else None)
+                    for index, name in enumerate(raw.get("parents", [])))
+    name = raw.get("name")
+    return ProcessInfo(pid=int(raw.get("pid", 100)), name=name, executable=raw.get("exe", f"/usr/bin/{name}"),
+                       command_line=raw.get("cmd", name), user=raw.get("user", "ana"), uid=raw.get("uid", 1000),
+                       ppid=parents[0].pid if parents else None, session_id=raw.get("session", 1),
+                       parents=parents, bytes_read=raw.get("bytes_read"), mapped=raw.get("mapped"))
+
+
+def event_from(raw: Mapping[str, Any], start: datetime = START) -> Event | Alert:
+    """The Event (or, for `copy:`, the model-copy Alert) a fixture mapping stands for."""
+    moment = start + timedelta(seconds=float(raw.get("at", 0)))
+    if "copy" in raw:
+        copy_path = str(raw.get("path", "/tmp/copy.safetensors"))
+        return Alert(rule_id="model-copy", title=f"Copy of protected model {raw.get('model')}", severity=5,
+                     message=f"{copy_path} is a copy", paths=(copy_path,), model=raw.get("model"),
+                     destination=Destination(kind=str(raw["copy"]), path=copy_path), time=moment)
+    action = Action(str(raw["action"]))
+    process = process_from(raw.get("process"))
+    if process is not None and action in (Action.MODEL_READ, Action.MODEL_HELD):
+        process = ProcessInfo(**{**{k: getattr(process, k) for k in ProcessInfo.__dataclass_fields__},
+                                 "bytes_read": raw.get("bytes_read", raw.get("size")), "mapped": raw.get("mapped")})
+    if action == Action.NETWORK_CONNECTION:
+        return Event(action, Category.NETWORK, f"connection to {raw.get('address')}:{raw.get('port')}",
+                     process=process, time=moment,
+                     details={"phase": raw.get("phase", "closed"),
+                              "destination": {"kind": "network", "address": raw.get("address"),
+                                              "port": raw.get("port")},
+                              "source": {"address": "10.0.0.2", "port": raw.get("local_port", 40000)},
+                              "bytes_sent": raw.get("bytes_sent")})
+    path = raw.get("path")
+    file = FileInfo(path=str(path), size=raw.get("size")) if path else None
+    who = f"{process.name} (pid {process.pid})" if process else "?"
+    return Event(action, Category.FILE, f"{who} {action.value} {path}", file=file, model=raw.get("model"),
+                 process=process, time=moment)
