@@ -141,6 +141,8 @@ class Action(StrEnum):
     NETWORK_CONNECTION = "network-connection"  # an outbound connection by a process, with bytes sent
     MOUNT_ADDED = "mount-added"  # a new mount: removable media, network share, cloud-sync, local
     MOUNT_REMOVED = "mount-removed"
+    # Posture (issue 5): a standing weakness of a protected model found during a scan (agent/detect/posture.py).
+    POSTURE_FINDING = "posture-finding"
     # Review (issue 7): a justification or status change made through the control socket, by peer uid.
     ALERT_REVIEWED = "alert-reviewed"
 

@@ -22,6 +22,7 @@ from weightwarden.agent import __version__, control, systemd_notify
 from weightwarden.agent.activity import ActivityMonitor, file_sensor_status, store_status
 from weightwarden.agent.canary import CanaryPaths
 from weightwarden.agent.config import Config
+from weightwarden.agent.detect import posture
 from weightwarden.agent.detect.copy import detect_copy, detect_derived_copy
 from weightwarden.agent.detect.policy import Detector, load_policy_rules, settings_from_config
 from weightwarden.agent.events import (
@@ -355,6 +356,8 @@ class Agent:
             previous = self.inventory.get(item.path)
             action = Action.MODEL_DISCOVERED if previous is None else Action.MODEL_MODIFIED
             self._accept(item, action, None, alert_copies=alert_copies)
+            if previous is None:
+                self._safe(self._posture)(item)
         if prune and not self._stop.is_set():
             for root in roots:
                 missing = [m.path for m in self.inventory.under(display_path(root)) if m.path not in seen]
@@ -367,6 +370,13 @@ class Agent:
                                    "models": stats.models, "bytes": stats.bytes,
                                    "cache_hits": stats.cache_hits, "issues": stats.issues,
                                    "seconds": round(time.monotonic() - started, 3)}))
+
+    def _posture(self, model: ModelFile) -> None:
+        """Weak permissions or places of a newly inventoried model (agent/detect/posture.py), as events."""
+        facts = posture.facts_of(model.path, self._destination_kind(model.path))
+        for finding in posture.findings(facts) if facts is not None else []:
+            self.record(Event(Action.POSTURE_FINDING, Category.HOST, finding.message, file=_file_info(model),
+                              model=model.model, severity=finding.severity, details={"finding": finding.id}))
 
     def _issue(self, issue: ScanIssue) -> None:
         self.record(Event(Action.SCAN_ERROR, Category.FILE, f"{issue.path}: {issue.reason}",

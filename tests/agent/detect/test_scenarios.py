@@ -47,6 +47,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         path.mkdir()
     model = write_safetensors(paths["models"] / "llama" / "model.safetensors", rows=12000, seed=7)
     decoy = canary.plant(str(paths["models"] / "internal-13b"), str(paths["data"]))
+    shared = paths["models"] / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # a posture finding: anyone can replace a model here
+    write_safetensors(shared / "adapter.safetensors", seed=8)
     config = write_config(root / "config.toml", data_dir=paths["data"], protected=[paths["models"]],
                           watched=[paths["out"]])
     with config.open("a") as handle:
@@ -54,7 +58,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     agent = Agent(config, dict(os.environ))
     try:
         wait_for(lambda: "scan-finished" in agent.actions(), timeout=60, what="the initial inventory")
-        wait_for(lambda: _marked(agent, 2), timeout=30, what="both models to be marked")
+        wait_for(lambda: _marked(agent, 3), timeout=30, what="the models to be inventoried")
         yield {"agent": agent, "model": model, "canary": Path(decoy.path), **paths}
     finally:
         if agent.process.poll() is None:
@@ -84,6 +88,12 @@ def _expect(world: dict[str, Any], scenario: str, rule: str, ended: float,
     latency = max(0.0, parse_time(alert["time"]).timestamp() - ended)
     MATRIX.append((scenario, rule, alert["severity"], latency))
     return alert
+
+
+def test_posture_finding_for_a_world_writable_folder(world: dict[str, Any]) -> None:
+    found = [e for e in world["agent"].records("events") if e["event"]["action"] == "posture-finding"]
+    assert [(Path(e["file"]["path"]).name, e["details"]["finding"]) for e in found] == [
+        ("adapter.safetensors", "model-in-world-writable-folder")]
 
 
 def test_canary_opened_with_head(world: dict[str, Any]) -> None:
