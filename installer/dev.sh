@@ -66,8 +66,6 @@ setup_venv() {
     fi
 }
 
-# torch writes the pytorch-zip and pytorch-legacy fixtures. Only its CPU build is worth installing; where
-# none can be had quickly, those tests skip with the reason.
 # rsyslog for the forwarding tests, unpacked (not installed) so it cannot displace the machine's syslog
 # daemon nor conflict with syslog-ng-core; the tests run it with -M pointing at its private modules.
 install_private_rsyslog() {
@@ -86,6 +84,8 @@ install_private_rsyslog() {
     rm -rf "$tmp"
 }
 
+# torch writes the pytorch-zip and pytorch-legacy fixtures. Only its CPU build is worth installing; where
+# none can be had quickly, those tests skip with the reason.
 install_torch_cpu() {
     "$VENV/bin/python" -c "import torch" 2>/dev/null && return 0
     # The +cpu build is found where a wheel directory offers it (pip's find-links); PyPI's plain torch
