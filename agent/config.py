@@ -180,7 +180,7 @@ class ScanSection:
     tail_bytes: int = _key(
         "Bytes read from the end of a file for its fingerprint.", 64 * KIB, limits=(0, 16 * MIB)
     )
-    hash_block_bytes: int = _key("Read size when hashing a whole file.", 4 * MIB, limits=(64 * KIB, 64 * MIB))
+    hash_block_bytes: int = _key("Read size when hashing a whole file.", 1 * MIB, limits=(64 * KIB, 16 * MIB))
     hash_sparse_files: bool = _key(
         # Off by default: a sparse file can claim terabytes it never stored, and hashing them is a cheap DoS.
         "Fully hash files with far fewer allocated blocks than their size.",

@@ -65,7 +65,7 @@ def run_one(name: str, directory: str, extra: Sequence[str]) -> Outcome:
 
 # ------------------------------------------------------------------------------------------------ machine
 
-def machine() -> list[tuple[str, str]]:
+def machine(directory: str) -> list[tuple[str, str]]:
     cpuinfo = _read("/proc/cpuinfo")
     model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
     flags = re.search(r"^flags\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
@@ -82,7 +82,7 @@ def machine() -> list[tuple[str, str]]:
         ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("hashlib backend", _openssl()),
         ("coreutils", _first_line(["sha256sum", "--version"])),
-        ("filesystem of the data dir", _filesystem(DEFAULT_DIR)),
+        ("filesystem of the data dir", _filesystem(directory)),
         ("commit", _commit()),
     ]
 
@@ -137,7 +137,7 @@ def _commit() -> str:
 
 # ------------------------------------------------------------------------------------------------ report
 
-def markdown(outcomes: list[Outcome], when: datetime, total_seconds: float, load: str) -> str:
+def markdown(outcomes: list[Outcome], when: datetime, total_seconds: float, load: str, directory: str) -> str:
     lines = [
         "## Scan path: SHA-256, scan rate, quick fingerprint",
         "",
@@ -154,7 +154,7 @@ def markdown(outcomes: list[Outcome], when: datetime, total_seconds: float, load
         "",
         "### Machine",
         "",
-        _table(["", ""], [[key, value] for key, value in [*machine(), ("during the run", load)]]),
+        _table(["", ""], [[key, value] for key, value in [*machine(directory), ("during the run", load)]]),
         "",
         "### Targets",
         "",
@@ -220,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = time.perf_counter() - start
     load = busy_note(load_before, load_average())
     out = Path(args.out)
-    write_section(TOPIC, markdown(outcomes, when, total, load), out)
+    write_section(TOPIC, markdown(outcomes, when, total, load, args.dir), out)
     log(f"wrote {out} after {total:.0f} s")
     failed = [outcome.name for outcome in outcomes if outcome.result is None]
     if failed:

@@ -7,31 +7,23 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from weightwarden.agent import __version__
-from weightwarden.agent.cli import (
-    agent_cmd,
-    canary_cmd,
-    config_cmd,
-    enroll_cmd,
-    keys_cmd,
-    models_cmd,
-    records_cmd,
-    rules_cmd,
-    scan_cmd,
-    status_cmd,
-    sync_cmd,
-    verify_cmd,
-)
 from weightwarden.agent.cli.output import EXIT_USAGE, UsageError
-from weightwarden.agent.config import ConfigError
-from weightwarden.agent.store import StoreError
 
-COMMANDS = (scan_cmd, agent_cmd, records_cmd, config_cmd, status_cmd, verify_cmd, sync_cmd, keys_cmd, models_cmd,
-            enroll_cmd, rules_cmd, canary_cmd)
+# Command name -> its module in weightwarden.agent.cli. Only the module of the command being run is imported:
+# between them the modules pull in sqlite-utils, numpy, YARA, cryptography and the sensors, and start-up
+# time is most of what a short command like `weightwarden alerts` or a rescan costs.
+COMMANDS = {
+    "scan": "scan_cmd", "agent": "agent_cmd", "alerts": "records_cmd", "events": "records_cmd",
+    "config": "config_cmd", "status": "status_cmd", "verify": "verify_cmd", "sync": "sync_cmd",
+    "keys": "keys_cmd", "models": "models_cmd", "enroll": "enroll_cmd", "rules": "rules_cmd",
+    "canary": "canary_cmd",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,37 +32,58 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for one command (when known), else for all of them (help, typos, docs tests)."""
     parser = _Parser(prog="weightwarden", description="Protect ML model files against insider theft.")
     parser.add_argument("--version", action="version", version=f"weightwarden {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    for module in COMMANDS:
-        module.register(commands)
+    wanted = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in wanted:
+        importlib.import_module(f"weightwarden.agent.cli.{name}").register(commands)
     return parser
 
 
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line: the first word that is not an option."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(_command_of(argv)).parse_args(argv)
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return int(args.run(args))
     except UsageError as error:
         print(f"weightwarden: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except ConfigError as error:
-        print(f"weightwarden: configuration error:\n{error}", file=sys.stderr)
-        return EXIT_USAGE
-    except StoreError as error:
-        print(f"weightwarden: {error}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `weightwarden events | head`
         sys.stderr.close()
         return 0
+    except Exception as error:
+        return _user_error(error)
+
+
+def _user_error(error: Exception) -> int:
+    """Configuration and database problems are user-facing: one clear message and exit 2.
+
+    Imported here, on the error path, so that naming these types costs no start-up time.
+    """
+    from weightwarden.agent.config import ConfigError
+    from weightwarden.agent.store import StoreError
+
+    if isinstance(error, ConfigError):
+        print(f"weightwarden: configuration error:\n{error}", file=sys.stderr)
+    elif isinstance(error, StoreError):
+        print(f"weightwarden: {error}", file=sys.stderr)
+    else:
+        raise error
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def test_defaults_when_there_is_no_config_file(home: Path) -> None:
     assert (config.scan.window_bytes, config.scan.tail_bytes, config.scan.hash_block_bytes) == (
         1048576,
         65536,
-        4194304,
+        1048576,
     )
     assert config.scan.hash_sparse_files is False
     assert config.scan.workers == 4
@@ -238,7 +238,7 @@ def test_section_that_is_not_a_table(tmp_path: Path) -> None:
         ("[scan]\ntail_bytes = -1", "[scan] tail_bytes must be between 0 and 16777216, got -1"),
         (
             "[scan]\nhash_block_bytes = 65535",
-            "[scan] hash_block_bytes must be between 65536 and 67108864, got 65535",
+            "[scan] hash_block_bytes must be between 65536 and 16777216, got 65535",
         ),
         ("[watch]\nsettle_seconds = 0.01", "[watch] settle_seconds must be between 0.05 and 60, got 0.01"),
         ("[store]\nflush_seconds = nan", "[store] flush_seconds must be between 0.01 and 60, got nan"),
@@ -250,10 +250,10 @@ def test_value_out_of_range(tmp_path: Path, line: str, message: str) -> None:
 
 
 def test_range_bounds_are_inclusive(tmp_path: Path) -> None:
-    text = "[scan]\nwindow_bytes = 4096\ntail_bytes = 0\nhash_block_bytes = 67108864\nworkers = 64\n"
+    text = "[scan]\nwindow_bytes = 4096\ntail_bytes = 0\nhash_block_bytes = 16777216\nworkers = 64\n"
     config = load_config(write(tmp_path, text))
     assert (config.scan.window_bytes, config.scan.tail_bytes) == (4096, 0)
-    assert (config.scan.hash_block_bytes, config.scan.workers) == (67108864, 64)
+    assert (config.scan.hash_block_bytes, config.scan.workers) == (16777216, 64)
 
 
 def test_value_not_among_choices_gets_a_suggestion(tmp_path: Path) -> None:
