@@ -49,6 +49,8 @@ from weightwarden.agent.walk import ScanIssue
 
 log = logging.getLogger(__name__)
 
+IDLE_WAKE = 0.5  # seconds; bounds how long SIGTERM waits for the main loop to notice
+
 USER_MODE_GAPS = (
     "running without root: no fanotify access sensor (reads by other processes are not seen), "
     "no process attribution for file changes; file changes are watched with watchdog"
@@ -79,6 +81,7 @@ class Agent:
         self._inventory_lock = threading.Lock()  # one examination at a time updates inventory + store
         self._stop = threading.Event()
         self._rescan_roots: set[str] = set()
+        self._wake = self.settler.wake  # set by the settler, rescan requests and nothing else: no polling
         self._rescan_lock = threading.Lock()
         self.errors = 0
         data_dir = os.path.realpath(config.data_dir)
@@ -124,7 +127,12 @@ class Agent:
         # Under systemd (Type=notify): ready once the sensors run; the main loop pings the watchdog.
         systemd_notify.ready(f"{self.config.mode} mode, {coverage} coverage")
         watchdog = systemd_notify.WatchdogPinger()
-        while not stop.wait(0.05):
+        while not stop.is_set():
+            # Sleep until a path is due, a rescan is asked for, or at most IDLE_WAKE: an idle agent wakes
+            # twice a second (to notice `stop` and ping the watchdog), not twenty times.
+            wait = self.settler.seconds_to_next(time.monotonic())
+            self._wake.wait(IDLE_WAKE if wait is None else min(wait, IDLE_WAKE))
+            self._wake.clear()
             watchdog.tick(time.monotonic())
             for path in self.settler.due(time.monotonic()):
                 pending.append(self._pool.submit(self._safe(self._examine_path), path))
@@ -175,6 +183,7 @@ class Agent:
                                       "file event queue overflowed; events were lost, rescanning watched roots"))
             with self._rescan_lock:
                 self._rescan_roots.update(self.config.watch_roots)
+            self._wake.set()
             return
         if self._ignored(obs.path) and (obs.dest_path is None or self._ignored(obs.dest_path)):
             return
@@ -188,6 +197,7 @@ class Agent:
         elif obs.is_directory:
             with self._rescan_lock:  # `cp -r` or an unpacked archive: files may predate our watch on it
                 self._rescan_roots.add(obs.path)
+            self._wake.set()
         elif obs.kind == "closed":
             self.settler.closed(obs.path)
         else:
@@ -203,6 +213,7 @@ class Agent:
     def _scan_now(self) -> None:
         with self._rescan_lock:
             self._rescan_roots.update(self.config.protected_roots)
+        self._wake.set()
 
     def _reviewed(self, review: dict[str, Any]) -> None:
         """A review made through the control socket is also an event, so it is chained and forwarded."""
@@ -213,6 +224,7 @@ class Agent:
     def _queue_rescan(self, roots: list[str]) -> None:
         with self._rescan_lock:
             self._rescan_roots.update(roots)
+        self._wake.set()
 
     def _health(self, health: SensorHealth) -> None:
         self.record(Event(Action.SENSOR_HEALTH, Category.HOST, f"{health.sensor}: {health.status}: {health.message}",
@@ -311,6 +323,7 @@ class Agent:
         if is_directory:
             with self._rescan_lock:
                 self._rescan_roots.add(dest)  # unknown files inside are examined by the rescan
+            self._wake.set()
         elif not moved:
             self.settler.touch(dest, float("-inf"))  # an unknown file renamed into view: examine now
             return

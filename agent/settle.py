@@ -11,18 +11,34 @@ import threading
 
 
 class Settler:
-    def __init__(self, settle_seconds: float) -> None:
+    """`wake` is set whenever the earliest due time may have moved earlier, so the agent's loop can sleep
+    until then instead of polling."""
+
+    def __init__(self, settle_seconds: float, wake: threading.Event | None = None) -> None:
         self.settle_seconds = settle_seconds
+        self.wake = wake if wake is not None else threading.Event()
         self._last: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def touch(self, path: str, now: float) -> None:
         with self._lock:
+            was_idle = not self._last
             self._last[path] = now
+        if was_idle or now == float("-inf"):
+            self.wake.set()  # a storm of writes to busy files wakes nobody; a first or immediate one does
 
     def closed(self, path: str) -> None:
         with self._lock:
             self._last[path] = float("-inf")  # due at the next check
+        self.wake.set()
+
+    def seconds_to_next(self, now: float) -> float | None:
+        """How long until the earliest path is due (0 when one is), or None when nothing waits."""
+        with self._lock:
+            if not self._last:
+                return None
+            earliest = min(self._last.values())
+        return max(0.0, earliest + self.settle_seconds - now)
 
     def forget(self, path: str) -> None:
         with self._lock:
