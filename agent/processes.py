@@ -193,8 +193,18 @@ class ProcessCache:
 
     def on_exec(self, pid: int) -> None:
         snap = snapshot(pid)
-        if snap is not None:
-            self._put(snap)
+        if snap is None:
+            return
+        if snap.exited:
+            with self._cond:
+                known = self._procs.get(pid)
+            if known is not None and known.command_line is not None and known.name == snap.name:
+                # Late news (the proc connector lags under load) of a process that has already ended: what
+                # was seen of it alive, e.g. while we held its open of a model, is richer than a zombie's
+                # remains, which have no command line and no executable.
+                self.on_exit(pid)
+                return
+        self._put(snap)
 
     def remember(self, pid: int) -> None:
         """Snapshot a process that is known to be alive right now (e.g. blocked in an open we hold)."""

@@ -78,3 +78,30 @@ def test_polling_process_sensor_sees_new_and_gone_processes() -> None:
         assert sensor.status().method == "psutil" and sensor.status().state == "degraded"
     finally:
         sensor.stop()
+
+
+def test_late_exec_news_of_an_ended_process_keeps_what_was_seen_alive() -> None:
+    """The proc connector can lag: an exec handled after the process died must not replace the command line
+    seen while it was alive with a zombie's empty remains."""
+    import subprocess
+    import sys
+
+    from tests.agent.cli.helpers import wait_for
+    from weightwarden.agent.processes import ProcessCache, snapshot
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", "marker-arg"],
+                             stdin=subprocess.PIPE)
+    try:
+        cache = ProcessCache()
+        cache.remember(child.pid)
+        assert child.stdin is not None
+        child.stdin.close()  # it exits; unreaped, it stays a zombie
+        wait_for(lambda: (snap := snapshot(child.pid)) is not None and snap.exited, timeout=10,
+                 what="the child to become a zombie")
+        cache.on_exec(child.pid)
+        seen = cache.lookup(child.pid)
+        assert seen is not None and seen.exited
+        assert seen.command_line is not None and "marker-arg" in seen.command_line
+        assert seen.executable is not None
+    finally:
+        child.wait(timeout=10)
