@@ -13,7 +13,7 @@ import json
 import time
 from typing import Any
 
-from weightwarden.agent.forward.http import HttpClient
+from weightwarden.agent.forward.http import AnsweredTransport, HttpClient
 from weightwarden.agent.forward.render import Renderer
 from weightwarden.agent.forward.transport import Outcome, TransportError, backoff_seconds
 from weightwarden.agent.store.outbox import OutboxRecord
@@ -21,7 +21,7 @@ from weightwarden.agent.store.outbox import OutboxRecord
 DEFAULT_INDEX = "weightwarden-events"
 
 
-class BulkTransport:
+class BulkTransport(AnsweredTransport):
     def __init__(self, renderer: Renderer, *, url: str, index: str = "", username: str = "", password: str = "",
                  api_key: str = "", timeout: float = 15.0, verify_tls: bool = True, ca_file: str = "",
                  item_retries: int = 4, item_retry_seconds: float = 0.2) -> None:
@@ -83,14 +83,3 @@ class BulkTransport:
                 outcome.dead.append((record, f"{code}: {json.dumps(result.get('error'))[:500]}"))
         return retry
 
-    def poll(self) -> Outcome:
-        return Outcome()
-
-    def unconfirmed(self) -> int:
-        return 0
-
-    def reset(self) -> None:
-        self.client.close()
-
-    def close(self) -> None:
-        self.client.close()

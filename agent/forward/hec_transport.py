@@ -14,7 +14,7 @@ import time
 import uuid
 
 from weightwarden.agent.forward import hec
-from weightwarden.agent.forward.http import HttpClient
+from weightwarden.agent.forward.http import AnsweredTransport, HttpClient
 from weightwarden.agent.forward.render import Renderer
 from weightwarden.agent.forward.transport import Outcome, TransportError
 from weightwarden.agent.store.outbox import OutboxRecord
@@ -23,7 +23,7 @@ EVENT_PATH = "/services/collector/event"
 ACK_PATH = "/services/collector/ack"
 
 
-class HecTransport:
+class HecTransport(AnsweredTransport):
     def __init__(self, renderer: Renderer, *, url: str, token: str, index: str = "", timeout: float = 15.0,
                  verify_tls: bool = True, ca_file: str = "", ack_timeout: float | None = None,
                  ack_poll_seconds: float = 0.05) -> None:
@@ -89,17 +89,6 @@ class HecTransport:
             raise TransportError(f"HEC refused the token: {_reason(status, body)}", config=True)
         raise TransportError(f"HEC {_reason(status, body)}")
 
-    def poll(self) -> Outcome:
-        return Outcome()
-
-    def unconfirmed(self) -> int:
-        return 0
-
-    def reset(self) -> None:
-        self.client.close()
-
-    def close(self) -> None:
-        self.client.close()
 
 
 def _json(body: bytes) -> dict:  # type: ignore[type-arg]

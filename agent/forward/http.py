@@ -6,7 +6,7 @@ import http.client
 import ssl
 import urllib.parse
 
-from weightwarden.agent.forward.transport import TransportError
+from weightwarden.agent.forward.transport import Outcome, TransportError
 
 
 class HttpClient:
@@ -56,3 +56,22 @@ class HttpClient:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+class AnsweredTransport:
+    """What HEC and _bulk share: every batch is answered before send() returns, so nothing waits for a
+    later confirmation, and resetting or closing only drops the HTTP connection."""
+
+    client: HttpClient
+
+    def poll(self) -> Outcome:
+        return Outcome()
+
+    def unconfirmed(self) -> int:
+        return 0
+
+    def reset(self) -> None:
+        self.client.close()
+
+    def close(self) -> None:
+        self.client.close()

@@ -6,13 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+
+from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests of this folder
 
 WEIGHTWARDEN = str(Path(sys.executable).with_name("weightwarden"))
-T = TypeVar("T")
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
@@ -25,16 +24,6 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def wait_for(condition: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.1) -> T:
-    """Poll `condition` until it returns something truthy, or fail naming what we waited for."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def write_config(path: Path, *, data_dir: Path, protected: list[Path], watched: list[Path],

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from tests.agent.forward.certs import Pki, make_pki
+from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests of this folder
 from weightwarden.agent.config import ForwardDestination
 from weightwarden.agent.events import Action, Alert, Category, Destination, Event, FileInfo, ProcessInfo, Record
 from weightwarden.agent.forward.forwarder import Forwarder
 from weightwarden.agent.store import Store
-
-T = TypeVar("T")
 
 HOSTILE = 'a|b=c\\d\ne\r"q" ]x [y] \\\\n=\\= ü€🦙 \t'
 
@@ -53,15 +51,6 @@ def store_records(database: Path, records: list[Record]) -> list[Record]:
         store.close()
 
 
-def wait_for(condition: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.05) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 @contextlib.contextmanager

@@ -5,31 +5,20 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 import pytest
 
+from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests of this folder
 from weightwarden.agent.processes import ProcessCache
 from weightwarden.agent.sensors import fanotify
 from weightwarden.agent.sensors.access import AccessObservation, AccessSensor
 from weightwarden.agent.sensors.files import SensorHealth
 from weightwarden.agent.sensors.processes import ProcConnectorSensor, proc_connector_unavailable
 
-T = TypeVar("T")
 PYTHON = sys.executable
 
 
-def wait_for(condition: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.02) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def require_fanotify() -> None:
