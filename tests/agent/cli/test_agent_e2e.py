@@ -118,3 +118,23 @@ def test_noise_is_not_alerted_and_state_survives_restart(agent: RunningAgent, la
         wait_for(lambda: copy_alerts(again, target), timeout=60, what="the copy made while the agent was down")
     finally:
         assert again.stop() == 0
+
+
+def test_agent_carries_on_through_hostile_files(agent: RunningAgent, layout: dict[str, Path]) -> None:
+    """A FIFO, a symlink loop, a non-UTF-8 name and a 1 TB sparse file appear under a watched root: the
+    agent records what it can, blocks on nothing, and still catches the next copy."""
+    elsewhere = layout["elsewhere"]
+    os.mkfifo(elsewhere / "model.safetensors.pipe")
+    (elsewhere / "loop").symlink_to(elsewhere / "loop")
+    with open(elsewhere / "huge.safetensors", "wb") as sparse:
+        sparse.truncate(1 << 40)
+    odd = Path(os.fsdecode(os.fsencode(elsewhere) + b"/caf\xe9.safetensors"))
+    write_safetensors(odd, seed=77)
+    wait_for(lambda: any(e["event"]["action"] == "model-created" and e["file"]["path"].endswith("caf\\xe9.safetensors")
+                         for e in agent.records("events")), timeout=30, what="the non-UTF-8 model to be recorded")
+    source = layout["models"] / "llama-7b" / "model.safetensors"
+    target = elsewhere / "after-the-mess.bin"
+    subprocess.run(["cp", str(source), str(target)], check=True)
+    wait_for(lambda: copy_alerts(agent, target), timeout=30, what="the copy alert after the hostile files")
+    assert agent.process.poll() is None
+    assert agent.stop() == 0
