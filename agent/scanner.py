@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import cast
 
 from weightwarden.agent.events import ModelFile, TensorPrint, display_path, raw_path_hex
 from weightwarden.agent.fingerprint import (
@@ -166,7 +167,8 @@ class Scanner:
                     yield item
                     continue
                 path, info = item
-                cached = self.cache.get(FileKey.of(info))
+                # A plain tuple, not FileKey.of(): equal and hash-equal, and this runs once per file.
+                cached = self.cache.get(cast(FileKey, (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)))
                 if cached is not None and cached.format is None:
                     # The bulk of a rescan: a file already known not to be a model. Counted inline, with
                     # nothing to build or yield; this path is what makes a rescan cost about a stat a file.

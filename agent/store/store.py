@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlite_utils
 
@@ -161,7 +161,8 @@ class Store:
         not_a_model = CachedResult(None)
         cache: dict[FileKey, CachedResult] = {}
         for device, inode, size, mtime_ns, fmt, sha256, quick, details in rows:
-            key = FileKey(device, inode, size, mtime_ns)
+            # A plain tuple equals and hashes like the FileKey it stands for, and costs a third as much.
+            key = cast(FileKey, (device, inode, size, mtime_ns))
             if fmt is None and details is None:
                 cache[key] = not_a_model
             else:
