@@ -93,7 +93,11 @@ def test_late_exec_news_of_an_ended_process_keeps_what_was_seen_alive() -> None:
                              stdin=subprocess.PIPE)
     try:
         cache = ProcessCache()
+        wait_for(lambda: (snap := snapshot(child.pid)) is not None and "marker-arg" in (snap.command_line or ""),
+                 timeout=10, what="the child to show its command line")
         cache.remember(child.pid)
+        remembered = cache.lookup(child.pid)
+        assert remembered is not None and "marker-arg" in (remembered.command_line or "")
         assert child.stdin is not None
         child.stdin.close()  # it exits; unreaped, it stays a zombie
         wait_for(lambda: (snap := snapshot(child.pid)) is not None and snap.exited, timeout=10,
