@@ -28,13 +28,19 @@ def no_leaked_threads() -> Iterator[None]:
     assert leaked == [], f"threads left running: {leaked}"
 
 
+# Variables that move model caches or our own config and data: cleared for every test.
+ENVIRONMENT_THAT_MOVES_FILES = (
+    "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "HF_HOME", "HF_HUB_CACHE", "OLLAMA_MODELS",
+    "TORCH_HOME", "WEIGHTWARDEN_CONFIG", "WEIGHTWARDEN_DATA_DIR",
+)
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own HOME and XDG dirs, so no test reads or writes the real user's data."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
-    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "HF_HOME", "HF_HUB_CACHE",
-                "WEIGHTWARDEN_CONFIG", "WEIGHTWARDEN_DATA_DIR", "OLLAMA_MODELS", "TORCH_HOME"):
+    for var in ENVIRONMENT_THAT_MOVES_FILES:
         monkeypatch.delenv(var, raising=False)
     return home
 

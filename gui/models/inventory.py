@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 
 from weightwarden.gui.models.alerts import local_time
+from weightwarden.gui.models.rows import RowTableModel
 
-Index = QModelIndex | QPersistentModelIndex
 COLUMNS = (("Model", "model"), ("Formats", "formats"), ("Size", "size"), ("Files", "files"),
            ("Location", "location"), ("Public repo", "public_repo"), ("Copies seen", "copies"),
            ("Last activity", "last_activity"), ("Canary", "canary"))
@@ -23,28 +24,10 @@ def human_size(size: int) -> str:
     return str(size)
 
 
-class ModelInventoryModel(QAbstractTableModel):
-    def __init__(self, summaries: list[dict[str, Any]] | None = None) -> None:
-        super().__init__()
-        self._rows = summaries or []
+class ModelInventoryModel(RowTableModel):
+    columns = COLUMNS
 
-    def set_summaries(self, summaries: list[dict[str, Any]]) -> None:
-        self.beginResetModel()
-        self._rows = summaries
-        self.endResetModel()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        row = self._rows[index.row()]
-        key = COLUMNS[index.column()][1]
-        value = row.get(key)
+    def cell(self, row: dict[str, Any], key: str, value: Any, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             if key == "formats":
                 return ", ".join(value or [])
@@ -60,18 +43,10 @@ class ModelInventoryModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and key in ("size", "files", "copies"):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and key == "copies" and value:
-            from PySide6.QtGui import QColor
             return QColor("#c62828")
         if role == Qt.ItemDataRole.ToolTipRole and key == "location":
             return str(value)
         if role == Qt.ItemDataRole.ToolTipRole and key == "public_repo":
             return ("Public weights: the Hugging Face cache names this repo." if value else
                     "No public origin known: treat these weights as private.")
-        return None
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal \
-                and 0 <= section < len(COLUMNS):
-            return COLUMNS[section][0]
         return None

@@ -35,7 +35,7 @@ class ModelsView(QWidget):
     def refresh(self) -> None:
         review = self.source.review
         summaries = review.model_summaries() if review is not None else []
-        self.model.set_summaries(summaries)
+        self.model.set_rows(summaries)
         files = sum(s["files"] for s in summaries)
         copies = sum(s["copies"] for s in summaries)
         self.summary.setText(f"<b>{len(summaries)}</b> models in {files} files are protected; "

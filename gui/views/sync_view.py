@@ -197,7 +197,7 @@ class SyncView(QWidget):
     def summary(self) -> str:
         """One line per destination for the overview."""
         lines = []
-        for row in self.model._rows:
+        for row in self.model.rows:
             colour = "#c62828" if row["last_error"] else "#ef6c00" if row["backlog"] > 1000 else "#2e7d32"
             state = row["last_error"] or f"backlog {row['backlog']:,}"
             lines.append(f"<span style='color:{colour}'>●</span> <b>{row['destination']}</b> ({row['type']}): {state}")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ENVIRONMENT_THAT_MOVES_FILES
 from weightwarden.agent.config import (
     Config,
     ConfigError,
@@ -19,17 +20,6 @@ from weightwarden.agent.config import (
 )
 
 REAL_EUID = os.geteuid()
-ENVIRONMENT = (
-    "XDG_CONFIG_HOME",
-    "XDG_DATA_HOME",
-    "XDG_CACHE_HOME",
-    "HF_HOME",
-    "HF_HUB_CACHE",
-    "OLLAMA_MODELS",
-    "TORCH_HOME",
-    "WEIGHTWARDEN_CONFIG",
-    "WEIGHTWARDEN_DATA_DIR",
-)
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +28,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    for name in ENVIRONMENT:
+    for name in ENVIRONMENT_THAT_MOVES_FILES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
