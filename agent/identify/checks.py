@@ -15,15 +15,19 @@ from weightwarden.agent.identify import (
     compressed_check,
     coreml_check,
     flatbuffer_check,
+    flax_msgpack_check,
     ggml_check,
     gguf_check,
     hdf5_check,
     npy_check,
     onnx_check,
     openvino_check,
+    paddle_check,
     pickle_check,
     safetensors_check,
+    siblings,
     tar_check,
+    tf_savedmodel_check,
     zip_check,
 )
 
@@ -48,4 +52,16 @@ CHECKS: Mapping[str, Check] = {
     "openvino-ir": openvino_check.check,
     "nemo": tar_check.check,
     "joblib": compressed_check.check,
+    "tf-savedmodel": tf_savedmodel_check.check,
+    "flax-msgpack": flax_msgpack_check.check,
+    "paddle": paddle_check.check,
+}
+
+# Formats whose content is shared with look-alikes (a tensor bundle index ends like any LevelDB table) or
+# that stand for a directory (an .mlpackage's manifest): after the content check, the files beside decide.
+# A confirmation takes (path or None when unknown, details) and returns the details to report, or None.
+SiblingConfirmation = Callable[[str | None, dict[str, Any]], dict[str, Any] | None]
+SIBLING_CONFIRMATIONS: Mapping[str, SiblingConfirmation] = {
+    "tf-savedmodel": siblings.confirm_tensor_bundle,
+    "coreml": siblings.confirm_mlpackage,
 }

@@ -1,10 +1,13 @@
 """Structural check for CoreML .mlmodel: a protobuf Model with specificationVersion (field 1), a
 description (field 2) and its model in one of the type fields numbered 200 and up. ONNX files have no
-such field (and have a graph in field 7), so the two are told apart here and in the onnx check."""
+such field (and have a graph in field 7), so the two are told apart here and in the onnx check.
+The Manifest.json of an .mlpackage directory is checked by mlpackage_check."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from weightwarden.agent.identify import mlpackage_check
 
 FIRST_TYPE_FIELD = 200
 LAST_TYPE_FIELD = 1000
@@ -12,6 +15,8 @@ _VARINT, _FIXED64, _LENGTH, _FIXED32 = 0, 1, 2, 5
 
 
 def check(fd: int, size: int, head: bytes, tail: bytes) -> dict[str, Any] | None:
+    if head.lstrip()[:1] == b"{":
+        return mlpackage_check.check(fd, size, head, tail)  # an .mlpackage's Manifest.json
     position, version = 0, None
     fields: list[int] = []
     try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from weightwarden.agent.identify.checks import CHECKS, Check
+from weightwarden.agent.identify.checks import CHECKS, SIBLING_CONFIRMATIONS, Check
+from weightwarden.agent.identify.companions import identify_companion
 from weightwarden.agent.identify.identification import Identification
 from weightwarden.agent.identify.window import DEFAULT_TAIL_BYTES, DEFAULT_WINDOW_BYTES, Window, read_window
 from weightwarden.agent.identify.yara_rules import FormatRules, load_format_rules
@@ -23,7 +24,7 @@ class Identifier:
         self.tail_bytes = tail_bytes
         self._rules = rules if rules is not None else load_format_rules()
 
-    def identify_path(self, path: str | bytes) -> Identification | None:
+    def identify_path(self, path: str | bytes, *, companions: bool = True) -> Identification | None:
         """Identify the regular file at `path` without following symlinks or blocking on FIFOs.
 
         Raises NotRegularFile for FIFOs, devices, directories and symlinks, and OSError when the file
@@ -31,19 +32,34 @@ class Identifier:
         """
         fd, info = open_regular(path)
         try:
-            return self.identify_fd(fd, info.st_size)
+            return self.identify_fd(fd, info.st_size, path, companions=companions)
         finally:
             os.close(fd)
 
-    def identify_fd(self, fd: int, size: int) -> Identification | None:
-        """Identify an open regular file of `size` bytes (from fstat). Reads only the bounded window."""
+    def identify_fd(self, fd: int, size: int, path: str | bytes | None = None, *,
+                    companions: bool = True) -> Identification | None:
+        """Identify an open regular file of `size` bytes (from fstat). Reads only the bounded window.
+
+        With the file's `path`, the files beside it take part: they confirm formats whose content is
+        shared with look-alikes (checks.SIBLING_CONFIRMATIONS), and a file with no signature of its own is
+        identified through the model file that names it (companions.py). Without a path, neither happens.
+        """
         if size <= 0:
-            return None
+            return None  # holds no weights, whatever lies beside it
+        where = os.fsdecode(path) if path is not None else None
         window = read_window(fd, size, self.window_bytes, self.tail_bytes)
         candidates = self._rules.match(window.scan_bytes, size)
-        return self._confirm(fd, size, window, candidates)
+        found = self._confirm(fd, size, window, candidates, where)
+        if companions and where is not None and (found is None or not found.confirmed):
+            return identify_companion(where, self._identify_primary) or found
+        return found
 
-    def _confirm(self, fd: int, size: int, window: Window, candidates: list[str]) -> Identification | None:
+    def _identify_primary(self, path: str) -> Identification | None:
+        """A companion's model file: identified by content (and siblings), never as a companion itself."""
+        return self.identify_path(path, companions=False)
+
+    def _confirm(self, fd: int, size: int, window: Window, candidates: list[str],
+                 path: str | None) -> Identification | None:
         tried: set[Check] = set()
         unchecked: str | None = None
         for candidate in candidates:
@@ -56,9 +72,15 @@ class Identifier:
                 continue  # a family check already ran for an earlier candidate of the same family
             tried.add(check)
             details: dict[str, Any] | None = check(fd, size, window.head, window.tail)
-            if details is not None:
-                format_id = details.pop("format", candidate)
-                return Identification(format=format_id, confirmed=True, details=details)
+            if details is None:
+                continue
+            format_id = details.pop("format", candidate)
+            confirm = SIBLING_CONFIRMATIONS.get(format_id)
+            if confirm is not None:
+                details = confirm(path, details)
+                if details is None:
+                    continue
+            return Identification(format=format_id, confirmed=True, details=details)
         if unchecked is not None:
             return Identification(format=unchecked, confirmed=False, details={})
         return None

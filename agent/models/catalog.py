@@ -11,6 +11,8 @@ from typing import Any
 from weightwarden.agent.events import ModelFile
 from weightwarden.agent.models.placement import place, read_json
 
+BUNDLE_KINDS = {"savedmodel", "mlpackage", "openvino", "paddle", "onnx-external-data"}
+
 
 @dataclass
 class LogicalModel:
@@ -47,7 +49,9 @@ def _summarise(name: str, files: list[ModelFile]) -> LogicalModel:
     dtypes: set[str] = set()
     for file in files:
         placement = place(file.path, file.details)
-        model.kind = placement.kind if model.files == 1 or placement.kind != "file" else model.kind
+        # A directory or file-pair model names its kind through any of its files (the .bin of an IR pair).
+        if model.kind not in BUNDLE_KINDS and (model.files == 1 or placement.kind != "file"):
+            model.kind = placement.kind
         model.repo_id = model.repo_id or placement.repo_id
         model.revision = model.revision or placement.revision
         model.tag = model.tag or placement.tag

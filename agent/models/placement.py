@@ -8,6 +8,10 @@
 - Sharded checkpoints (`model-00001-of-00004.*`, `*.index.json`) and generic file names take the folder's name;
   PEFT adapters (`adapter_config.json` beside) also record their declared base model.
 - GGUF files declare `general.name`.
+- Directory models are one model each: a SavedModel (the folder holding saved_model.pb; TF Serving's
+  numbered version folders are named `<model>/<version>`) and a CoreML `.mlpackage`. Files that are models
+  only through another file (OpenVINO .bin, Paddle .pdiparams, ONNX external data, TensorFlow data shards;
+  identify/companions.py) name that file in details["part_of"] and join its model.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import posixpath
 import re
 import threading
 from dataclasses import dataclass
@@ -25,6 +30,9 @@ from weightwarden.agent.safe_open import open_regular, read_at
 _HF_REPO = re.compile(r"(?:^|/)(models|datasets|spaces)--([^/]+?)--([^/]+)/(snapshots|blobs)/([^/]+)")
 _HF_LFS_ETAG = re.compile(r"^[0-9a-f]{64}$")
 _OLLAMA_BLOB = re.compile(r"^(.*)/blobs/sha256[-:]([0-9a-f]{64})$")
+_SAVED_MODEL_ROLES = {"saved-model", "variables-index", "variables-data"}
+_PAIR_KINDS = {"weights": "openvino", "parameters": "paddle", "external-data": "onnx-external-data",
+               "mlpackage-item": "mlpackage"}
 _SHARD = re.compile(r"-\d{5}-of-\d{5}(\.[^.]+)+$")
 _GENERIC_STEMS = {
     "model", "models", "pytorch_model", "tf_model", "flax_model", "adapter_model", "weights", "consolidated",
@@ -54,6 +62,9 @@ def place(path: str, details: dict[str, Any] | None = None) -> Placement:
     blob = _OLLAMA_BLOB.match(normalized)
     if blob:
         return _ollama(blob.group(1), blob.group(2))
+    bundled = _bundle(normalized, details or {})
+    if bundled is not None:
+        return bundled
     declared = (details or {}).get("name")
     if isinstance(declared, str) and declared.strip():
         return Placement(declared.strip(), "declared")
@@ -70,6 +81,54 @@ def place(path: str, details: dict[str, Any] | None = None) -> Placement:
     if stem in _GENERIC_STEMS or stem.startswith(("model-", "pytorch_model-", "consolidated.")):
         return Placement(folder, "folder")
     return Placement(name.split(".", 1)[0] or name, "file")
+
+
+def _bundle(normalized: str, details: dict[str, Any]) -> Placement | None:
+    """Directory models and files that belong to another file's model."""
+    role = details.get("role")
+    if role in _SAVED_MODEL_ROLES:
+        root = _saved_model_root(os.path.dirname(normalized))
+        if root is not None:
+            return Placement(_directory_model_name(root), "savedmodel")
+    package = _mlpackage_root(normalized, role)
+    if package is not None:
+        return Placement(os.path.basename(package).removesuffix(".mlpackage") or package, "mlpackage")
+    part_of = details.get("part_of")
+    if isinstance(part_of, str) and part_of and (role in _PAIR_KINDS or role == "variables-data"):
+        primary = posixpath.normpath(posixpath.join(posixpath.dirname(normalized), part_of))
+        declared = details.get("name")
+        owner = place(primary, {"name": declared} if isinstance(declared, str) else None)
+        return Placement(owner.name, _PAIR_KINDS.get(str(role), owner.kind))
+    return None
+
+
+def _saved_model_root(folder: str) -> str | None:
+    """The SavedModel folder a file in `folder` belongs to: the folder itself or, for variables/, its parent."""
+    candidates = [folder]
+    if os.path.basename(folder) == "variables":
+        candidates.append(os.path.dirname(folder))
+    for candidate in candidates:
+        if os.path.isfile(os.path.join(candidate, "saved_model.pb")):
+            return candidate
+    return None
+
+
+def _directory_model_name(root: str) -> str:
+    name = os.path.basename(root) or root
+    if name.isdigit():  # TF Serving: <model>/<version>/saved_model.pb
+        return f"{os.path.basename(os.path.dirname(root))}/{name}"
+    return name
+
+
+def _mlpackage_root(normalized: str, role: Any) -> str | None:
+    """The .mlpackage folder of its manifest or of anything under its Data/ folder."""
+    if role == "mlpackage-manifest":
+        return os.path.dirname(normalized)
+    data = normalized.rfind("/Data/")
+    if data <= 0:
+        return None
+    root = normalized[:data]
+    return root if os.path.isfile(os.path.join(root, "Manifest.json")) else None
 
 
 def _hugging_face(normalized: str, hub: re.Match[str]) -> Placement:

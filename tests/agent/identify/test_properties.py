@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.agent.fingerprint import writers
-from tests.agent.identify import builders
+from tests.agent.identify import builders, model_dirs
 from weightwarden.agent.fingerprint.layouts import LAYOUTS, tensor_spans
 from weightwarden.agent.identify import Identifier
 
@@ -27,6 +27,10 @@ SEEDS: list[Callable[[Path], object]] = [
     builders.openvino_ir, builders.ggjt_v3, builders.joblib_dump,
     lambda p: writers.torch_zip(p, writers.model_tensors(layers=1, width=8)),
     lambda p: writers.gguf_file(p, writers.model_tensors(layers=1, width=8)),
+    model_dirs.saved_model_pb, model_dirs.flax_msgpack, lambda p: model_dirs.flax_msgpack(p, chunked=True),
+    model_dirs.paddle_pdmodel, model_dirs.paddle_pdparams,
+    lambda p: p.write_bytes(model_dirs.leveldb_table([(b"", b"\x08\x01\x1a\x02\x08\x01"), (b"w", b"\x08\x01")])),
+    lambda p: p.write_bytes((model_dirs.mlpackage(p.parent / "seed.mlpackage") / "Manifest.json").read_bytes()),
 ]
 IDENTIFIER = Identifier(window_bytes=64 << 10, tail_bytes=16 << 10)
 
@@ -83,7 +87,9 @@ def test_mutated_model_files_never_raise(seed_files: list[bytes], data: st.DataO
 
 MAGICS = [b"", b"GGUF\x03\x00\x00\x00", b"PK\x03\x04", b"\x80\x04\x95", b"\x93NUMPY\x01\x00", b"\x89HDF\r\n\x1a\n",
           b"\x08\x07\x12", b"lmgg", b"tjgg\x03\x00\x00\x00", b"\x1c\x00\x00\x00TFL3", b"x\x9c", b"\x1f\x8b",
-          b"<?xml version='1.0'?><net ", b"\x00\x01\x00\x00\x00\x00\x00\x00{"]
+          b"<?xml version='1.0'?><net ", b"\x00\x01\x00\x00\x00\x00\x00\x00{",
+          b"\x08\x01\x12", b"\x00\x00\x06\x08\x01", b"\x0a\x30\x08\x00\x10" + b"\xff" * 9 + b"\x01",
+          b"\x81\xa6params\xc7", b'{"itemInfoEntries": {}, "rootModelIdentifier": "com.apple.CoreML"']
 
 
 @PROPERTY_SETTINGS

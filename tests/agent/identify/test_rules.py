@@ -108,14 +108,14 @@ def test_rules_are_read_from_a_folder_in_file_name_order(tmp_path: Path) -> None
 
 
 def test_a_rule_without_structural_check_gives_an_unconfirmed_result(tmp_path: Path) -> None:
-    # Paddle has no check yet: its rule alone may only say "probably".
-    rules: FormatRules = compile_format_rules([RuleSource("paddle.yar", """
-        rule paddle { meta: format = "paddle" condition: uint32(4) == 0x334C4654 }
+    # A format with no check (yet): its rule alone may only say "probably".
+    rules: FormatRules = compile_format_rules([RuleSource("future.yar", """
+        rule future { meta: format = "future-format" condition: uint32(4) == 0x334C4654 }
     """)])
-    path = tmp_path / "model.pdmodel"
+    path = tmp_path / "model.future"
     path.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\0" * 64)
 
     result = Identifier(rules=rules).identify_path(str(path))
 
     assert result is not None
-    assert (result.format, result.confirmed, result.details) == ("paddle", False, {})
+    assert (result.format, result.confirmed, result.details) == ("future-format", False, {})

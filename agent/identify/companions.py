@@ -1,0 +1,175 @@
+"""Files that are model artifacts only through another file: identified by the file that names them.
+
+Their bytes are raw tensors with no signature, so content cannot decide; the model file beside them can,
+and it is identified by content first:
+- TensorFlow variables data shards `<prefix>.data-0000k-of-0000n`: through `<prefix>.index` (a tensor
+  bundle index, itself confirmed by its siblings).
+- OpenVINO weights `<stem>.bin`: through `<stem>.xml` (OpenVINO IR).
+- Paddle parameters `<stem>.pdiparams`: through `<stem>.pdmodel` (a ProgramDesc).
+- CoreML .mlpackage items under `Data/`: through the package's Manifest.json (itemInfoEntries).
+- ONNX external data: any file whose path (relative to an .onnx model in its folder or the folder above)
+  is a `location` of the model's external tensors.
+
+A companion is reported with its model's format and details {"role", "part_of": the model file relative
+to the companion's folder}, plus the model's declared name, so both are placed in one logical model.
+Primaries are identified once per (path, inode, size, mtime) and cached.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+from weightwarden.agent.identify.identification import Identification
+from weightwarden.agent.identify.onnx_external import external_locations
+from weightwarden.agent.identify.siblings import DATA_SHARD
+from weightwarden.agent.safe_open import open_regular, read_at
+
+PrimaryIdentifier = Callable[[str], Identification | None]
+MAX_ONNX_GRAPH_BYTES = 64 << 20  # models with external data keep only the graph in the .onnx
+MAX_ONNX_MODELS = 32  # .onnx files looked at per folder
+MAX_PACKAGE_DEPTH = 8  # folders between an .mlpackage's Data/ and an item
+
+
+def identify_companion(path: str, identify_primary: PrimaryIdentifier) -> Identification | None:
+    folder, name = os.path.split(path)
+    folder = folder or "."
+    for rule in (_tf_data_shard, _openvino_weights, _paddle_parameters, _mlpackage_item, _onnx_external_data):
+        found = rule(folder, name, path, identify_primary)
+        if found is not None:
+            return found
+    return None
+
+
+def _tf_data_shard(folder: str, name: str, path: str, identify: PrimaryIdentifier) -> Identification | None:
+    match = DATA_SHARD.match(name)
+    if match is None:
+        return None
+    index = f"{match['prefix']}.index"
+    primary = _primary(os.path.join(folder, index), identify, "tf-savedmodel", "variables-index")
+    if primary is None or int(match["count"]) != primary.details.get("num_shards"):
+        return None
+    return _companion(primary, "variables-data", index, shard=int(match["shard"]), shard_count=int(match["count"]))
+
+
+def _openvino_weights(folder: str, name: str, path: str, identify: PrimaryIdentifier) -> Identification | None:
+    if not name.endswith(".bin"):
+        return None
+    xml = name.removesuffix(".bin") + ".xml"
+    primary = _primary(os.path.join(folder, xml), identify, "openvino-ir")
+    return None if primary is None else _companion(primary, "weights", xml)
+
+
+def _paddle_parameters(folder: str, name: str, path: str, identify: PrimaryIdentifier) -> Identification | None:
+    if not name.endswith(".pdiparams"):
+        return None
+    program = name.removesuffix(".pdiparams") + ".pdmodel"
+    primary = _primary(os.path.join(folder, program), identify, "paddle", "program")
+    return None if primary is None else _companion(primary, "parameters", program)
+
+
+def _mlpackage_item(folder: str, name: str, path: str, identify: PrimaryIdentifier) -> Identification | None:
+    parts = path.replace(os.sep, "/").split("/")
+    # The nearest Data/ folder above the file whose parent holds a manifest naming the file.
+    for depth in range(2, min(len(parts), MAX_PACKAGE_DEPTH + 2)):
+        if parts[-depth] != "Data":
+            continue
+        root = "/".join(parts[:-depth]) or "/"
+        primary = _primary(os.path.join(root, "Manifest.json"), identify, "coreml", "mlpackage-manifest")
+        if primary is None:
+            return None
+        item = "/".join(parts[-depth + 1:])
+        listed = primary.details.get("item_paths", [])
+        if any(item == entry.rstrip("/") or item.startswith(entry.rstrip("/") + "/") for entry in listed):
+            return _companion(primary, "mlpackage-item", "/".join([".."] * (depth - 1) + ["Manifest.json"]))
+        return None
+    return None
+
+
+def _onnx_external_data(folder: str, name: str, path: str, identify: PrimaryIdentifier) -> Identification | None:
+    # Locations are relative to the model's folder: the file's own folder, or the one above for `sub/file`.
+    parent, subfolder = os.path.split(folder)
+    bases = [(folder, name, "")]
+    if parent and subfolder:
+        bases.append((parent, f"{subfolder}/{name}", "../"))
+    for base, relative, up in bases:
+        for model_name in _onnx_models(base):
+            model = os.path.join(base, model_name)
+            if model == path or relative not in _locations(model):
+                continue
+            primary = _primary(model, identify, "onnx")
+            if primary is not None:
+                return _companion(primary, "external-data", up + model_name)
+    return None
+
+
+def _companion(primary: Identification, role: str, part_of: str, **extra: Any) -> Identification:
+    details: dict[str, Any] = {"role": role, "part_of": part_of, **extra}
+    if isinstance(primary.details.get("name"), str):
+        details["name"] = primary.details["name"]  # the model's declared name, so both land in one model
+    return Identification(format=primary.format, confirmed=True, details=details)
+
+
+def _primary(path: str, identify: PrimaryIdentifier, format_id: str, role: str | None = None
+             ) -> Identification | None:
+    key = _stat_key(path)
+    if key is None:
+        return None
+    found = _identify_cached(identify, path, key)
+    if found is None or found.format != format_id or (role is not None and found.details.get("role") != role):
+        return None
+    return found
+
+
+@functools.lru_cache(maxsize=1024)
+def _identify_cached(identify: PrimaryIdentifier, path: str, key: tuple[int, ...]) -> Identification | None:
+    try:
+        return identify(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _stat_key(path: str) -> tuple[int, ...] | None:
+    try:
+        info = os.stat(path, follow_symlinks=False)
+    except (OSError, ValueError):
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_mode)
+
+
+def _onnx_models(folder: str) -> tuple[str, ...]:
+    key = _stat_key(folder)
+    return () if key is None else _onnx_names(folder, key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _onnx_names(folder: str, key: tuple[int, ...]) -> tuple[str, ...]:
+    try:
+        with os.scandir(folder) as entries:
+            names = [entry.name for entry in entries if entry.name.endswith(".onnx")]
+    except OSError:
+        return ()
+    return tuple(sorted(names)[:MAX_ONNX_MODELS])
+
+
+def _locations(model: str) -> frozenset[str]:
+    key = _stat_key(model)
+    return frozenset() if key is None else _locations_cached(model, key)
+
+
+@functools.lru_cache(maxsize=256)
+def _locations_cached(model: str, key: tuple[int, ...]) -> frozenset[str]:
+    try:
+        fd, info = open_regular(model)
+    except OSError:
+        return frozenset()
+    try:
+        if info.st_size > MAX_ONNX_GRAPH_BYTES:
+            return frozenset()
+        return external_locations(read_at(fd, 0, info.st_size))
+    except OSError:
+        return frozenset()
+    finally:
+        os.close(fd)

@@ -1,0 +1,106 @@
+"""Structural checks for PaddlePaddle files.
+
+- `.pdmodel` (inference program): a ProgramDesc protobuf (paddle/fluid/framework/framework.proto): blocks
+  (field 1) first, and block 0 opens with idx = 0 (field 1) and parent_idx = -1 (field 2, a ten-byte
+  varint), then its variables (VarDesc, field 3: name, type) and operators (OpDesc, field 4: type in field 3).
+- `.pdparams` (paddle.save of a state dict): a pickle of numpy arrays with the name table under the key
+  "StructuredToParameterName@@"; the pickle walk must pass as for any pickle.
+- `.pdiparams` (the program's parameters, concatenated raw tensors) has no signature: it is identified
+  only through its `.pdmodel` (companions.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from weightwarden.agent.identify.details import clip
+from weightwarden.agent.identify.pickle_check import walk_pickle
+from weightwarden.agent.identify.protobuf_walk import LENGTH, VARINT, Field, ProtobufError, Truncated, fields
+
+PARAMETER_TABLE_KEY = b"StructuredToParameterName@@"
+NO_PARENT = (1 << 64) - 1  # int32 -1 as protobuf writes it
+MAX_LISTED_OPS = 32
+MAX_FIELDS = 100_000
+
+
+def check(fd: int, size: int, head: bytes, tail: bytes) -> dict[str, Any] | None:
+    if head[:1] == b"\x80":
+        return check_parameters(head, size)
+    return check_program(head, size)
+
+
+def check_parameters(head: bytes, size: int) -> dict[str, Any] | None:
+    details = walk_pickle(head, size)
+    if details is None or PARAMETER_TABLE_KEY not in head:
+        return None
+    if not any(name.startswith("numpy.") for name in details["uses_globals"]):
+        return None  # a state dict of arrays; the name table alone is not a model
+    return {"role": "state-dict", **details}
+
+
+def check_program(head: bytes, size: int) -> dict[str, Any] | None:
+    try:
+        top = fields(head, limit=size)
+        block = next(top, None)
+        if block is None or (block.number, block.wire_type) != (1, LENGTH):
+            return None
+        return _block(head, block)
+    except ProtobufError:
+        return None
+
+
+def _block(head: bytes, block: Field) -> dict[str, Any] | None:
+    index: int | None = None
+    parent: int | None = None
+    variables = operators = 0
+    op_types: list[str] = []
+    try:
+        for count, field in enumerate(fields(head, block.start, block.end, limit=block.end)):
+            if count >= MAX_FIELDS:
+                break
+            if count == 0 and (field.number, field.wire_type) != (1, VARINT):
+                return None
+            if count == 1 and (field.number, field.wire_type) != (2, VARINT):
+                return None
+            if field.number == 1 and field.wire_type == VARINT:
+                index = field.value
+            elif field.number == 2 and field.wire_type == VARINT:
+                parent = field.value
+            elif field.number == 3 and field.wire_type == LENGTH:
+                if not _has_name_and_type(head, field):
+                    return None
+                variables += 1
+            elif field.number == 4 and field.wire_type == LENGTH:
+                operators += 1
+                op_type = _op_type(head, field)
+                if op_type is not None and len(op_types) < MAX_LISTED_OPS:
+                    op_types.append(op_type)
+    except Truncated:
+        pass  # the block runs past the window: judge what was read
+    if index != 0 or parent != NO_PARENT or not variables:
+        return None
+    return {"role": "program", "variables_seen": variables, "operators_seen": operators, "op_types": op_types}
+
+
+def _has_name_and_type(head: bytes, variable: Field) -> bool:
+    """VarDesc: name (field 1, string) and type (field 2, VarType message) come first."""
+    seen = set()
+    try:
+        for field in fields(head, variable.start, variable.end, limit=variable.end):
+            if field.number in (1, 2) and field.wire_type == LENGTH:
+                seen.add(field.number)
+            if len(seen) == 2:
+                return True
+    except Truncated:
+        return variable.end > len(head)  # cut by the window, not malformed
+    return False
+
+
+def _op_type(head: bytes, operator: Field) -> str | None:
+    try:
+        for field in fields(head, operator.start, operator.end, limit=operator.end):
+            if field.number == 3 and field.wire_type == LENGTH:
+                return clip(field.text(head, 64), 64)
+    except Truncated:
+        return None
+    return None
