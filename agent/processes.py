@@ -17,7 +17,7 @@ import pwd
 import shlex
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 import psutil
@@ -158,6 +158,25 @@ def holders(path: str, pids: Iterable[int] | None = None) -> Iterator[int]:
             yield pid
 
 
+def open_holders(paths: Collection[str]) -> dict[str, list[int]]:
+    """Which processes hold any of `paths` open, in one pass over psutil's open-file lists: for platforms
+    without /proc/*/fd (macOS), where no open notification says which file to look for."""
+    wanted = set(paths)
+    found: dict[str, list[int]] = {}
+    own = os.getpid()
+    for proc in psutil.process_iter():
+        if proc.pid == own:
+            continue
+        try:
+            files = proc.open_files()
+        except (psutil.Error, OSError):  # gone, or another user's process in user mode
+            continue
+        for opened in files:
+            if opened.path in wanted and proc.pid not in found.get(opened.path, []):
+                found.setdefault(opened.path, []).append(proc.pid)
+    return found
+
+
 class ProcessCache:
     """pid -> snapshot, including processes that exited in the last `retain_seconds`."""
 
@@ -174,10 +193,12 @@ class ProcessCache:
 
     # -- fed by the process sensor
 
-    def seed(self) -> None:
-        """Snapshot every running process (at start, and after lost events)."""
-        for pid in psutil.pids():
+    def seed(self) -> int:
+        """Snapshot every running process (at start, and after lost events); how many there were."""
+        pids = psutil.pids()
+        for pid in pids:
             self.on_exec(pid)
+        return len(pids)
 
     def on_fork(self, parent: int, child: int) -> None:
         """Until it execs, a child runs its parent's program: record it as such."""

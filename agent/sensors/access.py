@@ -10,25 +10,29 @@ each read notification and every `sample_seconds`; the close notification then r
 (position, else the process's rchar growth when it is still alive) and whether it was memory-mapped.
 
 The agent's own reads (hashing) carry our pid and are answered and dropped at once. A queue overflow is
-counted, reported, and handed to `on_overflow` so the agent rescans.
+counted, reported, and handed to `on_overflow` so the agent rescans; the processes that hold a protected
+file open at that moment are found from their open files, so a reader whose open was lost is still named.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import select
+import sys
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from weightwarden.agent.events import ProcessInfo
-from weightwarden.agent.processes import ProcessCache, fd_positions, io_counters, maps_file
+from weightwarden.agent.processes import ProcessCache, fd_positions, io_counters, maps_file, open_holders
 from weightwarden.agent.sensors import fanotify as fan
-from weightwarden.agent.sensors.base import Counters, SensorStatus, Waker, privilege
+from weightwarden.agent.sensors.base import Counters, SensorStatus, SensorThread, privilege
 from weightwarden.agent.sensors.files import SensorHealth
 
 log = logging.getLogger(__name__)
@@ -87,11 +91,7 @@ class AccessSensor:
         self._marks_lock = threading.Lock()
         self._sessions: dict[tuple[int, tuple[int, int]], _Session] = {}
         self._rchar_at_open: dict[int, int | None] = {}
-        self._stop = threading.Event()
-        self._running = threading.Event()  # cleared by pause(): events wait in the kernel queue meanwhile
-        self._running.set()
-        self._waker = Waker()
-        self._thread: threading.Thread | None = None
+        self._thread = SensorThread("ww-fanotify", self._run)
         self._state = "stopped"
         self._message = ""
         self._open_mask = fan.FAN_OPEN_PERM
@@ -101,8 +101,6 @@ class AccessSensor:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        if self._waker.closed:  # started again after a stop
-            self._waker = Waker()
         base = fan.FAN_CLOEXEC | fan.FAN_NONBLOCK
         try:
             if not self._hold_opens:
@@ -113,19 +111,12 @@ class AccessSensor:
             self._fd = fan.init(base | fan.FAN_CLASS_NOTIF)
             self._open_mask = fan.FAN_OPEN
             self._message = "fanotify inode marks (no permission events: very short processes may be missed)"
-        self._stop.clear()
         self._state = "running"
-        self._thread = threading.Thread(target=self._run, name="ww-fanotify", daemon=True)
         self._thread.start()
         self._on_health(SensorHealth(self.name, "running", self._message))
 
     def stop(self) -> None:
-        self._stop.set()
-        self._waker.wake()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._waker.close()
+        self._thread.stop()
         if self._fd >= 0:
             os.close(self._fd)  # also releases any open still waiting on us
             self._fd = -1
@@ -138,16 +129,26 @@ class AccessSensor:
                             f"{self._message}; {marked} files marked, {len(self._sessions)} open now"
                             + (f", {self.mark_errors} files could not be marked" if self.mark_errors else ""),
                             self.counters.events, self.counters.rate(), self.counters.drops,
-                            len(self._sessions))
+                            self.queued())
+
+    def queued(self) -> int:
+        """Events waiting in the kernel's queue for us (FIONREAD: their bytes; each record is 24 bytes)."""
+        if self._fd < 0:
+            return 0
+        size = bytearray(4)
+        try:
+            fcntl.ioctl(self._fd, termios.FIONREAD, size)
+        except OSError:
+            return 0
+        return int.from_bytes(size, sys.byteorder) // fan.METADATA.size
 
     def pause(self) -> None:
         """Stop reading events until resume() (tests: make the agent look only after a process is gone).
         Never pause with permission events on: openers of protected files would wait."""
-        self._running.clear()
-        self._waker.wake()
+        self._thread.pause()
 
     def resume(self) -> None:
-        self._running.set()
+        self._thread.resume()
 
     @property
     def marked(self) -> dict[tuple[int, int], str]:
@@ -188,19 +189,20 @@ class AccessSensor:
     # ------------------------------------------------------------------ events
 
     def _run(self) -> None:
+        thread = self._thread
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)
-        poller.register(self._waker.fileno(), select.POLLIN)
-        while not self._stop.is_set():
-            if not self._running.wait(0.2):
+        poller.register(thread.waker.fileno(), select.POLLIN)
+        while not thread.stopping.is_set():
+            if not thread.wait_resumed(0.2):
                 continue
             try:  # idle: sleep until an event (or stop); with files open, wake to sample them
                 ready = [fd for fd, _ in poller.poll(SAMPLE_SECONDS * 1000 if self._sessions else 30_000)]
             except InterruptedError:
                 continue
-            if self._waker.fileno() in ready:
-                self._waker.drain()
-            if not self._running.is_set():
+            if thread.waker.fileno() in ready:
+                thread.waker.drain()
+            if thread.paused:
                 continue  # paused while we waited: leave the events queued
             if self._fd in ready:
                 try:
@@ -238,6 +240,7 @@ class AccessSensor:
                                          "fanotify queue overflowed: accesses were lost; rescanning protected roots"))
             if self._on_overflow is not None:
                 self._on_overflow()
+            self._recover_holders(time.monotonic())
             return False
         if event.pid == self._own:
             self.ignored_own += 1
@@ -276,7 +279,24 @@ class AccessSensor:
             self._closed(event.pid, key, path, st.st_size, bool(event.mask & fan.FAN_CLOSE_WRITE), now)
         return answered
 
-    def _opened(self, pid: int, key: tuple[int, int], path: str, size: int, now: float) -> None:
+    def _recover_holders(self, now: float) -> None:
+        """After lost events: whoever holds a protected file open now gets a session (and an `opened`)."""
+        by_path = {path: key for key, path in self.marked.items()}
+        for path, pids in open_holders(by_path).items():
+            key = by_path[path]
+            for pid in pids:
+                if (pid, key) not in self._sessions:
+                    size = self._size(path)
+                    self._opened(pid, key, path, size, now)
+
+    @staticmethod
+    def _size(path: str) -> int | None:
+        try:
+            return os.stat(path).st_size
+        except OSError:
+            return None
+
+    def _opened(self, pid: int, key: tuple[int, int], path: str, size: int | None, now: float) -> None:
         session = self._sessions.get((pid, key))
         if session is not None:
             session.opens += 1

@@ -12,6 +12,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -26,7 +27,7 @@ class SensorStatus:
     events: int = 0
     events_per_second: float = 0.0
     drops: int = 0  # overflows / lost messages seen (each followed by a rescan)
-    backlog: int = 0  # items read from the kernel but not handled yet
+    backlog: int = 0  # items waiting to be handled (in the kernel queue, or read but not handled yet)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,3 +100,53 @@ class Waker:
         for fd in (self._read, self._write):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+class SensorThread:
+    """A sensor's reading thread: started and stopped the same way by every sensor.
+
+    `stopping` ends the loop; the `waker` makes a thread asleep in poll/select see a stop (or a pause) at
+    once; pause() holds reading back so events wait in the kernel's queue (tests use it to make a real
+    queue overflow, or to look only after a process is gone).
+    """
+
+    def __init__(self, name: str, run: Callable[[], None]) -> None:
+        self.name = name
+        self._run = run
+        self.stopping = threading.Event()
+        self._resumed = threading.Event()
+        self._resumed.set()
+        self.waker = Waker()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.waker.closed:  # started again after a stop
+            self.waker = Waker()
+        self.stopping.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        self._resumed.set()
+        self.waker.wake()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+            self._thread = None
+        self.waker.close()
+
+    def pause(self) -> None:
+        self._resumed.clear()
+        self.waker.wake()
+
+    def resume(self) -> None:
+        self._resumed.set()
+        self.waker.wake()
+
+    @property
+    def paused(self) -> bool:
+        return not self._resumed.is_set()
+
+    def wait_resumed(self, timeout: float) -> bool:
+        """False while paused (after `timeout` seconds), so the loop can check `stopping` again."""
+        return self._resumed.wait(timeout)

@@ -1,9 +1,10 @@
 """User-mode access sensor: who holds a protected model open, without fanotify.
 
 inotify (through watchdog) tells us a protected file was opened, but not by whom; a scan of /proc/*/fd
-and /proc/*/maps right after names the processes still holding it. Readers that finish before the scan
-are missed: that is the "reduced coverage" the status reports. Our own reads are never reported (our pid
-is excluded from the scan).
+and /proc/*/maps right after names the processes still holding it. Where no open notification exists
+(macOS FSEvents) every process's open files are swept every `sweep_seconds` instead (psutil). Readers
+that finish before the scan are missed: that is the "reduced coverage" the status reports. Our own reads
+are never reported (our pid is excluded from the scan).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,22 +27,27 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
-from weightwarden.agent.processes import ProcessCache, fd_positions, holders, maps_file
+from weightwarden.agent.processes import ProcessCache, fd_positions, holders, maps_file, open_holders
 from weightwarden.agent.sensors.access import AccessObservation
-from weightwarden.agent.sensors.base import Counters, SensorStatus, privilege
+from weightwarden.agent.sensors.base import Counters, SensorStatus, SensorThread, privilege
 from weightwarden.agent.sensors.files import SensorHealth
 
 log = logging.getLogger(__name__)
 
 REPORT_EVERY_SECONDS = 5.0  # one report per (process, file) in this window
+SWEEP_SECONDS = 2.0
 
 
 class HolderSensor:
     name = "access"
 
     def __init__(self, cache: ProcessCache, sink: Callable[[AccessObservation], None],
-                 on_health: Callable[[SensorHealth], None], reason: str) -> None:
+                 on_health: Callable[[SensorHealth], None], reason: str, *,
+                 sweep_seconds: float | None = None if sys.platform.startswith("linux") else SWEEP_SECONDS) -> None:
         self.cache = cache
+        self.sweep_seconds = sweep_seconds
+        self._sweeper = SensorThread("ww-holders-sweep", self._sweep_loop)
+        self._scan_lock = threading.Lock()  # the open-event worker and the sweeper share what was reported
         self._sink = sink
         self._on_health = on_health
         self.reason = reason
@@ -58,10 +65,13 @@ class HolderSensor:
         self._observer.start()
         self._worker = threading.Thread(target=self._work, name="ww-holders", daemon=True)
         self._worker.start()
+        if self.sweep_seconds is not None:
+            self._sweeper.start()
         self._state = "degraded"
         self._on_health(SensorHealth(self.name, "degraded", f"reduced coverage: {self.reason}"))
 
     def stop(self) -> None:
+        self._sweeper.stop()
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=5)
@@ -89,8 +99,11 @@ class HolderSensor:
                 self._observer.schedule(handler, root, recursive=False,
                                         event_filter=[FileOpenedEvent, FileClosedNoWriteEvent, FileModifiedEvent])
                 self._roots.add(root)
-            except OSError as error:
-                log.warning("cannot watch %s for opens: %s", root, error)
+            except OSError as error:  # e.g. the inotify watch limit: opens there go unseen, say so
+                self.counters.drop()
+                self._on_health(SensorHealth(self.name, "degraded",
+                                             f"cannot watch {root} for opens ({error.strerror or error}): "
+                                             "readers of the models there are not named"))
 
     def _opened(self, path: str) -> None:
         if path in self._protected:
@@ -106,13 +119,26 @@ class HolderSensor:
             except Exception:
                 log.exception("holder scan failed for %s", path)
 
-    def _scan(self, path: str) -> None:
+    def _sweep_loop(self) -> None:
+        assert self.sweep_seconds is not None
+        while not self._sweeper.stopping.wait(self.sweep_seconds):
+            try:
+                for path, pids in open_holders(self._protected).items():
+                    self._scan(path, pids)
+            except Exception:
+                log.exception("open-files sweep failed")
+
+    def _scan(self, path: str, pids: list[int] | None = None) -> None:
+        with self._scan_lock:
+            self._scan_locked(path, pids)
+
+    def _scan_locked(self, path: str, pids: list[int] | None) -> None:
         now = time.monotonic()
         try:
             st = os.stat(path)
         except OSError:
             return
-        for pid in holders(path):
+        for pid in pids if pids is not None else holders(path):
             if now - self._reported.get((pid, path), -1e9) < REPORT_EVERY_SECONDS:
                 continue
             self._reported[(pid, path)] = now

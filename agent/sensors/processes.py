@@ -2,9 +2,10 @@
 
 Linux as root: the kernel's proc connector (NETLINK_CONNECTOR, CN_IDX_PROC) pushes every fork, exec,
 comm change and exit as it happens, so even a `cp` that lives for a millisecond is snapshotted at exec.
-A lost message (ENOBUFS: the socket buffer filled during a burst) is reported and followed by a full
-re-seed from /proc. Without root, or on another OS, psutil polling stands in (processes shorter than the
-poll interval are then only attributed while alive: the status says so).
+A lost message (ENOBUFS: the socket buffer filled during a burst) makes the cache re-read every process
+from /proc, then a health report says so; lost taskstats exit records are reported too. Without root, or
+on another OS, psutil polling stands in (processes shorter than the poll interval are then only
+attributed while alive: the status says so).
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ import select
 import socket
 import struct
 import sys
-import threading
 from collections.abc import Callable
 
 import psutil
 
 from weightwarden.agent.processes import ProcessCache
-from weightwarden.agent.sensors.base import Counters, SensorStatus, Waker, privilege
+from weightwarden.agent.sensors.base import Counters, SensorStatus, SensorThread, privilege
 from weightwarden.agent.sensors.files import SensorHealth
 from weightwarden.agent.sensors.taskstats import TaskstatsListener
 
@@ -39,6 +39,7 @@ PROC_EVENT_FORK = 0x1
 PROC_EVENT_EXEC = 0x2
 PROC_EVENT_COMM = 0x200
 PROC_EVENT_EXIT = 0x80000000
+SO_RCVBUFFORCE = 33  # root may set a receive buffer beyond net.core.rmem_max
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _CN_MSG = struct.Struct("=IIIIHH")
@@ -68,23 +69,21 @@ def _subscription(op: int) -> bytes:
 class ProcConnectorSensor:
     name = "processes"
 
-    def __init__(self, cache: ProcessCache, on_health: Callable[[SensorHealth], None]) -> None:
+    def __init__(self, cache: ProcessCache, on_health: Callable[[SensorHealth], None], *,
+                 receive_buffer: int = 8 << 20) -> None:
         self.cache = cache
         self._on_health = on_health
+        self.receive_buffer = receive_buffer  # large, to ride out exec storms (tests make it small)
         self.counters = Counters()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = SensorThread("ww-proc-connector", self._run)
         self._sock: socket.socket | None = None
         self._state = "stopped"
         self._message = ""
         self._taskstats: TaskstatsListener | None = None
         self.taskstats_problem = ""
-        self._waker = Waker()
 
     def start(self) -> None:
-        if self._waker.closed:  # started again after a stop
-            self._waker = Waker()
-        self._taskstats = TaskstatsListener(self.cache)
+        self._taskstats = TaskstatsListener(self.cache, self._exits_lost, receive_buffer=self.receive_buffer)
         try:
             self._taskstats.start()
         except OSError as error:  # bytes read by processes that exit at once stay unmeasured
@@ -92,28 +91,21 @@ class ProcConnectorSensor:
             self.taskstats_problem = f"taskstats unavailable ({error.strerror or error})"
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_CONNECTOR)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE: ride out exec storms
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.receive_buffer)  # beyond rmem_max
         except OSError:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
         sock.bind((0, CN_IDX_PROC))
         sock.send(_subscription(PROC_CN_MCAST_LISTEN))
         self._sock = sock
         # Subscribe first, then seed: a process started in between is seen by one or the other.
         self.cache.seed()
-        self._stop.clear()
         self._state, self._message = "running", "exec/fork/exit events from the kernel" + (
             "; exit accounting from taskstats" if self._taskstats else f"; {self.taskstats_problem}")
-        self._thread = threading.Thread(target=self._run, name="ww-proc-connector", daemon=True)
         self._thread.start()
         self._on_health(SensorHealth(self.name, "running", "proc connector: exec/fork/exit events, process cache"))
 
     def stop(self) -> None:
-        self._stop.set()
-        self._waker.wake()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._waker.close()
+        self._thread.stop()
         if self._taskstats is not None:
             self._taskstats.stop()
             self._taskstats = None
@@ -128,14 +120,29 @@ class ProcConnectorSensor:
         return SensorStatus(self.name, self._state, "proc-connector", privilege(), self._message,
                             self.counters.events, self.counters.rate(), self.counters.drops, 0)
 
+    def pause(self) -> None:
+        """Stop reading until resume(): messages pile up in the socket buffers (tests: a real ENOBUFS)."""
+        self._thread.pause()
+        if self._taskstats is not None:
+            self._taskstats.pause()
+
+    def resume(self) -> None:
+        self._thread.resume()
+        if self._taskstats is not None:
+            self._taskstats.resume()
+
     def _run(self) -> None:
         assert self._sock is not None
-        sock = self._sock
+        sock, thread = self._sock, self._thread
         last_prune = 0.0
-        while not self._stop.is_set():
-            ready, _, _ = select.select([sock.fileno(), self._waker.fileno()], [], [], 10.0)
-            if self._waker.fileno() in ready:
-                self._waker.drain()
+        while not thread.stopping.is_set():
+            if not thread.wait_resumed(0.2):
+                continue
+            ready, _, _ = select.select([sock.fileno(), thread.waker.fileno()], [], [], 10.0)
+            if thread.waker.fileno() in ready:
+                thread.waker.drain()
+            if thread.paused:
+                continue
             if sock.fileno() not in ready:
                 self.cache.prune()
                 continue
@@ -160,10 +167,19 @@ class ProcConnectorSensor:
                 last_prune = 0
 
     def _lost(self) -> None:
+        # Re-read first, report after: once the report is out, the cache already knows every process
+        # whose exec news was lost (exits in the gap are found when a lookup sees /proc without them).
         self.counters.drop()
+        running = self.cache.seed()
         self._on_health(SensorHealth(self.name, "degraded",
-                                     "proc connector lost messages (ENOBUFS); re-reading every process from /proc"))
-        self.cache.seed()
+                                     f"proc connector lost messages (ENOBUFS); re-read all {running} running "
+                                     "processes from /proc"))
+
+    def _exits_lost(self) -> None:
+        # No rescan can bring these back: the bytes a process read are known only as it exits.
+        self.counters.drop()
+        self._on_health(SensorHealth(self.name, "degraded", "taskstats lost exit records (ENOBUFS): bytes read "
+                                                            "by processes that exited just then are unmeasured"))
 
     def _parse(self, data: bytes) -> None:
         offset = 0
@@ -211,27 +227,21 @@ class PollingProcessSensor:
         self.reason = reason
         self.interval = interval
         self.counters = Counters()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = SensorThread("ww-proc-poll", self._run)
         self._known: set[int] = set()
         self._state = "stopped"
 
     def start(self) -> None:
         self._known = set(psutil.pids())
         self.cache.seed()
-        self._stop.clear()
         self._state = "degraded"
-        self._thread = threading.Thread(target=self._run, name="ww-proc-poll", daemon=True)
         self._thread.start()
         self._on_health(SensorHealth(self.name, "degraded",
                                      f"polling processes every {self.interval} s with psutil ({self.reason}); "
                                      "processes shorter than that may go unattributed"))
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._thread.stop()
         self._state = "stopped"
 
     def status(self) -> SensorStatus:
@@ -240,7 +250,7 @@ class PollingProcessSensor:
                             self.counters.events, self.counters.rate(), 0, 0)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._thread.stopping.wait(self.interval):
             try:
                 now = set(psutil.pids())
                 for pid in now - self._known:

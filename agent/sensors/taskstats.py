@@ -14,10 +14,10 @@ import os
 import select
 import socket
 import struct
-import threading
+from collections.abc import Callable
 
 from weightwarden.agent.processes import ProcessCache
-from weightwarden.agent.sensors.base import Waker
+from weightwarden.agent.sensors.base import SensorThread
 
 log = logging.getLogger(__name__)
 
@@ -73,27 +73,26 @@ def family_id(sock: socket.socket) -> int:
 
 
 class TaskstatsListener:
-    """Feeds `cache.on_exit_io(pid, read_char)` for every process exit."""
+    """Feeds `cache.on_exit_io(pid, read_char)` for every process exit; `on_lost` hears of lost records."""
 
-    def __init__(self, cache: ProcessCache) -> None:
+    def __init__(self, cache: ProcessCache, on_lost: Callable[[], None] = lambda: None, *,
+                 receive_buffer: int = 8 << 20) -> None:
         self.cache = cache
+        self.receive_buffer = receive_buffer
+        self._on_lost = on_lost
         self._sock: socket.socket | None = None
         self._family = 0
         self._mask = b""
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = SensorThread("ww-taskstats", self._run)
         self.messages = 0
         self.lost = 0
-        self._waker = Waker()
 
     def start(self) -> None:
-        if self._waker.closed:  # started again after a stop
-            self._waker = Waker()
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_GENERIC)
         try:
             sock.bind((0, 0))
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE: ride out exit storms
+                sock.setsockopt(socket.SOL_SOCKET, 33, self.receive_buffer)  # SO_RCVBUFFORCE: ride out exit storms
             self._family = family_id(sock)
             self._mask = f"0-{(os.cpu_count() or 1) - 1}\0".encode()
             _request(sock, self._family, TASKSTATS_CMD_GET, _attr(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, self._mask))
@@ -101,17 +100,10 @@ class TaskstatsListener:
             sock.close()
             raise
         self._sock = sock
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="ww-taskstats", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._waker.wake()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._waker.close()
+        self._thread.stop()
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 _request(self._sock, self._family, TASKSTATS_CMD_GET,
@@ -119,13 +111,23 @@ class TaskstatsListener:
             self._sock.close()
             self._sock = None
 
+    def pause(self) -> None:
+        self._thread.pause()
+
+    def resume(self) -> None:
+        self._thread.resume()
+
     def _run(self) -> None:
         assert self._sock is not None
-        sock = self._sock
-        while not self._stop.is_set():
-            ready, _, _ = select.select([sock.fileno(), self._waker.fileno()], [], [], 30.0)
-            if self._waker.fileno() in ready:
-                self._waker.drain()
+        sock, waker = self._sock, self._thread.waker
+        while not self._thread.stopping.is_set():
+            if not self._thread.wait_resumed(0.2):
+                continue
+            ready, _, _ = select.select([sock.fileno(), waker.fileno()], [], [], 30.0)
+            if waker.fileno() in ready:
+                waker.drain()
+            if self._thread.paused:
+                continue
             if sock.fileno() not in ready:
                 continue
             while True:
@@ -135,6 +137,7 @@ class TaskstatsListener:
                     break
                 except OSError:  # ENOBUFS: some exits were not accounted; bytes read stay unmeasured
                     self.lost += 1
+                    self._on_lost()
                     continue
                 try:
                     self._parse(data)

@@ -197,7 +197,7 @@ def test_unprotected_files_are_not_reported_and_marks_follow_the_inventory(
 
 
 def test_queue_overflow_is_reported_and_triggers_a_rescan(cache: ProcessCache, collected: Collected) -> None:
-    """A real overflow needs 16,384 unread events; the kernel's overflow record is fed to the handler."""
+    """The handler alone, on the kernel's overflow record (test_overflow.py makes a real overflow)."""
     from weightwarden.agent.sensors import fanotify as fan
 
     rescans: list[bool] = []
