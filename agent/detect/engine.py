@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from weightwarden.agent.detect.fields import event_fields
+from weightwarden.agent.detect.fields import event_fields, tree_key
 from weightwarden.agent.detect.rules import Allowlist, Rule, RuleSet
 from weightwarden.agent.detect.transfer import STAGING_TOOLS, TRANSFER_TOOLS, parse_staging, parse_transfer
-from weightwarden.agent.events import Action, Alert, Destination, Event, format_time
+from weightwarden.agent.events import Action, Alert, Destination, Event, ProcessInfo, format_time
 
 READ_ACTIONS = (Action.MODEL_READ, Action.MODEL_HELD)
 ACCESS_ACTIONS = (Action.MODEL_OPENED, Action.MODEL_READ, Action.MODEL_HELD)
@@ -60,7 +60,8 @@ class _Tree:
     models: dict[str, str] = field(default_factory=dict)  # protected path -> model
     reads: deque[tuple[float, str]] = field(default_factory=deque)  # (time, model) for bulk collection
     sent: dict[str, tuple[str, int]] = field(default_factory=dict)  # connection -> (address, bytes sent)
-    steps: dict[str, tuple[int, float, list[str]]] = field(default_factory=dict)  # rule -> (next, start, ids)
+    # sequence rule -> (index of the next step, start time, the steps matched so far)
+    steps: dict[str, tuple[int, float, list[dict[str, Any]]]] = field(default_factory=dict)
 
 
 class DetectionEngine:
@@ -116,6 +117,12 @@ class DetectionEngine:
         return _replace_alert(alert, severity=severity,
                               evidence={**alert.evidence, "severity_by": f"destination {alert.destination.kind}",
                                         "techniques": list(rule.techniques)})
+
+    def tree_read_models(self, process: ProcessInfo | None) -> bool:
+        """Whether the process tree of `process` has read protected model bytes (and is still tracked)."""
+        key = tree_key(process)
+        tree = self._trees.get(key) if key is not None else None
+        return tree is not None and bool(tree.read)
 
     # ------------------------------------------------------------------ state
 
@@ -207,10 +214,13 @@ class DetectionEngine:
             extra["staging"] = {k[8:]: v for k, v in fields.items() if k.startswith("staging.")}
             extra["lineage"] = {"read": event.file.path if event.file else None,
                                 "wrote": fields.get("staging.output")}
+        if destination is None and event.action == Action.NETWORK_CONNECTION:
+            dest = event.details.get("destination") or {}
+            destination = Destination("network", dest.get("address"), dest.get("port"))
         model = event.model or (event.file.path if event.file else None) or _tree_model(tree)
         return self._incident(rule, event, fields, tree_key, model, now, severity, destination, extra, progress)
 
-    def _advance(self, rule: Rule, fields: dict[str, Any], tree: _Tree, now: float) -> list[str] | None:
+    def _advance(self, rule: Rule, fields: dict[str, Any], tree: _Tree, now: float) -> list[dict[str, Any]] | None:
         sequence = rule.sequence
         assert sequence is not None
         index, start, ids = tree.steps.get(rule.id, (0, now, []))
@@ -221,7 +231,7 @@ class DetectionEngine:
         step = sequence.steps[index]
         if not step.condition(fields):
             return None
-        ids = [*ids, str(fields["event.id"])]
+        ids = [*ids, {"step": step.name, "action": fields["event.action"], "event_id": fields["event.id"]}]
         if index == 0:
             start = now
         if index + 1 < len(sequence.steps):
@@ -324,7 +334,7 @@ class DetectionEngine:
         if fields.get("canary"):
             evidence["canary"] = True
         return Alert(rule_id=rule.id, title=rule.title + (f": {model}" if model else ""), severity=severity,
-                     message=message, paths=paths, model=event.model, process=event.process,
+                     message=message, paths=paths, model=event.model or model, process=event.process,
                      destination=destination, evidence=evidence,
                      event_ids=tuple(e["event_id"] for e in incident.timeline[-20:]))
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from weightwarden.agent.detect.engine import DetectionEngine, DetectSettings
 from weightwarden.agent.detect.rules import Allowlist, ProcessAllow, RuleSet, builtin_rule_files, load_rules
-from weightwarden.agent.events import Alert, Event
+from weightwarden.agent.events import Alert, Event, ProcessInfo
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,16 @@ class Detector:
             self.errors += 1
             log.exception("detection failed on %s", event.id)
             return []
+
+    def read_models(self, process: ProcessInfo | None) -> bool:
+        """Whether the process's tree read protected model bytes (the network sensor's live progress)."""
+        try:
+            with self._lock:
+                return self.engine.tree_read_models(process)
+        except Exception:
+            self.errors += 1
+            log.exception("tree lookup failed")
+            return False
 
     def adjust_copy(self, alert: Alert) -> Alert:
         try:

@@ -8,6 +8,10 @@ from the process's /proc/<pid>/io write count (an upper bound: it counts every w
 A connection is "outbound" when its local port is not one the namespace listens on. Loopback peers are
 not egress and are left out; so are the agent's own connections (forwarding to the SIEM).
 The sensor reports a connection when first seen and again when it is gone, with its last byte counts.
+While it is open, connections of processes the agent is `interested` in (their process tree read a
+protected model) are also reported as "progress" when they sent another PROGRESS_BYTES, at most once per
+poll, so an egress alert can show how much of the model has left while the transfer runs; a training
+job's trickle of metrics to a dashboard (a KB/s) makes about one record a minute, not one a poll.
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ from weightwarden.agent.sensors.files import SensorHealth
 
 log = logging.getLogger(__name__)
 
+PROGRESS_BYTES = 64 << 10
 _OUTBOUND_STATES = {"ESTABLISHED", "SYN_SENT", "FIN_WAIT1", "FIN_WAIT2", "CLOSE_WAIT", "LAST_ACK", "CLOSING"}
 
 
 @dataclass(frozen=True, slots=True)
 class ConnectionObservation:
-    phase: str  # opened | closed
+    phase: str  # opened | progress | closed
     process: ProcessInfo | None
     local: str
     local_port: int
@@ -64,6 +69,7 @@ class _Conn:
     bytes_received: int | None = None
     wchar_at_open: int | None = None
     source: str | None = None
+    reported_sent: int | None = None  # bytes sent when last reported (progress only when it grew)
 
 
 def sock_diag_unavailable() -> str | None:
@@ -120,13 +126,15 @@ class NetworkSensor:
 
     def __init__(self, cache: ProcessCache, sink: Callable[[ConnectionObservation], None],
                  on_health: Callable[[SensorHealth], None], *, interval: float = 1.0,
-                 use_sock_diag: bool = True, reason: str = "") -> None:
+                 use_sock_diag: bool = True, reason: str = "",
+                 interested: Callable[[ProcessInfo | None], bool] | None = None) -> None:
         self.cache = cache
         self._sink = sink
         self._on_health = on_health
         self.interval = interval
         self.use_sock_diag = use_sock_diag
         self.reason = reason
+        self._interested = interested
         self.counters = Counters()
         self._conns: dict[tuple[int, int], _Conn] = {}
         self._diag: dict[int, socket.socket] = {}  # netns inode -> sock_diag socket inside it
@@ -190,6 +198,7 @@ class NetworkSensor:
             if known is None:
                 self._conns[key] = conn
                 self.counters.add()
+                conn.reported_sent = conn.bytes_sent
                 self._sink(self._observation("opened", conn, now))
             else:
                 known.bytes_sent, known.bytes_received = conn.bytes_sent, conn.bytes_received
@@ -197,10 +206,20 @@ class NetworkSensor:
                     io = io_counters(known.process.pid)
                     if io and known.wchar_at_open is not None:
                         known.bytes_sent = io.get("wchar", 0) - known.wchar_at_open
+                self._report_progress(known, now)
         for key in [k for k in self._conns if k not in current]:
             conn = self._conns.pop(key)
             self.counters.add()
             self._sink(self._observation("closed", conn, now))
+
+    def _report_progress(self, conn: _Conn, now: float) -> None:
+        if self._interested is None or (conn.bytes_sent or 0) < (conn.reported_sent or 0) + PROGRESS_BYTES:
+            return
+        if not self._interested(conn.process):  # only trees that read a model: others cost nothing
+            return
+        conn.reported_sent = conn.bytes_sent
+        self.counters.add()
+        self._sink(self._observation("progress", conn, now))
 
     def _observation(self, phase: str, conn: _Conn, now: float) -> ConnectionObservation:
         return ConnectionObservation(phase, conn.process, conn.local, conn.local_port, conn.remote, conn.remote_port,

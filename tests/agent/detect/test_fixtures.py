@@ -71,8 +71,11 @@ def _subset(expected: Any, actual: Any, where: str) -> list[str]:
         if not isinstance(actual, dict):
             return [f"{where}: expected a mapping, got {actual!r}"]
         return [p for key, value in expected.items() for p in _subset(value, actual.get(key), f"{where}.{key}")]
-    if isinstance(expected, list) and isinstance(actual, list) and all(not isinstance(e, dict) for e in expected):
-        return [] if expected == actual else [f"{where}: expected {expected!r}, got {actual!r}"]
+    if isinstance(expected, list) and isinstance(actual, list) and any(isinstance(e, dict) for e in expected):
+        if len(expected) != len(actual):
+            return [f"{where}: expected {len(expected)} items, got {actual!r}"]
+        return [p for index, (want, got) in enumerate(zip(expected, actual, strict=True))
+                for p in _subset(want, got, f"{where}[{index}]")]
     return [] if expected == actual else [f"{where}: expected {expected!r}, got {actual!r}"]
 
 
