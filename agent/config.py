@@ -12,6 +12,7 @@ table points at the line of the table's own key; a line holding a header and a k
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import errno
 import math
@@ -25,6 +26,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from datetime import date, datetime, time
 from typing import Any, get_type_hints
 
+from weightwarden.agent import config_migrations
 from weightwarden.agent.paths import (
     CONFIG_ENV,
     Mode,
@@ -291,10 +293,11 @@ class ForwardDestination:
     resend_window_seconds: float = _key(
         "syslog tcp/tls: a record counts as delivered once TCP-acknowledged and the connection stayed up this "
         "long after; anything newer is resent after a reconnect.", 2.0, limits=(0, 600))
-    backlog_limit: int = _key(
-        "Disk budget, in records not yet delivered here; over it the oldest are skipped and an explicit "
-        "events-dropped record says how many.", 5_000_000, limits=(1, 1 << 40))
+    backlog_max_mb: float = _key(
+        "Disk budget, in MiB of stored records not yet delivered here; over it the oldest are skipped and an "
+        "explicit events-dropped record says how many.", 2048.0, limits=(0.001, 1 << 24))
     name: str = ""  # the NAME of [forward.NAME]; not a key
+    managed: bool = False  # from the app's drop-in (MANAGED_DESTINATIONS in the data dir); not a key
 
 
 # --------------------------------------------------------------------------------------------------- config
@@ -391,16 +394,86 @@ def load_config(path: str | os.PathLike[str] | None = None, *, mode: str | None 
     if path is None:
         path = default_config_file(requested or detect_mode())
         if not os.environ.get(CONFIG_ENV) and not os.path.lexists(path):
-            return Config(requested_mode=requested)
+            return _raise_problems(_with_managed(Config(requested_mode=requested)))
     config, problems = _load_file(os.fspath(path), requested)
     if config is None:
         raise ConfigError(problems)
-    return config
+    return _raise_problems(_with_managed(config))
 
 
 def check_config(path: str | os.PathLike[str]) -> list[ConfigProblem]:
     """Every problem in the file (empty when it is fine); never raises for bad content."""
-    return _load_file(os.fspath(path), None)[1]
+    config, problems = _load_file(os.fspath(path), None)
+    return problems if config is None else _with_managed(config)[1]
+
+
+# Destinations configured from the app: the agent writes [forward.NAME] tables to this file in its data dir
+# (where a hardened service may write; 0640, it may hold credentials) and every load merges them after the
+# config file's own, checked by the same schema and reported with file and line the same way.
+MANAGED_DESTINATIONS = "destinations.toml"
+
+
+def managed_destinations_file(config: Config) -> str:
+    return os.path.join(config.data_dir, MANAGED_DESTINATIONS)
+
+
+def check_managed_destinations(file: str, text: str, reserved: Iterable[str] = ()
+                               ) -> tuple[tuple[ForwardDestination, ...], list[ConfigProblem]]:
+    """The destinations of a managed drop-in's text and every problem in it; `reserved` are the names the
+    config file itself defines (a drop-in may not redefine them)."""
+    document = _parse(file, text)
+    if isinstance(document, ConfigProblem):
+        return (), [document]
+    problems = _Problems(file, text)
+    found: tuple[ForwardDestination, ...] = ()
+    for name, table in document.items():
+        if name == "forward":
+            found = _forward_destinations(table, problems)
+        else:
+            problems.add((name,), f"only [forward.NAME] tables belong in {file} (the agent writes it for the app); "
+                                  f"found {name!r}")
+    taken = set(reserved)
+    for destination in found:
+        if destination.name in taken:
+            problems.add(("forward", destination.name), f"[forward.{destination.name}] is already defined in the "
+                                                        "config file; edit it there")
+    return tuple(dataclasses.replace(d, managed=True) for d in found), problems.in_file_order()
+
+
+def managed_destinations_text(tables: dict[str, dict[str, Any]]) -> str:
+    """The drop-in's text for these [forward.NAME] tables (values: str, bool, int or float)."""
+    lines = ["# Written by the Weightwarden agent for destinations configured from the app; edits here are",
+             "# replaced by the next change made in the app. The agent's config file is the place for your own."]
+    for name, values in tables.items():
+        lines.extend(["", f"[forward.{_toml_key(name)}]"])
+        lines.extend(f"{_toml_key(key)} = {_toml_value(value)}" for key, value in values.items())
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    return key if key and all(ch in _BARE_KEY_CHARS for ch in key) else _toml_value(key)
+
+
+def _with_managed(config: Config) -> tuple[Config, list[ConfigProblem]]:
+    file = managed_destinations_file(config)
+    if not os.path.lexists(file) or not os.access(file, os.R_OK):
+        return config, []  # none made yet; or another user's tool, which the drop-in's 0640 keeps out
+    try:
+        data = _read_bytes(file)
+    except OSError as error:
+        return config, [ConfigProblem(file, None, f"cannot read: {error.strerror or error}")]
+    text = _decode(file, data)
+    if isinstance(text, ConfigProblem):
+        return config, [text]
+    found, problems = check_managed_destinations(file, text, (d.name for d in config.forward))
+    return dataclasses.replace(config, forward=config.forward + found), problems
+
+
+def _raise_problems(loaded: tuple[Config, list[ConfigProblem]]) -> Config:
+    config, problems = loaded
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def default_config_text(*, commented: bool = True) -> str:
@@ -413,6 +486,8 @@ def default_config_text(*, commented: bool = True) -> str:
         "#",
         "# Every key is listed with its built-in default; uncomment a line to change it.",
         "# Paths accept ~ and $VARS and must be absolute. Unknown sections and keys are errors.",
+        "",
+        f"{config_migrations.FORMAT_KEY} = {config_migrations.CURRENT_FORMAT}  # the file format (never edit by hand)",
         "",
         "",
     ]
@@ -533,7 +608,10 @@ def _build(
     problems = _Problems(file, text)
     sections: dict[str, Any] = {}
     for name, table in document.items():
-        if name == "forward":
+        if name == config_migrations.FORMAT_KEY:  # the file format number (config_migrations.py)
+            if (refused := config_migrations.format_problem(table)) is not None:
+                problems.add((name,), refused)
+        elif name == "forward":
             sections["forward"] = _forward_destinations(table, problems)
         elif name not in _SECTIONS:
             problems.add((name,), _unknown_top_level(name, table))

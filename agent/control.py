@@ -2,8 +2,9 @@
 
 A Unix stream socket in the data dir; one JSON object per line each way. The caller is identified by
 the kernel (SO_PEERCRED), never by anything it claims. Anyone may add a justification, ask for a scan
-or ping; acknowledge, resolve, false-positive and reopen are for admins: root, members of
-`[agent] admin_group`, and (user mode only) the user the agent runs as, since it is their own agent.
+or ping; acknowledge, resolve, false-positive, reopen and changing SIEM destinations are for admins:
+root, members of `[agent] admin_group`, and (user mode only) the user the agent runs as, since it is
+their own agent.
 The agent applies a request by recording it through the store; the app never writes the database.
 
     {"op": "ping"}
@@ -11,6 +12,11 @@ The agent applies a request by recording it through the store; the app never wri
     {"op": "acknowledge" | "resolve" | "false-positive" | "reopen", "alert_id": "...", "text": "optional note"}
     {"op": "scan-now"}
     {"op": "sync-test", "destination": "NAME"}   one live test record to a [forward.NAME] destination
+    {"op": "forward-list"}                        the destinations forwarded to (secrets left out)
+    {"op": "my-alerts"}                           the newest alerts about the caller's own processes
+    {"op": "forward-set", "name": "NAME", "values": {"type": "syslog", ...}}     admins: add or replace one
+    {"op": "forward-remove", "name": "NAME"}                                      admins: remove one
+        (both checked by the config schema, kept in the data dir's drop-in, applied live: forward/managed.py)
   -> {"ok": true, ...} or {"ok": false, "error": "why"}
 """
 
@@ -30,19 +36,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from weightwarden.agent import __version__
-from weightwarden.agent.config import Config
+from weightwarden.agent.config import Config, ForwardDestination
+from weightwarden.agent.paths import SYSTEM_DATA_DIR
 from weightwarden.agent.store import Store
+
+if TYPE_CHECKING:
+    from weightwarden.agent.forward.managed import ManagedDestinations
 
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "control.sock"
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_TEXT_CHARS = 4000
-ADMIN_OPS = frozenset({"acknowledge", "resolve", "false-positive", "reopen"})
-ANYONE_OPS = frozenset({"ping", "justify", "scan-now", "sync-test"})
+ADMIN_OPS = frozenset({"acknowledge", "resolve", "false-positive", "reopen", "forward-set", "forward-remove"})
+ANYONE_OPS = frozenset({"ping", "justify", "scan-now", "sync-test", "forward-list", "my-alerts"})
+MY_ALERTS = 500  # "my-alerts": the newest alerts about the caller's own processes, for a non-admin's app
 SCAN_NOW_INTERVAL = 10.0  # seconds between scans anyone may trigger
 
 
@@ -50,7 +61,14 @@ class ControlError(OSError):
     """The agent could not be reached, or it refused the request (message says why)."""
 
 
+# The system data dir is 0750 root:weightwarden-admin, so a socket inside it is out of every other user's
+# reach; the service's RuntimeDirectory (/run/weightwarden, 0755) is where any desktop user can connect.
+SYSTEM_RUNTIME_DIR = "/run/weightwarden"
+
+
 def socket_path(data_dir: str) -> str:
+    if os.path.abspath(data_dir) == SYSTEM_DATA_DIR and os.path.isdir(SYSTEM_RUNTIME_DIR):
+        return os.path.join(SYSTEM_RUNTIME_DIR, SOCKET_NAME)
     return os.path.join(data_dir, SOCKET_NAME)
 
 
@@ -107,14 +125,14 @@ class ControlServer:
     def __init__(self, path: str, store: Store, authorizer: Authorizer, *,
                  on_scan_now: Callable[[], None] | None = None,
                  on_review: Callable[[dict[str, Any]], None] | None = None,
-                 on_sync_test: Callable[[str], dict[str, Any]] | None = None,
+                 forwarding: ManagedDestinations | None = None,
                  info: dict[str, Any] | None = None, world_accessible: bool = False) -> None:
         self.path = path
         self.store = store
         self.authorizer = authorizer
         self.on_scan_now = on_scan_now
         self.on_review = on_review
-        self.on_sync_test = on_sync_test
+        self.forwarding = forwarding
         self._last_test = float("-inf")
         self.info = info or {}
         self.world_accessible = world_accessible
@@ -172,6 +190,13 @@ class ControlServer:
             return {"ok": True}
         if op == "sync-test":
             return self._sync_test(request.get("destination"))
+        if op == "my-alerts":  # the caller's own alerts: who they are comes from the kernel, not the request
+            rows = self.store.review.alerts_of_user(peer.user, MY_ALERTS)
+            return {"ok": True, "alerts": [{"id": r.id, "time": r.time, "severity": r.severity, "rule": r.rule,
+                                            "title": r.title, "model": r.model, "status": r.status,
+                                            "message": r.record.get("message", "")} for r in rows]}
+        if op.startswith("forward-"):
+            return self._forward(peer, op, request)
         alert_id = request.get("alert_id")
         if not isinstance(alert_id, str) or not alert_id:
             return {"ok": False, "error": "alert_id is required"}
@@ -190,7 +215,7 @@ class ControlServer:
 
 
     def _sync_test(self, destination: object) -> dict[str, Any]:
-        if self.on_sync_test is None:
+        if self.forwarding is None:
             return {"ok": False, "error": "this agent does not forward"}
         if not isinstance(destination, str) or not destination:
             return {"ok": False, "error": "destination is required"}
@@ -198,39 +223,21 @@ class ControlServer:
         if now - self._last_test < 2.0:
             return {"ok": False, "error": "a test was sent moments ago"}
         self._last_test = now
-        return self.on_sync_test(destination)
+        return self.forwarding.test(destination)
 
-
-def send_test_event(config: Config, name: str) -> dict[str, Any]:
-    """One live test record to a configured destination, confirmed like real delivery (as `sync test`)."""
-    from weightwarden.agent.events import Action, Category, Event
-    from weightwarden.agent.forward.destinations import build_transport
-    from weightwarden.agent.forward.syslog_transport import SyslogTransport
-    from weightwarden.agent.forward.transport import TransportError
-    from weightwarden.agent.store.outbox import OutboxRecord
-
-    matches = [d for d in config.forward if d.name == name]
-    if not matches:
-        return {"ok": False, "error": f"no destination {name!r} in the agent's config"}
-    destination = matches[0]
-    event = Event(Action.FORWARD_HEALTH, Category.HOST, f"weightwarden test message for {name} (from the app)",
-                  details={"destination": name, "test": True})
-    started = time.monotonic()
-    try:
-        transport = build_transport(destination, config.agent_name)
-        try:
-            record = OutboxRecord(0, "event", event.id, event.to_dict())
-            if isinstance(transport, SyslogTransport):
-                outcome = transport.send_and_confirm([record], started + destination.timeout_seconds + 5)
-            else:
-                outcome = transport.send([record])
-        finally:
-            transport.close()
-    except TransportError as error:
-        return {"ok": False, "error": f"{name}: {error}"}
-    if outcome.dead:
-        return {"ok": False, "error": f"{name} refused the test record: {outcome.dead[0][1]}"}
-    return {"ok": True, "id": event.id, "milliseconds": round((time.monotonic() - started) * 1000)}
+    def _forward(self, peer: Peer, op: str, request: dict[str, Any]) -> dict[str, Any]:
+        if self.forwarding is None:
+            return {"ok": False, "error": "this agent does not forward"}
+        if op == "forward-list":
+            return {"ok": True, "destinations": self.forwarding.describe(), "file": self.forwarding.file}
+        name = request.get("name")
+        if op == "forward-set":
+            reply = self.forwarding.set(name, request.get("values"))
+        else:
+            reply = self.forwarding.remove(name)
+        if reply["ok"]:
+            log.warning("control: %s %s by %s (uid %d): %s", op, name, peer.user, peer.uid, reply["changes"])
+        return reply
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -278,16 +285,24 @@ class _Handler(socketserver.StreamRequestHandler):
 
 
 def for_agent(config: Config, store: Store, *, on_scan_now: Callable[[], None],
-              on_review: Callable[[dict[str, Any]], None]) -> ControlServer:
+              on_review: Callable[[dict[str, Any]], None],
+              apply_destinations: Callable[[tuple[ForwardDestination, ...]], dict[str, str]] | None = None
+              ) -> ControlServer:
     """The control server an agent with this config serves (socket in its data dir)."""
+    from weightwarden.agent.forward.managed import ManagedDestinations  # the forwarding stack, agent only
+
     owner = os.geteuid() if config.mode == "user" else None
     info = {"mode": config.mode, "pid": os.getpid(), "version": __version__, "name": config.agent_name,
             "database": config.database_path}
     return ControlServer(socket_path(config.data_dir), store,
                          Authorizer(admin_group=config.agent.admin_group, owner_uid=owner),
                          on_scan_now=on_scan_now, on_review=on_review, info=info,
-                         on_sync_test=lambda name: send_test_event(config, name),
+                         forwarding=ManagedDestinations(config, apply_destinations or _not_applied),
                          world_accessible=config.mode == "system")
+
+
+def _not_applied(destinations: tuple[ForwardDestination, ...]) -> dict[str, str]:
+    return {d.name: "saved; applied at the next start" for d in destinations}
 
 
 def _remove_stale_socket(path: str) -> None:

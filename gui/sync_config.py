@@ -1,47 +1,59 @@
-"""Destination settings as the sync view edits them: a [forward.NAME] TOML table, checked by the agent's
-own config loader (same rules, same messages, with lines) before anyone copies it into the config."""
+"""Destination settings as the sync view edits them: typed values for the agent's `forward-set`, and the
+same values as a [forward.NAME] TOML table, checked by the agent's own config rules (same messages, with
+lines) before anything is sent."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+from typing import Any
 
-from weightwarden.agent.config import ConfigProblem, check_config
+from weightwarden.agent.config import ConfigProblem, check_managed_destinations
 
 # The keys the form offers per destination type; everything else keeps its default.
 FORM_KEYS = {
     "syslog": ("address", "port", "transport", "format", "ca_file"),
-    "hec": ("url", "token_file", "index", "format", "verify_tls"),
+    "hec": ("url", "token", "token_file", "index", "format", "verify_tls"),
     "bulk": ("url", "api_key", "index", "format", "verify_tls"),
     "file": ("path", "format", "max_bytes"),
 }
 INTEGER_KEYS = frozenset({"port", "max_bytes"})
 BOOLEAN_KEYS = frozenset({"verify_tls"})
+SECRET_KEYS = frozenset({"token", "api_key", "password"})
 
 
-def destination_toml(name: str, kind: str, values: dict[str, str]) -> str:
-    """The [forward.NAME] table for the form's values; empty fields are left out (defaults apply)."""
-    lines = [f"[forward.{name}]", f"type = {json.dumps(kind)}"]
+def form_values(kind: str, values: dict[str, str]) -> dict[str, Any]:
+    """The form's text fields as typed values; empty fields are left out (defaults apply). Text that is not
+    a number where one belongs stays text, so the schema reports it instead of it being guessed away."""
+    typed: dict[str, Any] = {"type": kind}
     for key in FORM_KEYS.get(kind, ()):
         raw = values.get(key, "").strip()
         if not raw:
             continue
         if key in INTEGER_KEYS and raw.lstrip("-").isdigit():
-            lines.append(f"{key} = {int(raw)}")
+            typed[key] = int(raw)
         elif key in BOOLEAN_KEYS and raw.lower() in ("true", "false"):
-            lines.append(f"{key} = {raw.lower()}")
+            typed[key] = raw.lower() == "true"
         else:
-            lines.append(f"{key} = {json.dumps(raw)}")
+            typed[key] = raw
+    return typed
+
+
+def destination_toml(name: str, kind: str, values: dict[str, str]) -> str:
+    """The [forward.NAME] table for the form's values; empty fields are left out (defaults apply)."""
+    lines = [f"[forward.{name}]"]
+    for key, value in form_values(kind, values).items():
+        text = ("true" if value else "false") if isinstance(value, bool) else \
+            str(value) if isinstance(value, int) else json.dumps(value)
+        lines.append(f"{key} = {text}")
     return "\n".join(lines) + "\n"
 
 
 def validate(toml_text: str) -> list[ConfigProblem]:
     """Every problem the agent would report for this table, located in the snippet."""
-    handle, path = tempfile.mkstemp(prefix="ww-destination-", suffix=".toml")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(toml_text)
-        return [ConfigProblem("destination", p.line, p.message) for p in check_config(path)]
-    finally:
-        os.unlink(path)
+    return check_managed_destinations("destination", toml_text)[1]
+
+
+def form_text(values: dict[str, Any]) -> dict[str, str]:
+    """A destination's settings (as the agent lists them) back into the form's text fields."""
+    return {key: ("true" if value else "false") if isinstance(value, bool) else str(value)
+            for key, value in values.items()}

@@ -2,9 +2,9 @@
 
 At-least-once: the cursor (in SQLite) moves only when the transport confirms, so after kill -9, a reboot
 or an outage of hours the loop resumes from the last confirmed record. Failures back off exponentially
-with jitter. The disk budget (`backlog_limit`) is enforced here: when more records wait than the budget
-allows, the oldest are skipped and an explicit `events-dropped` record says how many and which, and is
-itself forwarded; nothing is ever lost silently.
+with jitter. The disk budget (`backlog_max_mb`) is enforced here: when the records waiting hold more
+bytes than the budget allows, the oldest are skipped and an explicit `events-dropped` record says how many
+and which, and is itself forwarded; nothing is ever lost silently.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from weightwarden.agent.store.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
+MIB = 1024 * 1024
 READ_AHEAD_LIMIT = 20_000  # records sent but unconfirmed (syslog window) before we stop reading ahead
 BUDGET_CHECK_SECONDS = 1.0
+BUDGET_COUNT_CHUNK = 20_000  # records a first budget count adds per check (a long log never stalls delivery)
 
 
 class Forwarder:
@@ -46,12 +48,15 @@ class Forwarder:
         self._rng = random.Random()
         self._thread = threading.Thread(target=self._run, name=f"ww-forward-{self.name}", daemon=True)
         self._health_reported: str | None = None
+        self._counted: tuple[int, int, int] | None = None  # the disk budget's running count, see _enforce_budget
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, drain_seconds: float = 0.0) -> None:
         """Stop; with `drain_seconds`, first keep delivering until caught up or that time has passed."""
+        if self._thread.ident is None:
+            return  # never started
         self._drain_until = time.monotonic() + drain_seconds
         self.wake.set()
         if drain_seconds <= 0:
@@ -143,19 +148,43 @@ class Forwarder:
                             details={"destination": self.name, "status": "running"}))
 
     def _enforce_budget(self, outbox: Outbox) -> None:
+        """Keep the backlog's bytes within `backlog_max_mb`.
+
+        A running count (cursor, through, bytes) follows what arrived and what was delivered since the last
+        check, so a check costs the change, not the backlog; it is saved with the cursor, so a restart does
+        not recount either. A first count (a new destination on a long log) advances BUDGET_COUNT_CHUNK
+        records per check: a partial count is a lower bound, enough to act on once it exceeds the budget.
+        """
         last = outbox.last_sequence()
         cursor = outbox.cursor(self.name)
-        over = last - cursor - self.destination.backlog_limit
-        if over <= 0:
-            return
-        first, to = outbox.skip(self.name, cursor + over)
+        counted = self._counted or outbox.budget_count(self.name)
+        if counted is None or not counted[0] <= cursor < counted[1]:
+            counted = (cursor, cursor, 0)  # nothing counted that is still waiting: start at the cursor
+        counted_cursor, counted_through, size = counted
+        through = min(last, counted_through + BUDGET_COUNT_CHUNK)
+        size += outbox.record_bytes(counted_through, through) - outbox.record_bytes(counted_cursor, cursor)
+        budget = int(self.destination.backlog_max_mb * MIB)
+        if size > budget:
+            cut, freed = outbox.budget_cut(cursor, size - budget)
+            first, to = outbox.skip(self.name, cut)
+            cursor, size = max(cursor, to), size - freed
+            self._dropped(first, to, freed)
+        if (cursor, through, size) != self._counted:
+            self._counted = (cursor, through, size)
+            outbox.save_budget_count(self.name, self._counted)
+
+    def _dropped(self, first: int, to: int, freed: int) -> None:
         dropped = to - first + 1
+        if dropped <= 0:
+            return
+        budget = self.destination.backlog_max_mb
         log.warning("forward %s: backlog over budget, %d records dropped (%d..%d)", self.name, dropped, first, to)
         self.emit(Event(Action.EVENTS_DROPPED, Category.HOST,
-                        f"{dropped} events dropped for {self.name}: its backlog exceeded the budget of "
-                        f"{self.destination.backlog_limit} records (records {first}..{to} stay in the local log)",
+                        f"{dropped} events dropped for {self.name}: its backlog exceeded the budget of {budget:g} MiB "
+                        f"(records {first}..{to} stay in the local log)",
                         severity=6, details={"destination": self.name, "dropped": dropped, "first_sequence": first,
-                                             "last_sequence": to, "backlog_limit": self.destination.backlog_limit}))
+                                             "last_sequence": to, "bytes_dropped": freed,
+                                             "backlog_max_mb": budget}))
 
     def _sleep(self, seconds: float) -> None:
         self.wake.wait(seconds)

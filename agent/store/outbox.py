@@ -38,6 +38,13 @@ def create_outbox_tables(db: sqlite_utils.Database) -> None:
     db.table("dead_letters").create_index(["destination", "sequence"])
 
 
+def add_budget_count(db: sqlite_utils.Database) -> None:
+    """Migration: each destination's running count for the disk budget, (cursor, through, bytes) = the bytes
+    of the records after `cursor` up to `through`; kept so a restart never recounts a long backlog."""
+    for column in ("budget_cursor", "budget_through", "budget_bytes"):
+        db.table("forward_cursors").add_column(column, int)
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxRecord:
     sequence: int
@@ -95,6 +102,50 @@ class Outbox:
                     [sequence, limit]))
         rows.sort()
         return [OutboxRecord(seq, kind, rid, json.loads(text)) for seq, kind, rid, text in rows[:limit]]
+
+    def record_bytes(self, after: int, through: int) -> int:
+        """Bytes of the stored records with after < sequence <= through: what the disk budget measures."""
+        if through <= after:
+            return 0
+        with self._lock:
+            return sum(int(self._conn.execute(
+                f"select coalesce(sum(length(cast(record as blob))), 0) from {table}"
+                " where sequence > ? and sequence <= ?", [after, through]).fetchone()[0])
+                for table in ("events", "alerts"))
+
+    def budget_cut(self, after: int, excess: int, chunk: int = 10_000) -> tuple[int, int]:
+        """The oldest records after `after` that together hold at least `excess` bytes: (the last of them,
+        their bytes). Walks sizes only, in sequence order, so it costs what is dropped, not the backlog."""
+        freed, through = 0, after
+        while freed < excess:
+            sizes: list[tuple[int, int]] = []
+            with self._lock:
+                for table in ("events", "alerts"):
+                    sizes.extend(self._conn.execute(
+                        f"select sequence, length(cast(record as blob)) from {table} where sequence > ?"
+                        " order by sequence limit ?", [through, chunk]).fetchall())
+            if not sizes:
+                break
+            sizes.sort()
+            for sequence, size in sizes[:chunk]:
+                freed, through = freed + size, sequence
+                if freed >= excess:
+                    break
+        return through, freed
+
+    def budget_count(self, destination: str) -> tuple[int, int, int] | None:
+        """The saved running count of the disk budget: (cursor, through, bytes), None before the first."""
+        with self._lock:
+            row = self._conn.execute("select budget_cursor, budget_through, budget_bytes from forward_cursors"
+                                     " where destination = ?", [destination]).fetchone()
+        if row is None or None in row:
+            return None
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def save_budget_count(self, destination: str, count: tuple[int, int, int]) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("update forward_cursors set budget_cursor = ?, budget_through = ?, budget_bytes = ?"
+                               " where destination = ?", [*count, destination])
 
     # ------------------------------------------------------------------ cursors
 

@@ -1,9 +1,11 @@
-"""Central sync: the SIEM destinations in the agent's config, their delivery status, a live test, and an
-editor that produces a validated [forward.NAME] table.
+"""Central sync: the SIEM destinations the agent forwards to, their delivery status and refused records
+(dead letters), a live test, and an editor that adds, changes or removes destinations in the running agent.
 
-Honest about what is missing: the agent reads its destinations from its config file at start and has
-no way yet to change them while running, so the editor validates and copies the table instead of
-pretending to apply it.
+The destinations come from the agent itself (`forward-list`) while it runs, so the table shows what is
+really in force, including those configured from the app; without an agent the config file's are shown.
+Every change goes through the control socket: the agent checks it with its config schema, keeps it in
+its drop-in file and applies it live. Only admins may change destinations; the agent decides that from
+the kernel's peer credentials, and the app only mirrors it to explain a disabled button.
 """
 
 from __future__ import annotations
@@ -28,44 +30,36 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from weightwarden.agent.config import Config, ForwardDestination, default_config
-from weightwarden.agent.store.outbox import Outbox
-from weightwarden.gui.models.sync_status import SyncStatusModel
+from weightwarden.agent import control
+from weightwarden.agent.config import Config, ConfigProblem, ForwardDestination, default_config
+from weightwarden.agent.forward.status import status_rows
+from weightwarden.gui.models.sync_status import DeadLetterModel, SyncStatusModel
 from weightwarden.gui.source import DataSource
-from weightwarden.gui.sync_config import FORM_KEYS, destination_toml, validate
+from weightwarden.gui.sync_config import (
+    FORM_KEYS,
+    SECRET_KEYS,
+    destination_toml,
+    form_text,
+    form_values,
+    validate,
+)
 
 HINTS = {"address": "siem.example.org", "port": "6514", "transport": "tls", "url": "https://splunk.example.org:8088",
-         "token_file": "/etc/weightwarden/hec.token", "index": "weightwarden", "format": "(type's default)",
-         "ca_file": "/etc/ssl/certs/siem-ca.pem", "api_key": "(Elasticsearch API key)", "verify_tls": "true",
-         "path": "/var/log/weightwarden/events.jsonl", "max_bytes": "104857600"}
+         "token": "(HEC token)", "token_file": "/etc/weightwarden/hec.token", "index": "weightwarden",
+         "format": "(type's default)", "ca_file": "/etc/ssl/certs/siem-ca.pem", "api_key": "(Elasticsearch API key)",
+         "verify_tls": "true", "path": "/var/log/weightwarden/events.jsonl", "max_bytes": "104857600"}
+CHANGE_TIMEOUT = 60.0  # seconds: replacing a forwarder waits for its current attempt to end
+RED, GREEN = "#c62828", "#2e7d32"
 
 
-def target_of(destination: ForwardDestination) -> str:
-    if destination.type == "syslog":
-        return f"{destination.transport}://{destination.address}" + (f":{destination.port}" if destination.port else "")
-    return destination.path if destination.type == "file" else destination.url
+def _coloured(colour: str, text: str) -> str:
+    return f"<span style='color:{colour}'>{text}</span>"
 
 
-def status_rows(config: Config, database: str) -> list[dict[str, Any]]:
-    """Per configured destination: what the agent's outbox cursors say (read-only)."""
-    outbox = Outbox(database, read_only=True)
-    try:
-        rows = []
-        for destination in config.forward:
-            state = outbox.state(destination.name)
-            rows.append({
-                "destination": destination.name, "type": destination.type,
-                "format": destination.format or "default", "target": target_of(destination),
-                "enabled": destination.enabled, "last_delivered_at": state.delivered_at if state else None,
-                "backlog": state.backlog if state else outbox.last_sequence(),
-                "delivered_total": state.delivered_total if state else 0,
-                "dropped_total": state.dropped_total if state else 0,
-                "dead_letters": state.dead_total if state else 0,
-                "last_error": state.last_error if state else None,
-            })
-        return rows
-    finally:
-        outbox.close()
+def _problem_list(problems: list[ConfigProblem] | list[str]) -> str:
+    items = "".join(f"<li>line {p.line}: {p.message}</li>" if isinstance(p, ConfigProblem) and p.line
+                    else f"<li>{p.message if isinstance(p, ConfigProblem) else p}</li>" for p in problems)
+    return f"{_coloured(RED, 'Not valid:')}<ul>{items}</ul>"
 
 
 class SyncView(QWidget):
@@ -73,39 +67,46 @@ class SyncView(QWidget):
         super().__init__()
         self.source = source
         self.config = config or default_config()
+        self.destinations: list[dict[str, Any]] = []  # as the agent lists them (name, managed, values, ...)
         self.model = SyncStatusModel()
+        self.dead_model = DeadLetterModel()
         layout = QVBoxLayout(self)
-        where = self.config.source or "built-in defaults (no config file)"
-        self.heading = QLabel(f"Destinations from <b>{where}</b>")
+        self.heading = QLabel()
+        self.heading.setWordWrap(True)
         layout.addWidget(self.heading)
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table = _table(self.model, 170)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().hide()
-        self.table.setShowGrid(False)
-        self.table.setAlternatingRowColors(True)
-        header = self.table.horizontalHeader()
-        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-        self.table.setMaximumHeight(180)
         layout.addWidget(self.table)
         buttons = QHBoxLayout()
         self.test_button = QPushButton("Send test event")
         self.test_button.clicked.connect(self.send_test)
-        buttons.addWidget(self.test_button)
+        self.edit_button = QPushButton("Edit")
+        self.edit_button.clicked.connect(self.edit_selected)
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.clicked.connect(self.remove_selected)
+        for button in (self.test_button, self.edit_button, self.remove_button):
+            buttons.addWidget(button)
         self.result = QLabel()
         self.result.setWordWrap(True)
         buttons.addWidget(self.result, 1)
         layout.addLayout(buttons)
+        self.dead_box = QGroupBox("Refused records (dead letters)")
+        dead_layout = QVBoxLayout(self.dead_box)
+        self.dead_label = QLabel()
+        self.dead_label.setWordWrap(True)
+        dead_layout.addWidget(self.dead_label)
+        self.dead_table = _table(self.dead_model, 130)
+        dead_layout.addWidget(self.dead_table)
+        layout.addWidget(self.dead_box)
         layout.addWidget(self._editor(), 1)
-        self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
-        source.agentChanged.connect(lambda _status: self._update_buttons())
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._selection_changed())
+        source.agentChanged.connect(lambda _status: self.refresh())
         self.refresh()
 
+    # ------------------------------------------------------------------ the editor
+
     def _editor(self) -> QGroupBox:
-        box = QGroupBox("New destination")
+        box = QGroupBox("Destination")
         outer = QHBoxLayout(box)
         form = QFormLayout()
         self.form = form
@@ -119,6 +120,8 @@ class SyncView(QWidget):
         for key in sorted({k for keys in FORM_KEYS.values() for k in keys}):
             edit = QLineEdit()
             edit.setPlaceholderText(HINTS.get(key, ""))
+            if key in SECRET_KEYS:
+                edit.setEchoMode(QLineEdit.EchoMode.Password)
             self.fields[key] = edit
             form.addRow(key, edit)
         outer.addLayout(form, 1)
@@ -130,16 +133,16 @@ class SyncView(QWidget):
         self.problems.setWordWrap(True)
         right.addWidget(self.problems)
         row = QHBoxLayout()
+        self.new_button = QPushButton("New")
+        self.new_button.clicked.connect(self.clear_form)
         self.validate_button = QPushButton("Validate")
-        self.validate_button.setObjectName("primary")
         self.validate_button.clicked.connect(self.validate)
         self.copy_button = QPushButton("Copy TOML")
-        self.copy_button.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.preview.toPlainText()))
+        self.copy_button.clicked.connect(lambda: QGuiApplication.clipboard().setText(self._toml(masked=False)))
         self.save_button = QPushButton("Apply to agent")
-        self.save_button.setEnabled(False)
-        self.save_button.setToolTip("The agent cannot change its destinations while running yet: an admin adds "
-                                    "this table to the config file and restarts the agent.")
-        for button in (self.validate_button, self.copy_button, self.save_button):
+        self.save_button.setObjectName("primary")
+        self.save_button.clicked.connect(self.apply)
+        for button in (self.new_button, self.validate_button, self.copy_button, self.save_button):
             row.addWidget(button)
         right.addLayout(row)
         outer.addLayout(right, 1)
@@ -157,68 +160,188 @@ class SyncView(QWidget):
             self.form.setRowVisible(edit, key in wanted)  # only what this type uses
         self._preview()
 
-    def _preview(self) -> str:
-        text = destination_toml(self.name.text().strip() or "NAME", self.kind.currentText(),
-                                {k: e.text() for k, e in self.fields.items() if e.isEnabled()})
-        self.preview.setPlainText(text)
-        return text
+    def _form(self) -> dict[str, str]:
+        return {k: e.text() for k, e in self.fields.items() if e.isEnabled()}
+
+    def _toml(self, *, masked: bool) -> str:
+        values = self._form()
+        if masked:  # the preview never shows a secret in clear
+            values = {k: "********" if k in SECRET_KEYS and v else v for k, v in values.items()}
+        return destination_toml(self.name.text().strip() or "NAME", self.kind.currentText(), values)
+
+    def _preview(self) -> None:
+        self.preview.setPlainText(self._toml(masked=True))
+
+    def clear_form(self) -> None:
+        self.name.clear()
+        self.name.setReadOnly(False)
+        for key, edit in self.fields.items():
+            edit.clear()
+            edit.setPlaceholderText(HINTS.get(key, ""))
+        self.problems.clear()
 
     def validate(self) -> bool:
+        """Check the form with the agent's config rules; an edit that keeps a stored secret counts it."""
         if not self.name.text().strip():
-            self.problems.setText("<span style='color:#c62828'>Give the destination a name.</span>")
+            self.problems.setText(_coloured(RED, "Give the destination a name."))
             return False
-        problems = validate(self._preview())
+        problems = [p for p in validate(self._toml(masked=False)) if not self._kept_secret_covers(p)]
         if problems:
-            items = "".join(f"<li>line {p.line}: {p.message}</li>" if p.line else f"<li>{p.message}</li>"
-                            for p in problems)
-            self.problems.setText(f"<span style='color:#c62828'>Not valid:</span><ul>{items}</ul>")
+            self.problems.setText(_problem_list(problems))
             return False
-        self.problems.setText("<span style='color:#2e7d32'>Valid. Copy it into the agent's config file "
-                              f"({self.config.source or 'see weightwarden config show'}) and restart the agent."
-                              "</span>")
+        self.problems.setText(_coloured(GREEN, "Valid."))
         return True
 
+    def _kept_secret_covers(self, problem: ConfigProblem) -> bool:
+        """'needs token' is no problem when editing a destination whose token the agent already holds."""
+        current = self._destination(self.name.text().strip())
+        kept = set(current["secrets_set"]) if current and current.get("managed") else set()
+        return "needs token" in problem.message and bool(kept & {"token"})
+
+    def apply(self) -> None:
+        if not self.validate():
+            return
+        name = self.name.text().strip()
+        values = form_values(self.kind.currentText(), self._form())
+        reply = self._change({"op": "forward-set", "name": name, "values": values})
+        if reply.get("ok"):
+            change = (reply.get("changes") or {}).get(name, "applied")
+            self.problems.setText(_coloured(GREEN, f"Applied: {name} {change}. Kept in {reply.get('file')}."))
+            self.name.setReadOnly(True)
+
+    def edit_selected(self) -> None:
+        selected = self._selected()
+        current = self._destination(selected["destination"]) if selected else None
+        if current is None:
+            return
+        self.clear_form()
+        self.name.setText(current["name"])
+        self.name.setReadOnly(True)  # a new name is a new destination: use New
+        self.kind.setCurrentText(current["type"])
+        for key, text in form_text(current["values"]).items():
+            if key in self.fields:
+                self.fields[key].setText(text)
+        for key in current.get("secrets_set", []):
+            if key in self.fields:
+                self.fields[key].setPlaceholderText("(set; leave empty to keep it)")
+        self._preview()
+
+    def remove_selected(self) -> None:
+        selected = self._selected()
+        if selected is None:
+            return
+        name = selected["destination"]
+        reply = self._change({"op": "forward-remove", "name": name})
+        if reply.get("ok"):
+            self.result.setText(_coloured(GREEN, f"Removed {name}: the agent no longer forwards to it."))
+
+    def _change(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send a change to the agent and show its answer; the table then shows what is in force."""
+        try:
+            reply = control.request(self.source.control_path, payload, timeout=CHANGE_TIMEOUT)
+        except control.ControlError as error:
+            reply = {"ok": False, "error": str(error)}
+        if not reply.get("ok"):
+            self.problems.setText(_problem_list(reply.get("problems") or [str(reply.get("error"))]))
+        self.refresh()
+        return reply
+
+    # ------------------------------------------------------------------ status
+
     def refresh(self) -> None:
+        agent = self.source.agent
+        self.destinations = self._listed() if agent.reachable else []
+        if agent.reachable:
+            where = "the running agent"
+            destinations = [_destination_of(d) for d in self.destinations]
+        else:
+            where = f"{self.config.source or 'built-in defaults (no config file)'} (the agent is not running)"
+            destinations = list(self.config.forward)
+        self.heading.setText(f"Destinations of <b>{where}</b>")
         rows: list[dict[str, Any]] = []
         error = ""
-        if self.config.forward and self.source.store is not None:
+        if destinations and self.source.store is not None:
             try:
-                rows = status_rows(self.config, self.source.database_path)
+                rows = status_rows(self.source.database_path, destinations)
             except Exception as failure:  # an older database without outbox tables
                 error = str(failure)
+        selected = self._selected()
         self.model.set_rows(rows)
-        if not self.config.forward:
-            self.result.setText("No destinations configured: alerts stay on this machine. Add a [forward.NAME] "
-                                "table (below) to send them to the SIEM.")
+        if selected is not None:
+            names = [r["destination"] for r in rows]
+            if selected["destination"] in names:
+                self.table.selectRow(names.index(selected["destination"]))
+        if not destinations:
+            self.result.setText("No destinations configured: alerts stay on this machine. Add one below.")
         elif error:
             self.result.setText(f"Delivery status unavailable: {error}")
-        self._update_buttons()
+        self._selection_changed()
+
+    def _listed(self) -> list[dict[str, Any]]:
+        try:
+            reply = control.request(self.source.control_path, {"op": "forward-list"}, timeout=5.0)
+        except control.ControlError:
+            return []
+        return list(reply.get("destinations") or []) if reply.get("ok") else []
+
+    def _destination(self, name: str) -> dict[str, Any] | None:
+        return next((d for d in self.destinations if d["name"] == name), None)
 
     def summary(self) -> str:
         """One line per destination for the overview."""
         lines = []
         for row in self.model.rows:
-            colour = "#c62828" if row["last_error"] else "#ef6c00" if row["backlog"] > 1000 else "#2e7d32"
+            colour = RED if row["last_error"] else "#ef6c00" if row["backlog"] > 1000 else GREEN
             state = row["last_error"] or f"backlog {row['backlog']:,}"
-            lines.append(f"<span style='color:{colour}'>●</span> <b>{row['destination']}</b> ({row['type']}): {state}")
+            if row["dead_letters"]:
+                state += f", {row['dead_letters']:,} refused"
+            lines.append(f"{_coloured(colour, '●')} <b>{row['destination']}</b> ({row['type']}): {state}")
         return "<br>".join(lines)
 
     def _selected(self) -> dict[str, Any] | None:
         rows = self.table.selectionModel().selectedRows()
         return self.model.row(rows[0].row()) if rows else None
 
-    def _update_buttons(self) -> None:
+    def _selection_changed(self) -> None:
+        selected = self._selected()
+        self._show_dead_letters(selected)
+        self._update_buttons(selected)
+
+    def _show_dead_letters(self, selected: dict[str, Any] | None) -> None:
+        listed = selected["dead_letter_list"] if selected else []
+        self.dead_table.setVisible(bool(listed))  # the space goes to the editor while there is nothing to list
+        if selected is None:
+            self.dead_model.set_rows([])
+            total = sum(r["dead_letters"] for r in self.model.rows)
+            self.dead_label.setText(f"{total:,} records refused in all. Select a destination to list its own."
+                                    if total else "No destination refused any record.")
+            return
+        self.dead_model.set_rows(listed)
+        count = selected["dead_letters"]
+        self.dead_label.setText(
+            f"{selected['destination']} refused {count:,} records as malformed; they are kept here and never "
+            f"retried" + (f" (newest {len(listed)} listed)." if count > len(listed) else ".")
+            if count else f"{selected['destination']} refused no record.")
+
+    def _update_buttons(self, selected: dict[str, Any] | None) -> None:
         agent = self.source.agent
-        if not self.config.forward:
-            reason = "No destinations configured."
-        elif not agent.reachable:
-            reason = "The agent is not running: it sends the test with its own credentials."
-        elif self._selected() is None:
-            reason = "Select a destination."
+        if not agent.reachable:
+            test = change = "The agent is not running: it sends tests and applies changes itself."
         else:
-            reason = ""
-        self.test_button.setEnabled(not reason)
-        self.test_button.setToolTip(reason or "The agent sends one test record and waits for confirmation.")
+            test = "" if selected else "Select a destination."
+            change = "" if agent.admin else (f"Only an admin (root or the agent's admin group) may change "
+                                             f"destinations; you are {agent.user or 'not one'}.")
+        self.test_button.setEnabled(not test)
+        self.test_button.setToolTip(test or "The agent sends one test record and waits for confirmation.")
+        self.save_button.setEnabled(not change)
+        self.save_button.setToolTip(change or "The agent checks the destination, keeps it in its drop-in file "
+                                              "and starts forwarding to it at once.")
+        from_app = bool(selected and selected.get("configured_in") == "app")
+        for button, verb in ((self.edit_button, "edit"), (self.remove_button, "remove")):
+            reason = change or ("Select a destination." if selected is None else
+                                "" if from_app else f"Defined in the config file: {verb} it there.")
+            button.setEnabled(not reason)
+            button.setToolTip(reason or f"{verb.capitalize()} this destination in the running agent.")
 
     def send_test(self) -> None:
         selected = self._selected()
@@ -226,8 +349,29 @@ class SyncView(QWidget):
             return
         reply = self.source.act({"op": "sync-test", "destination": selected["destination"]})
         if reply.get("ok"):
-            self.result.setText(f"<span style='color:#2e7d32'>Delivered test record {reply.get('id')} to "
-                                f"{selected['destination']} in {reply.get('milliseconds')} ms.</span>")
+            self.result.setText(_coloured(GREEN, f"Delivered test record {reply.get('id')} to "
+                                                 f"{selected['destination']} in {reply.get('milliseconds')} ms."))
         else:
-            self.result.setText(f"<span style='color:#c62828'>Test failed: {reply.get('error')}</span>")
+            self.result.setText(_coloured(RED, f"Test failed: {reply.get('error')}"))
         self.refresh()
+
+
+def _destination_of(listed: dict[str, Any]) -> ForwardDestination:
+    """A listed destination back as the config's dataclass (the status rows want its type and target)."""
+    known = {k: v for k, v in listed["values"].items() if k in ForwardDestination.__dataclass_fields__}
+    return ForwardDestination(**known, name=listed["name"], managed=bool(listed.get("managed")))
+
+
+def _table(model: Any, height: int) -> QTableView:
+    table = QTableView()
+    table.setModel(model)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.verticalHeader().hide()
+    table.setShowGrid(False)
+    table.setAlternatingRowColors(True)
+    header = table.horizontalHeader()
+    header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setStretchLastSection(True)
+    table.setMaximumHeight(height)
+    return table

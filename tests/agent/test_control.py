@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Iterator
@@ -10,13 +11,16 @@ from pathlib import Path
 import pytest
 
 from tests.gui.helpers import make_database
+from weightwarden.agent.config import load_config, managed_destinations_file
 from weightwarden.agent.control import (
     Authorizer,
     ControlError,
     ControlServer,
     Peer,
+    for_agent,
     request,
 )
+from weightwarden.agent.forward.manager import ForwardManager
 from weightwarden.agent.store import Store
 
 NOBODY = Peer(pid=4242, uid=64123, gid=64123)
@@ -125,3 +129,41 @@ def test_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path: Path) -> None:
 def test_unreachable_agent_is_a_control_error(tmp_path: Path) -> None:
     with pytest.raises(ControlError, match="not reachable"):
         request(str(tmp_path / "missing.sock"), {"op": "ping"}, timeout=1)
+
+
+def test_admins_change_destinations_live_and_anyone_lists_or_tests_them(tmp_path: Path) -> None:
+    """forward-set/-remove need an admin (decided from the peer's uid); the change reaches the running
+    forwarders; forward-list and sync-test use what is in force now."""
+    (tmp_path / "data").mkdir()
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[agent]\nmode = "user"\ndata_dir = "{tmp_path / "data"}"\n')
+    config = load_config(config_file)
+    store = Store(config.database_path)
+    manager = ForwardManager(config, lambda _record: None)
+    server = for_agent(config, store, on_scan_now=lambda: None, on_review=lambda _review: None,
+                       apply_destinations=manager.apply)
+    server.start()
+    try:
+        values = {"type": "file", "path": str(tmp_path / "out.jsonl")}
+        refused = server.handle(NOBODY, {"op": "forward-set", "name": "local", "values": values})
+        assert not refused["ok"] and "needs an admin" in refused["error"]
+        assert not server.handle(NOBODY, {"op": "forward-remove", "name": "local"})["ok"]
+        assert not os.path.exists(managed_destinations_file(config)) and manager.forwarders == []
+        # Over the socket, as the agent's own user: in user mode that user administers its agent.
+        reply = request(server.path, {"op": "forward-set", "name": "local", "values": values})
+        assert reply["ok"] and reply["changes"] == {"local": "started"}, reply
+        listed = server.handle(NOBODY, {"op": "forward-list"})
+        assert listed["ok"] and [d["name"] for d in listed["destinations"]] == ["local"]
+        assert [f.name for f in manager.forwarders] == ["local"]
+        tested = server.handle(NOBODY, {"op": "sync-test", "destination": "local"})  # the live destination
+        assert tested["ok"], tested
+        assert json.loads((tmp_path / "out.jsonl").read_text().splitlines()[-1])["event"]["id"] == tested["id"]
+        invalid = request(server.path, {"op": "forward-set", "name": "local", "values": {"type": "file", "keep": 0}})
+        assert not invalid["ok"] and len(invalid["problems"]) == 2, invalid  # keep out of range, and no path
+        assert request(server.path, {"op": "forward-remove", "name": "local"})["changes"] == {"local": "stopped"}
+        assert manager.forwarders == [] and load_config(config_file).forward == ()
+    finally:
+        server.stop()
+        manager.stop(0)
+        store.close()
+

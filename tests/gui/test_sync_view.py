@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt
 from pytestqt.modeltest import ModelTester
@@ -11,17 +12,28 @@ from pytestqt.qtbot import QtBot
 
 from tests.gui.helpers import running_agent
 from weightwarden.agent.config import load_config
-from weightwarden.gui.models.sync_status import SyncStatusModel
+from weightwarden.agent.events import Action, Category, Event
+from weightwarden.agent.store.outbox import Outbox
+from weightwarden.gui.models.sync_status import DeadLetterModel, SyncStatusModel
+from weightwarden.gui.source import AgentStatus
 from weightwarden.gui.sync_config import destination_toml, validate
+from weightwarden.gui.views.sync_view import SyncView
 
 
 def test_sync_status_model_passes_qt_model_checks(qtmodeltester: ModelTester) -> None:
     model = SyncStatusModel([{"destination": "splunk", "type": "hec", "format": "default", "target": "https://s",
                               "enabled": True, "last_delivered_at": None, "backlog": 5000, "delivered_total": 1,
-                              "dropped_total": 0, "dead_letters": 0, "last_error": "401 Unauthorized"}])
+                              "dropped_total": 0, "dead_letters": 0, "last_error": "401 Unauthorized",
+                              "configured_in": "app"}])
     qtmodeltester.check(model)
-    assert model.data(model.index(0, 4)) == "never"
-    assert model.data(model.index(0, 9)) == "401 Unauthorized"
+    headers = [model.headerData(i, Qt.Orientation.Horizontal) for i in range(model.columnCount())]
+    assert model.data(model.index(0, headers.index("Last delivered"))) == "never"
+    assert model.data(model.index(0, headers.index("Last error"))) == "401 Unauthorized"
+    assert model.data(model.index(0, headers.index("Set in"))) == "app"
+    dead = DeadLetterModel([{"time": "2026-11-29T10:00:00.000Z", "record_id": "0193", "sequence": 7,
+                             "reason": "400 mapper_parsing_exception"}])
+    qtmodeltester.check(dead)
+    assert dead.data(dead.index(0, 3)) == "400 mapper_parsing_exception"
 
 
 def test_destination_snippets_are_checked_by_the_agents_config_rules() -> None:
@@ -53,7 +65,7 @@ def test_status_and_live_test_through_the_agent(qtbot: QtBot, tmp_path: Path, da
                    for line in sink.read_text().splitlines())
 
 
-def test_editor_validates_and_cannot_pretend_to_apply(database: Path, window_factory) -> None:  # type: ignore[no-untyped-def]
+def test_without_an_agent_the_editor_validates_but_cannot_apply(database: Path, window_factory) -> None:  # type: ignore[no-untyped-def]
     window = window_factory(database)
     view = window.sync
     assert "No destinations configured" in view.result.text()
@@ -63,7 +75,104 @@ def test_editor_validates_and_cannot_pretend_to_apply(database: Path, window_fac
     view.fields["url"].setText("https://splunk.example.org:8088")
     assert not view.validate()  # hec needs a token
     assert "token" in view.problems.text()
-    view.fields["token_file"].setText("/etc/weightwarden/hec.token")
+    view.fields["token"].setText("s3cret")
     assert view.validate(), view.problems.text()
-    assert "[forward.splunk]" in view.preview.toPlainText()
-    assert not view.save_button.isEnabled() and "restart" in view.save_button.toolTip()
+    assert "[forward.splunk]" in view.preview.toPlainText() and "s3cret" not in view.preview.toPlainText()
+    assert not view.save_button.isEnabled() and "not running" in view.save_button.toolTip()
+
+
+def rows(view: SyncView) -> dict[str, dict[str, Any]]:
+    return {row["destination"]: row for row in view.model.rows}
+
+
+def select(view: SyncView, name: str) -> None:
+    view.table.selectRow([row["destination"] for row in view.model.rows].index(name))
+
+
+def test_destinations_are_added_edited_and_removed_live_through_the_agent(
+        qtbot: QtBot, tmp_path: Path, window_factory) -> None:  # type: ignore[no-untyped-def]
+    fixed, first, second = tmp_path / "fixed.jsonl", tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    with running_agent(tmp_path, extra_config=f'[forward.fixed]\ntype = "file"\npath = "{fixed}"\n') as agent:
+        window = window_factory(tmp_path / "data" / "weightwarden.db", config=load_config(agent.config_file))  # type: ignore[attr-defined]
+        view: SyncView = window.sync
+        assert view.save_button.isEnabled(), view.save_button.toolTip()  # user mode: the owner is an admin
+        assert rows(view)["fixed"]["configured_in"] == "config file"
+        select(view, "fixed")
+        assert not view.edit_button.isEnabled() and "config file" in view.edit_button.toolTip()
+        # Invalid: every problem shown, nothing sent.
+        view.kind.setCurrentText("syslog")
+        view.name.setText("siem")
+        view.fields["port"].setText("70000")
+        view.fields["transport"].setText("ftp")
+        qtbot.mouseClick(view.save_button, Qt.MouseButton.LeftButton)
+        problems = view.problems.text()
+        assert "port" in problems and "transport" in problems and "address" in problems, problems
+        assert "siem" not in rows(view)
+        # The agent's own refusal is shown too: a name the config file already uses.
+        view.clear_form()
+        view.kind.setCurrentText("file")
+        view.name.setText("fixed")
+        view.fields["path"].setText(str(first))
+        qtbot.mouseClick(view.save_button, Qt.MouseButton.LeftButton)
+        assert "defined in the config file" in view.problems.text(), view.problems.text()
+        # Add: live at once, from the beginning of the log.
+        view.clear_form()
+        view.kind.setCurrentText("file")
+        view.name.setText("local")
+        view.fields["path"].setText(str(first))
+        view.fields["format"].setText("native")
+        qtbot.mouseClick(view.save_button, Qt.MouseButton.LeftButton)
+        assert "Applied: local started" in view.problems.text(), view.problems.text()
+        assert rows(view)["local"]["configured_in"] == "app"
+        qtbot.waitUntil(lambda: first.exists() and "agent-started" in first.read_text(), timeout=10_000)
+        # Edit: the form shows what the agent holds; the new path gets what is recorded from now on.
+        select(view, "local")
+        assert view.edit_button.isEnabled(), view.edit_button.toolTip()
+        qtbot.mouseClick(view.edit_button, Qt.MouseButton.LeftButton)
+        assert view.fields["path"].text() == str(first) and view.name.isReadOnly()
+        view.fields["path"].setText(str(second))
+        qtbot.mouseClick(view.save_button, Qt.MouseButton.LeftButton)
+        assert "Applied: local replaced" in view.problems.text(), view.problems.text()
+        marker = Event(Action.SCAN_FINISHED, Category.FILE, "after the edit")
+        agent.record(marker)
+        qtbot.waitUntil(lambda: second.exists() and marker.id in second.read_text(), timeout=10_000)
+        assert marker.id not in first.read_text() and "agent-started" not in second.read_text()
+        # The test button reaches the destination as the agent now has it.
+        select(view, "local")
+        qtbot.mouseClick(view.test_button, Qt.MouseButton.LeftButton)
+        assert "Delivered test record" in view.result.text(), view.result.text()
+        # Remove.
+        select(view, "local")
+        qtbot.mouseClick(view.remove_button, Qt.MouseButton.LeftButton)
+        assert "Removed local" in view.result.text() and "local" not in rows(view)
+        assert [f.name for f in agent.evidence.forwarders.forwarders] == ["fixed"]
+        # Someone who is not an admin: the agent says so in ping, and the app explains the disabled buttons.
+        view.source.agent = AgentStatus(True, admin=False, user="ana")
+        view.source.agentChanged.emit(view.source.agent)
+        assert not view.save_button.isEnabled() and "Only an admin" in view.save_button.toolTip()
+        assert "ana" in view.save_button.toolTip()
+
+
+def test_dead_letters_are_listed_per_destination(tmp_path: Path, window_factory) -> None:  # type: ignore[no-untyped-def]
+    sink = tmp_path / "sink.jsonl"
+    with running_agent(tmp_path, extra_config=f'[forward.es]\ntype = "file"\npath = "{sink}"\n') as agent:
+        database = tmp_path / "data" / "weightwarden.db"
+        agent.writer.flush(timeout=10)
+        outbox = Outbox(database)
+        try:
+            refused = outbox.after(0, 3)
+            for record in refused:  # what the _bulk transport does with a 400 item
+                outbox.dead_letter("es", record, f"400 mapper_parsing_exception for {record.sequence}")
+        finally:
+            outbox.close()
+        window = window_factory(database, config=load_config(agent.config_file))  # type: ignore[attr-defined]
+        view: SyncView = window.sync
+        assert rows(view)["es"]["dead_letters"] == 3
+        assert "3 records refused in all" in view.dead_label.text() and not view.dead_table.isVisibleTo(view)
+        select(view, "es")
+        assert view.dead_table.isVisibleTo(view)
+        assert view.dead_model.rowCount() == 3 and "es refused 3 records" in view.dead_label.text()
+        listed = [view.dead_model.row(i) for i in range(3)]
+        assert [d["record_id"] for d in listed] == [r.id for r in reversed(refused)]  # newest first
+        assert view.dead_model.data(view.dead_model.index(0, 3)).startswith("400 mapper_parsing_exception")
+        assert "refused" in view.summary()
