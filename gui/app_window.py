@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import time
 
 from PySide6.QtCore import Qt
@@ -15,6 +17,7 @@ from weightwarden.gui.source import AgentStatus, DataSource
 from weightwarden.gui.tray import Tray
 from weightwarden.gui.views.alerts_view import AlertsView
 from weightwarden.gui.views.models_view import ModelsView
+from weightwarden.gui.views.my_alerts_view import MyAlertsView
 from weightwarden.gui.views.overview_view import OverviewView
 from weightwarden.gui.views.sync_view import SyncView
 from weightwarden.gui.widgets import Banner
@@ -40,9 +43,11 @@ class MainWindow(QMainWindow):
         self.alerts = AlertsView(self.source)
         self.models = ModelsView(self.source)
         self.sync = SyncView(self.source, config)
+        self.mine = MyAlertsView(self.source)  # only for users the database is closed to (limited view)
         for view, title in ((self.overview, "Overview"), (self.alerts, "Alerts"), (self.models, "Models"),
-                            (self.sync, "Central sync")):
+                            (self.sync, "Central sync"), (self.mine, "Your alerts")):
             self.tabs.addTab(view, title)
+        self._limited = False
         self.tabs.setCurrentWidget(self.alerts)
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
@@ -66,9 +71,17 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ state
 
     def _update_banner(self) -> None:
+        self._show_limited(self.source.store is None and self.source.denied)
         agent = self.source.agent
         if self.source.store is None:
             error = self.source.error
+            if self.source.denied:
+                reach = ("The agent shows you the alerts about your own processes and takes your justifications."
+                         if agent.reachable else "The agent is not reachable either.")
+                self.banner.show_state("warn", f"Limited view: the alert database ({self.source.database_path}) is "
+                                               "readable by root and the weightwarden-admin group only, and you are "
+                                               f"{_user()}. Your security team reviews the alerts. {reach}")
+                return
             if "no database yet" in error:
                 text = (f"No database yet at {self.source.database_path}. Start the agent "
                         "(weightwarden agent) to create it; this window updates when it appears.")
@@ -86,6 +99,20 @@ class MainWindow(QMainWindow):
             role = "an admin" if agent.admin else "not an admin (you can add justifications)"
             self.banner.show_state("ok", f"Agent running ({info.get('mode', '?')} mode, pid {info.get('pid', '?')})."
                                          f" You are {agent.user}, {role}.")
+
+    def _show_limited(self, limited: bool) -> None:
+        """A user outside the admin group gets the "Your alerts" tab instead of the database's views."""
+        index = self.tabs.indexOf(self.mine)
+        for view in (self.overview, self.alerts, self.models, self.sync):
+            self.tabs.setTabVisible(self.tabs.indexOf(view), not limited)
+        self.tabs.setTabVisible(index, limited)
+        if limited and not self._limited:
+            self.tabs.setCurrentIndex(index)
+        if limited and self.source.agent.reachable:
+            self.mine.refresh()
+        elif limited:
+            self.mine.summary.setText("Your alerts come from the agent, which is not running now.")
+        self._limited = limited
 
     def _agent_changed(self, _status: AgentStatus) -> None:
         self._update_banner()
@@ -169,6 +196,13 @@ class MainWindow(QMainWindow):
         if self.tray is not None and self.tray.icon is not None:
             self.tray.icon.hide()
         super().closeEvent(event)
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid {os.getuid()}"
 
 
 __all__ = ["VIEWS", "MainWindow", "Qt"]

@@ -40,6 +40,7 @@ class DataSource(QObject):
         self.control_path = control_path or control.socket_path(os.path.dirname(os.path.abspath(database_path)))
         self.store: Store | None = None
         self.error = ""
+        self.denied = False  # the database exists but this user may not read it (system mode, not an admin)
         self.agent = AgentStatus(False, error="not checked yet")
         self._version = -1
         self._agent_poll_s = agent_poll_s
@@ -66,10 +67,13 @@ class DataSource(QObject):
     def _open(self) -> bool:
         try:
             self.store = Store(self.database_path, read_only=True)
-        except StoreError as error:
-            self.error = str(error)
+        except (StoreError, OSError) as error:  # OSError: e.g. a data dir only admins may enter
+            self.error = str(error) if isinstance(error, StoreError) else \
+                f"{self.database_path}: {error.strerror or error}"
+            self.denied = _denied(self.database_path)
             return False
         self.error = ""
+        self.denied = False
         self._version = self.store.review.data_version()
         return True
 
@@ -118,3 +122,14 @@ class DataSource(QObject):
             return {"ok": False, "error": str(error)}
         self.poll()  # the agent committed: show it now rather than at the next tick
         return reply
+
+
+def _denied(path: str) -> bool:
+    """True when the database (or the directory holding it) exists but is closed to this user."""
+    try:
+        os.stat(path)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return not os.access(path, os.R_OK)

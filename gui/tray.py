@@ -1,35 +1,14 @@
 """Tray icon and desktop notifications for new alerts at or above the configured severity, and the
-"start minimised at login" switch (an XDG autostart entry)."""
+"start minimised at login" switch (gui/autostart.py)."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from weightwarden.agent.store.review_queries import AlertRow
-from weightwarden.gui import severity
-
-AUTOSTART_NAME = "weightwarden-gui.desktop"
-
-
-def autostart_file() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "autostart" / AUTOSTART_NAME
-
-
-def set_autostart(enabled: bool, command: str = "weightwarden-gui --minimized") -> None:
-    path = autostart_file()
-    if not enabled:
-        path.unlink(missing_ok=True)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("[Desktop Entry]\nType=Application\nName=Weightwarden\n"
-                    "Comment=Review model-theft alerts\n"
-                    f"Exec={command}\nX-GNOME-Autostart-enabled=true\n", encoding="utf-8")
+from weightwarden.gui import autostart, severity
 
 
 def notification_text(alerts: list[AlertRow]) -> tuple[str, str]:
@@ -59,8 +38,8 @@ class Tray(QObject):
             menu.addAction("Open Weightwarden", self.openRequested.emit)
             self.autostart = QAction("Start minimised at login", menu)
             self.autostart.setCheckable(True)
-            self.autostart.setChecked(autostart_file().exists())
-            self.autostart.toggled.connect(set_autostart)
+            self.autostart.setChecked(autostart.is_enabled())
+            self.autostart.toggled.connect(lambda on: autostart.set_enabled(on))
             menu.addAction(self.autostart)
             menu.addSeparator()
             menu.addAction("Quit", self.quitRequested.emit)

@@ -1,4 +1,8 @@
-"""`weightwarden alerts` and `weightwarden events`: read the local log (read-only)."""
+"""`weightwarden alerts` and `weightwarden events`: read the local log (read-only).
+
+`alerts` lists each incident once, in its latest state, with `incident` (the first alert's id) and
+`updates` (how many times it grew); `--every-update` lists every stored record instead.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,9 @@ def register(commands: Any) -> None:
         parser.add_argument("--json", action="store_true", help="one JSON object per line")
         parser.add_argument("--since", metavar="TIME", help="RFC 3339 time or an age such as 30m, 2h, 7d")
         parser.add_argument("--limit", type=int, metavar="N", help="only the newest N")
+        if name == "alerts":
+            parser.add_argument("--every-update", action="store_true",
+                                help="every stored update of an incident, not only its latest state")
         add_config_options(parser)
         parser.set_defaults(run=run_alerts if name == "alerts" else run_events)
 
@@ -36,15 +43,15 @@ def _open(args: argparse.Namespace) -> tuple[Store, dict[str, Any]]:
 def run_alerts(args: argparse.Namespace) -> int:
     store, query = _open(args)
     try:
-        alerts = store.alerts(**query)
+        alerts = store.review.latest_records(**query, every_update=args.every_update)
     finally:
         store.close()
     if args.json:
         for alert in alerts:
             print(json.dumps(alert, sort_keys=True))
     else:
-        print_table([(a["time"], str(a["severity"]), a["rule"], a.get("model") or "-", a["message"])
-                     for a in alerts], ("TIME", "SEV", "RULE", "MODEL", "WHAT"))
+        print_table([(a["time"], str(a["severity"]), a["rule"], a.get("model") or "-", str(a["updates"]),
+                      a["message"]) for a in alerts], ("TIME", "SEV", "RULE", "MODEL", "UPDATES", "WHAT"))
     return EXIT_FINDINGS if alerts else EXIT_OK
 
 

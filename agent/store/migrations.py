@@ -11,7 +11,7 @@ from collections.abc import Callable
 import sqlite_utils
 
 from weightwarden.agent.events import format_time, utc_now
-from weightwarden.agent.store import chain, outbox, review_schema, tensor_store
+from weightwarden.agent.store import chain, incidents, outbox, review_schema, tensor_store
 
 Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
 
@@ -60,6 +60,9 @@ MIGRATIONS: list[Migration] = [
     ("0005_forward_outbox", outbox.create_outbox_tables),
     ("0006_tensor_fingerprints", tensor_store.create_tensor_tables),
     ("0007_events_by_path", review_schema.lineage_index),
+    ("0008_alert_incidents", incidents.alert_incidents),
+    ("0009_forward_budget_bytes", outbox.add_budget_count),
+    ("0010_alert_review_indexes", review_schema.review_indexes),
 ]
 
 

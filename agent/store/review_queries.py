@@ -3,6 +3,10 @@
 Keyset pagination: a page continues after the last row's (sort value, sequence), so page 4,000 of a
 million alerts costs what page 1 costs; an OFFSET would rescan every row before it. Each sortable
 column has an index on (column, sequence) (review_schema.alert_search).
+
+One alert per incident: an incident's updates are stored as new alert rows (append-only), and every
+listing, count and aggregate here shows only the latest row of each incident (`latest = 1`, kept by
+the trigger of store/incidents.py) with its `updates` count, unless a filter asks for every update.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from weightwarden.agent.events import format_time, new_id, utc_now
+from weightwarden.agent.store import review_schema
 
 STATUSES = ("open", "acknowledged", "resolved", "false-positive")
 REVIEW_ACTIONS = {"justify": None, "acknowledge": "acknowledged", "resolve": "resolved",
@@ -27,8 +32,9 @@ REVIEW_ACTIONS = {"justify": None, "acknowledge": "acknowledged", "resolve": "re
 # by rowid walks the table's own b-tree, and FTS5 can hand matches over in rowid order too.
 SORT_KEYS = {"time": "rowid", "severity": "severity", "rule": "rule_id", "model": "coalesce(model, '')",
              "status": "status"}
-_COLUMNS = "rowid, id, sequence, time, severity, rule_id, title, model, status, record"
-_JOINED_COLUMNS = "a.rowid, a.id, a.sequence, a.time, a.severity, a.rule_id, a.title, a.model, a.status, a.record"
+_COLUMNS = "rowid, id, sequence, time, severity, rule_id, title, model, status, record, incident, updates"
+_JOINED_COLUMNS = ("a.rowid, a.id, a.sequence, a.time, a.severity, a.rule_id, a.title, a.model, a.status, a.record,"
+                   " a.incident, a.updates")
 COUNT_CAP = 100_000  # a free-text count stops here ("more than 100,000"): counting every match costs seconds
 
 
@@ -43,6 +49,7 @@ class AlertFilter:
     since: datetime | None = None
     until: datetime | None = None
     text: str = ""
+    every_update: bool = False  # every stored update of an incident, not only its latest state
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,8 @@ class AlertRow:
     model: str | None
     status: str
     record_json: str = field(repr=False)  # parsed on use: a million loaded rows stay small
+    incident: str | None = None  # the id of the incident's first alert (its own id for a first alert)
+    updates: int = 0  # how many updates of the incident came before and including this row
 
     @property
     def record(self) -> dict[str, Any]:
@@ -98,10 +107,17 @@ def fts_query(text: str) -> str:
     return " ".join(phrases)
 
 
-def _where(flt: AlertFilter, *, with_text: bool = True, table: str = "") -> tuple[list[str], list[Any]]:
-    """SQL conditions for a filter; `table` prefixes the columns ("a." when alerts is joined)."""
+def _where(flt: AlertFilter, *, with_text: bool = True, table: str = "",
+           latest_by_index: bool = True) -> tuple[list[str], list[Any]]:
+    """SQL conditions for a filter; `table` prefixes the columns ("a." when alerts is joined).
+
+    `latest_by_index=False` writes the latest-state test as `+latest = 1`: the unary plus keeps SQLite from
+    walking a (latest, ...) index when a rowid range or FTS5 should drive the scan (live updates, free
+    text), which it otherwise prefers and which turns a 1 ms lookup into a scan of every latest row.
+    """
     t = table
-    clauses: list[str] = []
+    latest = f"{t}latest = 1" if latest_by_index else f"+{t}latest = 1"
+    clauses: list[str] = [] if flt.every_update else [latest]
     params: list[Any] = []
     if flt.min_severity > 0:
         clauses.append(f"{t}severity >= ?")
@@ -130,7 +146,8 @@ def _where(flt: AlertFilter, *, with_text: bool = True, table: str = "") -> tupl
 
 def _row(row: Sequence[Any]) -> AlertRow:
     return AlertRow(rowid=row[0], id=row[1], sequence=row[2], time=row[3], severity=row[4], rule=row[5],
-                    title=row[6], model=row[7], status=row[8] or "open", record_json=row[9])
+                    title=row[6], model=row[7], status=row[8] or "open", record_json=row[9],
+                    incident=row[10] or row[1], updates=row[11] or 0)
 
 
 def alert_page(conn: sqlite3.Connection, flt: AlertFilter, sort: AlertSort, *,
@@ -158,7 +175,7 @@ def _text_page_by_time(conn: sqlite3.Connection, flt: AlertFilter, sort: AlertSo
                        limit: int) -> list[AlertRow]:
     """Free text, newest first: FTS5 streams matches in rowid order and the scan stops after one page,
     instead of collecting every match (all of them, for a word most alerts contain) and sorting."""
-    clauses, params = _where(flt, with_text=False, table="a.")
+    clauses, params = _where(flt, with_text=False, table="a.", latest_by_index=False)
     clauses.insert(0, "alerts_fts match ?")
     params.insert(0, fts_query(flt.text))
     if after is not None:
@@ -174,16 +191,94 @@ def alert_count(conn: sqlite3.Connection, flt: AlertFilter, cap: int | None = CO
     """How many alerts match; with free text, at most `cap` + 1 (more means "over cap")."""
     query = fts_query(flt.text)
     if query and cap is not None:
-        clauses, params = _where(flt, with_text=False)
-        if not clauses:
+        clauses, params = _where(flt, with_text=False, table="a.", latest_by_index=False)
+        if not clauses or clauses == ["+a.latest = 1"]:
             sql = "select count(*) from (select 1 from alerts_fts where alerts_fts match ? limit ?)"
-            return int(conn.execute(sql, [query, cap + 1]).fetchone()[0])
-        clauses, params = _where(flt)
-        sql = f"select count(*) from (select 1 from alerts where {' and '.join(clauses)} limit ?)"
-        return int(conn.execute(sql, [*params, cap + 1]).fetchone()[0])
+            matches = int(conn.execute(sql, [query, cap + 1]).fetchone()[0])
+            if not clauses:
+                return matches
+            # Superseded incident states are few: count the matches among them (the latest index finds them)
+            # and take them off, instead of joining every match to its row to test `latest`.
+            superseded = int(conn.execute(
+                "select count(*) from alerts where latest = 0 and rowid in"
+                " (select rowid from alerts_fts where alerts_fts match ?)", [query]).fetchone()[0])
+            if matches <= cap or superseded == 0:
+                return matches - superseded
+        # FTS5 drives: the matches are streamed and the count stops at the cap.
+        sql = (f"select count(*) from (select 1 from alerts_fts f join alerts a on a.rowid = f.rowid"
+               f" where alerts_fts match ? and {' and '.join(clauses)} limit ?)")
+        return int(conn.execute(sql, [query, *params, cap + 1]).fetchone()[0])
     clauses, params = _where(flt)
     where = f" where {' and '.join(clauses)}" if clauses else ""
     return int(conn.execute(f"select count(*) from alerts{where}", params).fetchone()[0])
+
+
+@dataclass(frozen=True)
+class _Positions:
+    """The matching alerts as index entries only: SQLite walks the (column, sequence) index, or the sequence
+    index for time (rowid order is sequence order), or FTS5's rowids, and never reads an alert record."""
+
+    source: str  # from ...
+    clauses: list[str]
+    params: list[Any]
+    rowid: str  # the rowid column of `source`
+    time: str  # the column time order follows in `source`
+
+    def select(self, extra: str = "") -> str:
+        clauses = [*self.clauses, extra] if extra else self.clauses
+        return f"select {self.rowid} from {self.source}" + (f" where {' and '.join(clauses)}" if clauses else "")
+
+    def order(self, sort: AlertSort) -> str:
+        direction = "desc" if sort.descending else "asc"
+        if sort.key == "time":
+            return f"{self.time} {direction}"
+        return f"{SORT_KEYS[sort.key]} {direction}, sequence {direction}"
+
+
+def _positions(flt: AlertFilter, sort: AlertSort) -> _Positions:
+    query = fts_query(flt.text)
+    if sort.key == "time" and query:
+        clauses, params = _where(flt, with_text=False, table="a.", latest_by_index=False)
+        if not clauses:
+            return _Positions("alerts_fts", ["alerts_fts match ?"], [query], "rowid", "rowid")
+        return _Positions("alerts_fts f join alerts a on a.rowid = f.rowid", ["alerts_fts match ?", *clauses],
+                          [query, *params], "f.rowid", "f.rowid")
+    clauses, params = _where(flt)
+    return _Positions("alerts", clauses, params, "rowid", "sequence")
+
+
+def alert_page_at(conn: sqlite3.Connection, flt: AlertFilter, sort: AlertSort, offset: int,
+                  limit: int = 200) -> list[AlertRow]:
+    """Up to `limit` alerts from position `offset` (0 = first) in `sort` order: jump anywhere in the list.
+
+    The OFFSET is counted over index entries only (_Positions), which costs tens of milliseconds even a
+    million rows in, where counting over the table's own rows costs seconds; only the page's rows are
+    then read. Measured in bench/gui_alerts.py.
+    """
+    positions = _positions(flt, sort)
+    sql = (f"select {_COLUMNS} from alerts where rowid in"
+           f" ({positions.select()} order by {positions.order(sort)} limit ? offset ?)")
+    rows = [_row(r) for r in conn.execute(sql, [*positions.params, limit, max(offset, 0)])]
+    rows.sort(key=lambda r: (r.sort_value(sort.key), r.sequence), reverse=sort.descending)
+    return rows
+
+
+def alert_position(conn: sqlite3.Connection, flt: AlertFilter, sort: AlertSort, alert_id: str) -> int | None:
+    """Where an alert stands in `sort` order among the alerts matching `flt` (None: it does not match)."""
+    clauses, params = _where(flt)
+    found = conn.execute(f"select {_COLUMNS} from alerts where {' and '.join(['id = ?', *clauses])}",
+                         [alert_id, *params]).fetchone()
+    if found is None:
+        return None
+    row = _row(found)
+    positions = _positions(flt, sort)
+    ahead = ">" if sort.descending else "<"  # the rows that come before it in this order
+    if sort.key != "time":
+        condition, key = f"({SORT_KEYS[sort.key]}, sequence) {ahead} (?, ?)", [row.sort_value(sort.key), row.sequence]
+    else:
+        condition, key = f"{positions.time} {ahead} ?", [row.sequence if positions.time == "sequence" else row.rowid]
+    sql = f"select count(*) from ({positions.select(condition)})"
+    return int(conn.execute(sql, [*positions.params, *key]).fetchone()[0])
 
 
 def alerts_after(conn: sqlite3.Connection, sequence: int, flt: AlertFilter, limit: int = 10_000) -> list[AlertRow]:
@@ -198,22 +293,55 @@ def alerts_after(conn: sqlite3.Connection, sequence: int, flt: AlertFilter, limi
         return []
     first = found[0]
     if fts_query(flt.text):
-        clauses, params = _where(flt, with_text=False, table="a.")
+        clauses, params = _where(flt, with_text=False, table="a.", latest_by_index=False)
         clauses[0:0] = ["alerts_fts match ?", "f.rowid >= ?"]
         params[0:0] = [fts_query(flt.text), first]
         sql = (f"select {_JOINED_COLUMNS} from alerts_fts f join alerts a on a.rowid = f.rowid"
                f" where {' and '.join(clauses)} order by f.rowid desc limit ?")
     else:
-        clauses, params = _where(flt)
+        clauses, params = _where(flt, latest_by_index=False)
         clauses.append("rowid >= ?")
         params.append(first)
         sql = f"select {_COLUMNS} from alerts where {' and '.join(clauses)} order by rowid desc limit ?"
     return [_row(r) for r in conn.execute(sql, [*params, limit])]
 
 
+def alerts_of_user(conn: sqlite3.Connection, user: str, limit: int = 500) -> list[AlertRow]:
+    """The newest alerts about one user's processes (`process.user`), for a user who may not read the
+    database itself (system mode, not an admin): the agent serves them through its control socket."""
+    clauses, params = _where(AlertFilter())
+    clauses.append(f"{review_schema.PROCESS_USER} = ?")
+    sql = (f"select {_COLUMNS} from alerts indexed by {review_schema.PROCESS_USER_INDEX}"
+           f" where {' and '.join(clauses)} order by sequence desc limit ?")
+    return [_row(r) for r in conn.execute(sql, [*params, user, limit])]
+
+
 def alert_by_id(conn: sqlite3.Connection, alert_id: str) -> AlertRow | None:
     row = conn.execute(f"select {_COLUMNS} from alerts where id = ?", [alert_id]).fetchone()
     return _row(row) if row else None
+
+
+def incident_alerts(conn: sqlite3.Connection, alert_id: str) -> list[AlertRow]:
+    """Every stored state of the incident `alert_id` belongs to (any of its rows), oldest first."""
+    rows = conn.execute(f"select {_COLUMNS} from alerts where incident = (select incident from alerts where id = ?)"
+                        " order by rowid", [alert_id])
+    return [_row(r) for r in rows]
+
+
+def latest_alert_records(conn: sqlite3.Connection, *, since: datetime | None = None, limit: int | None = None,
+                         every_update: bool = False) -> list[dict[str, Any]]:
+    """Stored alert records oldest first (the newest `limit`), each incident once in its latest state,
+    with `incident` and `updates` added (`weightwarden alerts`)."""
+    clauses = [] if every_update else ["latest = 1"]
+    params: list[Any] = []
+    if since is not None:
+        clauses.append("time >= ?")
+        params.append(format_time(since))
+    where = f" where {' and '.join(clauses)}" if clauses else ""
+    params.append(-1 if limit is None else limit)
+    rows = conn.execute(f"select record, incident, updates from (select record, incident, updates, sequence"
+                        f" from alerts{where} order by sequence desc limit ?) order by sequence", params)
+    return [{**json.loads(record), "incident": incident, "updates": updates or 0} for record, incident, updates in rows]
 
 
 def alert_rules(conn: sqlite3.Connection) -> list[str]:
@@ -230,8 +358,10 @@ def max_alert_sequence(conn: sqlite3.Connection) -> int:
 
 
 def reviews(conn: sqlite3.Connection, alert_id: str) -> list[dict[str, Any]]:
+    """Reviews of the alert's whole incident (a review of an earlier state still applies), oldest first."""
     cursor = conn.execute("select id, time, alert_id, action, status, text, uid, user from alert_reviews"
-                          " where alert_id = ? order by rowid", [alert_id])
+                          " where alert_id in (select id from alerts where incident ="
+                          " (select incident from alerts where id = ?)) order by rowid", [alert_id])
     return [_review(r) for r in cursor]
 
 
@@ -263,8 +393,9 @@ def add_review(conn: sqlite3.Connection, alert_id: str, action: str, *, uid: int
               "status": status, "text": text, "uid": uid, "user": user}
     conn.execute("insert into alert_reviews (id, time, alert_id, action, status, text, uid, user)"
                  " values (:id, :time, :alert_id, :action, :status, :text, :uid, :user)", review)
-    if status is not None:
-        conn.execute("update alerts set status = ? where id = ?", [status, alert_id])
+    if status is not None:  # the status is the incident's: every stored state of it shows the same
+        conn.execute("update alerts set status = ? where incident = (select incident from alerts where id = ?)",
+                     [status, alert_id])
     return review
 
 
@@ -293,7 +424,8 @@ def model_summaries(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         " from model_files where present = 1 group by model order by model").fetchall()
     summaries = []
     for model, formats, size, files, first_path, last_seen, canary, public_repo in rows:
-        copies = conn.execute("select count(*) from alerts where coalesce(model, '') = ? and rule_id = ?",
+        copies = conn.execute("select count(*) from alerts where coalesce(model, '') = ? and rule_id = ?"
+                              " and latest = 1",
                               [model or "", "model-copy"]).fetchone()[0]
         activity = conn.execute("select max(time) from events where model = ?", [model]).fetchone()[0]
         summaries.append({
@@ -308,7 +440,7 @@ def alert_histogram(conn: sqlite3.Connection, since: datetime, bucket: str) -> l
     """(bucket, alerts, high-severity alerts) since a time; bucket is "hour" or "day"."""
     width = 13 if bucket == "hour" else 10
     rows = conn.execute(f"select substr(time, 1, {width}) b, count(*), sum(severity >= 7) from alerts"
-                        " where time >= ? group by b order by b", [format_time(since)])
+                        " where time >= ? and latest = 1 group by b order by b", [format_time(since)])
     return [(r[0], r[1], r[2] or 0) for r in rows]
 
 
@@ -323,14 +455,14 @@ def top_alert_rules(conn: sqlite3.Connection, since: datetime, limit: int = 5) -
     first = _first_sequence_since(conn, since)
     if first is None:
         return []
-    counts = [(rule, int(conn.execute("select count(*) from alerts where rule_id = ? and sequence >= ?",
+    counts = [(rule, int(conn.execute("select count(*) from alerts where rule_id = ? and sequence >= ? and latest = 1",
                                       [rule, first]).fetchone()[0])) for rule in alert_rules(conn)]
     return sorted([c for c in counts if c[1]], key=lambda c: (-c[1], c[0]))[:limit]
 
 
 def top_alert_processes(conn: sqlite3.Connection, since: datetime, limit: int = 5) -> list[tuple[str, int]]:
     rows = conn.execute("select coalesce(json_extract(record, '$.process.name'), '(unknown)') p, count(*) n"
-                        " from alerts where time >= ? group by p order by n desc limit ?",
+                        " from alerts where time >= ? and latest = 1 group by p order by n desc limit ?",
                         [format_time(since), limit])
     return [(r[0], r[1]) for r in rows]
 
@@ -368,6 +500,14 @@ class AlertReview:
         with self._lock:
             return alert_count(self._conn, flt)
 
+    def alert_page_at(self, flt: AlertFilter, sort: AlertSort, offset: int, limit: int = 200) -> list[AlertRow]:
+        with self._lock:
+            return alert_page_at(self._conn, flt, sort, offset, limit)
+
+    def alert_position(self, flt: AlertFilter, sort: AlertSort, alert_id: str) -> int | None:
+        with self._lock:
+            return alert_position(self._conn, flt, sort, alert_id)
+
     def alerts_after(self, sequence: int, flt: AlertFilter, limit: int = 10_000) -> list[AlertRow]:
         with self._lock:
             return alerts_after(self._conn, sequence, flt, limit)
@@ -381,9 +521,22 @@ class AlertReview:
                 return
             after = (page[-1].sort_value(sort.key), page[-1].sequence)
 
+    def alerts_of_user(self, user: str, limit: int = 500) -> list[AlertRow]:
+        with self._lock:
+            return alerts_of_user(self._conn, user, limit)
+
     def alert(self, alert_id: str) -> AlertRow | None:
         with self._lock:
             return alert_by_id(self._conn, alert_id)
+
+    def incident(self, alert_id: str) -> list[AlertRow]:
+        with self._lock:
+            return incident_alerts(self._conn, alert_id)
+
+    def latest_records(self, *, since: datetime | None = None, limit: int | None = None,
+                       every_update: bool = False) -> list[dict[str, Any]]:
+        with self._lock:
+            return latest_alert_records(self._conn, since=since, limit=limit, every_update=every_update)
 
     def rules(self) -> list[str]:
         with self._lock:

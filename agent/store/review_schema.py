@@ -39,3 +39,19 @@ def alert_reviews(db: sqlite_utils.Database) -> None:
 def lineage_index(db: sqlite_utils.Database) -> None:
     """Events by path: the detail view's file lineage (what happened to a copy's paths) without a scan."""
     db.execute("create index if not exists events_path on events(path)")
+
+
+def review_indexes(db: sqlite_utils.Database) -> None:
+    """(latest, column, sequence) per sortable column: the app's table jumps to any position by counting an
+    OFFSET over index entries alone (review_queries.alert_page_at); without `latest` in the index every
+    entry counted would cost a read of its alert row (seconds a million rows in, not milliseconds).
+    And alerts by the user of their process: a non-admin's own alerts (review_queries.alerts_of_user)."""
+    for name, expression in (("severity", "severity"), ("status", "status"), ("rule", "rule_id"),
+                             ("model", "coalesce(model, '')")):
+        db.execute(f"create index if not exists alerts_latest_{name}_sequence"
+                   f" on alerts(latest, {expression}, sequence)")
+    db.execute(f"create index if not exists {PROCESS_USER_INDEX} on alerts({PROCESS_USER}, sequence)")
+
+
+PROCESS_USER = "json_extract(record, '$.process.user')"
+PROCESS_USER_INDEX = "alerts_process_user_sequence"

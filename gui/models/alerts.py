@@ -1,13 +1,17 @@
-"""The alerts table: a lazy model over the store's keyset pages, live-updated from data_version.
+"""The alerts table: a windowed model over the store, live-updated from data_version.
 
-Only the rows scrolled into view are ever fetched (canFetchMore/fetchMore, one page at a time), so a
-database with a million alerts opens as fast as one with ten. New alerts are inserted at the top (in
-the default newest-first order) and status changes update their rows in place: no full reload.
+rowCount is the number of matching alerts (capped for free text), so the scrollbar spans all of them
+and can be dragged anywhere; a row's page (PAGE rows) is fetched when the view first asks for it, and a
+few recent pages are kept (an LRU). Every page is found by its position (review_queries.alert_page_at:
+an OFFSET counted over index entries only), which costs about what continuing by keyset from the page
+above costs once alerts are listed one per incident (`latest = 1` is not in the rowid order).
+New alerts are inserted where they belong and status changes update their rows in place: no reload.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +24,8 @@ from weightwarden.gui import severity
 
 Index = QModelIndex | QPersistentModelIndex
 PAGE = 200
+PAGES_KEPT = 12  # a screen needs one or two pages; the rest keep scrolling back and forth cheap
+LIVE_INSERTS = 200  # more new alerts than this at once in a non-time order: reset instead of placing each
 
 # (header, sort key or None when the column is not sortable)
 COLUMNS = (("Time", "time"), ("Severity", "severity"), ("Rule", "rule"), ("Model", "model"),
@@ -57,15 +63,18 @@ def destination_text(record: dict[str, Any]) -> str:
 class AlertsTableModel(QAbstractTableModel):
     alertsArrived = Signal(list)  # list[AlertRow], newest first, that match the current filter
 
-    def __init__(self, review: AlertReview | None = None, *, page_size: int = PAGE) -> None:
+    def __init__(self, review: AlertReview | None = None, *, page_size: int = PAGE,
+                 pages_kept: int = PAGES_KEPT) -> None:
         super().__init__()
         self._review = review
         self._page = page_size
-        self._rows: list[AlertRow] = []
-        self._exhausted = True
+        self._pages_kept = pages_kept
+        self._pages: OrderedDict[int, list[AlertRow]] = OrderedDict()  # page number -> rows, least recent first
         self._total = 0
         self._max_sequence = 0
         self._review_rowid = 0
+        self._pending: list[int] = []  # final places of new rows not announced yet (see _insert)
+        self.fetches = 0  # pages read from the store (tests, bench)
         self.filter = AlertFilter()
         self.sort_order = AlertSort()
 
@@ -81,18 +90,17 @@ class AlertsTableModel(QAbstractTableModel):
 
     def reload(self) -> None:
         self.beginResetModel()
-        self._rows, self._total, self._exhausted = [], 0, True
+        self._pages.clear()
+        self._total = 0
         if self._review is not None:
             self._max_sequence = self._review.max_sequence()
             self._review_rowid = self._review.last_review_rowid()
-            self._rows = self._review.alert_page(self.filter, self.sort_order, limit=self._page)
-            self._exhausted = len(self._rows) < self._page
             self._total = self._review.alert_count(self.filter)
         self.endResetModel()
 
     @property
     def total(self) -> int:
-        """How many alerts match the filter (loaded or not); a free-text count stops past COUNT_CAP."""
+        """How many alerts match the filter; a free-text count stops past COUNT_CAP."""
         return self._total
 
     @property
@@ -101,20 +109,56 @@ class AlertsTableModel(QAbstractTableModel):
             return f"more than {COUNT_CAP:,}"
         return f"{self._total:,}"
 
-    def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008 - Qt's signature
-        return not parent.isValid() and not self._exhausted
+    def _page_rows(self, number: int) -> list[AlertRow]:
+        rows = self._pages.get(number)
+        if rows is not None:
+            self._pages.move_to_end(number)
+            return rows
+        if self._review is None:
+            return []
+        rows = self._review.alert_page_at(self.filter, self.sort_order, number * self._page, self._page)
+        self.fetches += 1
+        self._pages[number] = rows
+        while len(self._pages) > self._pages_kept:
+            self._pages.popitem(last=False)
+        return rows
 
-    def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: B008
-        if parent.isValid() or self._exhausted or self._review is None or not self._rows:
-            return
-        last = self._rows[-1]
-        page = self._review.alert_page(self.filter, self.sort_order, limit=self._page,
-                                       after=(last.sort_value(self.sort_order.key), last.sequence))
-        self._exhausted = len(page) < self._page
-        if page:
-            self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(page) - 1)
-            self._rows.extend(page)
-            self.endInsertRows()
+    def row(self, position: int) -> AlertRow:
+        """The alert at a position (fetching its page if needed); IndexError past the end."""
+        if not 0 <= position < self._total:
+            raise IndexError(position)
+        stored = self._stored_position(position)
+        rows = self._page_rows(stored // self._page)
+        offset = stored % self._page
+        if offset >= len(rows):  # the store holds fewer than counted (a time range moved on)
+            raise IndexError(position)
+        return rows[offset]
+
+    def _stored_position(self, position: int) -> int:
+        """While new rows are being inserted the store already holds all of them: skip the ones not yet
+        announced, so every row the view sees matches the row count it was told about."""
+        for place in self._pending:
+            if place > position:
+                break
+            position += 1
+        return position
+
+    def _row_or_none(self, position: int) -> AlertRow | None:
+        try:
+            return self.row(position)
+        except IndexError:
+            return None
+
+    def position_of(self, alert_id: str) -> int | None:
+        """Where an alert is in the current filter and order (None: not shown)."""
+        for number, rows in self._pages.items():
+            for offset, row in enumerate(rows):
+                if row.id == alert_id:
+                    return number * self._page + offset
+        if self._review is None:
+            return None
+        position = self._review.alert_position(self.filter, self.sort_order, alert_id)
+        return position if position is not None and position < self._total else None
 
     def refresh_live(self) -> list[AlertRow]:
         """Pick up alerts and reviews committed since the last look; returns the new alerts."""
@@ -123,46 +167,61 @@ class AlertsTableModel(QAbstractTableModel):
         new = self._review.alerts_after(self._max_sequence, self.filter)
         self._max_sequence = max([self._max_sequence, *(a.sequence for a in new)])
         if new:
-            self._total += len(new)
-            if self.sort_order == AlertSort():
-                self.beginInsertRows(QModelIndex(), 0, len(new) - 1)
-                self._rows[0:0] = new
-                self.endInsertRows()
-            elif self._exhausted and self.sort_order == AlertSort("time", descending=False):
-                self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(new) - 1)
-                self._rows.extend(reversed(new))
-                self.endInsertRows()
-            else:  # another order: the new rows belong somewhere in the middle; load from the top again
-                self.reload()
+            self._insert(new)
         self._review_rowid, reviews = self._review.reviews_after(self._review_rowid)
         statuses = {r["alert_id"]: r["status"] for r in reviews if r["status"]}
         if statuses:
-            for position, row in enumerate(self._rows):
-                if row.id in statuses and statuses[row.id] != row.status:
-                    self._rows[position] = dataclasses.replace(row, status=statuses[row.id])
-                    self.dataChanged.emit(self.index(position, 0), self.index(position, len(COLUMNS) - 1))
+            for number, rows in self._pages.items():
+                for offset, row in enumerate(rows):
+                    if row.id in statuses and statuses[row.id] != row.status:
+                        rows[offset] = dataclasses.replace(row, status=statuses[row.id])
+                        position = number * self._page + offset
+                        self.dataChanged.emit(self.index(position, 0), self.index(position, len(COLUMNS) - 1))
         if new:
             self.alertsArrived.emit(new)
         return new
 
+    def _insert(self, new: list[AlertRow]) -> None:
+        """New rows where the order puts them; rows and selection below move down, nothing reloads."""
+        assert self._review is not None
+        if self.sort_order == AlertSort():  # newest first: they are the first rows
+            places = list(range(len(new)))
+        elif len(new) > LIVE_INSERTS:
+            self.reload()
+            return
+        else:
+            found = [self._review.alert_position(self.filter, self.sort_order, a.id) for a in new]
+            places = sorted(p for p in found if p is not None)
+        self._pages.clear()  # page boundaries moved; the pages in view are fetched again on demand
+        # Final places in ascending order, a run of adjacent ones at a time: each insert leaves the
+        # places before it as they will end up.
+        runs: list[list[int]] = []
+        for place in places:
+            if runs and place == runs[-1][-1] + 1:
+                runs[-1].append(place)
+            else:
+                runs.append([place])
+        self._pending = places
+        for run in runs:
+            self.beginInsertRows(QModelIndex(), run[0], run[-1])
+            self._pending = self._pending[len(run):]
+            self._total += len(run)
+            self.endInsertRows()
+
     # ------------------------------------------------------------------ Qt model
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else self._total
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(COLUMNS)
 
-    def row(self, position: int) -> AlertRow:
-        return self._rows[position]
-
-    def position_of(self, alert_id: str) -> int | None:
-        return next((i for i, row in enumerate(self._rows) if row.id == alert_id), None)
-
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        if not index.isValid() or index.column() >= len(COLUMNS):
             return None
-        alert = self._rows[index.row()]
+        alert = self._row_or_none(index.row())
+        if alert is None:
+            return None
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(alert, column)

@@ -7,21 +7,13 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
+from weightwarden.agent.cli.output import human_size
 from weightwarden.gui.models.alerts import local_time
 from weightwarden.gui.models.rows import RowTableModel
 
 COLUMNS = (("Model", "model"), ("Formats", "formats"), ("Size", "size"), ("Files", "files"),
            ("Location", "location"), ("Public repo", "public_repo"), ("Copies seen", "copies"),
            ("Last activity", "last_activity"), ("Canary", "canary"))
-
-
-def human_size(size: int) -> str:
-    number = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if number < 1024 or unit == "TiB":
-            return f"{number:.0f} {unit}" if unit == "B" else f"{number:.1f} {unit}"
-        number /= 1024
-    return str(size)
 
 
 class ModelInventoryModel(RowTableModel):

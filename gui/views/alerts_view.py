@@ -1,4 +1,4 @@
-"""Alerts: filter bar, the lazy table, and the selected alert's detail beside it."""
+"""Alerts: filter bar, the windowed table, and the selected alert's detail beside it."""
 
 from __future__ import annotations
 
@@ -151,9 +151,9 @@ class AlertsView(QWidget):
             header.blockSignals(False)
 
     def _update_count(self) -> None:
-        loaded, total = self.model.rowCount(), self.model.total
-        self.count.setText(f"{self.model.total_text} alerts" + (f" (showing the first {loaded:,}; scroll for more)"
-                                                                 if loaded < total else ""))
+        capped = " (the list holds the first ones; narrow the search to see the rest)" \
+            if self.model.total_text.startswith("more") else ""
+        self.count.setText(f"{self.model.total_text} alerts{capped}")
 
     def _selection_changed(self, _selected: QItemSelection, _deselected: QItemSelection) -> None:
         rows = self.table.selectionModel().selectedRows()

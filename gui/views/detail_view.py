@@ -2,9 +2,14 @@
 
 Buttons the user cannot use are disabled with the reason in their tooltip: no agent running (the app
 is read-only then), or not an admin for status changes.
+
+One alert per incident: whichever stored state of an incident is selected, the view shows its latest
+state, and the earlier states (the first alert, each update) appear in the evidence timeline.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -17,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from weightwarden.agent.store.review_queries import AlertRow
 from weightwarden.gui.report import AlertDetail, alert_html
 from weightwarden.gui.source import AgentStatus, DataSource
 
@@ -67,7 +73,13 @@ class AlertDetailView(QWidget):
     def show_alert(self, alert_id: str | None) -> None:
         self.alert_id = alert_id
         review = self.source.review
-        self.detail = AlertDetail.load(review, alert_id) if review is not None and alert_id else None
+        self.detail = None
+        if review is not None and alert_id:
+            states = review.incident(alert_id)
+            self.alert_id = alert_id = states[-1].id if states else alert_id
+            self.detail = AlertDetail.load(review, alert_id)
+            if self.detail is not None:
+                self.detail.events.extend(_earlier_states(states[:-1]))
         if self.detail is None:
             self.browser.setHtml("<p style='color:#888'>Select an alert to see its evidence.</p>")
         else:
@@ -120,3 +132,11 @@ class AlertDetailView(QWidget):
             return True
         self.message.setText(f"Not recorded: {reply.get('error', 'unknown error')}")
         return False
+
+
+def _earlier_states(states: list[AlertRow]) -> list[dict[str, Any]]:
+    """The incident's earlier stored states as timeline entries (report.timeline reads events' shape)."""
+    return [{"id": row.id, "time": row.time, "sequence": row.sequence,
+             "event": {"action": "alert" if index == 0 else f"update {row.updates}"},
+             "message": f"{row.rule} (severity {row.severity}): {row.record.get('message', '')}"}
+            for index, row in enumerate(states)]

@@ -1,15 +1,12 @@
-"""Notifications for new alerts at or above the configured severity; the login autostart entry."""
+"""Notifications for new alerts at or above the configured severity."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from pytestqt.qtbot import QtBot
 
 from tests.gui.helpers import make_alert
 from weightwarden.agent.store.review_queries import AlertRow
-from weightwarden.gui.tray import Tray, autostart_file, notification_text, set_autostart
+from weightwarden.gui.tray import Tray, notification_text
 
 
 def row(severity: int, sequence: int) -> AlertRow:
@@ -32,13 +29,3 @@ def test_only_alerts_at_or_above_the_threshold_notify(qtbot: QtBot) -> None:
 def test_single_alert_text() -> None:
     title, body = notification_text([row(8, 1)])
     assert title == "Weightwarden: 8 high alert" and "Copy of protected model" in body
-
-
-def test_autostart_entry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    set_autostart(True)
-    entry = autostart_file()
-    assert entry == tmp_path / "autostart" / "weightwarden-gui.desktop"
-    assert "Exec=weightwarden-gui --minimized" in entry.read_text()
-    set_autostart(False)
-    assert not entry.exists()
