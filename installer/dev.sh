@@ -17,6 +17,8 @@ RUN_DEBS=(python3 python3-venv python3-dev gcc libegl1 libgl1 libxkbcommon0 libx
 TEST_DEBS=(xvfb xauth coreutils)
 # sensor tests: `ip netns` + veth (iproute2), `mount`/`setsid` (util-linux); bench/sensors_*: inotifywait
 TEST_DEBS+=(iproute2 util-linux inotify-tools)
+# mount sensor tests: a loop-mounted ext4 image (e2fsprogs), an sshfs share from a private sshd on 127.0.0.1
+TEST_DEBS+=(e2fsprogs sshfs openssh-server openssh-client)
 # installer tests: build the .deb (dpkg-deb), review it (lintian), lint the scripts (shellcheck), check the
 # unit (systemd-analyze from systemd: installed, never started), groupadd --prefix (passwd); installs go to
 # throwaway roots only
@@ -25,6 +27,9 @@ TEST_DEBS+=(dpkg lintian systemd passwd shellcheck)
 # system-log-daemon), so only rsyslog's libraries are installed and rsyslog + rsyslog-gnutls are unpacked
 # privately into .venv/opt/rsyslog (install_private_rsyslog); certificates are made with cryptography.
 TEST_DEBS+=(syslog-ng-core libestr0 libfastjson4 liblognorm5 libgnutls30 libzstd1)
+# detection scenarios (tests/agent/detect/test_scenarios.py): real archivers, transfer tools and an sshd in
+# a network namespace the test creates; a loop-mounted ext4 stands in for a USB stick (mkfs from e2fsprogs)
+TEST_DEBS+=(openssh-server openssh-client rsync rclone zip gnupg e2fsprogs git)
 
 log() { printf '\033[1m[weightwarden]\033[0m %s\n' "$*" >&2; }
 

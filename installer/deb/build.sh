@@ -57,9 +57,13 @@ printf 'weightwarden (%s) stable; urgency=medium\n\n  * Release %s.\n\n -- Weigh
     "$deb_version" "$upstream" "$(date -R -u -d "@${SOURCE_DATE_EPOCH:-$(date +%s)}")" \
     | gzip -9n >"$doc/changelog.Debian.gz"
 
+# The config file format this version writes: preinst refuses a config from a newer one before unpacking.
+config_format=$("$stage/opt/weightwarden/venv/bin/python" -c \
+    'from weightwarden.agent.config_migrations import CURRENT_FORMAT; print(CURRENT_FORMAT)')
 install -d -m 0755 "$stage/DEBIAN"
 for script in preinst postinst prerm postrm; do
-    sed -e "s/@DEB_VERSION@/$deb_version/g" -e "s/@UPSTREAM_VERSION@/$upstream/g" "$HERE/$script" \
+    sed -e "s/@DEB_VERSION@/$deb_version/g" -e "s/@UPSTREAM_VERSION@/$upstream/g" \
+        -e "s/@CONFIG_FORMAT@/$config_format/g" "$HERE/$script" \
         >"$stage/DEBIAN/$script"
     chmod 0755 "$stage/DEBIAN/$script"
 done

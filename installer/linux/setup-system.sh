@@ -1,7 +1,8 @@
 #!/bin/sh
 # Machine-wide setup around the installed files, shared by install.sh and the Debian package's postinst.
-#   setup-system.sh configure VERSION [--root DIR] [--no-start]   admin group, config and data dirs, version
-#                                                                  stamp, enable + (re)start
+#   setup-system.sh configure VERSION [--root DIR] [--no-start]   admin group, config and data dirs, config
+#                                                                  format migration, version stamp, enable +
+#                                                                  (re)start
 #   setup-system.sh check-version VERSION [--root DIR]      exit 1 when the data was written by a newer version
 # Idempotent: running it again changes nothing. With --root (a DESTDIR, or $DPKG_ROOT) nothing outside DIR
 # is touched: the group goes into DIR/etc/group, the service is enabled offline, nothing is started.
@@ -66,6 +67,19 @@ ensure_dirs() {
     fi
 }
 
+# The config file format (agent/config_migrations.py): an older file is brought forward in place, with the
+# original kept beside it; a file from a newer Weightwarden stops the install with the reason.
+migrate_config() {
+    config=$root/etc/weightwarden/config.toml
+    python=$root/opt/weightwarden/venv/bin/python
+    [ -f "$config" ] && [ -x "$python" ] || return 0
+    if ! report=$("$python" -m weightwarden.agent.config_migrations "$config"); then
+        say "the configuration was left unchanged; fix the problem above and run the installation again"
+        exit 1
+    fi
+    case "$report" in *"nothing to migrate"*) ;; *) printf '%s\n' "$report" >&2 ;; esac
+}
+
 check_config() {
     # A broken config is reported, never fatal here: the agent reports it again, with file and line.
     [ -z "$root" ] || return 0
@@ -124,6 +138,7 @@ case "$action" in
     configure)
         ensure_group
         ensure_dirs
+        migrate_config
         record_version
         check_config
         enable_service

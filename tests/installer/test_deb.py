@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from tests.installer.conftest import (
     require_system_python,
 )
 from weightwarden.agent import __version__
+from weightwarden.agent.store import Store
 
 BUILD = INSTALLER / "deb" / "build.sh"
 
@@ -133,17 +135,31 @@ def test_install_twice_sets_up_group_dirs_config_and_service(root: Path, debs: d
         assert str(root).encode() not in compiled.read_bytes()
 
 
+# A config as an admin wrote it before the file format was numbered (format 0): comments, their own keys.
+OLDER_CONFIG = ('# gpu box, edited by the security team\n[agent]\nmode = "system"\nname = "gpu-box-7"\n\n'
+                '[forward.siem]\ntype = "syslog"\naddress = "siem.example.org:6514"  # TLS\n')
+
+
 def test_upgrade_keeps_config_and_data(root: Path, debs: dict[str, Path]) -> None:
     dpkg(root, "-i", str(debs["current"]))
     config = root / "etc/weightwarden/config.toml"
-    config.write_text('[agent]\nmode = "system"\nname = "gpu-box-7"\n')
+    config.write_text(OLDER_CONFIG)
+    os.chmod(config, 0o640)
     database = root / "var/lib/weightwarden/weightwarden.db"
     database.write_bytes(b"evidence")
     (root / "etc/xdg/autostart/weightwarden-gui.desktop").write_text("[Desktop Entry]\nHidden=true\n")  # admin's
     for _ in range(2):
         dpkg(root, "--force-confold", "-i", str(debs["newer"]))
     assert installed_version(root) == f"{newer_version()}-1"
-    assert config.read_text() == '[agent]\nmode = "system"\nname = "gpu-box-7"\n'
+    # Brought forward to the current format once, with the admin's text, comments and values kept...
+    migrated = config.read_text()
+    stamp = ("\n# The config file format (Weightwarden migrates older files on upgrade; never edit by hand).\n"
+             "format = 1\n\n")
+    assert stamp in migrated and migrated.replace(stamp, "") == OLDER_CONFIG
+    assert tomllib.loads(migrated)["forward"]["siem"]["address"] == "siem.example.org:6514"
+    # ...and the original beside it, exactly as it was, as private as the config.
+    (backup,) = config.parent.glob("config.toml.format0.bak*")
+    assert backup.read_text() == OLDER_CONFIG and backup.stat().st_mode & 0o777 == 0o640
     assert database.read_bytes() == b"evidence"
     assert (root / "etc/xdg/autostart/weightwarden-gui.desktop").read_text() == "[Desktop Entry]\nHidden=true\n"
     assert (root / "var/lib/weightwarden/weightwarden.version").read_text() == f"{newer_version()}\n"
@@ -163,6 +179,44 @@ def test_downgrade_refuses_with_a_clear_message(root: Path, debs: dict[str, Path
     expected = f"{newer_version()}-1" if how == "over the newer package" else None
     assert installed_version(root) == expected
     assert (root / "var/lib/weightwarden/weightwarden.db").read_bytes() == b"evidence"
+
+
+def test_a_config_from_a_newer_version_stops_the_install_before_anything_changes(root: Path,
+                                                                                  debs: dict[str, Path]) -> None:
+    dpkg(root, "-i", str(debs["current"]))
+    config = root / "etc/weightwarden/config.toml"
+    newer = '# written by a future Weightwarden\nformat = 99\n\n[agent]\nmode = "system"\n'
+    config.write_text(newer)
+    before = (root / "opt/weightwarden/share/version").read_text()
+    dpkg(root, "-r", "weightwarden")
+    result = dpkg(root, "-i", str(debs["newer"]), check=False)
+    assert result.returncode != 0
+    message = " ".join(result.stderr.split())
+    assert "refusing to downgrade: /etc/weightwarden/config.toml is in config format 99, newer than this package" \
+        in message, message
+    assert installed_version(root) is None and config.read_text() == newer
+    assert before == f"{__version__}\n"
+
+
+def test_a_newer_database_without_a_stamp_is_refused_at_the_first_start(root: Path, debs: dict[str, Path]) -> None:
+    """The data came some other way (restored from a newer machine, no version stamp): preinst cannot know,
+    so the agent's first start must refuse, clearly, and leave the database as it was."""
+    data = root / "var/lib/weightwarden"
+    data.mkdir(parents=True)
+    store = Store(data / "weightwarden.db")
+    store.db["_migrations"].insert({"name": "0099_from_a_newer_release", "applied": "2027-01-01"}, alter=True)
+    store.close()
+    before = (data / "weightwarden.db").read_bytes()
+    dpkg(root, "-i", str(debs["current"]))
+    (data / "weightwarden.version").unlink()  # as if restored without it: only the schema tells
+    # The light package's venv has no dependencies: its code runs from this checkout's environment.
+    env = {**os.environ, "WEIGHTWARDEN_DATA_DIR": str(data), "WEIGHTWARDEN_CONFIG": ""}
+    started = subprocess.run([sys.executable, "-m", "weightwarden.agent.cli.main", "agent", "--mode", "user"],
+                             capture_output=True, text=True, env=env, timeout=120)
+    assert started.returncode == 2
+    assert "(0099_from_a_newer_release): it was written by a newer Weightwarden; refusing to downgrade it" \
+        in started.stderr
+    assert (data / "weightwarden.db").read_bytes() == before
 
 
 def test_remove_keeps_config_and_data_and_purge_deletes_them(root: Path, debs: dict[str, Path]) -> None:

@@ -83,12 +83,16 @@ def test_upgrade_keeps_config_and_data_and_moves_the_stamp(system_root: Path, wh
                                                            newer_wheelhouse: Path) -> None:
     install(system_root, wheelhouse)
     config = system_root / "etc/weightwarden/config.toml"
-    config.write_text("[agent]\nmode = \"system\"\nname = \"gpu-box-7\"\n")
+    older = "[agent]\nmode = \"system\"\nname = \"gpu-box-7\"\n"  # written before the format was numbered
+    config.write_text(older)
     database = system_root / "var/lib/weightwarden/weightwarden.db"
     database.write_bytes(b"evidence")
-    for _ in range(2):
-        install(system_root, newer_wheelhouse)
-    assert config.read_text() == "[agent]\nmode = \"system\"\nname = \"gpu-box-7\"\n"
+    install(system_root, newer_wheelhouse)
+    migrated = config.read_text()
+    assert migrated.endswith("format = 1\n\n" + older)  # brought forward once, the admin's text kept
+    assert (system_root / "etc/weightwarden/config.toml.format0.bak").read_text() == older
+    install(system_root, newer_wheelhouse)
+    assert config.read_text() == migrated and len(list(config.parent.glob("config.toml.format*"))) == 1
     assert database.read_bytes() == b"evidence"
     assert (system_root / "var/lib/weightwarden/weightwarden.version").read_text() == f"{newer_version()}\n"
     assert (system_root / "opt/weightwarden/share/version").read_text() == f"{newer_version()}\n"
