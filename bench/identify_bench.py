@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.sections import write_section
+from tests.agent.identify import model_dirs
 from weightwarden.agent.fingerprint import hash_with_tensors
 from weightwarden.agent.identify import Identifier
 from weightwarden.agent.safe_open import open_regular
@@ -48,13 +49,23 @@ def build_tree(root: Path, files: int) -> tuple[int, int]:
         shutil.rmtree(root)
     rng = np.random.default_rng(0)
     models = 0
-    writers: list[Callable[[Path, int], None]] = [
+    writers: list[Callable[[Path, int], object]] = [
         lambda p, i: save_file({"w": rng.standard_normal((64, 64)).astype(np.float32)}, str(p)),
         lambda p, i: torch.save({"w": torch.randn(64, 64)}, p),
         lambda p, i: np.savez(p.open("wb"), w=rng.standard_normal(256)),
         lambda p, i: p.write_bytes(pickle.dumps({"w": rng.standard_normal(256)}, protocol=4)),
         lambda p, i: joblib.dump({"coef": rng.standard_normal(64)}, p, compress=3),
         lambda p, i: _gguf(gguf, p, rng),
+        lambda p, i: model_dirs.flax_msgpack(p),
+        lambda p, i: model_dirs.paddle_pdparams(p),
+    ]
+    # Folder and file-pair models (tests/agent/identify/model_dirs.py): every file of each is a model file.
+    bundles: list[Callable[[Path], object]] = [
+        model_dirs.saved_model_dir,
+        lambda p: model_dirs.openvino_pair(p),
+        lambda p: model_dirs.paddle_pair(p),
+        lambda p: model_dirs.onnx_with_external_data(p),
+        lambda p: model_dirs.mlpackage(p.with_suffix(".mlpackage")),
     ]
     names = ["weights.bin", "model", "notes.txt", "data.safetensors", "x.pt", "blob"]
     for index in range(files):
@@ -67,6 +78,11 @@ def build_tree(root: Path, files: int) -> tuple[int, int]:
             path = folder / f"{index}-{names[(index // 50) % len(names)]}"
             writer(path, index)
             models += 1
+        elif kind == 1 and (index // 50) % 4 == 0:
+            bundle = folder / f"bundle{index}"
+            bundles[(index // 200) % len(bundles)](bundle)
+            bundle = bundle if bundle.exists() else bundle.with_suffix(".mlpackage")
+            models += sum(1 for p in bundle.rglob("*") if p.is_file())
         elif kind < 20:
             path.with_suffix(".txt").write_text(f"line {index}\n" * int(rng.integers(1, 400)))
         elif kind < 30:
@@ -278,6 +294,7 @@ def main() -> int:
     args = parser.parse_args()
     base = Path(args.dir)
     tree = base / "tree"
+    load_before = os.getloadavg()
     count, models = build_tree(tree, args.files)
     print(f"tree: {count} files, {models} model files written", flush=True)
     ww_seconds, ww_found, ww_files = weightwarden_identify(tree, 1 << 20)
@@ -291,6 +308,7 @@ def main() -> int:
     print("one pass done", flush=True)
     ours_rescan, aide_check, aide_init, rescan_bytes = rescan_vs_aide(base / "models20", args.rescan_gib, big)
     cpu = os.cpu_count()
+    load_after = os.getloadavg()
     rows = [
         ("Weightwarden (1 MiB window + structural checks)", ww_found, ww_seconds),
         (f"yara {subprocess.run(['yara', '--version'], capture_output=True, text=True).stdout.strip()} CLI, "
@@ -302,11 +320,15 @@ def main() -> int:
                       f"{seconds / ww_seconds:.1f}x |" for name, found, seconds in rows)
     markdown = f"""## Identification, tensor fingerprints, rescans (issue 3)
 
-Run `bench/identify_bench.py` on {time.strftime('%Y-%m-%d')}, {cpu} CPUs, warm page cache, one run for all.
+Run `bench/identify_bench.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu} CPUs (shared with other
+work: 1-minute load average {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end), warm page cache,
+one run for all.
 
 **Mixed tree**: {ww_files:,} files ({models} model files written by safetensors, torch, numpy, pickle, joblib,
-gguf under misleading names; the rest text, JSON, random bytes, zips, plain-data pickles, notes mentioning
-magics). "Recognised" = files the tool reports as (candidate) models; the truth is {models}.
+gguf, msgpack (Flax layout), paddle-style pickles under misleading names, plus folder and pair models: SavedModel
+directories, OpenVINO xml+bin, Paddle .pdmodel+.pdiparams, ONNX with external data (onnx), .mlpackage; the
+rest text, JSON, random bytes, zips, plain-data pickles, notes mentioning magics). "Recognised" = files the
+tool reports as (candidate) models; the truth is {models}.
 
 | tool | recognised as models | time | files/s | time vs Weightwarden |
 |---|---|---|---|---|
