@@ -3,6 +3,12 @@
 The cache is consulted first: a file whose (device, inode, size, mtime_ns) we have seen is never opened
 again, which turns a rescan of an unchanged tree into stat calls. Work that needs I/O runs on a thread
 pool (YARA and hashlib release the GIL), with a bounded number of files in flight.
+
+The one cached verdict that can go stale without its file changing is "not a model" for the files of a
+pair or folder model (identify/companions.py): a companion (an OpenVINO .bin, ONNX external data, ...)
+examined before the model file that names it existed, or a tensor bundle index examined before its data
+shards. So whenever a file of such a model is examined afresh, its partners cached as "not a model" are
+examined again (stale_partners); a rescan of unchanged files costs nothing extra.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from weightwarden.agent.fingerprint import (
 )
 from weightwarden.agent.fingerprint.sha256 import DEFAULT_BLOCK
 from weightwarden.agent.identify import Identifier
+from weightwarden.agent.identify.companions import companion_paths, primary_path
+from weightwarden.agent.identify.identification import Identification
 from weightwarden.agent.models.known_hashes import known_hash
 from weightwarden.agent.naming import logical_model_name
 from weightwarden.agent.safe_open import NotRegularFile, open_regular
@@ -56,37 +64,82 @@ class Scanner:
         self.workers = workers
         self._hashed_lock = threading.Lock()
         self._bytes_hashed = 0
+        # Counts stale_partners() calls that had partners to look at. A "not a model" verdict reached while
+        # one ran may predate the model file that call announced and reach the cache after it looked:
+        # such a file is examined again instead (see _examine_uncached).
+        self._partner_lock = threading.Lock()
+        self._partner_checks = 0
 
     # ------------------------------------------------------------------ one file
 
     def examine(self, path: str, info: os.stat_result | None = None, *,
-                on_identified: Callable[[ModelFile], None] | None = None) -> ModelFile | ScanIssue | None:
+                on_identified: Callable[[ModelFile], None] | None = None,
+                recheck_non_model: bool = False) -> ModelFile | ScanIssue | None:
         """A ModelFile when `path` is a model artifact, None when it is not, a ScanIssue when we can't tell.
 
         `on_identified` sees the model (quick fingerprint known, SHA-256 not yet) before the full hash is
-        computed, so a copy can be recognised while a large file is still being read.
+        computed, so a copy can be recognised while a large file is still being read. `recheck_non_model`
+        ignores a cached "not a model" (a file whose pair or folder model has become whole since).
         """
         try:
             if info is None:
                 info = os.stat(path, follow_symlinks=False)
             cached = self.cache.get(FileKey.of(info))
+            if cached is not None and cached.format is None and recheck_non_model:
+                cached = None
             if cached is not None and (cached.format is None or cached.sha256 or self._skip_hash(info)):
                 return self._model_file(path, info, cached)
             return self._examine_uncached(path, on_identified)
         except NotRegularFile as error:
             return ScanIssue.of(path, f"skipped: {error.strerror}")
         except FileChangedError as error:
-            return ScanIssue.of(path, f"changed while reading, not recorded: {error}")
+            return ScanIssue.of(path, f"changed while reading, not recorded: {error}", changing=True)
         except FileNotFoundError:
             return ScanIssue.of(path, "vanished before it could be read")
         except OSError as error:
             return ScanIssue.of(path, error)
 
-    def _examine_uncached(self, path: str, on_identified: Callable[[ModelFile], None] | None
+    def stale_partners(self, path: str, model: ModelFile) -> list[str]:
+        """The files of the same pair or folder model as the model file at `path` (the companions it names,
+        or the model file naming it) that are cached as "not a model": examined before `path` was there.
+        Examine each again with recheck_non_model=True."""
+        identification = Identification(model.format, True, model.details)
+        primary = primary_path(path, identification)
+        partners = [primary] if primary is not None else companion_paths(path, identification)
+        if partners:
+            with self._partner_lock:
+                self._partner_checks += 1
+        stale = []
+        for partner in partners:
+            try:
+                info = os.stat(partner, follow_symlinks=False)
+            except (OSError, ValueError):
+                continue
+            cached = self.cache.get(FileKey.of(info))
+            if cached is not None and cached.format is None:
+                stale.append(partner)
+        return stale
+
+    def _examine_with_partners(self, path: str, info: os.stat_result) -> list[ModelFile | ScanIssue | None]:
+        """`path` examined afresh, followed by its stale partners (when it is a model file) and theirs: an
+        .mlpackage's model spec makes its manifest count, and the manifest its weights."""
+        outcomes = [self.examine(path, info)]
+        models = [(path, outcomes[0])]
+        while models:
+            model_path, model = models.pop()
+            if not isinstance(model, ModelFile):
+                continue
+            for partner in self.stale_partners(model_path, model):
+                outcomes.append(self.examine(partner, recheck_non_model=True))
+                models.append((partner, outcomes[-1]))  # no longer stale once a model: the walk ends
+        return outcomes
+
+    def _examine_uncached(self, path: str, on_identified: Callable[[ModelFile], None] | None, retries: int = 2
                           ) -> ModelFile | ScanIssue | None:
+        partner_checks = self._partner_checks
         fd, info = open_regular(path)
         try:
-            found = self.identifier.identify_fd(fd, info.st_size)
+            found = self.identifier.identify_fd(fd, info.st_size, path)
             if found is None:
                 result = CachedResult(None)
             else:
@@ -115,9 +168,15 @@ class Scanner:
         finally:
             os.close(fd)
         if FileKey.of(after) != FileKey.of(info):
-            return ScanIssue.of(path, "changed while reading, not recorded")
+            return ScanIssue.of(path, "changed while reading, not recorded", changing=True)
         if result.format is not None and not _same_file_still_there(path, info):
             return ScanIssue.of(path, "deleted or replaced while it was being hashed; not recorded")
+        if result.format is None:
+            with self._partner_lock:  # the check and the put, atomic against stale_partners' count and look
+                if partner_checks == self._partner_checks or not retries:
+                    self.cache.put(FileKey.of(info), result)
+                    return None
+            return self._examine_uncached(path, on_identified, retries - 1)  # its model file may be there now
         self.cache.put(FileKey.of(info), result)
         return self._model_file(path, info, result)
 
@@ -143,22 +202,33 @@ class Scanner:
              on_progress: Callable[[ScanStats], None] | None = None) -> Iterator[ModelFile | ScanIssue]:
         """Every model artifact and every problem under the roots; cache hits are answered inline."""
         stats = stats if stats is not None else ScanStats()
-        in_flight: deque[tuple[str, os.stat_result, Future[ModelFile | ScanIssue | None]]] = deque()
+        in_flight: deque[tuple[os.stat_result, Future[list[ModelFile | ScanIssue | None]]]] = deque()
         limit = self.workers * 4
+        # A partner examined again through another file is also met by the walk: each model once.
+        yielded: set[str] = set()
 
-        def settle(path: str, info: os.stat_result, outcome: ModelFile | ScanIssue | None
+        def settle(info: os.stat_result | None, outcome: ModelFile | ScanIssue | None
                    ) -> Iterator[ModelFile | ScanIssue]:
-            stats.files += 1
-            stats.bytes += info.st_size
+            if info is not None:  # None: a partner, counted as a file where the walk meets it
+                stats.files += 1
+                stats.bytes += info.st_size
             if isinstance(outcome, ScanIssue):
                 stats.issues += 1
                 yield outcome
-            elif outcome is not None:
+            elif outcome is not None and outcome.path not in yielded:
+                yielded.add(outcome.path)
                 stats.models += 1
                 stats.model_bytes += outcome.size
                 yield outcome
             if on_progress is not None:
                 on_progress(stats)
+
+        def finish(info: os.stat_result, future: Future[list[ModelFile | ScanIssue | None]]
+                   ) -> Iterator[ModelFile | ScanIssue]:
+            outcome, *partners = future.result()
+            yield from settle(info, outcome)
+            for partner in partners:
+                yield from settle(None, partner)
 
         with ThreadPoolExecutor(self.workers, thread_name_prefix="ww-scan") as pool:
             for item in walk_files(roots, exclude_dirs=exclude_dirs, counts=stats.walk):
@@ -180,15 +250,13 @@ class Scanner:
                     continue
                 if cached is not None and (cached.sha256 or self._skip_hash(info)):
                     stats.cache_hits += 1
-                    yield from settle(path, info, self._model_file(path, info, cached))
+                    yield from settle(info, self._model_file(path, info, cached))
                     continue
-                in_flight.append((path, info, pool.submit(self.examine, path, info)))
-                while len(in_flight) >= limit or (in_flight and in_flight[0][2].done()):
-                    done_path, done_info, future = in_flight.popleft()
-                    yield from settle(done_path, done_info, future.result())
+                in_flight.append((info, pool.submit(self._examine_with_partners, path, info)))
+                while len(in_flight) >= limit or (in_flight and in_flight[0][1].done()):
+                    yield from finish(*in_flight.popleft())
             while in_flight:
-                done_path, done_info, future = in_flight.popleft()
-                yield from settle(done_path, done_info, future.result())
+                yield from finish(*in_flight.popleft())
         stats.bytes_hashed = self._bytes_hashed
 
 

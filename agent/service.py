@@ -78,6 +78,7 @@ class Agent:
         self.settler = Settler(config.watch.settle_seconds)
         self.sensor = FileSensor(config.watch_roots, self._safe(self._observe), self._safe(self._health))
         self._pool = ThreadPoolExecutor(config.scan.workers, thread_name_prefix="ww-examine")
+        self._alerted_while_changing: dict[str, Alert] = {}  # copy alerts raised by a look the file outran
         self._inventory_lock = threading.Lock()  # one examination at a time updates inventory + store
         self._stop = threading.Event()
         self._rescan_roots: set[str] = set()
@@ -88,12 +89,14 @@ class Agent:
         self._ignored_prefix = data_dir.rstrip("/") + "/"
         self._temp_roots = _temporary_roots()
         # The app's actions (justify, acknowledge, resolve, scan now) arrive here: agent/control.py.
-        self.control = control.for_agent(config, self.store, on_scan_now=self._scan_now, on_review=self._reviewed)
+        self.control = control.for_agent(config, self.store, on_scan_now=self._scan_now, on_review=self._reviewed,
+                                         apply_destinations=self.evidence.forwarders.apply)  # live, from the app
         # Who touches a model: access, process, network and mount sensors (agent/activity.py).
         self.activity = ActivityMonitor(config, self.inventory, self.record, self._safe(self._health),
                                         self._queue_rescan, write_state=self.store.set_state,
                                         extra_status=lambda: [file_sensor_status(self.sensor),
-                                                              store_status(self.writer)])
+                                                              store_status(self.writer)],
+                                        interested=self.detector.read_models)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -233,27 +236,45 @@ class Agent:
 
     # ------------------------------------------------------------------ examination
 
-    def _examine_path(self, path: str) -> None:
+    def _examine_path(self, path: str, recheck_non_model: bool = False) -> None:
         if os.path.isdir(path):
             self._scan_tree(path)
             return
         early_alert: list[Alert] = []
 
         def on_identified(partial: ModelFile) -> None:
+            raised = self._alerted_while_changing.get(path)
+            if raised is not None:  # an earlier look at this copy raised it, then the file changed under us
+                early_alert.append(raised)
+                return
             alert = self._copy_alert(partial)
             if alert is not None:
                 early_alert.append(alert)
                 self.record(alert)
 
-        outcome = self.scanner.examine(path, on_identified=on_identified)
+        outcome = self.scanner.examine(path, on_identified=on_identified, recheck_non_model=recheck_non_model)
         if isinstance(outcome, ScanIssue):
+            if outcome.changing:
+                # `cp -p`, `rsync -a`, `mv` across filesystems set the mtime after closing the copy, and the
+                # file sensor does not report attribute changes: look again once it has settled.
+                log.debug("%s changed while it was examined; examining it again once it settles", path)
+                if early_alert:
+                    self._alerted_while_changing[path] = early_alert[0]
+                self.settler.touch(path, time.monotonic())
+                return
+            self._alerted_while_changing.pop(path, None)
             self._issue(outcome)
             return
+        self._alerted_while_changing.pop(path, None)
         if outcome is None:
             if self.inventory.get(display_path(path)) is not None:
                 self._gone(path, False, reason="no longer a model file")
             return
         self._accept(outcome, Action.MODEL_CREATED, early_alert[0] if early_alert else None, alert_copies=True)
+        # Its .bin, external data, ... (or the index of this data shard) may have been examined before this
+        # file existed, and cached as "not a model".
+        for partner in self.scanner.stale_partners(path, outcome):
+            self._examine_path(partner, recheck_non_model=True)
 
     def _accept(self, model: ModelFile, action: Action, alert: Alert | None, *, alert_copies: bool) -> None:
         """Record a model file found at a path; raise `model-copy` when it copies a protected model."""
@@ -405,9 +426,12 @@ class Agent:
 
     def _destination_kind(self, path: str) -> str:
         real = os.path.realpath(path)
-        if any(real == root or real.startswith(root.rstrip("/") + "/") for root in self._temp_roots):
+        kind = path_kind(real)  # the kind of the mount (or sync folder) it is in: agent/sensors/mounts.py
+        # A stick, share, image or sync folder says more about where the copy goes than a temporary parent.
+        if kind == "local" and any(real == root or real.startswith(root.rstrip("/") + "/")
+                                   for root in self._temp_roots):
             return "temporary"
-        return path_kind(real)  # removable, network-share, cloud-sync or local (agent/sensors/mounts.py)
+        return kind
 
     def _safe(self, handler: Callable[..., None]) -> Callable[..., None]:
         """Log and count a failing handler instead of letting it kill its thread."""

@@ -18,11 +18,12 @@ class ScanIssue:
 
     path: str
     reason: str
+    changing: bool = False  # it changed while we read it: worth a second look once it has settled
 
     @classmethod
-    def of(cls, path: str | bytes, error: BaseException | str) -> ScanIssue:
+    def of(cls, path: str | bytes, error: BaseException | str, *, changing: bool = False) -> ScanIssue:
         reason = (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
-        return cls(display_path(path), reason)
+        return cls(display_path(path), reason, changing)
 
 
 @dataclass

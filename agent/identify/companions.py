@@ -13,24 +13,37 @@ and it is identified by content first:
 A companion is reported with its model's format and details {"role", "part_of": the model file relative
 to the companion's folder}, plus the model's declared name, so both are placed in one logical model.
 Primaries are identified once per (path, inode, size, mtime) and cached.
+
+The other direction, companion_paths(), lists the companions a model file names. A companion examined
+before its model file existed (`cp -r` writes the .bin before the .xml) was cached as "not a model"; the
+scanner examines such files again once the model file naming them is identified. primary_path() goes back
+from a companion to its model file, which may itself have been cached as "not a model" when it needs the
+files beside it to count (siblings.py: a tensor bundle index without its data shards, an .mlpackage
+manifest without its model spec).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import stat
+import time
 from collections.abc import Callable
 from typing import Any
 
 from weightwarden.agent.identify.identification import Identification
 from weightwarden.agent.identify.onnx_external import external_locations
-from weightwarden.agent.identify.siblings import DATA_SHARD
+from weightwarden.agent.identify.siblings import DATA_SHARD, is_regular
 from weightwarden.agent.safe_open import open_regular, read_at
 
 PrimaryIdentifier = Callable[[str], Identification | None]
 MAX_ONNX_GRAPH_BYTES = 64 << 20  # models with external data keep only the graph in the .onnx
 MAX_ONNX_MODELS = 32  # .onnx files looked at per folder
 MAX_PACKAGE_DEPTH = 8  # folders between an .mlpackage's Data/ and an item
+MAX_COMPANIONS = 4096  # companion paths listed per model file (ONNX may keep one file per tensor)
+# A folder listing is cached by the folder's mtime, but a file created within the same timestamp tick as
+# the listing leaves the mtime unchanged; a folder changed this recently is listed afresh ("racy git").
+RACY_FOLDER_NS = 2_000_000_000  # two seconds: the coarsest common mtime granularity (FAT)
 
 
 def identify_companion(path: str, identify_primary: PrimaryIdentifier) -> Identification | None:
@@ -41,6 +54,75 @@ def identify_companion(path: str, identify_primary: PrimaryIdentifier) -> Identi
         if found is not None:
             return found
     return None
+
+
+def companion_paths(path: str, identification: Identification) -> list[str]:
+    """The existing regular files the model file at `path` names as its companions (MAX_COMPANIONS at most):
+    the files identify_companion() would report as part of it."""
+    folder, name = os.path.split(path)
+    folder = folder or "."
+    details = identification.details
+    if "part_of" in details:
+        return []  # a companion names no companions of its own
+    role, format_id = details.get("role"), identification.format
+    names: list[str] = []
+    if format_id == "openvino-ir" and name.endswith(".xml"):
+        names = [name.removesuffix(".xml") + ".bin"]
+    elif format_id == "paddle" and role == "program" and name.endswith(".pdmodel"):
+        names = [name.removesuffix(".pdmodel") + ".pdiparams"]
+    elif format_id == "tf-savedmodel" and role == "variables-index" and name.endswith(".index"):
+        count = details.get("num_shards")
+        if isinstance(count, int) and 0 < count <= 99_999:
+            prefix = name.removesuffix(".index")
+            names = [f"{prefix}.data-{shard:05d}-of-{count:05d}" for shard in range(min(count, MAX_COMPANIONS))]
+    elif format_id == "coreml" and role == "mlpackage-manifest":
+        return _package_items(os.path.join(folder, "Data"), details.get("item_paths", []))
+    elif format_id == "onnx":
+        # The locations _onnx_external_data accepts: in the model's folder or one folder below it.
+        names = sorted(location for location in _locations(path) if location.count("/") <= 1)[:MAX_COMPANIONS]
+    candidates = (os.path.join(folder, *relative.split("/")) for relative in names)
+    return [candidate for candidate in candidates if candidate != path and is_regular(candidate)]
+
+
+def primary_path(path: str, identification: Identification) -> str | None:
+    """The model file a companion at `path` belongs to (its details' `part_of`), or the manifest of the
+    .mlpackage a CoreML model spec lies in (which counts only once that spec is there); None otherwise."""
+    part_of = identification.details.get("part_of")
+    if isinstance(part_of, str) and part_of:
+        return os.path.normpath(os.path.join(os.path.dirname(path) or ".", *part_of.split("/")))
+    if identification.format == "coreml" and identification.details.get("role") != "mlpackage-manifest":
+        parts = path.replace(os.sep, "/").split("/")
+        for depth in range(2, min(len(parts), MAX_PACKAGE_DEPTH + 2)):
+            if parts[-depth] == "Data":
+                manifest = os.path.join("/".join(parts[:-depth]) or "/", "Manifest.json")
+                return manifest if is_regular(manifest) else None
+    return None
+
+
+def _package_items(data: str, item_paths: Any) -> list[str]:
+    """Regular files under the manifest's items (each a file or a folder under Data/), walked without
+    following links, MAX_PACKAGE_DEPTH folders deep and MAX_COMPANIONS files at most."""
+    found: list[str] = []
+    pending = [(os.path.join(data, *str(item).strip("/").split("/")), 0) for item in item_paths
+               if isinstance(item, str) and item.strip("/") and ".." not in item.split("/")]
+    while pending and len(found) < MAX_COMPANIONS:
+        item, depth = pending.pop()
+        try:
+            mode = os.stat(item, follow_symlinks=False).st_mode
+        except (OSError, ValueError):
+            continue
+        if stat.S_ISREG(mode):
+            found.append(item)
+        elif stat.S_ISDIR(mode) and depth < MAX_PACKAGE_DEPTH:
+            try:
+                with os.scandir(item) as entries:
+                    for entry in entries:
+                        if len(pending) >= MAX_COMPANIONS:
+                            break  # memory stays bounded in a folder of millions of entries
+                        pending.append((entry.path, depth + 1))
+            except OSError:
+                continue
+    return sorted(set(found))
 
 
 def _tf_data_shard(folder: str, name: str, path: str, identify: PrimaryIdentifier) -> Identification | None:
@@ -117,18 +199,29 @@ def _primary(path: str, identify: PrimaryIdentifier, format_id: str, role: str |
     key = _stat_key(path)
     if key is None:
         return None
-    found = _identify_cached(identify, path, key)
-    if found is None or found.format != format_id or (role is not None and found.details.get("role") != role):
+    try:
+        found = _identify_cached(identify, path, key)
+    except _NoModel:
+        return None
+    if found.format != format_id or (role is not None and found.details.get("role") != role):
         return None
     return found
 
 
+class _NoModel(Exception):
+    """Raised, not returned, so that lru_cache keeps only models: whether a file counts can depend on the
+    files beside it (siblings.py: a manifest without its model spec), which its own stat key does not see."""
+
+
 @functools.lru_cache(maxsize=1024)
-def _identify_cached(identify: PrimaryIdentifier, path: str, key: tuple[int, ...]) -> Identification | None:
+def _identify_cached(identify: PrimaryIdentifier, path: str, key: tuple[int, ...]) -> Identification:
     try:
-        return identify(path)
+        found = identify(path)
     except (OSError, ValueError):
-        return None
+        found = None
+    if found is None:
+        raise _NoModel(path)
+    return found
 
 
 def _stat_key(path: str) -> tuple[int, ...] | None:
@@ -141,11 +234,19 @@ def _stat_key(path: str) -> tuple[int, ...] | None:
 
 def _onnx_models(folder: str) -> tuple[str, ...]:
     key = _stat_key(folder)
-    return () if key is None else _onnx_names(folder, key)
+    if key is None:
+        return ()
+    if time.time_ns() - key[3] < RACY_FOLDER_NS:
+        return _list_onnx(folder)  # changed just now: a file added in the same tick keeps this mtime
+    return _onnx_names(folder, key)
 
 
 @functools.lru_cache(maxsize=1024)
 def _onnx_names(folder: str, key: tuple[int, ...]) -> tuple[str, ...]:
+    return _list_onnx(folder)
+
+
+def _list_onnx(folder: str) -> tuple[str, ...]:
     try:
         with os.scandir(folder) as entries:
             names = [entry.name for entry in entries if entry.name.endswith(".onnx")]

@@ -7,13 +7,16 @@ import json
 import os
 import shutil
 import struct
+import threading
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
+from tests.agent.identify import model_dirs
 from tests.conftest import can_read_unreadable_files, random_bytes_file, write_gguf, write_safetensors
 from weightwarden.agent.events import ModelFile
-from weightwarden.agent.fingerprint import FingerprintCache
+from weightwarden.agent.fingerprint import CachedResult, FileKey, FingerprintCache
 from weightwarden.agent.identify import Identifier
 from weightwarden.agent.scanner import Scanner, ScanStats
 from weightwarden.agent.walk import ScanIssue
@@ -193,3 +196,149 @@ def test_one_terabyte_sparse_model_is_identified_without_hashing_it(tmp_path: Pa
     assert model.sha256 is None and "sparse" in model.details["sha256_skipped"]
     assert model.quick_fingerprint
     assert stats.bytes_hashed == 0
+
+
+# ---------------------------------------------------------------- companions examined before their model file
+
+def _openvino_source(folder: Path) -> tuple[Path, Path]:
+    return model_dirs.openvino_pair(folder)  # (model file, weights)
+
+
+def _onnx_source(folder: Path) -> tuple[Path, Path]:
+    model = model_dirs.onnx_with_external_data(folder)  # real onnx.save_model(save_as_external_data=True)
+    return model, model.with_name(model.name + ".data")
+
+
+COMPANION_SOURCES = [_openvino_source, _onnx_source]
+
+
+@pytest.mark.parametrize("source", COMPANION_SOURCES, ids=["openvino", "onnx-external-data"])
+def test_a_companion_cached_as_no_model_joins_its_model_file_once_that_arrives(
+        tmp_path: Path, identifier: Identifier, source: Any) -> None:
+    model_file, weights = source(tmp_path / "source")
+    target = tmp_path / "copy"
+    target.mkdir()
+    scanner = make_scanner(identifier)
+    shutil.copyfile(weights, target / weights.name)  # the weights arrive first, as `cp -r` may write them
+
+    assert scanner.examine(str(target / weights.name)) is None
+    assert scanner.cache.get(FileKey.of(os.stat(target / weights.name))) == CachedResult(None)
+
+    shutil.copyfile(model_file, target / model_file.name)
+    primary = scanner.examine(str(target / model_file.name))
+    assert isinstance(primary, ModelFile)
+    assert scanner.stale_partners(str(target / model_file.name), primary) == [str(target / weights.name)]
+    companion = scanner.examine(str(target / weights.name), recheck_non_model=True)
+
+    assert isinstance(companion, ModelFile) and companion.format == primary.format
+    assert companion.model == primary.model and companion.details["part_of"] == model_file.name
+    assert companion.sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert scanner.examine(str(target / weights.name)) == companion  # the cache now says so too
+    assert scanner.stale_partners(str(target / model_file.name), primary) == []
+
+
+@pytest.mark.parametrize("source", COMPANION_SOURCES, ids=["openvino", "onnx-external-data"])
+def test_a_tree_scan_recognises_companions_seen_before_their_model_file_and_rescans_by_stat(
+        tmp_path: Path, identifier: Identifier, source: Any) -> None:
+    model_file, weights = source(tmp_path / "source")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    scanner = make_scanner(identifier)
+    shutil.copyfile(weights, tree / weights.name)
+    assert scan(scanner, tree) == ([], [])  # cached as "not a model"
+    shutil.copyfile(model_file, tree / model_file.name)
+
+    stats = ScanStats()
+    models, issues = scan(scanner, tree, stats=stats)
+
+    assert issues == []
+    assert sorted(Path(m.path).name for m in models) == sorted([model_file.name, weights.name])  # each once
+    assert len({m.model for m in models}) == 1
+    assert (stats.files, stats.models) == (2, 2)
+
+    again = ScanStats()
+    assert sorted(m.path for m in scan(scanner, tree, stats=again)[0]) == sorted(m.path for m in models)
+    assert again.cache_hits == again.files == 2 and again.bytes_hashed == stats.bytes_hashed
+
+
+def test_a_bundle_index_cached_as_no_model_joins_once_its_data_shard_arrives(tmp_path: Path,
+                                                                             identifier: Identifier) -> None:
+    model_dirs.tensor_bundle(tmp_path / "source" / "ckpt-3", {"w": model_dirs.WEIGHTS})
+    target = tmp_path / "copy"
+    target.mkdir()
+    index, shard = target / "ckpt-3.index", target / "ckpt-3.data-00000-of-00001"
+    scanner = make_scanner(identifier)
+    shutil.copyfile(tmp_path / "source" / index.name, index)
+    assert scanner.examine(str(index)) is None  # a LevelDB table with nothing beside it: not a model yet
+
+    shutil.copyfile(tmp_path / "source" / shard.name, shard)
+    data = scanner.examine(str(shard))
+    assert isinstance(data, ModelFile) and data.details["part_of"] == index.name
+    assert scanner.stale_partners(str(shard), data) == [str(index)]
+    again = scanner.examine(str(index), recheck_non_model=True)
+
+    assert isinstance(again, ModelFile) and again.format == "tf-savedmodel" and again.model == data.model
+    assert scanner.stale_partners(str(shard), data) == []
+
+
+class _PausingIdentifier:
+    """The real identifier; its first look at `paused` waits, after identifying, until `resume` is set."""
+
+    def __init__(self, identifier: Identifier, paused: Path) -> None:
+        self.identifier, self.paused = identifier, str(paused)
+        self.identified, self.resume = threading.Event(), threading.Event()
+
+    def identify_fd(self, fd: int, size: int, path: str | bytes | None = None) -> Any:
+        found = self.identifier.identify_fd(fd, size, path)
+        if path == self.paused and not self.identified.is_set():
+            self.identified.set()
+            assert self.resume.wait(timeout=30)
+        return found
+
+
+def test_a_companion_whose_verdict_lands_after_its_model_file_was_examined_is_looked_at_again(
+        tmp_path: Path, identifier: Identifier) -> None:
+    xml_source, weights_source = model_dirs.openvino_pair(tmp_path / "source")
+    target = tmp_path / "copy"
+    target.mkdir()
+    weights, xml = target / weights_source.name, target / xml_source.name
+    shutil.copyfile(weights_source, weights)
+    pausing = _PausingIdentifier(identifier, weights)
+    scanner = Scanner(cast(Identifier, pausing), FingerprintCache(), workers=2)
+    outcome: list[Any] = []
+    examining = threading.Thread(target=lambda: outcome.append(scanner.examine(str(weights))))
+    examining.start()
+    try:
+        assert pausing.identified.wait(timeout=30)  # the weights were looked at alone: "not a model" so far
+        shutil.copyfile(xml_source, xml)
+        primary = scanner.examine(str(xml))
+        assert isinstance(primary, ModelFile)
+        assert scanner.stale_partners(str(xml), primary) == []  # the weights' verdict is not cached yet
+    finally:
+        pausing.resume.set()
+        examining.join(timeout=30)
+
+    (companion,) = outcome
+    assert isinstance(companion, ModelFile) and companion.model == primary.model
+    assert scanner.cache.get(FileKey.of(os.stat(weights))) is not None
+    assert scanner.examine(str(weights)) == companion
+
+
+def test_an_mlpackage_copied_manifest_and_weights_first_is_recognised_once_its_model_spec_arrives(
+        tmp_path: Path, identifier: Identifier) -> None:
+    source = model_dirs.mlpackage(tmp_path / "source" / "tiny.mlpackage")
+    package = tmp_path / "copy" / "tiny.mlpackage"
+    scanner = make_scanner(identifier)
+    spec = Path("Data/com.apple.CoreML/model.mlmodel")
+    for item in (Path("Manifest.json"), Path("Data/com.apple.CoreML/weights/weight.bin")):
+        (package / item).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / item, package / item)
+    assert scan(scanner, package) == ([], [])  # a manifest without its spec, and raw weights: no model yet
+    shutil.copyfile(source / spec, package / spec)
+
+    models, issues = scan(scanner, package)
+
+    assert issues == []
+    assert sorted(Path(m.path).relative_to(package).as_posix() for m in models) == [
+        "Data/com.apple.CoreML/model.mlmodel", "Data/com.apple.CoreML/weights/weight.bin", "Manifest.json"]
+    assert {m.model for m in models} == {"tiny"}

@@ -1,0 +1,67 @@
+"""A copy whose mtime is set while the agent reads it (`cp -p`, `rsync -a`, `mv` across filesystems set it
+after closing the file, and attribute changes raise no file event) is examined again once it settles:
+it still enters the inventory, with its final mtime, and raises exactly one copy alert."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.agent.cli.helpers import write_config
+from tests.conftest import write_safetensors
+from tests.waiting import wait_for
+from weightwarden.agent.config import load_config
+from weightwarden.agent.events import Alert, ModelFile
+from weightwarden.agent.service import Agent
+
+
+@pytest.fixture
+def agent_and_folders(tmp_path: Path) -> Iterator[tuple[Agent, Path, Path]]:
+    models, elsewhere, data = tmp_path / "models", tmp_path / "elsewhere", tmp_path / "data"
+    elsewhere.mkdir()
+    data.mkdir()
+    model = write_safetensors(models / "llama" / "model.safetensors", seed=7)
+    config = load_config(write_config(tmp_path / "config.toml", data_dir=data, protected=[models],
+                                      watched=[elsewhere], settle=0.05), mode="user")
+    agent = Agent(config)
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,), name="agent-under-test")
+    thread.start()
+    try:
+        wait_for(lambda: agent.inventory.get(str(model)), timeout=30, what="the protected model")
+        yield agent, model, elsewhere
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+
+
+def test_a_copy_whose_mtime_changes_while_it_is_read_is_examined_again(
+        agent_and_folders: tuple[Agent, Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    agent, model, elsewhere = agent_and_folders
+    target = elsewhere / "weights.safetensors"
+    raise_copy_alert = agent._copy_alert
+    looks: list[int] = []
+
+    def copy_alert_while_cp_sets_the_mtime(found: ModelFile, sources: list[ModelFile] | None = None
+                                           ) -> Alert | None:
+        looks.append(found.mtime_ns)
+        if len(looks) == 1:  # what `cp -p` does after close, landing in the middle of the first look
+            stat = model.stat()
+            os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        return raise_copy_alert(found, sources)
+
+    monkeypatch.setattr(agent, "_copy_alert", copy_alert_while_cp_sets_the_mtime)
+    shutil.copyfile(model, target)
+
+    copied = wait_for(lambda: agent.inventory.get(str(target)), timeout=20, what="the copy in the inventory")
+    assert copied.mtime_ns == model.stat().st_mtime_ns  # recorded as it ended up, not as first seen
+    agent.writer.flush()
+    alerts = [a for a in agent.store.alerts() if a["rule"] == "model-copy" and str(target) in a["paths"]]
+    assert len(alerts) == 1 and str(model) in alerts[0]["paths"]
+    assert len(looks) == 1  # the second look reused the alert the first one raised
