@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from weightwarden.agent.config import Config
-from weightwarden.agent.events import Action, Category, Event, FileInfo, Record, format_time, utc_now
+from weightwarden.agent.events import Action, Category, Event, FileInfo, ProcessInfo, Record, format_time, utc_now
 from weightwarden.agent.inventory import Inventory
 from weightwarden.agent.processes import ProcessCache
 from weightwarden.agent.sensors.access import AccessObservation, AccessSensor
@@ -41,7 +41,8 @@ class ActivityMonitor:
     def __init__(self, config: Config, inventory: Inventory, record: Callable[[Record], None],
                  on_health: Callable[[SensorHealth], None], rescan: Callable[[list[str]], None],
                  *, extra_status: Callable[[], list[SensorStatus]] | None = None,
-                 write_state: Callable[[str, str], None] | None = None) -> None:
+                 write_state: Callable[[str, str], None] | None = None,
+                 interested: Callable[[ProcessInfo | None], bool] | None = None) -> None:
         self.config = config
         self.inventory = inventory
         self._record = record
@@ -72,7 +73,8 @@ class ActivityMonitor:
             self.network = NetworkSensor(self.cache, self._connection, on_health,
                                          interval=settings.network_poll_seconds,
                                          use_sock_diag=self.plan.network == "sock_diag",
-                                         reason=self.plan.gaps.get("network", ""))
+                                         reason=self.plan.gaps.get("network", ""),
+                                         interested=interested)  # live progress of these trees' uploads
             self.sensors.append(self.network)
         self.mounts: MountSensor | None = MountSensor(self._mount, on_health) if self.plan.mounts else None
         if self.mounts is not None:
@@ -214,11 +216,10 @@ class ActivityMonitor:
 
     def connection_event(self, obs: ConnectionObservation) -> Event:
         who = f"{obs.process.name} (pid {obs.process.pid})" if obs.process else "unknown process"
-        sent = f", {obs.bytes_sent} bytes sent" if obs.bytes_sent is not None and obs.phase == "closed" else ""
+        sent = f", {obs.bytes_sent} bytes sent" if obs.bytes_sent is not None and obs.phase != "opened" else ""
+        verb = {"opened": "connected to", "progress": "is sending to"}.get(obs.phase, "closed connection to")
         return Event(
-            Action.NETWORK_CONNECTION, Category.NETWORK,
-            f"{who} {'connected to' if obs.phase == 'opened' else 'closed connection to'} "
-            f"{obs.remote}:{obs.remote_port}{sent}",
+            Action.NETWORK_CONNECTION, Category.NETWORK, f"{who} {verb} {obs.remote}:{obs.remote_port}{sent}",
             process=obs.process,
             details={"phase": obs.phase, "destination": {"kind": "network", "address": obs.remote,
                                                           "port": obs.remote_port},
@@ -232,9 +233,10 @@ class ActivityMonitor:
             self._record(Event(
                 Action.MOUNT_ADDED if obs.phase == "added" else Action.MOUNT_REMOVED, Category.HOST,
                 f"{m.kind} mount {obs.phase}: {m.mount_point} ({m.fstype} from {m.source})",
-                severity=2 if m.kind in ("removable", "network-share", "cloud-sync") and obs.phase == "added" else 0,
+                severity=2 if m.kind in ("removable", "network-share", "cloud-sync", "disk-image")
+                and obs.phase == "added" else 0,
                 details={"mount_point": m.mount_point, "fstype": m.fstype, "source": m.source, "kind": m.kind,
-                         "options": m.options}))
+                         "options": m.options, "backing_file": m.backing_file}))
         except Exception:
             self.errors += 1
             log.exception("mount event failed")

@@ -199,7 +199,7 @@ class ProcessInfo:
 @dataclass(frozen=True, slots=True)
 class Destination:
     """ECS destination.* plus where a copy landed: kind is removable, network-share, cloud-sync,
-    temporary, local, network."""
+    disk-image (inside a mounted image file), temporary, local, network."""
 
     kind: str
     address: str | None = None
