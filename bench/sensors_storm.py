@@ -36,6 +36,7 @@ import psutil
 from bench.sections import write_section
 from weightwarden.agent.events import parse_time
 from weightwarden.agent.store import Store
+from weightwarden.agent.store.store import StoreError
 
 WEIGHTWARDEN = str(Path(sys.executable).with_name("weightwarden"))
 
@@ -120,7 +121,10 @@ class AgentRun:
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            store = Store(self.db, read_only=True) if self.db.exists() else None
+            try:  # the agent may still be creating or migrating the database
+                store = Store(self.db, read_only=True) if self.db.exists() else None
+            except StoreError:
+                store = None
             try:
                 raw = store.state("status") if store else None
             except Exception:

@@ -159,15 +159,16 @@ def alert_page(conn: sqlite3.Connection, flt: AlertFilter, sort: AlertSort, *,
     expression = SORT_KEYS[sort.key]
     direction = "desc" if sort.descending else "asc"
     if after is not None:
-        if sort.key == "time":
-            clauses.append(f"rowid {'<' if sort.descending else '>'} ?")
-            params.append(after[0])
+        if sort.key == "time":  # rowid order is sequence order; the (latest, sequence) index serves both
+            clauses.append(f"sequence {'<' if sort.descending else '>'} ?")
+            params.append(after[1])
         else:
             clauses.append(f"({expression}, sequence) {'<' if sort.descending else '>'} (?, ?)")
             params.extend(after)
     where = f" where {' and '.join(clauses)}" if clauses else ""
-    order = "rowid" if sort.key == "time" else f"{expression} {direction}, sequence"
-    sql = f"select {_COLUMNS} from alerts{where} order by {order} {direction} limit ?"
+    order = "sequence" if sort.key == "time" else f"{expression} {direction}, sequence"
+    sql = (f"select {_COLUMNS} from {_source_for_severity_floor(flt, sort)}{where}"
+           f" order by {order} {direction} limit ?")
     return [_row(r) for r in conn.execute(sql, [*params, limit])]
 
 
