@@ -49,7 +49,8 @@ class Tray(QObject):
             self.icon.show()
 
     def new_alerts(self, alerts: list[AlertRow]) -> None:
-        loud = [a for a in alerts if a.severity >= self.notify_severity]
+        # New incidents only: a later state of one (the egress count growing) updates the list, not the user.
+        loud = [a for a in alerts if a.severity >= self.notify_severity and not a.updates]
         if not loud:
             return
         title, body = notification_text(loud)

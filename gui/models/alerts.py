@@ -75,6 +75,7 @@ class AlertsTableModel(QAbstractTableModel):
         self._review_rowid = 0
         self._pending: list[int] = []  # final places of new rows not announced yet (see _insert)
         self.fetches = 0  # pages read from the store (tests, bench)
+        self.successors: dict[str, str] = {}  # incident -> its newest state's alert id, from the last refresh
         self.filter = AlertFilter()
         self.sort_order = AlertSort()
 
@@ -166,7 +167,12 @@ class AlertsTableModel(QAbstractTableModel):
             return []
         new = self._review.alerts_after(self._max_sequence, self.filter)
         self._max_sequence = max([self._max_sequence, *(a.sequence for a in new)])
-        if new:
+        # A new state of an incident already listed replaces its row; where that row stood is not known
+        # once the store has superseded it, so the list is read again (a few times per incident at most).
+        self.successors = {a.incident: a.id for a in new if a.updates and a.incident}
+        if self.successors:
+            self.reload()
+        elif new:
             self._insert(new)
         self._review_rowid, reviews = self._review.reviews_after(self._review_rowid)
         statuses = {r["alert_id"]: r["status"] for r in reviews if r["status"]}

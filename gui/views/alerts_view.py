@@ -102,7 +102,10 @@ class AlertsView(QWidget):
         for combo in (self.severity, self.status, self.rule, self.range):
             combo.currentIndexChanged.connect(lambda _i: self.apply_filter())
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self._incident_shown: str | None = None
+        self.model.modelAboutToBeReset.connect(self._remember_incident)
         self.model.modelReset.connect(self._update_count)
+        self.model.modelReset.connect(self._follow_incident)
         self.model.rowsInserted.connect(lambda *_: self._update_count())
         self.reload()
 
@@ -161,6 +164,16 @@ class AlertsView(QWidget):
         if rows and self.detail.isHidden():
             self.detail.show()
             self.splitter.setSizes([self.width() * 9 // 20, self.width() * 11 // 20])
+
+    def _remember_incident(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        self._incident_shown = self.model.row(rows[0].row()).incident if rows else None
+
+    def _follow_incident(self) -> None:
+        """The selected incident got a new state (the model re-read the list): select its newest row."""
+        successor = self.model.successors.get(self._incident_shown or "")
+        if successor is not None:
+            self._reselect(successor)
 
     def select_row(self, position: int) -> None:
         self.table.selectRow(position)

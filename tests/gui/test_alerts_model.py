@@ -210,3 +210,23 @@ def test_new_alerts_land_in_their_place_in_another_order(tmp_path: Path, qtmodel
     finally:
         writer.close()
         store.close()
+
+
+def test_a_new_state_of_a_listed_incident_replaces_its_row(tmp_path: Path) -> None:
+    from weightwarden.agent.events import Alert
+
+    path = make_database(tmp_path / "ww.db", alerts=5)
+    store, model = open_model(path)
+    writer = Store(path)
+    try:
+        model.reload()
+        listed, before = model.row(2), model.total
+        (stored,) = writer.write([Alert(listed.rule, listed.title, 9, "update 1",
+                                        evidence={"incident": listed.incident, "updates": 1})])
+        assert [a.id for a in model.refresh_live()] == [stored.id]
+        assert model.total == before and model.successors == {listed.incident: stored.id}
+        shown = [model.row(i).id for i in range(model.total)]
+        assert shown[0] == stored.id and listed.id not in shown
+    finally:
+        writer.close()
+        store.close()

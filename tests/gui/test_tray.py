@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pytestqt.qtbot import QtBot
 
 from tests.gui.helpers import make_alert
@@ -29,3 +31,13 @@ def test_only_alerts_at_or_above_the_threshold_notify(qtbot: QtBot) -> None:
 def test_single_alert_text() -> None:
     title, body = notification_text([row(8, 1)])
     assert title == "Weightwarden: 8 high alert" and "Copy of protected model" in body
+
+
+def test_a_later_state_of_an_incident_does_not_notify_again(qtbot: QtBot) -> None:
+    tray = Tray(notify_severity=7)
+    shown: list[tuple[str, str]] = []
+    tray.notified.connect(lambda title, body: shown.append((title, body)))
+    first = row(9, 1)
+    tray.new_alerts([first])
+    tray.new_alerts([dataclasses.replace(row(9, 2), incident=first.id, updates=1)])
+    assert len(shown) == 1

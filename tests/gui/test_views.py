@@ -116,3 +116,32 @@ def test_overview_and_models(database: Path, window_factory) -> None:  # type: i
     window.show_view("models")
     assert window.models.model.rowCount() == 4
     assert window.models.model.data(window.models.model.index(0, 0)) == "model-0"
+
+
+def test_a_new_state_of_the_selected_incident_replaces_its_row_and_stays_selected(
+        qtbot: QtBot, database: Path) -> None:
+    from weightwarden.agent.events import Alert
+    from weightwarden.gui.app_window import MainWindow
+
+    window = MainWindow(str(database), poll_ms=50, notify_severity=8)
+    qtbot.addWidget(window)
+    try:
+        view, model = window.alerts, window.alerts.model
+        before = model.rowCount()
+        view.select_row(3)
+        listed = model.row(3)
+        assert view.detail.alert_id == listed.id
+        writer = Store(database)
+        try:
+            (stored,) = writer.write([Alert(listed.rule, listed.title, 9, "egress grew: update 1",
+                                            evidence={"incident": listed.incident, "updates": 1})])
+        finally:
+            writer.close()
+        qtbot.waitUntil(lambda: model.successors.get(listed.incident or "") == stored.id, timeout=5000)
+        shown = [model.row(i).id for i in range(model.rowCount())]
+        assert model.rowCount() == before and stored.id in shown and listed.id not in shown
+        selected = view.table.selectionModel().selectedRows()
+        assert len(selected) == 1 and model.row(selected[0].row()).id == stored.id
+        assert view.detail.alert_id == stored.id
+    finally:
+        window.source.stop()
