@@ -5,7 +5,8 @@ and can be dragged anywhere; a row's page (PAGE rows) is fetched when the view f
 few recent pages are kept (an LRU). Every page is found by its position (review_queries.alert_page_at:
 an OFFSET counted over index entries only), which costs about what continuing by keyset from the page
 above costs once alerts are listed one per incident (`latest = 1` is not in the rowid order).
-New alerts are inserted where they belong and status changes update their rows in place: no reload.
+New alerts are inserted where they belong and status changes update their rows in place, with no reload;
+only a new state of an incident already listed re-reads the list (its old row has to go).
 """
 
 from __future__ import annotations
