@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.agent.cli.helpers import write_config
+from tests.agent.in_thread import agent_in_thread
 from tests.conftest import write_safetensors
 from tests.waiting import wait_for
 from weightwarden.agent.config import load_config
@@ -28,17 +28,9 @@ def agent_and_folders(tmp_path: Path) -> Iterator[tuple[Agent, Path, Path]]:
     model = write_safetensors(models / "llama" / "model.safetensors", seed=7)
     config = load_config(write_config(tmp_path / "config.toml", data_dir=data, protected=[models],
                                       watched=[elsewhere], settle=0.05), mode="user")
-    agent = Agent(config)
-    stop = threading.Event()
-    thread = threading.Thread(target=agent.run, args=(stop,), name="agent-under-test")
-    thread.start()
-    try:
+    with agent_in_thread(config) as agent:
         wait_for(lambda: agent.inventory.get(str(model)), timeout=30, what="the protected model")
         yield agent, model, elsewhere
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-        assert not thread.is_alive()
 
 
 def test_a_copy_whose_mtime_changes_while_it_is_read_is_examined_again(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 
 from tests.agent.cli.helpers import write_config
 from tests.agent.identify import model_dirs
+from tests.agent.in_thread import agent_in_thread
 from tests.waiting import wait_for
 from weightwarden.agent.config import load_config
 from weightwarden.agent.events import ModelFile
@@ -34,17 +34,9 @@ def running_agent(tmp_path: Path) -> Iterator[tuple[Agent, dict[str, tuple[Path,
              "onnx": (onnx, onnx.with_name(onnx.name + ".data"))}
     config = load_config(write_config(tmp_path / "config.toml", data_dir=data, protected=[models],
                                       watched=[elsewhere], settle=0.05), mode="user")
-    agent = Agent(config)
-    stop = threading.Event()
-    thread = threading.Thread(target=agent.run, args=(stop,), name="agent-under-test")
-    thread.start()
-    try:
+    with agent_in_thread(config) as agent:
         wait_for(lambda: len(agent.inventory) == 4, timeout=30, what="the protected models' four files")
         yield agent, pairs, elsewhere
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-        assert not thread.is_alive()
 
 
 def copy(source: Path, target: Path) -> None:

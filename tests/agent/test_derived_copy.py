@@ -3,7 +3,6 @@ model and the share of its tensors and bytes the copy holds: through the invento
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 
 from tests.agent.cli.helpers import wait_for, write_config
 from tests.agent.fingerprint import writers
+from tests.agent.in_thread import agent_in_thread
 from weightwarden.agent.config import load_config
 from weightwarden.agent.detect.copy import detect_derived_copy
 from weightwarden.agent.events import ModelFile
@@ -110,17 +110,9 @@ def running_agent(tmp_path: Path) -> Iterator[tuple[Agent, dict[str, Path]]]:
     writers.shards(paths["models"] / "llama-mini", TENSORS, 2)
     config = load_config(write_config(tmp_path / "config.toml", data_dir=paths["data"],
                                       protected=[paths["models"]], watched=[paths["elsewhere"]]), mode="user")
-    agent = Agent(config)
-    stop = threading.Event()
-    thread = threading.Thread(target=agent.run, args=(stop,), name="agent-under-test")
-    thread.start()
-    try:
+    with agent_in_thread(config) as agent:
         wait_for(lambda: len(agent.inventory) == 2, timeout=30, what="the initial inventory")
         yield agent, paths
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-        assert not thread.is_alive()
 
 
 def test_agent_alerts_on_a_gguf_export_and_the_store_keeps_tensor_prints(
