@@ -1,10 +1,23 @@
-"""Small widgets shared by the views: a banner, number cards, a bar chart, a ranked list."""
+"""Small widgets shared by the views: a banner, number cards, a bar chart, a ranked list, a row table."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QAbstractItemModel, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen
-from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QFrame, QLabel, QSizePolicy, QTableView, QVBoxLayout, QWidget
+
+
+def row_table(model: QAbstractItemModel) -> QTableView:
+    """A table of records the way every view shows one: whole rows selected, one at a time, striped, no grid
+    and no row numbers."""
+    table = QTableView()
+    table.setModel(model)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setAlternatingRowColors(True)
+    table.setShowGrid(False)
+    table.verticalHeader().hide()
+    return table
 
 
 class Banner(QLabel):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from PySide6.QtCore import QItemSelection, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
     QHeaderView,
@@ -12,7 +11,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -22,6 +20,7 @@ from weightwarden.agent.store.review_queries import STATUSES, AlertFilter
 from weightwarden.gui.models.alerts import AlertsTableModel, since_for
 from weightwarden.gui.source import DataSource
 from weightwarden.gui.views.detail_view import AlertDetailView
+from weightwarden.gui.widgets import row_table
 
 SEVERITY_CHOICES = (("Any severity", 0), ("Medium and up (4+)", 4), ("High and up (7+)", 7), ("Critical (9+)", 9))
 TIME_CHOICES = (("All time", ""), ("Last hour", "1h"), ("Last 24 hours", "24h"), ("Last 7 days", "7d"),
@@ -66,15 +65,9 @@ class AlertsView(QWidget):
             info.addWidget(button)
         layout.addLayout(info)
 
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setAlternatingRowColors(True)
-        self.table.setShowGrid(False)
+        self.table = row_table(self.model)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(26)
         self.table.setSortingEnabled(True)
         self.table.horizontalHeader().setSortIndicator(0, Qt.SortOrder.DescendingOrder)

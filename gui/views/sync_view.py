@@ -43,6 +43,7 @@ from weightwarden.gui.sync_config import (
     form_values,
     validate,
 )
+from weightwarden.gui.widgets import row_table
 
 HINTS = {"address": "siem.example.org", "port": "6514", "transport": "tls", "url": "https://splunk.example.org:8088",
          "token": "(HEC token)", "token_file": "/etc/weightwarden/hec.token", "index": "weightwarden",
@@ -363,12 +364,7 @@ def _destination_of(listed: dict[str, Any]) -> ForwardDestination:
 
 
 def _table(model: Any, height: int) -> QTableView:
-    table = QTableView()
-    table.setModel(model)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.verticalHeader().hide()
-    table.setShowGrid(False)
-    table.setAlternatingRowColors(True)
+    table = row_table(model)
     header = table.horizontalHeader()
     header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
     header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
