@@ -212,6 +212,15 @@ def run(directory: Path, events: int, bulk_events: int, backlog: int) -> dict[st
     return results
 
 
+def _busy(load: str) -> bool:
+    """Whether something else kept a core busy when the run started (1-minute load average of 1 or more;
+    at the end the benchmark's own processes count too)."""
+    try:
+        return float(load.split()[0]) >= 1.0
+    except (ValueError, IndexError):
+        return True
+
+
 def markdown(results: dict[str, Any], events: int, bulk_events: int, backlog: int) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows = [
@@ -224,8 +233,9 @@ def markdown(results: dict[str, Any], events: int, bulk_events: int, backlog: in
         "## Forwarding: delivery rate, CPU per 1,000 events, backlog drain",
         "",
         f"- **Measured:** {now}; machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"load average before {results['load_before']}, after {results['load_after']} (other suites were "
-        "running on this shared machine: figures are lower bounds)",
+        f"load average before {results['load_before']}, after {results['load_after']}"
+        + (" (other work was running on this shared machine: figures are lower bounds)"
+           if _busy(results["load_before"]) else ""),
         f"- **Reproduce:** `{COMMAND} --events {events} --bulk-events {bulk_events} --backlog {backlog}`",
         "- Sender: the real `Forwarder` (outbox cursor, batching of 500, confirmation per transport) in one "
         "process; CPU is that process's user+system time. Receivers on 127.0.0.1.",
