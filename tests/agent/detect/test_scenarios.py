@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -44,6 +45,7 @@ from weightwarden.agent.detect.rules import load_rules
 from weightwarden.agent.events import Event, parse_time
 from weightwarden.agent.sensors.mounts import path_kind
 from weightwarden.agent.store import Store
+from weightwarden.agent.store.store import StoreError
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -87,6 +89,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             try:
                 wait_for(lambda: "scan-finished" in agent.actions(), timeout=60, what="the initial inventory")
                 wait_for(lambda: _marked(agent, 3), timeout=30, what="the models to be inventoried")
+                # and their fanotify marks in place: an open before that is not seen at all
+                wait_for(lambda: _access_marks(paths["data"] / "weightwarden.db") >= 3, timeout=30,
+                         what="the access sensor to mark the three models")
                 yield {"agent": agent, "model": model, "canary": Path(decoy.path), "usb": usb, "remote": remote,
                        "backup_tool": backup_tool, "database": paths["data"] / "weightwarden.db", **paths}
             finally:
@@ -103,6 +108,23 @@ def _marked(agent: Agent, count: int) -> bool:
     discovered = [e for e in agent.records("events") if e["event"]["action"] in ("model-discovered",
                                                                                    "model-created")]
     return len(discovered) >= count
+
+
+def _access_marks(database: Path) -> int:
+    """How many files the access sensor says it has marked, from the status the agent stores."""
+    try:
+        store = Store(database, read_only=True)
+    except StoreError:
+        return 0  # not created or not migrated yet
+    try:
+        raw = store.state("status")
+    finally:
+        store.close()
+    for sensor in json.loads(raw)["sensors"] if raw else []:
+        found = re.search(r"(\d+) files marked", sensor.get("message") or "")
+        if sensor.get("name") == "access" and found:
+            return int(found.group(1))
+    return 0
 
 
 def alerts(world: dict[str, Any], *, every_update: bool = False) -> list[dict[str, Any]]:

@@ -109,3 +109,42 @@ def test_late_exec_news_of_an_ended_process_keeps_what_was_seen_alive() -> None:
         assert seen.executable is not None
     finally:
         child.wait(timeout=10)
+
+
+def test_a_process_in_the_middle_of_exiting_keeps_what_was_seen_alive(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Between do_exit's start and the zombie state /proc shows a running task with no command line and no
+    executable (its memory is gone); the kernel marks it PF_EXITING. It must count as exited, so the
+    snapshot remembered while we held its open names it, not the husk."""
+    from weightwarden.agent import processes
+    from weightwarden.agent.processes import PF_EXITING, ProcessCache
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", "marker-arg"],
+                             stdin=subprocess.PIPE)
+    try:
+        cache = ProcessCache()
+        wait_for(lambda: "marker-arg" in (((snap := snapshot(child.pid)) and snap.command_line) or ""),
+                 timeout=10, what="the child to show its command line")
+        cache.remember(child.pid)
+        real_read = processes._read
+
+        def exiting(path: str, limit: int = 65536) -> bytes | None:
+            data = real_read(path, limit)
+            if path == f"/proc/{child.pid}/cmdline":
+                return b""  # what an exiting task shows
+            if path == f"/proc/{child.pid}/stat" and data:
+                head, _, rest = data.rpartition(b") ")
+                fields = rest.split(b" ")
+                fields[6] = str(int(fields[6]) | PF_EXITING).encode()
+                return head + b") " + b" ".join(fields)
+            return data
+
+        monkeypatch.setattr(processes, "_read", exiting)
+        husk = snapshot(child.pid)
+        assert husk is not None and husk.exited and husk.command_line is None
+        seen = cache.lookup(child.pid)
+        assert seen is not None and seen.exited
+        assert seen.command_line is not None and "marker-arg" in seen.command_line
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=10)
