@@ -67,11 +67,6 @@ def _read(path: str, limit: int = 65536) -> bytes | None:
         os.close(fd)
 
 
-# include/linux/sched.h: set when a task enters do_exit. From then on its memory, executable link and
-# command line are gone although it is not a zombie yet: what it was must come from an earlier snapshot.
-PF_EXITING = 0x00000004
-
-
 def snapshot(pid: int) -> ProcessSnapshot | None:
     """Read /proc/<pid> now; None when there is no such process (any more)."""
     stat = _read(f"/proc/{pid}/stat", 4096)
@@ -84,7 +79,6 @@ def snapshot(pid: int) -> ProcessSnapshot | None:
     ppid = int(fields[1]) if len(fields) > 1 else None
     session = int(fields[3]) if len(fields) > 3 else None
     start = int(fields[19]) if len(fields) > 19 else None
-    flags = int(fields[6]) if len(fields) > 6 and fields[6].isdigit() else 0
     raw_cmdline = _read(f"/proc/{pid}/cmdline") or b""
     args = [a.decode("utf-8", "backslashreplace") for a in raw_cmdline.rstrip(b"\0").split(b"\0") if a]
     try:
@@ -98,8 +92,7 @@ def snapshot(pid: int) -> ProcessSnapshot | None:
             uid = int(line.split()[1])  # the real uid: who is behind it, even for setuid programs
             break
     return ProcessSnapshot(pid, ppid, name, exe, shlex.join(args) if args else None, uid, session, start,
-                           exited=fields[0:1] in ([b"Z"], [b"X"]) or bool(flags & PF_EXITING),
-                           taken=time.monotonic())
+                           exited=fields[0:1] in ([b"Z"], [b"X"]), taken=time.monotonic())
 
 
 def io_counters(pid: int) -> dict[str, int] | None:
