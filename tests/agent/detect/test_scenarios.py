@@ -262,8 +262,13 @@ def test_gpg_symmetric(world: dict[str, Any], tmp_path: Path) -> None:
     if shutil.which("gpg") is None:
         pytest.skip("gpg is not installed")
     out = world["out"] / "llama.gpg"
-    ended = _run("gpg", "--homedir", str(tmp_path), "--batch", "--pinentry-mode", "loopback", "--passphrase", "x",
-                 "--symmetric", "-o", str(out), str(world["model"]))
+    try:
+        ended = _run("gpg", "--homedir", str(tmp_path), "--batch", "--pinentry-mode", "loopback", "--passphrase",
+                     "x", "--symmetric", "-o", str(out), str(world["model"]))
+    finally:  # gpg leaves its agent daemon running for the home folder: stop it with the test
+        if shutil.which("gpgconf"):
+            subprocess.run(["gpgconf", "--homedir", str(tmp_path), "--kill", "gpg-agent"], check=False,
+                           capture_output=True, timeout=30)
     alert = _expect(world, "gpg --symmetric", "model-staged-in-archive", ended,
                     lambda a: a["evidence"]["staging"]["tool"] == "gpg")
     assert alert["evidence"]["staging"]["output"] == str(out)
