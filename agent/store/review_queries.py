@@ -248,10 +248,6 @@ def _positions(flt: AlertFilter, sort: AlertSort) -> _Positions:
     return _Positions(_source_for_severity_floor(flt, sort), clauses, params, "rowid", "sequence")
 
 
-_SORT_INDEXES = {"time": "alerts_latest_sequence", "rule": "alerts_latest_rule_sequence",
-                 "model": "alerts_latest_model_sequence", "status": "alerts_latest_status_sequence"}
-
-
 def _source_for_severity_floor(flt: AlertFilter, sort: AlertSort) -> str:
     """A severity floor alone, ordered by another column: SQLite would take every alert above the floor from
     the severity index and sort them all (a second, a million alerts in) before counting an offset. Walking
@@ -260,8 +256,9 @@ def _source_for_severity_floor(flt: AlertFilter, sort: AlertSort) -> str:
     model) or a time range is better served by its own index, and can be too selective to walk past."""
     lone_floor = (flt.min_severity > 0 and not (flt.every_update or flt.statuses or flt.rule or flt.model
                                                  or flt.since or flt.until or fts_query(flt.text)))
-    index = _SORT_INDEXES.get(sort.key)
-    return f"alerts indexed by {index}" if lone_floor and index else "alerts"
+    # (ordered by severity, the floor is a range of the order's own index: SQLite needs no help)
+    return f"alerts indexed by {review_schema.latest_index(sort.key)}" if lone_floor and sort.key != "severity" \
+        else "alerts"
 
 
 def alert_page_at(conn: sqlite3.Connection, flt: AlertFilter, sort: AlertSort, offset: int,

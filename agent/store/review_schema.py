@@ -41,6 +41,12 @@ def lineage_index(db: sqlite_utils.Database) -> None:
     db.execute("create index if not exists events_path on events(path)")
 
 
+def latest_index(sort_key: str) -> str:
+    """The (latest, column, sequence) index of a sort key of review_queries.SORT_KEYS; time order is the
+    (latest, sequence) index of migration 0008."""
+    return "alerts_latest_sequence" if sort_key == "time" else f"alerts_latest_{sort_key}_sequence"
+
+
 def review_indexes(db: sqlite_utils.Database) -> None:
     """(latest, column, sequence) per sortable column: the app's table jumps to any position by counting an
     OFFSET over index entries alone (review_queries.alert_page_at); without `latest` in the index every
@@ -48,7 +54,7 @@ def review_indexes(db: sqlite_utils.Database) -> None:
     And alerts by the user of their process: a non-admin's own alerts (review_queries.alerts_of_user)."""
     for name, expression in (("severity", "severity"), ("status", "status"), ("rule", "rule_id"),
                              ("model", "coalesce(model, '')")):
-        db.execute(f"create index if not exists alerts_latest_{name}_sequence"
+        db.execute(f"create index if not exists {latest_index(name)}"
                    f" on alerts(latest, {expression}, sequence)")
     db.execute(f"create index if not exists {PROCESS_USER_INDEX} on alerts({PROCESS_USER}, sequence)")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,18 @@ from weightwarden.gui.models.my_alerts import MyAlertsModel
 def open_model(path: Path, page: int = 10) -> tuple[Store, AlertsTableModel]:
     store = Store(path, read_only=True)
     return store, AlertsTableModel(store.review, page_size=page)
+
+
+@contextmanager
+def live_model(path: Path, page: int = 10) -> Iterator[tuple[Store, AlertsTableModel, Store]]:
+    """The app's read-only store and model, and a writer storing alerts beside it as the agent does."""
+    store, model = open_model(path, page)
+    writer = Store(path)
+    try:
+        yield store, model, writer
+    finally:
+        writer.close()
+        store.close()
 
 
 def test_alerts_model_passes_qt_model_checks(qtmodeltester: ModelTester, tmp_path: Path) -> None:
@@ -156,9 +170,7 @@ def test_filters_and_free_text(tmp_path: Path) -> None:
 
 def test_new_alerts_and_status_changes_arrive_live(tmp_path: Path) -> None:
     path = make_database(tmp_path / "ww.db", alerts=5)
-    store, model = open_model(path)
-    writer = Store(path)
-    try:
+    with live_model(path) as (_store, model, writer):
         model.reload()
         inserted: list[int] = []
         model.rowsInserted.connect(lambda _parent, first, last: inserted.append(last - first + 1))
@@ -169,32 +181,22 @@ def test_new_alerts_and_status_changes_arrive_live(tmp_path: Path) -> None:
         assert [a.id for a in new] == [stored[1].id, stored[0].id]
         assert inserted == [2] and model.row(0).id == stored[1].id and model.total == 7
         assert model.row(4).id == on_screen and model.row(4).status == "resolved"
-    finally:
-        writer.close()
-        store.close()
 
 
 def test_live_updates_respect_a_text_filter(tmp_path: Path) -> None:
     path = make_database(tmp_path / "ww.db", alerts=8)
-    store, model = open_model(path)
-    writer = Store(path)
-    try:
+    with live_model(path) as (_store, model, writer):
         model.set_filter(AlertFilter(text="firefox"))
         before = model.rowCount()
         stored = writer.write([make_alert(102, minutes_ago=0), make_alert(103, minutes_ago=0)])  # firefox, aws
         new = model.refresh_live()
         assert [a.id for a in new] == [stored[0].id] and model.rowCount() == before + 1
         assert model.refresh_live() == []
-    finally:
-        writer.close()
-        store.close()
 
 
 def test_new_alerts_land_in_their_place_in_another_order(tmp_path: Path, qtmodeltester: ModelTester) -> None:
     path = make_database(tmp_path / "ww.db", alerts=12)
-    store, model = open_model(path, page=5)
-    writer = Store(path)
-    try:
+    with live_model(path, page=5) as (store, model, writer):
         model.sort(1, Qt.SortOrder.DescendingOrder)
         qtmodeltester.check(model)  # watches the inserts below
         resets: list[bool] = []
@@ -207,18 +209,13 @@ def test_new_alerts_land_in_their_place_in_another_order(tmp_path: Path, qtmodel
         fresh.sort(1, Qt.SortOrder.DescendingOrder)
         assert [r.id for r in every_row(model)] == [r.id for r in every_row(fresh)]
         assert model.row(persistent.row()).id == selected.id  # the view's selection moved with its row
-    finally:
-        writer.close()
-        store.close()
 
 
 def test_a_new_state_of_a_listed_incident_replaces_its_row(tmp_path: Path) -> None:
     from weightwarden.agent.events import Alert
 
     path = make_database(tmp_path / "ww.db", alerts=5)
-    store, model = open_model(path)
-    writer = Store(path)
-    try:
+    with live_model(path) as (_store, model, writer):
         model.reload()
         listed, before = model.row(2), model.total
         (stored,) = writer.write([Alert(listed.rule, listed.title, 9, "update 1",
@@ -227,6 +224,3 @@ def test_a_new_state_of_a_listed_incident_replaces_its_row(tmp_path: Path) -> No
         assert model.total == before and model.successors == {listed.incident: stored.id}
         shown = [model.row(i).id for i in range(model.total)]
         assert shown[0] == stored.id and listed.id not in shown
-    finally:
-        writer.close()
-        store.close()
