@@ -58,18 +58,20 @@ class Evidence:
         Riding on agent-stopped keeps that record the last one of a clean shutdown while still signing the
         whole log up to it (`store.chain` reads `details.checkpoint` of agent-stopped like a checkpoint).
         """
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        self.stop_periodic()
         self.writer.flush(timeout=10)
         signed = self._sign("shutdown")
         return {"checkpoint": signed} if signed else {}
 
-    def stop(self) -> None:
-        """After `agent-stopped` was recorded: give the forwarders a moment to deliver it."""
+    def stop_periodic(self) -> None:
+        """No more heartbeats or periodic checkpoints (shutdown: what they already recorded is kept)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+
+    def stop(self) -> None:
+        """After `agent-stopped` was recorded: give the forwarders a moment to deliver it."""
+        self.stop_periodic()
         self.writer.flush(timeout=10)
         self.forwarders.stop(drain_seconds=self.config.agent.forward_drain_seconds)
 

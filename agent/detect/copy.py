@@ -11,11 +11,24 @@ alert then names the source model and the share of its tensors and bytes that th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from weightwarden.agent.events import Alert, Destination, ModelFile
 from weightwarden.agent.inventory import TensorMatch
 
 RULE_ID = "model-copy"
 SEVERITY_BY_DESTINATION = {"temporary": 6, "local": 5}
+
+
+@dataclass(frozen=True, slots=True)
+class CopyCandidate:
+    """A new model file and the protected files it matches: byte-identical sources first, else tensor matches."""
+
+    new: ModelFile
+    sources: tuple[ModelFile, ...] = ()
+    derived: tuple[TensorMatch, ...] = ()
+    destination_kind: str = "local"
+    event_ids: tuple[str, ...] = ()
 
 
 def detect_copy(new: ModelFile, sources: list[ModelFile], destination_kind: str,

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from weightwarden.agent.detect.copy import CopyCandidate, detect_copy, detect_derived_copy
 from weightwarden.agent.detect.engine import DetectionEngine, DetectSettings
 from weightwarden.agent.detect.rules import Allowlist, ProcessAllow, RuleSet, builtin_rule_files, load_rules
 from weightwarden.agent.events import Alert, Event, ProcessInfo
@@ -87,6 +88,11 @@ class Detector:
             self.errors += 1
             log.exception("tree lookup failed")
             return False
+
+    def copy(self, candidate: CopyCandidate) -> Alert | None:
+        alert = detect_copy(candidate.new, list(candidate.sources), candidate.destination_kind) or \
+            detect_derived_copy(candidate.new, list(candidate.derived), candidate.destination_kind)
+        return self.adjust_copy(alert) if alert is not None else None
 
     def adjust_copy(self, alert: Alert) -> Alert:
         try:

@@ -55,6 +55,11 @@ class AccessObservation:
     seen_monotonic: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class AccessOverflow:
+    """The kernel's access queue overflowed: accesses were lost (what was protected must be looked at again)."""
+
+
 @dataclass(slots=True)
 class _Session:
     pid: int

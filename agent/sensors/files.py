@@ -37,6 +37,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from weightwarden.agent.sensors import fanotify
+from weightwarden.agent.sensors.base import SensorStatus, privilege
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,12 @@ class FileSensor:
         if self._log_level is not None:
             watchdog_log.setLevel(self._log_level)
             self._log_level = None
+
+    def status(self) -> SensorStatus:
+        polling = self._polling is not None
+        return SensorStatus(self.name, "degraded" if polling else ("running" if self._observers else "stopped"),
+                            "watchdog+polling" if polling else "watchdog", privilege(),
+                            f"watching {len(self.roots)} roots")
 
     def _check_watch_limit(self) -> None:
         """Natively watched roots may have blind subdirectories once the watch limit is reached: poll them."""

@@ -1,7 +1,9 @@
 """Batched writes: producers hand records over at once; one thread commits them in batches.
 
 Batching turns a burst of hundreds of events into one transaction (one fsync in WAL mode) instead of
-hundreds, and keeps SQLite latency off the sensors' threads.
+hundreds, and keeps SQLite latency off the sensors' threads and the dispatcher. Changes of the inventory's
+model files go the same way, in the order they were handed over with the records: a copy alert that is
+committed has its model file row committed before it.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
-from weightwarden.agent.events import Record
+from weightwarden.agent.events import ModelFile, Record
+from weightwarden.agent.sensors.base import SensorStatus, privilege
 from weightwarden.agent.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -20,7 +25,23 @@ log = logging.getLogger(__name__)
 _FLUSH = object()
 
 
+@dataclass(frozen=True, slots=True)
+class _ModelFilesSeen:
+    files: tuple[ModelFile, ...]
+    seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _ModelFilesGone:
+    paths: tuple[str, ...]
+
+
+_Item = Record | _ModelFilesSeen | _ModelFilesGone
+
+
 class RecordWriter:
+    name = "store"
+
     def __init__(self, store: Store, *, batch_size: int = 256, flush_seconds: float = 0.5,
                  on_written: Callable[[list[Record]], None] | None = None) -> None:
         self._store = store
@@ -37,8 +58,23 @@ class RecordWriter:
         """Batches that could not be written (kept in memory and retried), for health reporting."""
         return self._failures
 
+    def status(self) -> SensorStatus:
+        """Records waiting to be committed (backlog) and failed batches (drops)."""
+        failures = self._failures
+        return SensorStatus(self.name, "degraded" if failures else "running", "sqlite", privilege(),
+                            f"{failures} batches failed and were retried" if failures else "batched writes",
+                            backlog=self._queue.qsize(), drops=failures)
+
     def submit(self, record: Record) -> None:
         self._queue.put(record)
+
+    def submit_model_files(self, files: Iterable[ModelFile], *, seen: datetime) -> None:
+        """Model files found or changed (Store.upsert_model_files), committed in order with the records."""
+        self._queue.put(_ModelFilesSeen(tuple(files), seen))
+
+    def submit_model_files_gone(self, paths: Iterable[str]) -> None:
+        """Model files no longer there (Store.mark_model_files_gone), committed in order with the records."""
+        self._queue.put(_ModelFilesGone(tuple(paths)))
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Block until everything submitted so far is committed; False on timeout."""
@@ -52,7 +88,7 @@ class RecordWriter:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        pending: list[Record] = []
+        pending: list[_Item] = []
         oldest = 0.0  # when the oldest pending record arrived: none waits longer than flush_seconds
         while True:
             # Nothing pending: sleep until something arrives (an idle agent does not wake this thread).
@@ -80,18 +116,31 @@ class RecordWriter:
             if len(pending) >= self._batch_size:
                 self._commit(pending)
 
-    def _commit(self, pending: list[Record]) -> None:
-        if not pending:
-            return
+    def _commit(self, pending: list[_Item]) -> None:
+        """Commit `pending` in order (runs of records in one transaction); what failed stays pending."""
+        written: list[Record] = []
+        done = 0
         try:
-            written = self._store.write(pending)
-        except Exception:  # disk full, locked database...: keep the records and try again next round
+            while done < len(pending):
+                item = pending[done]
+                if isinstance(item, _ModelFilesSeen):
+                    self._store.upsert_model_files(item.files, seen=item.seen)
+                    done += 1
+                elif isinstance(item, _ModelFilesGone):
+                    self._store.mark_model_files_gone(item.paths)
+                    done += 1
+                else:
+                    end = done
+                    while end < len(pending) and not isinstance(pending[end], _ModelFilesSeen | _ModelFilesGone):
+                        end += 1
+                    written.extend(self._store.write(pending[done:end]))  # type: ignore[arg-type]
+                    done = end
+        except Exception:  # disk full, locked database...: keep the rest and try again next round
             self._failures += 1
-            log.exception("could not write %d records; will retry", len(pending))
+            log.exception("could not write %d records; will retry", len(pending) - done)
             time.sleep(min(5.0, 0.05 * 2 ** min(self._failures, 7)))  # back off instead of spinning
-            return
-        pending.clear()
-        if self._on_written is not None:
+        del pending[:done]
+        if written and self._on_written is not None:
             try:
                 self._on_written(written)
             except Exception:

@@ -37,18 +37,24 @@ def test_a_copy_whose_mtime_changes_while_it_is_read_is_examined_again(
         agent_and_folders: tuple[Agent, Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     agent, model, elsewhere = agent_and_folders
     target = elsewhere / "weights.safetensors"
-    raise_copy_alert = agent._copy_alert
+    hand_over = agent.files.on_identified  # the examining thread: the file is a model, not yet hashed
+    judge_copy = agent.files.upkeep.copy_alert  # the dispatcher: is it a copy?
     looks: list[int] = []
+    changed: list[str] = []
 
-    def copy_alert_while_cp_sets_the_mtime(found: ModelFile, sources: list[ModelFile] | None = None
-                                           ) -> Alert | None:
-        looks.append(found.mtime_ns)
-        if len(looks) == 1:  # what `cp -p` does after close, landing in the middle of the first look
+    def identified_while_cp_sets_the_mtime(found: ModelFile) -> None:
+        if not changed and found.path == str(target):  # what `cp -p` does after close, during the first look
             stat = model.stat()
             os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-        return raise_copy_alert(found, sources)
+            changed.append(found.path)
+        hand_over(found)
 
-    monkeypatch.setattr(agent, "_copy_alert", copy_alert_while_cp_sets_the_mtime)
+    def copy_alert_counted(found: ModelFile) -> Alert | None:
+        looks.append(found.mtime_ns)
+        return judge_copy(found)
+
+    monkeypatch.setattr(agent.files, "on_identified", identified_while_cp_sets_the_mtime)
+    monkeypatch.setattr(agent.files.upkeep, "copy_alert", copy_alert_counted)
     shutil.copyfile(model, target)
 
     copied = wait_for(lambda: agent.inventory.get(str(target)), timeout=20, what="the copy in the inventory")

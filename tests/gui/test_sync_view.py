@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
-from tests.gui.helpers import running_agent
+from tests.gui.helpers import running_agent, wait_until
 from weightwarden.agent.config import load_config
 from weightwarden.agent.events import Action, Category, Event
 from weightwarden.agent.store.outbox import Outbox
@@ -157,9 +157,11 @@ def test_dead_letters_are_listed_per_destination(tmp_path: Path, window_factory)
     sink = tmp_path / "sink.jsonl"
     with running_agent(tmp_path, extra_config=f'[forward.es]\ntype = "file"\npath = "{sink}"\n') as agent:
         database = tmp_path / "data" / "weightwarden.db"
-        agent.writer.flush(timeout=10)
         outbox = Outbox(database)
         try:
+            # the first records (agent-started, sensor health) pass the ordered queue, then the writer
+            wait_until(lambda: agent.writer.flush(timeout=10) and len(outbox.after(0, 3)) == 3,
+                       what="three records committed")
             refused = outbox.after(0, 3)
             for record in refused:  # what the _bulk transport does with a 400 item
                 outbox.dead_letter("es", record, f"400 mapper_parsing_exception for {record.sequence}")

@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,10 +23,11 @@ from tests.agent.sensors.test_agent_activity import Agent, events
 from tests.conftest import write_safetensors
 from weightwarden.agent.activity import ActivityMonitor
 from weightwarden.agent.config import load_config
-from weightwarden.agent.events import Event, ModelFile
+from weightwarden.agent.events import Event, ModelFile, utc_now
 from weightwarden.agent.inventory import Inventory
+from weightwarden.agent.pipeline.activity_events import access_event
 from weightwarden.agent.processes import ProcessCache
-from weightwarden.agent.sensors.access import AccessSensor
+from weightwarden.agent.sensors.access import AccessObservation, AccessOverflow, AccessSensor
 from weightwarden.agent.sensors.files import FileObservation, FileSensor, SensorHealth
 from weightwarden.agent.sensors.processes import ProcConnectorSensor
 
@@ -89,10 +90,19 @@ def test_fanotify_queue_overflow_is_reported_then_the_protected_roots_rescanned(
     st = model.stat()
     inventory = Inventory([ModelFile(str(model), "safetensors", st.st_size, "llama", device=st.st_dev,
                                      inode=st.st_ino)])
-    happened: list[tuple[str, object]] = []  # health reports, rescans and access events, in order
-    monitor = ActivityMonitor(config, inventory, lambda record: happened.append(("record", record)),
-                              lambda health: happened.append(("health", health)),
-                              lambda roots: happened.append(("rescan", roots)))
+    happened: list[tuple[str, object]] = []  # health reports, lost accesses and access events, in order
+
+    def emitter(source: str) -> Callable[..., None]:
+        def emit(observation: object, at: float | None = None) -> None:
+            if isinstance(observation, SensorHealth):
+                happened.append(("health", observation))
+            elif isinstance(observation, AccessOverflow):  # the agent rescans the protected roots for it
+                happened.append(("rescan", observation))
+            elif isinstance(observation, AccessObservation):  # as the dispatcher turns it into an event
+                happened.append(("record", access_event(observation, inventory, utc_now())))
+        return emit
+
+    monitor = ActivityMonitor(config, inventory, emitter)
     monitor.start()
     holder = None
     try:
@@ -115,7 +125,7 @@ def test_fanotify_queue_overflow_is_reported_then_the_protected_roots_rescanned(
             return found[0] + 1 if found else None  # +1: never 0, which wait_for would take as "not yet"
 
         at = wait_for(rescan_index, timeout=60, what="the rescan after the overflow") - 1
-        assert happened[at][1] == config.protected_roots == [str(models)]
+        assert isinstance(happened[at][1], AccessOverflow)  # tests/agent/pipeline: -> rescan of protected roots
         overflow = [i for i, (kind, item) in enumerate(happened[:at]) if kind == "health"
                     and isinstance(item, SensorHealth) and item.sensor == "access" and item.status == "degraded"]
         assert len(overflow) == 1

@@ -1,0 +1,1 @@
+"""The agent's one ordered pipeline: sensors -> ObservationQueue -> Dispatcher -> record -> detect -> store."""

@@ -1,0 +1,79 @@
+"""What the activity sensors saw, as Events: ECS process.* with its parent chain, file.*, destination.*.
+
+Pure translations, run on the dispatcher's thread: an access observation is matched with the inventory as it
+stands at that point of the ordered stream, so a file inventoried just before is seen with its model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from weightwarden.agent.events import Action, Category, Event, FileInfo
+from weightwarden.agent.inventory import Inventory
+from weightwarden.agent.sensors.access import AccessObservation
+from weightwarden.agent.sensors.files import SensorHealth
+from weightwarden.agent.sensors.mounts import MountObservation
+from weightwarden.agent.sensors.network import ConnectionObservation
+
+_ACCESS_ACTIONS = {"opened": Action.MODEL_OPENED, "read": Action.MODEL_READ, "written": Action.MODEL_WRITTEN,
+                   "held": Action.MODEL_HELD}
+_ACCESS_VERBS = {"opened": "opened", "read": "read", "written": "wrote", "held": "holds open"}
+_NOTABLE_MOUNTS = ("removable", "network-share", "cloud-sync", "disk-image")
+
+
+def access_event(obs: AccessObservation, inventory: Inventory, at: datetime) -> Event:
+    model = inventory.get(obs.path)
+    process = obs.process
+    if obs.kind in ("read", "held"):
+        process = replace(process, bytes_read=obs.bytes_read, mapped=obs.mapped)
+    who = f"{process.name or '?'} (pid {process.pid}, user {process.user or process.uid})"
+    details: dict[str, Any] = {}
+    if obs.kind in ("read", "held"):
+        details["access"] = {
+            "bytes_read": obs.bytes_read, "bytes_read_source": obs.bytes_read_source,
+            "mapped": obs.mapped, "seconds_open": obs.seconds_open,
+            "mode": "mmap" if obs.mapped else ("read" if obs.bytes_read else "unknown"),
+            "read_fraction": round(obs.bytes_read / obs.size, 4) if obs.bytes_read and obs.size else None,
+        }
+    how = ""
+    if obs.kind == "read":
+        how = " (memory-mapped)" if obs.mapped else (
+            f" ({obs.bytes_read} bytes)" if obs.bytes_read is not None else "")
+    return Event(
+        _ACCESS_ACTIONS[obs.kind], Category.FILE, f"{who} {_ACCESS_VERBS[obs.kind]} {obs.path}{how}",
+        file=FileInfo(path=obs.path, size=obs.size, inode=obs.inode, device=obs.device,
+                      format=model.format if model else None, sha256=model.sha256 if model else None,
+                      quick_fingerprint=model.quick_fingerprint if model else None),
+        model=model.model if model else None, process=process, details=details, time=at)
+
+
+def connection_event(obs: ConnectionObservation, at: datetime) -> Event:
+    who = f"{obs.process.name} (pid {obs.process.pid})" if obs.process else "unknown process"
+    sent = f", {obs.bytes_sent} bytes sent" if obs.bytes_sent is not None and obs.phase != "opened" else ""
+    verb = {"opened": "connected to", "progress": "is sending to"}.get(obs.phase, "closed connection to")
+    return Event(
+        Action.NETWORK_CONNECTION, Category.NETWORK, f"{who} {verb} {obs.remote}:{obs.remote_port}{sent}",
+        process=obs.process, time=at,
+        details={"phase": obs.phase, "destination": {"kind": "network", "address": obs.remote,
+                                                      "port": obs.remote_port},
+                 "source": {"address": obs.local, "port": obs.local_port}, "netns": obs.netns,
+                 "bytes_sent": obs.bytes_sent, "bytes_received": obs.bytes_received,
+                 "bytes_source": obs.bytes_source, "seconds": obs.seconds})
+
+
+def mount_event(obs: MountObservation, at: datetime) -> Event:
+    m = obs.mount
+    return Event(
+        Action.MOUNT_ADDED if obs.phase == "added" else Action.MOUNT_REMOVED, Category.HOST,
+        f"{m.kind} mount {obs.phase}: {m.mount_point} ({m.fstype} from {m.source})",
+        severity=2 if m.kind in _NOTABLE_MOUNTS and obs.phase == "added" else 0, time=at,
+        details={"mount_point": m.mount_point, "fstype": m.fstype, "source": m.source, "kind": m.kind,
+                 "options": m.options, "backing_file": m.backing_file})
+
+
+def health_event(health: SensorHealth, at: datetime) -> Event:
+    return Event(Action.SENSOR_HEALTH, Category.HOST, f"{health.sensor}: {health.status}: {health.message}",
+                 severity=0 if health.status == "running" else 3,
+                 details={"sensor": health.sensor, "status": health.status}, time=at)

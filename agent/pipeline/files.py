@@ -1,0 +1,271 @@
+"""The file pipeline: what the file sensor saw -> settle -> examine -> accepted, gone or moved.
+
+Two kinds of thread take part, and never share state:
+- the dispatcher's thread runs `observe`, the result handlers and `tick`: it notes paths to settle, keeps
+  the inventory (through InventoryUpkeep) and hands due paths and rescans to the pool;
+- a small pool examines settled paths and scans trees (identify, fingerprint: the slow part), and hands
+  what it found back to the ordered queue as typed observations (Identified, Examined, ScanFound,
+  ScanIssue, ScanDone), so inventory changes and copy alerts happen in order with everything else.
+
+One rescan request set: a new or moved-in directory, a lost-events overflow, "scan now" from the app, all
+ask for their roots to be scanned again; the next tick sends each root to the pool once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from weightwarden.agent.config import Config
+from weightwarden.agent.events import Action, Alert, Category, Event, FileInfo, ModelFile, Record, display_path
+from weightwarden.agent.pipeline.activity_events import health_event
+from weightwarden.agent.pipeline.inventory_upkeep import InventoryUpkeep
+from weightwarden.agent.scanner import Scanner, ScanStats
+from weightwarden.agent.sensors.files import FileObservation, SensorHealth
+from weightwarden.agent.settle import Settler
+from weightwarden.agent.walk import ScanIssue
+
+FINISH_SECONDS = 60.0  # at shutdown, the longest we wait for examinations and scans in flight
+
+
+@dataclass(frozen=True, slots=True)
+class Identified:
+    """A new file is a model: quick fingerprint known, SHA-256 not yet. A copy can be told from it already."""
+
+    model: ModelFile
+
+
+@dataclass(frozen=True, slots=True)
+class Examined:
+    """A settled path was examined: a model file, not a model (None), or why it could not be told."""
+
+    path: str
+    outcome: ModelFile | ScanIssue | None
+    partners: tuple[str, ...] = ()  # files of its pair or folder model cached as "not a model": look again
+
+
+@dataclass(frozen=True, slots=True)
+class ScanFound:
+    """A tree scan met a model file."""
+
+    model: ModelFile
+    alert_copies: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ScanDone:
+    roots: tuple[str, ...]
+    seen: frozenset[str]
+    stats: dict[str, int]
+    prune: bool  # the scan ran to the end: inventoried files under the roots it did not meet are gone
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class RescanRequest:
+    roots: tuple[str, ...]
+    reason: str
+
+
+class FilePipeline:
+    def __init__(self, config: Config, scanner: Scanner, upkeep: InventoryUpkeep, emit: Callable[..., None],
+                 isolated: Callable[..., Any], save_cache: Callable[[], None]) -> None:
+        self.config = config
+        self.scanner = scanner
+        self.upkeep = upkeep
+        self.inventory = upkeep.inventory
+        self.settler = Settler(config.watch.settle_seconds)
+        self._emit = emit  # the examination pool's source on the ordered queue
+        self._isolated = isolated
+        self._save_cache = save_cache
+        self._pool = ThreadPoolExecutor(config.scan.workers, thread_name_prefix="ww-examine")
+        self._pending: list[Future[Any]] = []
+        self._rescans: set[str] = set()
+        self._alerted: dict[str, Alert] = {}  # copy alerts raised by a look that the file then outran
+        self._stopping = threading.Event()
+        self._initial: threading.Thread | None = None
+        self._ignored_prefix = os.path.realpath(config.data_dir).rstrip("/") + "/"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self.config.inventory.scan_on_start:
+            self._initial = threading.Thread(target=self._isolated, args=(self._initial_scan,),
+                                             name="ww-initial-scan", daemon=True)
+            self._initial.start()
+
+    def finish(self, drain: Callable[[], int]) -> None:
+        """Shutdown: scans stop early, paths still settling are examined now (a copy finished just before
+        shutdown is not lost), and what the pool still finds is handled through `drain`."""
+        self._stopping.set()
+        deadline = time.monotonic() + FINISH_SECONDS
+        while time.monotonic() < deadline:
+            drain()
+            for path in self.settler.due(float("inf")):
+                self._submit(self._examine, path, False)
+            self._pending = [f for f in self._pending if not f.done()]
+            if not self._pending and not len(self.settler):
+                break
+            wait(self._pending, timeout=max(0.0, deadline - time.monotonic()))
+        self._pool.shutdown(wait=True)
+        if self._initial is not None:
+            self._initial.join(timeout=max(0.0, deadline - time.monotonic()))
+        drain()
+
+    # ------------------------------------------------------------------ dispatcher thread
+
+    def observe(self, obs: FileObservation, at: datetime) -> list[Record]:
+        if obs.kind == "overflow":
+            self.request_rescan(self.config.watch_roots)
+            return [health_event(SensorHealth(
+                "files", "degraded", "file event queue overflowed; events were lost, rescanning watched roots"), at)]
+        if self._ignored(obs.path) and (obs.dest_path is None or self._ignored(obs.dest_path)):
+            return []
+        if obs.kind == "deleted":
+            self.settler.forget(obs.path)
+            return self.upkeep.gone(obs.path, obs.is_directory, reason="deleted", at=at)
+        if obs.kind == "moved":
+            self.settler.forget(obs.path)
+            dest = obs.dest_path or obs.path
+            moved = self.upkeep.moved(obs.path, dest, obs.is_directory, at=at)
+            if obs.is_directory:
+                self.request_rescan([dest])  # unknown files inside are examined by the rescan
+            elif not moved:
+                self.settler.touch(dest, float("-inf"))  # an unknown file renamed into view: examine now
+            return moved
+        if obs.is_directory:
+            self.request_rescan([obs.path])  # `cp -r` or an unpacked archive: files may predate our watch on it
+        elif obs.kind == "closed":
+            self.settler.closed(obs.path)
+        else:
+            self.settler.touch(obs.path, time.monotonic())
+        return []
+
+    def request_rescan(self, roots: list[str] | tuple[str, ...]) -> None:
+        self._rescans.update(roots)
+
+    def rescan(self, request: RescanRequest, at: datetime) -> list[Record]:
+        self.request_rescan(request.roots)
+        return []
+
+    def tick(self, now: float) -> float | None:
+        """Hand due paths and requested rescans to the pool; seconds until the next path is due."""
+        if not self._stopping.is_set():
+            for path in self.settler.due(now):
+                self._submit(self._examine, path, False)
+            rescans, self._rescans = self._rescans, set()
+            for root in sorted(rescans):
+                self._submit(self._scan_tree_set, [root], True, True)
+        self._pending = [f for f in self._pending if not f.done()]
+        return self.settler.seconds_to_next(now)
+
+    def identified(self, found: Identified, at: datetime) -> list[Record]:
+        if found.model.path in self._alerted:
+            return []  # an earlier look at this copy raised it, then the file changed under us
+        alert = self.upkeep.copy_alert(found.model)
+        if alert is None:
+            return []
+        self._alerted[found.model.path] = alert
+        return [alert]
+
+    def examined(self, found: Examined, at: datetime) -> list[Record]:
+        outcome = found.outcome
+        if isinstance(outcome, ScanIssue) and outcome.changing:
+            # `cp -p`, `rsync -a`, `mv` across filesystems set the mtime after closing the copy, and the
+            # file sensor does not report attribute changes: look again once it has settled (keeping the
+            # copy alert this look raised, if any).
+            self.settler.touch(found.path, time.monotonic())
+            return []
+        alert = self._alerted.pop(display_path(found.path), None)
+        if isinstance(outcome, ScanIssue):
+            return self.issue(outcome, at)
+        if outcome is None:
+            if self.inventory.get(display_path(found.path)) is not None:
+                return self.upkeep.gone(found.path, False, reason="no longer a model file", at=at)
+            return []
+        records = self.upkeep.accept(outcome, Action.MODEL_CREATED, alert, alert_copies=True, at=at)
+        for partner in found.partners:
+            self._submit(self._examine, partner, True)
+        return records
+
+    def found(self, found: ScanFound, at: datetime) -> list[Record]:
+        previous = self.inventory.get(found.model.path)
+        action = Action.MODEL_DISCOVERED if previous is None else Action.MODEL_MODIFIED
+        records = self.upkeep.accept(found.model, action, None, alert_copies=found.alert_copies, at=at)
+        if previous is None:
+            records += self._isolated(self.upkeep.posture, found.model, at) or []
+        return records
+
+    def issue(self, issue: ScanIssue, at: datetime) -> list[Record]:
+        return [Event(Action.SCAN_ERROR, Category.FILE, f"{issue.path}: {issue.reason}",
+                      file=FileInfo(path=issue.path), severity=1, details={"reason": issue.reason}, time=at)]
+
+    def scan_done(self, done: ScanDone, at: datetime) -> list[Record]:
+        records: list[Record] = []
+        if done.prune:
+            for root in done.roots:
+                for model in self.inventory.under(display_path(root)):
+                    if model.path not in done.seen:
+                        records += self.upkeep.gone(model.path, False, reason="missing at rescan", at=at)
+        stats = done.stats
+        records.append(Event(
+            Action.SCAN_FINISHED, Category.FILE,
+            f"scanned {stats['files']} files, {stats['models']} model files under {len(done.roots)} roots",
+            details={"roots": [display_path(r) for r in done.roots], **stats, "seconds": round(done.seconds, 3)},
+            time=at))
+        return records
+
+    # ------------------------------------------------------------------ pool threads
+
+    def _submit(self, work: Callable[..., None], *args: Any) -> None:
+        self._pending.append(self._pool.submit(self._isolated, work, *args))
+
+    def _examine(self, path: str, recheck_non_model: bool) -> None:
+        if os.path.isdir(path):
+            self._scan_tree_set([path], True, True)
+            return
+        outcome = self.scanner.examine(path, on_identified=self.on_identified, recheck_non_model=recheck_non_model)
+        partners: tuple[str, ...] = ()
+        if isinstance(outcome, ModelFile):
+            # Its .bin, external data, ... (or the index of this data shard) may have been examined before
+            # this file existed, and cached as "not a model".
+            partners = tuple(self.scanner.stale_partners(path, outcome))
+        self._emit(Examined(path, outcome, partners))
+
+    def on_identified(self, partial: ModelFile) -> None:
+        """The scanner knows a file is a model before it has hashed it all: let the dispatcher judge it now."""
+        self._emit(Identified(partial))
+
+    def _initial_scan(self) -> None:
+        """Inventory the protected roots, then look at the watched ones for copies made while we were away."""
+        first_run = len(self.inventory) == 0
+        self._scan_tree_set(self.config.protected_roots, not first_run, True)
+        extra = [r for r in self.config.watch_roots if r not in self.config.protected_roots]
+        if extra and not first_run:
+            self._scan_tree_set(extra, True, False)
+
+    def _scan_tree_set(self, roots: list[str], alert_copies: bool, prune: bool) -> None:
+        stats = ScanStats()
+        seen: set[str] = set()
+        started = time.monotonic()
+        for item in self.scanner.scan(roots, exclude_dirs=self.config.inventory.exclude_dirs, stats=stats):
+            if self._stopping.is_set():
+                break
+            if isinstance(item, ScanIssue):
+                self._emit(item)
+            elif not self._ignored(item.path):
+                seen.add(item.path)
+                self._emit(ScanFound(item, alert_copies))
+        self._save_cache()
+        self._emit(ScanDone(tuple(roots), frozenset(seen), {
+            "files": stats.files, "models": stats.models, "bytes": stats.bytes, "cache_hits": stats.cache_hits,
+            "issues": stats.issues}, prune and not self._stopping.is_set(), time.monotonic() - started))
+
+    def _ignored(self, path: str) -> bool:
+        return (path.rstrip("/") + "/").startswith(self._ignored_prefix)

@@ -1,0 +1,105 @@
+"""The one ordered queue: every source hands its typed observations over here; one consumer takes them in
+the order they happened.
+
+A source (a sensor, the examination pool, the evidence thread...) gets an `emitter`: a callable that stamps
+each observation with the time it was handed over and the source's own sequence number. Within one source
+that order is kept exactly (the stamp never goes backwards for a source, and stamping and queueing happen
+under the source's lock). Across sources the stamps are merged by time: an observation is released only
+once it is `window` seconds old, so one that a thread stamped earlier but queued a moment later (the
+scheduler ran another sensor's thread in between) still comes out in time order. Ties are broken by the
+source's name and sequence, so the same stamped observations always come out in the same order, whichever
+threads queued them and however they interleaved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+WINDOW_SECONDS = 0.05  # how late a cross-source observation may be queued and still be put in time order
+
+Emit = Callable[[object], None]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Stamped:
+    """An observation as queued: when (Unix seconds), from where, the source's sequence number, and what."""
+
+    time: float
+    source: str
+    sequence: int
+    observation: object = field(compare=False)
+
+
+class _Source:
+    __slots__ = ("last", "lock", "sequence")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.last = 0.0
+        self.sequence = 0
+
+
+class ObservationQueue:
+    def __init__(self, *, window: float = WINDOW_SECONDS, clock: Callable[[], float] = time.time) -> None:
+        self.window = window
+        self._clock = clock
+        self._inbox: queue.SimpleQueue[Stamped] = queue.SimpleQueue()
+        self._waiting: list[Stamped] = []  # a heap, ordered by (time, source, sequence)
+        self._sources: dict[str, _Source] = {}
+        self._sources_lock = threading.Lock()
+
+    def emitter(self, source: str) -> Callable[..., None]:
+        """The callable that `source` hands its observations to: `emit(observation)`, or `emit(observation,
+        at=unix_seconds)` when the source knows when it happened (replays)."""
+        with self._sources_lock:
+            state = self._sources.setdefault(source, _Source())
+
+        def emit(observation: object, at: float | None = None) -> None:
+            with state.lock:
+                moment = self._clock() if at is None else at
+                state.last = max(state.last, moment)  # a source's own order is never changed
+                state.sequence += 1
+                self._inbox.put(Stamped(state.last, source, state.sequence, observation))
+        return emit
+
+    def take(self, timeout: float) -> list[Stamped]:
+        """The observations now due, in order; waits up to `timeout` seconds for one to become due."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._collect()
+            due = self._release(self._clock() - self.window)
+            remaining = deadline - time.monotonic()
+            if due or remaining <= 0:
+                return due
+            wait = remaining
+            if self._waiting:  # the head becomes due after the window, whether or not anything else arrives
+                wait = min(wait, max(0.001, self._waiting[0].time + self.window - self._clock()))
+            with contextlib.suppress(queue.Empty):
+                heapq.heappush(self._waiting, self._inbox.get(timeout=wait))
+
+    def drain(self) -> list[Stamped]:
+        """Everything queued so far, in order, without waiting for the window (shutdown, tests)."""
+        self._collect()
+        return self._release(float("inf"))
+
+    def __len__(self) -> int:
+        return len(self._waiting) + self._inbox.qsize()
+
+    def _collect(self) -> None:
+        while True:
+            try:
+                heapq.heappush(self._waiting, self._inbox.get_nowait())
+            except queue.Empty:
+                return
+
+    def _release(self, until: float) -> list[Stamped]:
+        due = []
+        while self._waiting and self._waiting[0].time <= until:
+            due.append(heapq.heappop(self._waiting))
+        return due
