@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import time
+from concurrent.futures import Executor
 from typing import Any
 
 from weightwarden.agent import __version__, control, systemd_notify
@@ -52,7 +53,8 @@ USER_MODE_GAPS = (
 
 
 class Agent:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, executor: Executor | None = None) -> None:
+        """`executor` examines settled files and scans trees (default: a pool of [scan] workers threads)."""
         self.config = config
         self.store = Store(config.database_path)
         # Every recorded Event passes through the detection rules (agent/detect, docs/rules.md).
@@ -73,7 +75,8 @@ class Agent:
             hash_sparse_files=config.scan.hash_sparse_files, workers=config.scan.workers)
         self.inventory = Inventory(self.store.model_files())
         self.files = FilePipeline(config, self.scanner, InventoryUpkeep(self.inventory, self.writer, self.detector),
-                                  self.observations.emitter("examine"), self.dispatcher.isolated, self._save_cache)
+                                  self.observations.emitter("examine"), self.dispatcher.isolated, self._save_cache,
+                                  executor=executor)
         files = self.observations.emitter("files")
         self.sensor = FileSensor(config.watch_roots, files, files)
         # The app's actions (justify, acknowledge, resolve, scan now) arrive here: agent/control.py.

@@ -60,6 +60,9 @@ class Dispatcher:
             raise ValueError(f"{kind.__name__} already has a handler")
         self._handlers[kind] = handler
 
+    def handles(self, kind: type) -> bool:
+        return kind in self._handlers
+
     def every_turn(self, timer: Timer) -> None:
         """Run `timer` after each batch of observations (and at least every IDLE_SECONDS)."""
         self._timers.append(timer)

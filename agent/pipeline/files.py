@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -75,7 +75,8 @@ class RescanRequest:
 
 class FilePipeline:
     def __init__(self, config: Config, scanner: Scanner, upkeep: InventoryUpkeep, emit: Callable[..., None],
-                 isolated: Callable[..., Any], save_cache: Callable[[], None]) -> None:
+                 isolated: Callable[..., Any], save_cache: Callable[[], None], *,
+                 executor: Executor | None = None) -> None:
         self.config = config
         self.scanner = scanner
         self.upkeep = upkeep
@@ -84,7 +85,8 @@ class FilePipeline:
         self._emit = emit  # the examination pool's source on the ordered queue
         self._isolated = isolated
         self._save_cache = save_cache
-        self._pool = ThreadPoolExecutor(config.scan.workers, thread_name_prefix="ww-examine")
+        # tests pass agent.pipeline.testing.SynchronousExecutor: examinations run at once, no threads
+        self._pool = executor or ThreadPoolExecutor(config.scan.workers, thread_name_prefix="ww-examine")
         self._pending: list[Future[Any]] = []
         self._rescans: set[str] = set()
         self._alerted: dict[str, Alert] = {}  # copy alerts raised by a look that the file then outran
