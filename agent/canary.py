@@ -17,6 +17,7 @@ import os
 import secrets
 import struct
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,16 +123,27 @@ def _save_registry(data_dir: str, canaries: list[Canary]) -> None:
 
 
 class CanaryPaths:
-    """The registered canary paths, re-read when the registry changes (a plant while the agent runs)."""
+    """The registered canary paths, re-read when the registry changes (a plant while the agent runs).
+
+    Detection asks for every event; the registry is looked at (one stat) at most every RECHECK_SECONDS, so
+    a canary planted while the agent runs counts within that time (its access marks take a second anyway).
+    """
+
+    RECHECK_SECONDS = 0.5
 
     def __init__(self, data_dir: str) -> None:
         self._file = os.path.join(data_dir, REGISTRY)
         self._data_dir = data_dir
         self._stamp: tuple[int, int] | None = None
         self._paths: frozenset[str] = frozenset()
+        self._checked = float("-inf")
         self._lock = threading.Lock()
 
     def __call__(self) -> frozenset[str]:
+        now = time.monotonic()
+        if now - self._checked < self.RECHECK_SECONDS:
+            return self._paths
+        self._checked = now
         try:
             info = os.stat(self._file)
             stamp = (info.st_mtime_ns, info.st_size)

@@ -13,7 +13,6 @@ even when clocks jump.
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 import time
 import uuid
@@ -31,10 +30,14 @@ class UuidV7Generator:
         self._lock = threading.Lock()
         self._last_ms = 0
         self._counter = 0
+        self._pool = b""  # random bytes from the OS, 4 KiB at a time: one system call per 512 ids
+        self._offset = 0
+        self._pid = 0  # a forked child must not reuse its parent's bytes
 
     def __call__(self, now_ms: int | None = None) -> str:
         with self._lock:
             ms = int(time.time() * 1000) if now_ms is None else now_ms
+            random = self._random64()
             if ms <= self._last_ms:
                 # Same (or earlier, after a clock step) millisecond: keep the timestamp and bump a 12-bit
                 # counter in rand_a so the order holds (RFC 9562 section 6.2, method 1).
@@ -44,15 +47,22 @@ class UuidV7Generator:
                     ms += 1
                     self._counter = 0
             else:
-                self._counter = secrets.randbits(11)  # random start, with headroom for increments
+                self._counter = random & 0x7FF  # random start, with headroom for increments
             self._last_ms = ms
             counter = self._counter
         value = (ms & ((1 << 48) - 1)) << 80
         value |= 0x7 << 76
         value |= counter << 64
         value |= 0b10 << 62
-        value |= secrets.randbits(62)
+        value |= random >> 2  # 62 random bits (the low 11 also seeded the counter: they are not reused alone)
         return str(uuid.UUID(int=value))
+
+    def _random64(self) -> int:
+        if self._offset >= len(self._pool) or self._pid != os.getpid():
+            self._pool, self._offset, self._pid = os.urandom(4096), 0, os.getpid()
+        value = int.from_bytes(self._pool[self._offset:self._offset + 8], "big")
+        self._offset += 8
+        return value
 
 
 _ids = UuidV7Generator()

@@ -28,13 +28,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.baseline import REPO, describe, environment
+
 TOPIC = "dispatch"
 COMMAND = ".venv/bin/python -m bench.dispatch_throughput"
 
 
-def measure(events: int, threads: int) -> dict[str, Any]:
-    """One measurement against whichever weightwarden this interpreter imports."""
+def measure(events: int, threads: int, rate: float) -> dict[str, Any]:
+    """Both phases against whichever weightwarden this interpreter imports: a burst (as fast as the
+    threads can hand over: throughput), then a paced stream of the same size at `rate` observations per
+    second (what a busy machine sends: latency without a backlog of our own making)."""
     from tests.agent.cli.helpers import write_config
     from tests.conftest import write_safetensors
     from weightwarden.agent.config import load_config
@@ -58,10 +61,11 @@ def measure(events: int, threads: int) -> dict[str, Any]:
         while len(agent.inventory) < len(models) and time.monotonic() < deadline:
             time.sleep(0.05)
         emit = sensor_entry(agent)
-        handed: list[float] = [0.0] * events
-        stored: list[float] = [0.0] * events
-        done = threading.Event()
-        count = [0]
+        total = 2 * events
+        handed: list[float] = [0.0] * total
+        stored: list[float] = [0.0] * total
+        phase_done = [threading.Event(), threading.Event()]
+        counts = [0, 0]
         base_pid = 1_000_000
         written = agent.evidence.written
 
@@ -69,17 +73,23 @@ def measure(events: int, threads: int) -> dict[str, Any]:
             now = time.perf_counter()
             for record in records:
                 if isinstance(record, Event) and record.process is not None and record.process.pid >= base_pid:
-                    stored[record.process.pid - base_pid] = now
-                    count[0] += 1
-            if count[0] >= events:
-                done.set()
+                    index = record.process.pid - base_pid
+                    stored[index] = now
+                    phase = index // events
+                    counts[phase] += 1
+                    if counts[phase] >= events:
+                        phase_done[phase].set()
             written(records)
 
         agent.evidence.written = on_written  # type: ignore[method-assign]
         stats = [(str(p), os.stat(p)) for p in models]
 
-        def feed(worker: int) -> None:
-            for index in range(worker, events, threads):
+        def feed(worker: int, phase: int, start: float) -> None:
+            for number, index in enumerate(range(phase * events + worker, (phase + 1) * events, threads)):
+                if phase == 1:  # paced: each thread its share of `rate`, on a schedule (no drift)
+                    delay = start + number * threads / rate - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
                 path, info = stats[index % len(stats)]
                 process = ProcessInfo(pid=base_pid + index, name="python3", executable="/usr/bin/python3",
                                       command_line="python3 train.py", user="ana", uid=1000,
@@ -90,22 +100,25 @@ def measure(events: int, threads: int) -> dict[str, Any]:
                 handed[index] = time.perf_counter()
                 emit(observation)
 
-        started = time.perf_counter()
-        feeders = [threading.Thread(target=feed, args=(w,)) for w in range(threads)]
-        for feeder in feeders:
-            feeder.start()
-        for feeder in feeders:
-            feeder.join()
-        complete = done.wait(120)
-        finished = max(stored)
+        def run_phase(phase: int) -> tuple[float, bool]:
+            started = time.perf_counter()
+            feeders = [threading.Thread(target=feed, args=(w, phase, started)) for w in range(threads)]
+            for feeder in feeders:
+                feeder.start()
+            for feeder in feeders:
+                feeder.join()
+            complete = phase_done[phase].wait(120)
+            return max(stored[phase * events:(phase + 1) * events]) - started, complete
+
+        burst_seconds, burst_complete = run_phase(0)
+        paced_seconds, paced_complete = run_phase(1)
         stop.set()
         runner.join(timeout=120)
-        latencies = sorted(s - h for s, h in zip(stored, handed, strict=True) if s)
-        return {"events": events, "threads": threads, "stored": count[0], "complete": complete,
-                "seconds": finished - started, "events_per_second": count[0] / (finished - started),
+        latencies = sorted(s - h for s, h in zip(stored[events:], handed[events:], strict=True) if s)
+        return {"events": events, "threads": threads, "rate": rate, "complete": burst_complete and paced_complete,
+                "events_per_second": counts[0] / burst_seconds, "paced_seconds": paced_seconds,
                 "latency_median": statistics.median(latencies),
-                "latency_p99": latencies[int(len(latencies) * 0.99) - 1],
-                "cpu_seconds": time.process_time()}
+                "latency_p99": latencies[int(len(latencies) * 0.99) - 1]}
 
 
 def sensor_entry(agent: Any) -> Any:
@@ -115,41 +128,29 @@ def sensor_entry(agent: Any) -> Any:
     return agent.activity._access
 
 
-def run_child(checkout: Path | None, events: int, threads: int) -> dict[str, Any]:
+def run_child(checkout: Path | None, events: int, threads: int, rate: float) -> dict[str, Any]:
     """The measurement in a fresh interpreter, importing weightwarden from `checkout` when given."""
-    env = dict(os.environ)
-    with tempfile.TemporaryDirectory(prefix="ww-bench-tree-") as links:
-        if checkout is not None:
-            package = Path(links) / "weightwarden"
-            package.mkdir()
-            (package / "__init__.py").write_text("")
-            for name in ("agent", "gui", "rules"):
-                (package / name).symlink_to(checkout.resolve() / name)
-            env["PYTHONPATH"] = links + os.pathsep + str(REPO)
-        out = Path(links) / "result.json"
+    with environment(checkout) as env, tempfile.TemporaryDirectory(prefix="ww-bench-") as scratch:
+        out = Path(scratch) / "result.json"
         subprocess.run([sys.executable, "-m", "bench.dispatch_throughput", "--child", str(out), "--events",
-                        str(events), "--threads", str(threads)], cwd=REPO, env=env, check=True)
+                        str(events), "--threads", str(threads), "--rate", str(rate)], cwd=REPO, env=env, check=True)
         result: dict[str, Any] = json.loads(out.read_text())
-        result["code"] = _describe(checkout or REPO)
+        result["code"] = describe(checkout)
         return result
 
 
-def _describe(checkout: Path) -> str:
-    found = subprocess.run(["git", "-C", str(checkout), "log", "-1", "--format=%h %s"], capture_output=True,
-                           text=True, check=False)
-    return found.stdout.strip()[:72] or str(checkout)
-
-
 def markdown(results: list[dict[str, Any]]) -> str:
+    first = results[0]
     lines = [
         "## Dispatch: events through the pipeline (issue 12)", "",
         f"`{COMMAND} --baseline-checkout DIR`: a real Agent (user mode, product defaults but for its folders: "
-        "batched writer flushing every 0.5 s) protecting four real safetensors files; "
-        f"{results[0]['threads']} threads play the access sensor and hand over {results[0]['events']:,} "
-        "read observations as fast as they can through the sensors' entry point; each becomes an Event, "
-        "passes every built-in detection rule and is committed. Rate = records stored / (last commit - first "
-        "hand-over); latency = hand-over to commit, per record.", "",
-        "| code | records/s | latency median | latency p99 | all stored |",
+        "the batched writer commits at least every 0.5 s) protecting four real safetensors files; "
+        f"{first['threads']} threads play the access sensor and hand over \"read\" observations through the "
+        "sensors' entry point; each becomes an Event, passes every built-in detection rule and is committed. "
+        f"Burst: {first['events']:,} observations as fast as the threads can hand them over; records/s = "
+        "records committed / (last commit - first hand-over). Paced: another "
+        f"{first['events']:,} at {first['rate']:,.0f}/s; latency = hand-over to commit, per record.", "",
+        "| code | burst records/s | paced latency median | paced latency p99 | all stored |",
         "|---|---:|---:|---:|---|"]
     for result in results:
         lines.append(f"| {result['code']} | {result['events_per_second']:,.0f} | "
@@ -158,7 +159,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
     if len(results) == 2:
         before, after = results[1], results[0]
         lines += ["", f"Ratio (this code / baseline): throughput "
-                      f"{after['events_per_second'] / before['events_per_second']:.2f}x, p99 latency "
+                      f"{after['events_per_second'] / before['events_per_second']:.2f}x, paced p99 latency "
                       f"{after['latency_p99'] / before['latency_p99']:.2f}x (measured in one run, load average "
                       f"{_load()} at the end)."]
     return "\n".join(lines)
@@ -175,16 +176,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=1000.0, help="observations/s of the paced phase")
     parser.add_argument("--baseline-checkout", type=Path, help="another checkout to measure in the same run")
     parser.add_argument("--child", metavar="JSON", help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
     args = parser.parse_args()
     if args.child:
-        Path(args.child).write_text(json.dumps(measure(args.events, args.threads)))
+        Path(args.child).write_text(json.dumps(measure(args.events, args.threads, args.rate)))
         return 0
-    results = [run_child(None, args.events, args.threads)]
+    results = [run_child(None, args.events, args.threads, args.rate)]
     if args.baseline_checkout:
-        results.append(run_child(args.baseline_checkout, args.events, args.threads))
+        results.append(run_child(args.baseline_checkout, args.events, args.threads, args.rate))
     text = markdown(results)
     print(text)
     if not args.no_write:

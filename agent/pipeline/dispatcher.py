@@ -6,9 +6,9 @@ records each, in order: an Event is stored and passed through detection, whose a
 an Alert is stored. So correlation and sequence rules see events in the order they happened, whichever
 thread saw them, and the same stamped observations always give the same alerts.
 
-`isolated` is the one place where a failure is caught: a handler, a detection, a timer, or work the
-pipeline runs on other threads (examinations, scans) fails alone, is logged and counted in `errors`,
-and the agent carries on (STYLE.md, habit 3).
+The dispatcher is the one place where failures are caught: a handler, a detection, a timer, or work the
+pipeline runs on other threads through `isolated` (examinations, scans) fails alone, is logged and counted
+in `errors`, and the agent carries on (STYLE.md, habit 3).
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class Dispatcher:
         self._detect = detect
         self._handlers: dict[type, Handler] = {}
         self._timers: list[Timer] = []
-        self._counters = Counters()
+        self.handled = 0  # observations handled (counted on the dispatcher's thread only)
+        self._rate = Counters()  # for the status line's events/s
         self._errors_lock = threading.Lock()
         self.errors = 0
         self.thread: threading.Thread | None = None  # the thread that dispatches, once it runs
@@ -103,15 +104,19 @@ class Dispatcher:
     # ------------------------------------------------------------------ handling
 
     def dispatch(self, item: Stamped) -> None:
-        handler = self._handlers.get(type(item.observation))
+        observation = item.observation
+        handler = self._handlers.get(type(observation))
         if handler is None:
-            self._failed(f"no handler for {type(item.observation).__name__} from {item.source}")
+            self._failed(f"no handler for {type(observation).__name__} from {item.source}")
             return
-        self._counters.add()
-        records = self.isolated(_records_of, handler, item,
-                                what=f"{getattr(handler, '__qualname__', handler)} on {item.source}'s "
-                                     f"{type(item.observation).__name__}")
-        for record in records or ():
+        self.handled += 1
+        try:
+            records = list(handler(observation, moment_of(item.time)))
+        except Exception:
+            self._failed(f"{getattr(handler, '__qualname__', handler)} failed on {item.source}'s "
+                         f"{type(observation).__name__}", exc_info=True)
+            return
+        for record in records:
             self.record(record)
 
     def record(self, record: Record) -> None:
@@ -120,15 +125,20 @@ class Dispatcher:
             log.warning("ALERT %s (severity %d): %s", record.rule_id, record.severity, record.message)
         self._store(record)
         if isinstance(record, Event):
-            for alert in self.isolated(self._detect, record) or ():
+            try:
+                alerts = self._detect(record)
+            except Exception:
+                self._failed(f"detection failed on {record.action} {record.id}", exc_info=True)
+                return
+            for alert in alerts:
                 self.record(alert)
 
-    def isolated(self, work: Callable[..., Any], *args: Any, what: str | None = None) -> Any:
+    def isolated(self, work: Callable[..., Any], *args: Any) -> Any:
         """`work(*args)`, or None when it raised: the failure is logged and counted, never fatal."""
         try:
             return work(*args)
         except Exception:
-            self._failed(f"{what or getattr(work, '__qualname__', work)} failed", exc_info=True)
+            self._failed(f"{getattr(work, '__qualname__', work)} failed", exc_info=True)
             return None
 
     def _failed(self, message: str, exc_info: bool = False) -> None:
@@ -142,9 +152,9 @@ class Dispatcher:
         backlog = len(self.queue)
         return SensorStatus(self.name, "degraded" if self.errors else "running", "ordered queue", privilege(),
                             f"{self.errors} handler errors" if self.errors else "in order",
-                            events=self._counters.events, events_per_second=self._counters.rate(),
+                            events=self.handled, events_per_second=self._events_per_second(),
                             drops=self.errors, backlog=backlog)
 
-
-def _records_of(handler: Handler, item: Stamped) -> list[Record]:
-    return list(handler(item.observation, moment_of(item.time)))
+    def _events_per_second(self) -> float:
+        self._rate.add(self.handled - self._rate.events)  # the counter's own total follows `handled`
+        return self._rate.rate()

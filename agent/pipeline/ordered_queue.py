@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-WINDOW_SECONDS = 0.05  # how late a cross-source observation may be queued and still be put in time order
+WINDOW_SECONDS = 0.02  # how late a cross-source observation may be queued and still be put in time order
 
 Emit = Callable[[object], None]
 
