@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from weightwarden.agent.config import ConfigProblem, check_managed_destinations
+from weightwarden.agent.config import check_managed_destinations
+from weightwarden.agent.located.problem import Problem
 
 # The keys the form offers per destination type; everything else keeps its default.
 FORM_KEYS = {
@@ -48,7 +49,7 @@ def destination_toml(name: str, kind: str, values: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def validate(toml_text: str) -> list[ConfigProblem]:
+def validate(toml_text: str) -> list[Problem]:
     """Every problem the agent would report for this table, located in the snippet."""
     return check_managed_destinations("destination", toml_text)[1]
 
