@@ -15,6 +15,7 @@ from weightwarden.agent.config.drop_in import (
 from weightwarden.agent.config.loader import ConfigError, check_config, load_config
 from weightwarden.agent.config.schema import (
     DATABASE_NAME,
+    FORWARD_KEYS,
     KIB,
     MIB,
     AgentSection,
@@ -30,13 +31,14 @@ from weightwarden.agent.config.schema import (
     WatchSection,
     default_config,
 )
-from weightwarden.agent.config.writer import default_config_text, managed_destinations_text
+from weightwarden.agent.config.writer import default_config_text, forward_table_lines, managed_destinations_text
 from weightwarden.agent.located.problem import Problem
 
 ConfigProblem = Problem  # the name config problems had before there was one Problem type for every file
 
 __all__ = [
     "DATABASE_NAME",
+    "FORWARD_KEYS",
     "KIB",
     "MANAGED_DESTINATIONS",
     "MIB",
@@ -57,6 +59,7 @@ __all__ = [
     "check_managed_destinations",
     "default_config",
     "default_config_text",
+    "forward_table_lines",
     "load_config",
     "managed_destinations_file",
     "managed_destinations_text",

@@ -32,21 +32,15 @@ from PySide6.QtWidgets import (
 
 from weightwarden.agent import control
 from weightwarden.agent.config import Config, ForwardDestination, default_config
+from weightwarden.agent.forward.destination_types import SECRET_KEYS, SYSLOG_PORTS
 from weightwarden.agent.forward.status import status_rows
 from weightwarden.agent.located.problem import Problem
 from weightwarden.gui.models.sync_status import DeadLetterModel, SyncStatusModel
 from weightwarden.gui.source import DataSource
-from weightwarden.gui.sync_config import (
-    FORM_KEYS,
-    SECRET_KEYS,
-    destination_toml,
-    form_text,
-    form_values,
-    validate,
-)
+from weightwarden.gui.sync_config import FORM_KEYS, destination_toml, form_text, form_values, validate
 from weightwarden.gui.widgets import row_table
 
-HINTS = {"address": "siem.example.org", "port": "6514", "transport": "tls", "url": "https://splunk.example.org:8088",
+HINTS = {"address": "siem.example.org", "port": str(SYSLOG_PORTS["tls"]), "transport": "tls", "url": "https://splunk.example.org:8088",
          "token": "(HEC token)", "token_file": "/etc/weightwarden/hec.token", "index": "weightwarden",
          "format": "(type's default)", "ca_file": "/etc/ssl/certs/siem-ca.pem", "api_key": "(Elasticsearch API key)",
          "verify_tls": "true", "path": "/var/log/weightwarden/events.jsonl", "max_bytes": "104857600"}
