@@ -66,13 +66,13 @@ def destination_table(url: str, token: str | None, ca_file: str | None, fmt: str
     if scheme in ("https", "http") and not token:  # bare http(s) could be HEC or _bulk
         raise UsageError(f"--siem {url}: say hec+https:// (Splunk, needs --token) or bulk+https:// (Elastic)")
     table: dict[str, Any] = {"type": kind.name, **kind.schemes[scheme]}
-    if kind.enroll_target == "address":
+    if kind.target == "address":
         if not parts.hostname:
             raise UsageError(f"--siem {url}: no host name")
         table["address"] = parts.hostname
         if parts.port:
             table["port"] = parts.port
-    elif kind.enroll_target == "path":
+    elif kind.target == "path":
         if not parts.path or not os.path.isabs(parts.path):
             raise UsageError(f"--siem {url}: file:///absolute/path")
         table["path"] = parts.path

@@ -33,11 +33,13 @@ class DestinationType:
     needs: tuple[tuple[str, ...], ...]  # at least one key of each group must be set
     formats: tuple[str, ...]  # the message formats it takes; the first is the default
     form: tuple[str, ...]  # the fields the app's destination form shows for it, in order
-    # `enroll --siem URL`: the URL schemes meaning this type, each with the keys it sets ...
+    # Where the records go: address (with port and transport), url or path. `sync status` shows it, and
+    # `enroll --siem URL` puts the URL there (address: host and port; url: without the type's prefix).
+    target: Literal["address", "url", "path"] = "url"
+    # `enroll --siem URL`: the URL schemes meaning this type, each with the keys it sets, and the key
+    # `--token` fills ("": this type takes no token).
     schemes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    # ... where the rest of the URL goes (address: host and port; url: the URL without the type's prefix) ...
-    enroll_target: Literal["address", "url", "path"] = "url"
-    enroll_token: str = ""  # ... and the key `--token` fills ("": this type takes no token)
+    enroll_token: str = ""
 
     @property
     def default_format(self) -> str:
@@ -62,7 +64,7 @@ DESTINATION_TYPES: dict[str, DestinationType] = {kind.name: kind for kind in (
         formats=("cef", "leef"),
         form=("address", "port", "transport", "format", "ca_file"),
         schemes=_SYSLOG_SCHEMES,
-        enroll_target="address"),
+        target="address"),
     DestinationType(
         "hec", "HEC",
         keys=("url", "token", "token_file", "index", "verify_tls", "ca_file", "timeout_seconds"),
@@ -87,7 +89,7 @@ DESTINATION_TYPES: dict[str, DestinationType] = {kind.name: kind for kind in (
         formats=("ecs", "ocsf", "native"),
         form=("path", "format", "max_bytes"),
         schemes={"file": {}},
-        enroll_target="path"),
+        target="path"),
 )}
 
 ALL_FORMATS = tuple(dict.fromkeys(name for kind in DESTINATION_TYPES.values() for name in kind.formats))

@@ -23,6 +23,7 @@ from weightwarden.agent.forward.destination_types import (
     type_of_scheme,
 )
 from weightwarden.agent.forward.destinations import TRANSPORTS, build_transport, format_of
+from weightwarden.agent.forward.status import target
 from weightwarden.agent.forward.syslog_transport import SyslogTransport
 from weightwarden.agent.forward.transport import Transport
 
@@ -133,14 +134,21 @@ def test_an_empty_port_or_index_means_the_declared_default() -> None:
     assert isinstance(named, BulkTransport) and named.index == "mine"
 
 
+def test_sync_status_shows_where_each_type_sends() -> None:
+    shown = {kind.name: target(ForwardDestination(**needed(kind))) for kind in TYPES}  # type: ignore[arg-type]
+    assert shown == {"syslog": "tls://siem.example.org", "hec": EXAMPLES["url"], "bulk": EXAMPLES["url"],
+                     "file": EXAMPLES["path"]}
+    assert target(ForwardDestination(address="s", port=1514, transport="udp")) == "udp://s:1514"
+
+
 def test_every_enroll_scheme_makes_a_destination_of_its_type() -> None:
     for kind in TYPES:
         for scheme, keys in kind.schemes.items():
             assert type_of_scheme(scheme) is kind
-            rest = "/var/log/ww.jsonl" if kind.enroll_target == "path" else "siem.example.org:1234"
+            rest = "/var/log/ww.jsonl" if kind.target == "path" else "siem.example.org:1234"
             table = destination_table(f"{scheme}://{rest}", "t" if kind.enroll_token else None, None, None)
             assert table["type"] == kind.name and keys.items() <= table.items()
-            assert kind.enroll_target in table and messages("x", table) == []
+            assert kind.target in table and messages("x", table) == []
     assert type_of_scheme("ftp") is None
 
 
