@@ -208,8 +208,6 @@ class DetectSection:
                                        path=True)
 
 
-
-
 @dataclass(frozen=True)
 class ForwardDestination:
     """One SIEM destination, a [forward.NAME] table; any number of them. See docs/forwarding.md."""
@@ -255,7 +253,6 @@ class ForwardDestination:
         "explicit events-dropped record says how many.", 2048.0, limits=(0.001, 1 << 24))
     name: str = ""  # the NAME of [forward.NAME]; not a key
     managed: bool = False  # from the app's drop-in (MANAGED_DESTINATIONS in the data dir); not a key
-
 
 
 # --------------------------------------------------------------------------------------------------- config
@@ -319,7 +316,6 @@ class Config:
 def default_config(*, mode: str | None = None) -> Config:
     """The built-in defaults, as `load_config` returns them when there is no config file."""
     return Config(requested_mode=requested_mode(mode))
-
 
 
 @dataclass(frozen=True)
