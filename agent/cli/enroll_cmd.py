@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 
 from weightwarden.agent.cli import sync_cmd
 from weightwarden.agent.cli.output import EXIT_FINDINGS, EXIT_OK, UsageError, add_config_options, config_from
-from weightwarden.agent.config import check_config
+from weightwarden.agent.config import check_config, forward_table_lines
+from weightwarden.agent.forward.destination_types import DESTINATION_TYPES, type_of_scheme
 from weightwarden.agent.keys import AgentKey, AgentKeyError, public_pem
 from weightwarden.agent.paths import default_config_file
 
@@ -52,41 +53,40 @@ def register(commands: Any) -> None:
 
 
 def destination_table(url: str, token: str | None, ca_file: str | None, fmt: str | None) -> dict[str, Any]:
-    """The [forward.NAME] keys for a SIEM URL; raises UsageError for a URL we cannot use."""
+    """The [forward.NAME] keys for a SIEM URL; raises UsageError for a URL we cannot use.
+
+    Which scheme means which type, and which key --token fills, is declared per type in
+    forward/destination_types.py."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    table: dict[str, Any]
-    if scheme in ("syslog", "syslog+tls", "tls", "syslog+tcp", "tcp", "syslog+udp", "udp"):
-        transport = scheme.split("+")[-1] if "+" in scheme else ("tls" if scheme in ("syslog", "tls") else scheme)
-        if not parts.hostname:
-            raise UsageError(f"--siem {url}: no host name")
-        table = {"type": "syslog", "transport": transport, "address": parts.hostname}
-        if parts.port:
-            table["port"] = parts.port
-        if token:
-            raise UsageError("--token is for hec and bulk destinations, not syslog")
-    elif scheme in ("hec+https", "hec+http", "https", "http"):
-        if scheme in ("https", "http") and not token:
-            raise UsageError(f"--siem {url}: say hec+https:// (Splunk, needs --token) or bulk+https:// (Elastic)")
-        if not token:
-            raise UsageError("a HEC destination needs --token")
-        table = {"type": "hec", "url": _plain_url(url)}
-        table["token"] = token  # run() moves it into a file of its own
-    elif scheme in ("bulk+https", "bulk+http", "elastic+https", "opensearch+https"):
-        table = {"type": "bulk", "url": _plain_url(url)}
-        if token:
-            table["api_key"] = token
-    elif scheme == "file":
-        if not parts.path or not os.path.isabs(parts.path):
-            raise UsageError(f"--siem {url}: file:///absolute/path")
-        if token:
-            raise UsageError("--token is for hec and bulk destinations, not file")
-        table = {"type": "file", "path": parts.path}
-    else:
+    kind = type_of_scheme(scheme)
+    if kind is None:
         raise UsageError(f"--siem {url}: unknown scheme {parts.scheme!r} "
                          "(syslog://, syslog+tcp://, hec+https://, bulk+https://, file://)")
+    if scheme in ("https", "http") and not token:  # bare http(s) could be HEC or _bulk
+        raise UsageError(f"--siem {url}: say hec+https:// (Splunk, needs --token) or bulk+https:// (Elastic)")
+    table: dict[str, Any] = {"type": kind.name, **kind.schemes[scheme]}
+    if kind.target == "address":
+        if not parts.hostname:
+            raise UsageError(f"--siem {url}: no host name")
+        table["address"] = parts.hostname
+        if parts.port:
+            table["port"] = parts.port
+    elif kind.target == "path":
+        if not parts.path or not os.path.isabs(parts.path):
+            raise UsageError(f"--siem {url}: file:///absolute/path")
+        table["path"] = parts.path
+    else:
+        table["url"] = _plain_url(url)
+    if token:
+        if not kind.enroll_token:
+            takers = " and ".join(k.name for k in DESTINATION_TYPES.values() if k.enroll_token)
+            raise UsageError(f"--token is for {takers} destinations, not {kind.name}")
+        table[kind.enroll_token] = token  # run() moves a HEC token into a file of its own
+    elif any(kind.enroll_token in group for group in kind.needs):
+        raise UsageError(f"a {kind.label} destination needs --token")
     if ca_file:
-        if table["type"] == "file" or table.get("transport") in ("tcp", "udp") or \
+        if not kind.takes("ca_file") or table.get("transport") in ("tcp", "udp") or \
                 table.get("url", "").startswith("http:"):
             raise UsageError("--ca only applies to TLS destinations")
         table["ca_file"] = ca_file
@@ -164,18 +164,8 @@ def with_destination(text: str, name: str, table: dict[str, Any]) -> str:
             kept.append(line)
     while kept and not kept[-1].strip():
         kept.pop()
-    block = [f"[forward.{name}]", "# written by `weightwarden enroll`"]
-    block += [f"{key} = {_toml(value)}" for key, value in table.items()]
+    block = forward_table_lines(name, table, comment="written by `weightwarden enroll`")
     return "\n".join([*kept, *([""] if kept else []), *block]) + "\n"
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    text = str(value)
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _replace_checked(path: Path, text: str) -> None:

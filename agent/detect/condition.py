@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from weightwarden.agent.detect.located_yaml import line_of
+from weightwarden.agent.located.problem import Problems
+from weightwarden.agent.located.yaml_reader import line_of
 
 OPERATORS = ("eq", "in", "startswith", "endswith", "contains", "glob", "re", "gt", "gte", "lt", "lte", "exists")
 COMBINATORS = ("all", "any", "not")
@@ -45,12 +46,6 @@ Test = Callable[[Fields], bool]
 
 
 @dataclass(frozen=True, slots=True)
-class ConditionProblem:
-    line: int
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
 class Condition:
     """A compiled condition; `fields` lists every field it reads (for rule checks and docs)."""
 
@@ -65,23 +60,23 @@ def always(_fields: Fields) -> bool:
     return True
 
 
-def compile_condition(raw: Any, problems: list[ConditionProblem]) -> Condition:
-    """Compile `raw`; every problem found is appended (with its line), never raised."""
+def compile_condition(raw: Any, problems: Problems) -> Condition:
+    """Compile `raw`; every problem found is added to `problems` (with its line), never raised."""
     used: list[str] = []
     test = _compile(raw, problems, used)
     return Condition(test, tuple(dict.fromkeys(used)))
 
 
-def _compile(raw: Any, problems: list[ConditionProblem], used: list[str]) -> Test:
+def _compile(raw: Any, problems: Problems, used: list[str]) -> Test:
     if not isinstance(raw, Mapping) or not raw:
-        problems.append(ConditionProblem(line_of(raw), "a condition must be a non-empty mapping of field tests"))
+        problems.add(line_of(raw), "a condition must be a non-empty mapping of field tests")
         return always
     tests: list[Test] = []
     for key, value in raw.items():
         line = line_of(raw, key)
         if key in ("all", "any"):
             if not isinstance(value, list) or not value:
-                problems.append(ConditionProblem(line, f"{key}: needs a non-empty list of conditions"))
+                problems.add(line, f"{key}: needs a non-empty list of conditions")
                 continue
             parts = [_compile(item, problems, used) for item in value]
             tests.append(_all(parts) if key == "all" else _any(parts))
@@ -106,32 +101,30 @@ def _any(tests: list[Test]) -> Test:
     return lambda fields: any(test(fields) for test in tests)
 
 
-def _field_test(key: str, value: Any, line: int, problems: list[ConditionProblem], used: list[str]) -> Test:
+def _field_test(key: str, value: Any, line: int, problems: Problems, used: list[str]) -> Test:
     name, _, operator = key.partition("|")
     operator = operator or "eq"
     if operator not in OPERATORS:
-        problems.append(ConditionProblem(line, f"unknown operator {operator!r} in {key!r} "
-                                               f"(one of: {', '.join(OPERATORS)})"))
+        problems.add(line, f"unknown operator {operator!r} in {key!r} (one of: {', '.join(OPERATORS)})")
         return always
     if name.split(".", 1)[0] not in FIELD_ROOTS:
-        problems.append(ConditionProblem(line, f"unknown field {name!r}: fields start with one of "
-                                               f"{', '.join(FIELD_ROOTS)}"))
+        problems.add(line, f"unknown field {name!r}: fields start with one of {', '.join(FIELD_ROOTS)}")
         return always
     if not name.startswith(("details.", "tree.")) and name not in KNOWN_FIELDS:
-        problems.append(ConditionProblem(line, f"unknown field {name!r} (see docs/rules.md for the field list)"))
+        problems.add(line, f"unknown field {name!r} (see docs/rules.md for the field list)")
         return always
     used.append(name)
     if operator == "exists":
         if not isinstance(value, bool):
-            problems.append(ConditionProblem(line, f"{key}: takes true or false"))
+            problems.add(line, f"{key}: takes true or false")
             return always
         return lambda fields: (fields.get(name) is not None) == value
     values = list(value) if isinstance(value, list) else [value]
     if not values:
-        problems.append(ConditionProblem(line, f"{key}: needs at least one value"))
+        problems.add(line, f"{key}: needs at least one value")
         return always
     if any(isinstance(v, Mapping | list) for v in values):
-        problems.append(ConditionProblem(line, f"{key}: values must be plain text, numbers or booleans"))
+        problems.add(line, f"{key}: values must be plain text, numbers or booleans")
         return always
     match = _matcher(operator, values, key, line, problems)
     if match is None:
@@ -148,10 +141,10 @@ def _field_test(key: str, value: Any, line: int, problems: list[ConditionProblem
 
 
 def _matcher(operator: str, values: list[Any], key: str, line: int,
-             problems: list[ConditionProblem]) -> Callable[[Any], bool] | None:
+             problems: Problems) -> Callable[[Any], bool] | None:
     if operator in ("gt", "gte", "lt", "lte"):
         if len(values) != 1 or isinstance(values[0], bool) or not isinstance(values[0], int | float):
-            problems.append(ConditionProblem(line, f"{key}: takes one number"))
+            problems.add(line, f"{key}: takes one number")
             return None
         limit = float(values[0])
         compare: dict[str, Callable[[float], bool]] = {
@@ -165,7 +158,7 @@ def _matcher(operator: str, values: list[Any], key: str, line: int,
             try:
                 patterns.append(re.compile(str(v), re.IGNORECASE))
             except re.error as error:
-                problems.append(ConditionProblem(line, f"{key}: bad regular expression {v!r}: {error}"))
+                problems.add(line, f"{key}: bad regular expression {v!r}: {error}")
                 return None
         return lambda found: any(p.search(str(found)) for p in patterns)
     if operator in ("eq", "in"):

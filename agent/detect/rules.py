@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from weightwarden.agent.detect.condition import Condition, ConditionProblem, always, compile_condition
-from weightwarden.agent.detect.located_yaml import YamlProblem, line_of, load_documents
+from weightwarden.agent.detect.condition import Condition, always, compile_condition
+from weightwarden.agent.located.problem import LocatedError, Problem, Problems
+from weightwarden.agent.located.yaml_reader import line_of, load_documents
 
 RULE_KEYS = ("id", "title", "description", "severity", "techniques", "condition", "sequence", "correlate",
              "allow", "window", "enabled", "severity_by_destination")
@@ -48,20 +49,6 @@ CORRELATIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _TECHNIQUE = re.compile(r"^(T\d{4}(\.\d{3})?|AML\.T\d{4}(\.\d{3})?|TA\d{4}|AML\.TA\d{4})$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$")
-
-
-@dataclass(frozen=True, slots=True)
-class RuleProblem:
-    """One problem of one rule file, where it is."""
-
-    path: str
-    line: int
-    message: str
-    rule_id: str | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else self.path
-        return f"{where}: {f'rule {self.rule_id}: ' if self.rule_id else ''}{self.message}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +102,7 @@ class Rule:
 @dataclass(frozen=True, slots=True)
 class RuleSet:
     rules: tuple[Rule, ...]
-    problems: tuple[RuleProblem, ...]
+    problems: tuple[Problem, ...]  # each with its file, line and (when known) "rule ID" as subject
     files: tuple[str, ...] = ()
 
     def get(self, rule_id: str) -> Rule | None:
@@ -156,34 +143,34 @@ def load_rules(paths: Iterable[str] | None = None) -> RuleSet:
     """Every rule of the files (the built-in ones by default) and every problem, in one pass."""
     files = rule_files(paths) if paths is not None else builtin_rule_files()
     rules: list[Rule] = []
-    problems: list[RuleProblem] = []
+    problems: list[Problem] = []
     seen: dict[str, Rule] = {}
     for path in files:
         for rule in _load_file(path, problems):
             if rule.id in seen:
                 first = seen[rule.id]
-                problems.append(RuleProblem(path, rule.line, f"duplicate rule id (first at {first.path}:{first.line})",
-                                            rule.id))
+                _about(path, problems, rule.id).add(rule.line,
+                                                    f"duplicate rule id (first at {first.path}:{first.line})")
                 continue
             seen[rule.id] = rule
             rules.append(rule)
     return RuleSet(tuple(rules), tuple(problems), tuple(files))
 
 
-def _load_file(path: str, problems: list[RuleProblem]) -> list[Rule]:
+def _load_file(path: str, problems: list[Problem]) -> list[Rule]:
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except (OSError, UnicodeDecodeError) as error:
-        problems.append(RuleProblem(path, 0, f"cannot read: {error}"))
+        _about(path, problems).add(None, f"cannot read: {error}")
         return []
     try:
-        documents = load_documents(text)
-    except YamlProblem as error:
-        problems.append(RuleProblem(path, error.line, error.message))
+        documents = load_documents(path, text)
+    except LocatedError as error:
+        problems.extend(error.problems)
         return []
     if not documents:
-        problems.append(RuleProblem(path, 0, "no rules in this file"))
+        _about(path, problems).add(None, "no rules in this file")
     rules = []
     for document in documents:
         rule = _rule(path, document, problems)
@@ -192,28 +179,17 @@ def _load_file(path: str, problems: list[RuleProblem]) -> list[Rule]:
     return rules
 
 
-class _Collector:
-    """Problems of one rule, with its file and id."""
-
-    def __init__(self, path: str, problems: list[RuleProblem], rule_id: str | None) -> None:
-        self.path, self.problems, self.rule_id, self.count = path, problems, rule_id, 0
-
-    def add(self, line: int, message: str) -> None:
-        self.count += 1
-        self.problems.append(RuleProblem(self.path, line, message, self.rule_id))
-
-    def conditions(self, found: list[ConditionProblem]) -> None:
-        for problem in found:
-            self.add(problem.line, problem.message)
+def _about(path: str, problems: list[Problem], rule_id: str | None = None) -> Problems:
+    """A collector adding to `problems`, located in `path` and (when known) naming the rule."""
+    return Problems(path, f"rule {rule_id}" if rule_id else None, problems)
 
 
-def _rule(path: str, raw: Any, problems: list[RuleProblem]) -> Rule | None:
+def _rule(path: str, raw: Any, problems: list[Problem]) -> Rule | None:
     if not isinstance(raw, Mapping):
-        problems.append(RuleProblem(path, line_of(raw),
-                                    "a rule must be a mapping (id, title, severity, condition, ...)"))
+        _about(path, problems).add(line_of(raw), "a rule must be a mapping (id, title, severity, condition, ...)")
         return None
     rule_id = raw.get("id")
-    out = _Collector(path, problems, rule_id if isinstance(rule_id, str) else None)
+    out = _about(path, problems, rule_id if isinstance(rule_id, str) else None)
     for key in raw:
         if key not in RULE_KEYS:
             out.add(line_of(raw, key), f"unknown key {key!r} (known: {', '.join(RULE_KEYS)})")
@@ -256,24 +232,21 @@ def _rule(path: str, raw: Any, problems: list[RuleProblem]) -> Rule | None:
         return None
     assert isinstance(title, str) and isinstance(severity, int)
     return Rule(id=rule_id, title=title.strip(), severity=severity,
-                condition=condition or compile_condition({"event.action|exists": True}, []),
+                condition=condition or compile_condition({"event.action|exists": True}, _about(path, [])),
                 description=description.strip(), techniques=tuple(techniques), sequence=sequence,
                 correlate=correlate, parameters=parameters, allow=allow, window=window,
                 severity_by_destination=by_destination, path=path, line=line_of(raw))
 
 
-def _condition(raw: Mapping[str, Any], key: str, out: _Collector) -> Condition:
-    found: list[ConditionProblem] = []
+def _condition(raw: Mapping[str, Any], key: str, out: Problems) -> Condition:
     value = raw[key]
     if not isinstance(value, Mapping):
         out.add(line_of(raw, key), f"{key} must be a mapping of field tests")
         return Condition(always, ())
-    condition = compile_condition(value, found)
-    out.conditions(found)
-    return condition
+    return compile_condition(value, out)
 
 
-def _duration(raw: Mapping[str, Any], key: str, default: float, out: _Collector) -> float:
+def _duration(raw: Mapping[str, Any], key: str, default: float, out: Problems) -> float:
     if key not in raw:
         return default
     seconds = parse_duration(raw[key])
@@ -283,7 +256,7 @@ def _duration(raw: Mapping[str, Any], key: str, default: float, out: _Collector)
     return seconds
 
 
-def _sequence(raw: Any, out: _Collector) -> Sequence | None:
+def _sequence(raw: Any, out: Problems) -> Sequence | None:
     if not isinstance(raw, Mapping):
         out.add(line_of(raw), "sequence must be a mapping with within and steps")
         return None
@@ -314,7 +287,7 @@ def _sequence(raw: Any, out: _Collector) -> Sequence | None:
     return Sequence(within, tuple(steps))
 
 
-def _correlation(raw: Mapping[str, Any], out: _Collector) -> tuple[str | None, dict[str, Any]]:
+def _correlation(raw: Mapping[str, Any], out: Problems) -> tuple[str | None, dict[str, Any]]:
     if "correlate" not in raw:
         return None, {}
     value = raw["correlate"]
@@ -351,7 +324,7 @@ def _correlation(raw: Mapping[str, Any], out: _Collector) -> tuple[str | None, d
     return str(kind), parameters
 
 
-def _allowlist(raw: Any, out: _Collector) -> Allowlist:
+def _allowlist(raw: Any, out: Problems) -> Allowlist:
     if not isinstance(raw, Mapping):
         out.add(line_of(raw), f"allow must be a mapping with any of: {', '.join(ALLOW_KEYS)}")
         return Allowlist()
@@ -377,7 +350,7 @@ def _allowlist(raw: Any, out: _Collector) -> Allowlist:
     return Allowlist(tuple(processes), texts.get("users", ()), texts.get("destinations", ()), texts.get("paths", ()))
 
 
-def _process_allow(item: Any, line: int, out: _Collector) -> ProcessAllow | None:
+def _process_allow(item: Any, line: int, out: Problems) -> ProcessAllow | None:
     if isinstance(item, str):
         item = {"executable": item}
     if not isinstance(item, Mapping) or not isinstance(item.get("executable"), str):
@@ -393,7 +366,7 @@ def _process_allow(item: Any, line: int, out: _Collector) -> ProcessAllow | None
     return ProcessAllow(str(item["executable"]), digest.lower() if isinstance(digest, str) else None)
 
 
-def _severity_map(raw: Mapping[str, Any], out: _Collector) -> dict[str, int]:
+def _severity_map(raw: Mapping[str, Any], out: Problems) -> dict[str, int]:
     if "severity_by_destination" not in raw:
         return {}
     value = raw["severity_by_destination"]

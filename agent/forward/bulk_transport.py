@@ -18,16 +18,14 @@ from weightwarden.agent.forward.render import Renderer
 from weightwarden.agent.forward.transport import Outcome, TransportError, backoff_seconds
 from weightwarden.agent.store.outbox import OutboxRecord
 
-DEFAULT_INDEX = "weightwarden-events"
-
 
 class BulkTransport(AnsweredTransport):
-    def __init__(self, renderer: Renderer, *, url: str, index: str = "", username: str = "", password: str = "",
+    def __init__(self, renderer: Renderer, *, url: str, index: str, username: str = "", password: str = "",
                  api_key: str = "", timeout: float = 15.0, verify_tls: bool = True, ca_file: str = "",
                  item_retries: int = 4, item_retry_seconds: float = 0.2) -> None:
         self.renderer = renderer
         self.client = HttpClient(url, timeout=timeout, verify_tls=verify_tls, ca_file=ca_file)
-        self.index = index or DEFAULT_INDEX
+        self.index = index  # destinations.py fills in the default (destination_types.BULK_INDEX)
         self.headers = {"Content-Type": "application/x-ndjson"}
         if api_key:
             self.headers["Authorization"] = f"ApiKey {api_key}"

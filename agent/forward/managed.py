@@ -1,6 +1,6 @@
 """Destinations configured from the app, for the running agent: list, add/replace, remove, test.
 
-A change is checked by the config schema (agent/config.py, the same messages as for the config file),
+A change is checked by the config schema (agent/config/, the same messages as for the config file),
 written to the managed drop-in in the data dir (atomically, 0640: it may hold tokens and passwords),
 and then applied to the running forwarders, so it is live at once and still there after a restart.
 Destinations of the config file itself are listed but not changed here: that file belongs to whoever
@@ -25,9 +25,9 @@ from weightwarden.agent.config import (
     managed_destinations_file,
     managed_destinations_text,
 )
+from weightwarden.agent.forward.destination_types import DESTINATION_TYPES, SECRET_KEYS
 from weightwarden.agent.forward.live_test import send_test_record
 
-SECRET_KEYS = ("token", "password", "api_key")  # never sent back to the app; kept when an edit leaves them out
 NOT_KEYS = frozenset({"name", "managed"})
 Applier = Callable[[tuple[ForwardDestination, ...]], dict[str, str]]
 
@@ -67,7 +67,10 @@ class ManagedDestinations:
             if error:
                 return _refused([error])
             old = tables.get(name, {})
-            tables[name] = {**{k: old[k] for k in SECRET_KEYS if k in old and k not in values}, **values}
+            kind = DESTINATION_TYPES.get(str(values.get("type", ForwardDestination.type)))
+            # A secret the new type does not take is dropped with the type it belonged to.
+            kept = {k: old[k] for k in SECRET_KEYS if k in old and k not in values and (kind is None or kind.takes(k))}
+            tables[name] = {**kept, **values}
             return self._write(tables)
 
     def remove(self, name: object) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from weightwarden.agent.config import ForwardDestination
+from weightwarden.agent.forward.destination_types import DESTINATION_TYPES
 from weightwarden.agent.forward.destinations import format_of
 from weightwarden.agent.store.outbox import Outbox
 
@@ -16,9 +17,11 @@ DEAD_LETTERS_SHOWN = 20  # newest first; the count is always the full one
 
 
 def target(destination: ForwardDestination) -> str:
-    if destination.type == "syslog":
+    """Where the destination's records go, as its type declares it (destination_types.DestinationType.target)."""
+    where = DESTINATION_TYPES[destination.type].target
+    if where == "address":
         return f"{destination.transport}://{destination.address}" + (f":{destination.port}" if destination.port else "")
-    return destination.path if destination.type == "file" else destination.url
+    return str(getattr(destination, where))
 
 
 def status_rows(database: str, destinations: Iterable[ForwardDestination],

@@ -54,7 +54,7 @@ class SyslogTransport:
                  timeout: float = 15.0, resend_window: float = 2.0) -> None:
         self.renderer = renderer
         self.address = address
-        self.port = port or (6514 if transport == "tls" else 514)
+        self.port = port  # destinations.py fills in the default (destination_types.SYSLOG_PORTS)
         self.transport = transport
         self.server_name = server_name or address
         self.timeout = timeout

@@ -31,21 +31,16 @@ from PySide6.QtWidgets import (
 )
 
 from weightwarden.agent import control
-from weightwarden.agent.config import Config, ConfigProblem, ForwardDestination, default_config
+from weightwarden.agent.config import Config, ForwardDestination, default_config
+from weightwarden.agent.forward.destination_types import SECRET_KEYS, SYSLOG_PORTS
 from weightwarden.agent.forward.status import status_rows
+from weightwarden.agent.located.problem import Problem
 from weightwarden.gui.models.sync_status import DeadLetterModel, SyncStatusModel
 from weightwarden.gui.source import DataSource
-from weightwarden.gui.sync_config import (
-    FORM_KEYS,
-    SECRET_KEYS,
-    destination_toml,
-    form_text,
-    form_values,
-    validate,
-)
+from weightwarden.gui.sync_config import FORM_KEYS, destination_toml, form_text, form_values, validate
 from weightwarden.gui.widgets import row_table
 
-HINTS = {"address": "siem.example.org", "port": "6514", "transport": "tls", "url": "https://splunk.example.org:8088",
+HINTS = {"address": "siem.example.org", "port": str(SYSLOG_PORTS["tls"]), "transport": "tls", "url": "https://splunk.example.org:8088",
          "token": "(HEC token)", "token_file": "/etc/weightwarden/hec.token", "index": "weightwarden",
          "format": "(type's default)", "ca_file": "/etc/ssl/certs/siem-ca.pem", "api_key": "(Elasticsearch API key)",
          "verify_tls": "true", "path": "/var/log/weightwarden/events.jsonl", "max_bytes": "104857600"}
@@ -57,9 +52,9 @@ def _coloured(colour: str, text: str) -> str:
     return f"<span style='color:{colour}'>{text}</span>"
 
 
-def _problem_list(problems: list[ConfigProblem] | list[str]) -> str:
-    items = "".join(f"<li>line {p.line}: {p.message}</li>" if isinstance(p, ConfigProblem) and p.line
-                    else f"<li>{p.message if isinstance(p, ConfigProblem) else p}</li>" for p in problems)
+def _problem_list(problems: list[Problem] | list[str]) -> str:
+    items = "".join(f"<li>line {p.line}: {p.message}</li>" if isinstance(p, Problem) and p.line
+                    else f"<li>{p.message if isinstance(p, Problem) else p}</li>" for p in problems)
     return f"{_coloured(RED, 'Not valid:')}<ul>{items}</ul>"
 
 
@@ -193,7 +188,7 @@ class SyncView(QWidget):
         self.problems.setText(_coloured(GREEN, "Valid."))
         return True
 
-    def _kept_secret_covers(self, problem: ConfigProblem) -> bool:
+    def _kept_secret_covers(self, problem: Problem) -> bool:
         """'needs token' is no problem when editing a destination whose token the agent already holds."""
         current = self._destination(self.name.text().strip())
         kept = set(current["secrets_set"]) if current and current.get("managed") else set()

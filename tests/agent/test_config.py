@@ -12,12 +12,12 @@ from tests.conftest import ENVIRONMENT_THAT_MOVES_FILES
 from weightwarden.agent.config import (
     Config,
     ConfigError,
-    ConfigProblem,
     check_config,
     default_config,
     default_config_text,
     load_config,
 )
+from weightwarden.agent.located.problem import Problem
 
 REAL_EUID = os.geteuid()
 
@@ -145,7 +145,7 @@ def test_missing_file_named_by_env_is_an_error(monkeypatch: pytest.MonkeyPatch, 
     with pytest.raises(ConfigError) as caught:
         load_config()
     assert caught.value.problems == [
-        ConfigProblem(str(tmp_path / "typo.toml"), None, "cannot read config file: No such file or directory")
+        Problem(str(tmp_path / "typo.toml"), None, "cannot read config file: No such file or directory")
     ]
 
 
@@ -371,8 +371,8 @@ def test_non_utf8_bytes_report_their_line(tmp_path: Path) -> None:
 
 
 def test_problem_text_with_and_without_line() -> None:
-    assert str(ConfigProblem("/etc/ww.toml", 4, "bad")) == "/etc/ww.toml:4: bad"
-    assert str(ConfigProblem("/etc/ww.toml", None, "bad")) == "/etc/ww.toml: bad"
+    assert str(Problem("/etc/ww.toml", 4, "bad")) == "/etc/ww.toml:4: bad"
+    assert str(Problem("/etc/ww.toml", None, "bad")) == "/etc/ww.toml: bad"
 
 
 # -------------------------------------------------------------------------------------------------- paths

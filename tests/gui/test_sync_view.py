@@ -13,11 +13,12 @@ from pytestqt.qtbot import QtBot
 from tests.gui.helpers import running_agent, wait_until
 from weightwarden.agent.config import load_config
 from weightwarden.agent.events import Action, Category, Event
+from weightwarden.agent.forward.destination_types import DESTINATION_TYPES, SECRET_KEYS
 from weightwarden.agent.store.outbox import Outbox
 from weightwarden.gui.models.sync_status import DeadLetterModel, SyncStatusModel
 from weightwarden.gui.source import AgentStatus
 from weightwarden.gui.sync_config import destination_toml, validate
-from weightwarden.gui.views.sync_view import SyncView
+from weightwarden.gui.views.sync_view import HINTS, SyncView
 
 
 def test_sync_status_model_passes_qt_model_checks(qtmodeltester: ModelTester) -> None:
@@ -79,6 +80,24 @@ def test_without_an_agent_the_editor_validates_but_cannot_apply(database: Path, 
     assert view.validate(), view.problems.text()
     assert "[forward.splunk]" in view.preview.toPlainText() and "s3cret" not in view.preview.toPlainText()
     assert not view.save_button.isEnabled() and "not running" in view.save_button.toolTip()
+
+
+def test_the_form_shows_each_types_declared_fields_and_the_agent_accepts_them(database: Path,
+                                                                              window_factory) -> None:  # type: ignore[no-untyped-def]
+    view: SyncView = window_factory(database).sync
+    assert [view.kind.itemText(i) for i in range(view.kind.count())] == list(DESTINATION_TYPES)
+    for kind in DESTINATION_TYPES.values():
+        view.clear_form()
+        view.kind.setCurrentText(kind.name)
+        shown = [key for key, edit in view.fields.items() if edit.isEnabled() and view.form.isRowVisible(edit)]
+        assert sorted(shown) == sorted(kind.form), kind.name
+        assert all(view.fields[key].echoMode() == view.fields[key].EchoMode.Password
+                   for key in shown if key in SECRET_KEYS)
+        view.name.setText(f"every-{kind.name}-field")
+        for key in shown:  # every field filled: the agent's check must accept each one for this type
+            view.fields[key].setText(kind.default_format if key == "format" else HINTS[key])
+        assert view.validate(), (kind.name, view.problems.text())
+        assert all(f"\n{key} = " in view.preview.toPlainText() for key in shown)
 
 
 def rows(view: SyncView) -> dict[str, dict[str, Any]]:

@@ -45,7 +45,7 @@ def test_every_problem_has_its_file_and_line(tmp_path: Path) -> None:
     path.write_text(BAD)
     (tmp_path / "syntax.yml").write_text("id: x\n  title: [unclosed\n")
     rules = load_rules([str(tmp_path)])
-    found = {(Path(p.path).name, p.line, p.message.split(" (")[0]) for p in rules.problems}
+    found = {(Path(p.file).name, p.line, p.message.split(" (")[0]) for p in rules.problems}
     assert rules.rules == ()
     expected = {
         ("bad.yml", 1, "id 'Bad_ID' must be lowercase letters, digits and dashes"),
@@ -65,7 +65,7 @@ def test_every_problem_has_its_file_and_line(tmp_path: Path) -> None:
         ("syntax.yml", 2, "YAML syntax: mapping values are not allowed here"),
     }
     assert {(f, line, m[:40]) for f, line, m in found} == {(f, line, m[:40]) for f, line, m in expected}
-    assert all(str(p).startswith(p.path) for p in rules.problems)
+    assert all(str(p).startswith(p.file) for p in rules.problems)
 
 
 def test_duplicate_ids_name_the_first(tmp_path: Path) -> None:
@@ -75,7 +75,7 @@ def test_duplicate_ids_name_the_first(tmp_path: Path) -> None:
     rules = load_rules([str(tmp_path)])
     assert [r.id for r in rules.rules] == ["twice"]
     (problem,) = rules.problems
-    assert (Path(problem.path).name, problem.line) == ("b.yml", 2) and "a.yml:1" in problem.message
+    assert (Path(problem.file).name, problem.line) == ("b.yml", 2) and "a.yml:1" in problem.message
 
 
 def test_sequences_fire_in_order_within_their_window(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """YAML read into plain dicts and lists that remember the line each key and item came from.
 
 Rule loading reports every problem with its file and line (STYLE.md, habit 5); PyYAML's node graph has
-the marks, so we compose nodes and build the values ourselves instead of using `safe_load`.
+the marks, so we compose nodes and build the values ourselves instead of using `safe_load`. Its limit:
+plain values (text, numbers) carry no line, so their line is asked of the mapping or list holding them
+(`line_of(parent, key)`); line_of gives 0 where no line is known.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # (gui/report.py does the same; no stubs in the venv)
+
+from weightwarden.agent.located.problem import LocatedError, Problem
 
 
 class LocatedDict(dict[str, Any]):
@@ -38,27 +42,36 @@ def line_of(value: Any, key: str | int | None = None) -> int:
     return int(getattr(value, "line", 0))
 
 
-class YamlProblem(Exception):
+class _Unusable(Exception):
+    """Raised deep inside _build; load_documents turns it into a located problem of the file."""
+
     def __init__(self, line: int, message: str) -> None:
         super().__init__(message)
         self.line = line
         self.message = message
 
 
-def load_documents(text: str) -> list[Any]:
-    """Every document of a YAML stream, as located values; YamlProblem (with its line) on bad syntax."""
+def load_documents(file: str, text: str) -> list[Any]:
+    """Every document of a YAML stream, as located values; LocatedError (with the line) on bad syntax."""
+    try:
+        return _load_documents(text)
+    except _Unusable as error:
+        raise LocatedError([Problem(file, error.line or None, error.message)]) from None
+
+
+def _load_documents(text: str) -> list[Any]:
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        raise YamlProblem(mark.line + 1 if mark else 0, f"YAML syntax: {error.problem or error}") from None
+        raise _Unusable(mark.line + 1 if mark else 0, f"YAML syntax: {error.problem or error}") from None
     except yaml.YAMLError as error:
-        raise YamlProblem(0, f"YAML: {error}") from None
+        raise _Unusable(0, f"YAML: {error}") from None
     loader = yaml.SafeLoader("")
     try:
         return [_build(node, loader) for node in nodes if node is not None]
     except yaml.YAMLError as error:
-        raise YamlProblem(0, f"YAML: {error}") from None
+        raise _Unusable(0, f"YAML: {error}") from None
     finally:
         loader.dispose()
 
@@ -71,10 +84,10 @@ def _build(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
         for key_node, value_node in node.value:
             key = _build(key_node, loader)
             if isinstance(key, LocatedDict | LocatedList):
-                raise YamlProblem(key_node.start_mark.line + 1, "a mapping key must be a plain value")
+                raise _Unusable(key_node.start_mark.line + 1, "a mapping key must be a plain value")
             text = str(key)
             if text in mapping:
-                raise YamlProblem(key_node.start_mark.line + 1, f"duplicate key {text!r}")
+                raise _Unusable(key_node.start_mark.line + 1, f"duplicate key {text!r}")
             mapping[text] = _build(value_node, loader)
             mapping.lines[text] = key_node.start_mark.line + 1
         return mapping
