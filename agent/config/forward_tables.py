@@ -1,8 +1,5 @@
 """[forward.NAME] tables: each key checked against the schema, then the table against what its destination
-type declares (forward/destination_types.py): the keys it takes and needs, and its formats.
-
-A key another type takes is a problem like an unknown key: set on the wrong type it would do nothing,
-silently (client_cert on a HEC destination never reaches the server)."""
+type declares (forward/destination_types.py): the keys it needs and the formats it takes."""
 
 from __future__ import annotations
 
@@ -40,23 +37,15 @@ def forward_destinations(table: object, problems: TomlProblems) -> tuple[Forward
             if not messages:
                 values[key] = checked
         destination = ForwardDestination(**values, name=name)
-        # An unusable `type` was reported above; which keys belong then is anyone's guess.
-        typed = "type" in values or "type" not in raw
-        _check_type(destination, [key for key in raw if key in FORWARD_KEYS] if typed else [], where, problems)
+        _check_type(destination, where, problems)
         found.append(destination)
     return tuple(found)
 
 
-def _check_type(destination: ForwardDestination, given: list[str], where: tuple[str, ...],
-                problems: TomlProblems) -> None:
-    """What the destination's type needs and takes (`given`: the keys written for it). With an unusable
-    `type`, the default type's needs are still checked, as they always were."""
+def _check_type(destination: ForwardDestination, where: tuple[str, ...], problems: TomlProblems) -> None:
+    """What the destination's type needs and takes; an unusable `type` was reported already (the default
+    type's needs are still checked, as they always were)."""
     name, kind = destination.name, DESTINATION_TYPES[destination.type]
-    for key in given:
-        if not kind.takes(key):
-            takers = [other.name for other in DESTINATION_TYPES.values() if other.takes(key)]
-            problems.add((*where, key), f"[forward.{name}] {key} does not apply to type {kind.name!r} "
-                                        f"(a key of {' and '.join(takers)})")
     for group in kind.needs:
         if not any(getattr(destination, key) for key in group):
             problems.add(where, f"[forward.{name}] type {kind.name!r} needs {' or '.join(group)}")

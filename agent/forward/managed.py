@@ -25,7 +25,7 @@ from weightwarden.agent.config import (
     managed_destinations_file,
     managed_destinations_text,
 )
-from weightwarden.agent.forward.destination_types import DESTINATION_TYPES, SECRET_KEYS
+from weightwarden.agent.forward.destination_types import SECRET_KEYS
 from weightwarden.agent.forward.live_test import send_test_record
 
 NOT_KEYS = frozenset({"name", "managed"})
@@ -67,10 +67,7 @@ class ManagedDestinations:
             if error:
                 return _refused([error])
             old = tables.get(name, {})
-            kind = DESTINATION_TYPES.get(str(values.get("type", ForwardDestination.type)))
-            # A secret the new type does not take is dropped with the type it belonged to.
-            kept = {k: old[k] for k in SECRET_KEYS if k in old and k not in values and (kind is None or kind.takes(k))}
-            tables[name] = {**kept, **values}
+            tables[name] = {**{k: old[k] for k in SECRET_KEYS if k in old and k not in values}, **values}
             return self._write(tables)
 
     def remove(self, name: object) -> dict[str, Any]:

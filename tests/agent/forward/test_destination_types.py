@@ -38,12 +38,6 @@ def needed(kind: DestinationType) -> dict[str, object]:
     return {"type": kind.name, **{group[0]: EXAMPLES[group[0]] for group in kind.needs}}
 
 
-def usable(key: str) -> object:
-    """A value the schema accepts for `key`, whatever the type."""
-    spec, default = FORWARD_KEYS[key].spec, getattr(ForwardDestination(), key)
-    return (spec.choices[0] if spec.choices else "/a") if isinstance(default, str) else default
-
-
 def messages(name: str, values: dict[str, object]) -> list[str]:
     text = "\n".join(forward_table_lines(name, values)) + "\n"
     return [p.message for p in check_managed_destinations("drop-in.toml", text)[1]]
@@ -82,25 +76,6 @@ def test_what_a_type_needs_is_what_config_check_asks_for(kind: DestinationType) 
         for alternative in group[1:]:  # any key of a group will do
             values = {k: v for k, v in needed(kind).items() if k != group[0]}
             assert messages("x", {**values, alternative: EXAMPLES[alternative]}) == []
-
-
-@pytest.mark.parametrize("kind", TYPES, ids=lambda kind: kind.name)
-def test_a_key_of_another_type_is_a_problem_at_its_line(kind: DestinationType) -> None:
-    foreign = sorted(set(FORWARD_KEYS) - set(COMMON_KEYS) - set(kind.keys))
-    assert foreign, kind.name
-    for key in foreign:
-        takers = " and ".join(other.name for other in TYPES if other.takes(key))
-        text = "\n".join(forward_table_lines("x", {**needed(kind), key: usable(key)}))
-        problems = check_managed_destinations("drop-in.toml", text + "\n")[1]
-        assert [(p.line, p.message) for p in problems] == [
-            (len(text.splitlines()), f"[forward.x] {key} does not apply to type {kind.name!r} (a key of {takers})")]
-
-
-def test_keys_are_not_judged_against_a_type_that_is_not_usable() -> None:
-    assert messages("x", {"type": "splunk", "url": "https://s", "token": "t"}) == [
-        "[forward.x] type 'syslog' needs address",  # as before: the default type's needs
-        "[forward.x] type must be one of 'syslog', 'hec', 'bulk', 'file', got 'splunk'"]
-    assert "path does not apply to type 'syslog' (a key of file)" in " ".join(messages("x", {"path": "/a"}))
 
 
 @pytest.mark.parametrize("kind", TYPES, ids=lambda kind: kind.name)

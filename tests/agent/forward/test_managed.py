@@ -155,23 +155,6 @@ def test_a_change_is_persisted_private_applied_and_loaded_at_the_next_start(tmp_
         manager.stop(0)
 
 
-def test_an_edit_to_another_type_drops_the_secrets_that_type_does_not_take(tmp_path: Path) -> None:
-    config_file, manager, managed = agent_parts(tmp_path)
-    manager.start()
-    try:
-        assert managed.set("siem", {"type": "hec", "url": "https://127.0.0.1:1", "token": "s3cret-token"})["ok"]
-        reply = managed.set("siem", {"type": "bulk", "url": "https://127.0.0.1:2", "api_key": "k"})
-        assert reply["ok"], reply  # the HEC token is not carried into a _bulk table, where it is not a key
-        (siem,) = load_config(config_file).forward
-        assert (siem.type, siem.token, siem.api_key) == ("bulk", "", "k")
-        assert managed.set("siem", {"type": "bulk", "url": "https://127.0.0.1:3"})["ok"]
-        assert load_config(config_file).forward[0].api_key == "k"  # a secret the type takes is kept
-        refused = managed.set("siem", {"type": "file", "path": str(tmp_path / "x"), "url": "https://s"})
-        assert refused["problems"] == ["[forward.siem] url does not apply to type 'file' (a key of hec and bulk)"]
-    finally:
-        manager.stop(0)
-
-
 def test_a_broken_drop_in_is_reported_with_file_and_line(tmp_path: Path) -> None:
     config_file = write_config(tmp_path, f'[forward.siem]\ntype = "file"\npath = "{tmp_path}/a"\n')
     drop_in = managed_destinations_file(load_config(config_file))
