@@ -111,7 +111,7 @@ class Dispatcher:
             return
         self.handled += 1
         try:
-            records = list(handler(observation, moment_of(item.time)))
+            records = list(handler(observation, moment_of(item.wall)))
         except Exception:
             self._failed(f"{getattr(handler, '__qualname__', handler)} failed on {item.source}'s "
                          f"{type(observation).__name__}", exc_info=True)

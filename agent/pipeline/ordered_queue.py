@@ -2,7 +2,9 @@
 the order they happened.
 
 A source (a sensor, the examination pool, the evidence thread...) gets an `emitter`: a callable that stamps
-each observation with the time it was handed over and the source's own sequence number. Within one source
+each observation with the time it was handed over and the source's own sequence number. Order comes from
+the monotonic clock (a wall-clock step back must not hold observations for as long as it stepped); each
+observation also keeps the wall-clock time it was handed over, which becomes its record's time. Within one source
 that order is kept exactly (the stamp never goes backwards for a source, and stamping and queueing happen
 under the source's lock). Across sources the stamps are merged by time: an observation is released only
 once it is `window` seconds old, so one that a thread stamped earlier but queued a moment later (the
@@ -28,12 +30,14 @@ Emit = Callable[[object], None]
 
 @dataclass(frozen=True, slots=True, order=True)
 class Stamped:
-    """An observation as queued: when (Unix seconds), from where, the source's sequence number, and what."""
+    """An observation as queued: when (the queue's clock), from where, the source's sequence number, what,
+    and the wall-clock time (Unix seconds) it was handed over."""
 
     time: float
     source: str
     sequence: int
     observation: object = field(compare=False)
+    wall: float = field(compare=False, default=0.0)
 
 
 class _Source:
@@ -46,17 +50,20 @@ class _Source:
 
 
 class ObservationQueue:
-    def __init__(self, *, window: float = WINDOW_SECONDS, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, window: float = WINDOW_SECONDS, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
         self.window = window
         self._clock = clock
+        self._wall = wall
         self._inbox: queue.SimpleQueue[Stamped] = queue.SimpleQueue()
         self._waiting: list[Stamped] = []  # a heap, ordered by (time, source, sequence)
         self._sources: dict[str, _Source] = {}
         self._sources_lock = threading.Lock()
 
     def emitter(self, source: str) -> Callable[..., None]:
-        """The callable that `source` hands its observations to: `emit(observation)`, or `emit(observation,
-        at=unix_seconds)` when the source knows when it happened (replays)."""
+        """The callable that `source` hands its observations to: `emit(observation)`, or, for replays,
+        `emit(observation, at=unix_seconds)`: then `at` is both its place in the order and its record time
+        (a queue that replays is made with a clock counting Unix seconds)."""
         with self._sources_lock:
             state = self._sources.setdefault(source, _Source())
 
@@ -65,7 +72,8 @@ class ObservationQueue:
                 moment = self._clock() if at is None else at
                 state.last = max(state.last, moment)  # a source's own order is never changed
                 state.sequence += 1
-                self._inbox.put(Stamped(state.last, source, state.sequence, observation))
+                self._inbox.put(Stamped(state.last, source, state.sequence, observation,
+                                        self._wall() if at is None else at))
         return emit
 
     def take(self, timeout: float) -> list[Stamped]:

@@ -65,3 +65,16 @@ def test_drain_takes_everything_in_order_without_waiting() -> None:
     a("a2", at=5.0)
     b("b0", at=4.0)  # source b never goes backwards: stamped 5.0, after b1
     assert [i.observation for i in queue.drain()] == ["a1", "a2", "b1", "b0"]
+
+
+def test_a_wall_clock_step_back_neither_holds_nor_reorders_observations() -> None:
+    wall = Clock(1_800_000_000.0)
+    queue = ObservationQueue(window=0.01, wall=wall)
+    emit = queue.emitter("files")
+    emit("before the step")
+    wall.now -= 3600  # NTP steps the clock back an hour
+    emit("after the step")
+    items = queue.take(2.0)
+    items += queue.take(2.0) if len(items) < 2 else []
+    assert [i.observation for i in items] == ["before the step", "after the step"]
+    assert items[1].wall == items[0].wall - 3600  # the record time is the wall clock's, as it was
