@@ -40,7 +40,7 @@ from weightwarden.agent.detect.transfer import (
     parse_staging,
     parse_transfer,
 )
-from weightwarden.agent.events import Action, Alert, Destination, Event, ProcessInfo, format_time
+from weightwarden.agent.events import Action, Alert, Destination, Event, ProcessInfo, format_time, new_id
 
 READ_ACTIONS = (Action.MODEL_READ, Action.MODEL_HELD)
 ACCESS_ACTIONS = (Action.MODEL_OPENED, Action.MODEL_READ, Action.MODEL_HELD)
@@ -73,7 +73,8 @@ class _Incident:
     updates: int = 0
     progress_step: int = 0
     timeline: list[TimelineEntry] = field(default_factory=list)
-    alert: Alert | None = None
+    severity: int = 0  # of its latest alert
+    first_id: str = ""  # its first alert's id, which every update names
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,7 @@ class _Armed:
     rule: Rule
     correlation: Correlation | None
     values: Mapping[str, float]
+    allow: Allowlist  # the rule's allowlist merged with [detect]'s
 
 
 class DetectionEngine:
@@ -96,7 +98,7 @@ class DetectionEngine:
         for rule in self.rules:
             kind = correlation(rule.correlate)
             values = kind.resolve(rule.parameters, overrides) if kind is not None else {}
-            armed.append(_Armed(rule, kind, values))
+            armed.append(_Armed(rule, kind, values, rule.allow.merged(self.settings.allow)))
         self._event_rules = tuple(a for a in armed if a.correlation is None or a.correlation.on_events)
         self.copy_rule = next((a.rule for a in armed if a.correlation is not None and a.correlation.kind == "copy"),
                                None)
@@ -222,10 +224,10 @@ class DetectionEngine:
             steps = matched
         elif not rule.condition(fields):
             return None
-        allow = rule.allow.merged(self.settings.allow)
+        allow = armed.allow
         if self._allowed(allow, fields):
             return None
-        verdict = Verdict(RuleMatchEvidence())
+        verdict = _RULE_MATCH
         if armed.correlation is not None:
             found = armed.correlation.decide(Situation(event, fields, tree, now, allow, transfer, staging),
                                              armed.values)
@@ -236,10 +238,9 @@ class DetectionEngine:
         if destination is None and event.action == Action.NETWORK_CONNECTION:
             dest = event.details.get("destination") or {}
             destination = Destination("network", dest.get("address"), dest.get("port"))
-        verdict = dataclasses.replace(verdict, destination=destination)
         model = event.model or (event.file.path if event.file else None) or tree.only_model()
         tree_wide = armed.correlation is not None and armed.correlation.tree_wide
-        return self._incident(rule, event, fields, key, model, now, verdict, steps, tree_wide)
+        return self._incident(rule, event, fields, key, model, now, verdict, destination, steps, tree_wide)
 
     def _advance(self, rule: Rule, fields: dict[str, Any], tree: TreeState, now: float
                  ) -> tuple[SequenceStep, ...] | None:
@@ -283,48 +284,52 @@ class DetectionEngine:
     # ------------------------------------------------------------------ incidents
 
     def _incident(self, rule: Rule, event: Event, fields: dict[str, Any], tree_key: str, model: str | None,
-                  now: float, verdict: Verdict, steps: tuple[SequenceStep, ...], tree_wide: bool) -> Alert | None:
+                  now: float, verdict: Verdict, destination: Destination | None, steps: tuple[SequenceStep, ...],
+                  tree_wide: bool) -> Alert | None:
         # Tree-wide correlations are one incident per tree, whichever model the triggering event names.
         subject = "*" if tree_wide else (model or "?")
         key = (rule.id, tree_key, subject)
-        entry = TimelineEntry(format_time(event.time), str(event.action), event.id, event.message)
         progress = verdict.progress
         incident = self._incidents.get(key)
         if incident is not None and now - incident.last <= rule.window:
             incident.last = now
             incident.count += 1
             if len(incident.timeline) < TIMELINE_LIMIT:
-                incident.timeline.append(entry)
+                incident.timeline.append(_entry(event))
             step = int(progress * 4) if progress is not None else 0
-            first = incident.alert
-            assert first is not None
-            if step <= incident.progress_step and rule.severity <= first.severity:
+            if step <= incident.progress_step and rule.severity <= incident.severity:
                 return None  # a repeat: folded into the incident
             incident.progress_step = max(step, incident.progress_step)
             incident.updates += 1
-            alert = self._alert(rule, event, fields, model, verdict, steps, incident,
-                                first.evidence.incident or first.id)
-            incident.alert = alert
+            alert = self._alert(rule, event, fields, model, verdict, destination, steps, incident, incident.first_id)
+            incident.severity = alert.severity
             return alert
-        incident = _Incident(first=now, last=now, timeline=[entry])
+        incident = _Incident(first=now, last=now, timeline=[_entry(event)])
         incident.progress_step = int(progress * 4) if progress is not None else 0
-        alert = self._alert(rule, event, fields, model, verdict, steps, incident, None)
-        incident.alert = alert
+        alert = self._alert(rule, event, fields, model, verdict, destination, steps, incident, None)
+        incident.severity, incident.first_id = alert.severity, alert.id
         self._incidents[key] = incident
         return alert
 
     def _alert(self, rule: Rule, event: Event, fields: dict[str, Any], model: str | None, verdict: Verdict,
-               steps: tuple[SequenceStep, ...], incident: _Incident, first: str | None) -> Alert:
+               destination: Destination | None, steps: tuple[SequenceStep, ...], incident: _Incident,
+               first: str | None) -> Alert:
         paths = tuple(dict.fromkeys(p for p in (event.file.path if event.file else None,
                                                 fields.get("staging.output")) if isinstance(p, str)))
+        alert_id = new_id()
         evidence: AlertEvidence = dataclasses.replace(
             verdict.evidence, description=rule.description, techniques=rule.techniques,
             process_tree=fields.get("process.tree"), events=incident.count, updates=incident.updates,
             first_seen=incident.timeline[0].time, timeline=tuple(incident.timeline), canary=bool(fields.get("canary")),
-            sequence=steps)
-        alert = Alert(rule_id=rule.id, title=rule.title + (f": {model}" if model else ""), severity=rule.severity,
-                      message=f"{rule.title}: {event.message}{verdict.detail}", paths=paths,
-                      model=event.model or model, process=event.process, destination=verdict.destination,
-                      evidence=evidence, event_ids=tuple(e.event_id for e in incident.timeline[-20:]))
-        # An incident's first alert names itself; its updates name the first.
-        return dataclasses.replace(alert, evidence=dataclasses.replace(evidence, incident=first or alert.id))
+            sequence=steps, incident=first or alert_id)  # an incident's first alert names itself; updates the first
+        return Alert(rule_id=rule.id, title=rule.title + (f": {model}" if model else ""), severity=rule.severity,
+                     message=f"{rule.title}: {event.message}{verdict.detail}", paths=paths,
+                     model=event.model or model, process=event.process, destination=destination,
+                     evidence=evidence, event_ids=tuple(e.event_id for e in incident.timeline[-20:]), id=alert_id)
+
+
+def _entry(event: Event) -> TimelineEntry:
+    return TimelineEntry(format_time(event.time), str(event.action), event.id, event.message)
+
+
+_RULE_MATCH = Verdict(RuleMatchEvidence())  # a rule without a correlation: its condition (or sequence) matched

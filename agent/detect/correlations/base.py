@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 from weightwarden.agent.alert_evidence import AlertEvidence
 from weightwarden.agent.detect.durations import parse_duration
@@ -76,9 +76,8 @@ def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else str(value)
 
 
-@dataclass(frozen=True, slots=True)
-class Situation:
-    """What a correlation sees when a rule's condition matched an event."""
+class Situation(NamedTuple):
+    """What a correlation sees when a rule's condition matched an event (a tuple: built per decision, cheaply)."""
 
     event: Event
     fields: Mapping[str, Any]  # the event's condition fields (detect/fields.py), with transfer.* / staging.*
