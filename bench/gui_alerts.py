@@ -44,8 +44,7 @@ def build(path: Path, count: int) -> None:
                 paths=(f"/srv/models/{model}/model.safetensors", f"/tmp/stage/{i}/weights.safetensors"),
                 model=model, process=ProcessInfo(pid=1000 + i % 50_000, name=names[i % len(names)], user="ana"),
                 destination=Destination(kind="temporary", path=f"/tmp/stage/{i}/weights.safetensors"),
-                evidence=CopyEvidence(source_path=f"/srv/models/{model}/model.safetensors",
-                                      copy_path=f"/tmp/stage/{i}/weights.safetensors", size=4 << 30),
+                evidence=CopyEvidence(size=4 << 30),  # about the size of the old {matched_on, size} evidence
                 time=start + timedelta(seconds=i * 60 * 60 * 24 * 60 // max(count, 1))))
         store.write(alerts)
         done = min(count, first + batch)
