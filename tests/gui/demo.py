@@ -34,7 +34,8 @@ ACTIVITY = (
 
 
 def _alert(rng: random.Random, i: int, model: str, source: str, when: datetime) -> tuple[Alert, Event]:
-    scenario, name, cmd, where = rng.choice(ACTIVITY)
+    # The newest alert (the detail screenshot, the one justified below) is the browser upload.
+    scenario, name, cmd, where = rng.choice(ACTIVITY) if i else ACTIVITY[2]
     pid = rng.randint(2000, 60000)
     who = real_alerts.process(name, pid, cmd.format(source=source, m=model, n=i))
     before = when - timedelta(seconds=4)
