@@ -29,6 +29,7 @@ from typing import Any
 from weightwarden.agent.alert_evidence import AlertEvidence, RuleMatchEvidence, SequenceStep, TimelineEntry
 from weightwarden.agent.detect.copy import CopyCandidate, copy_alert
 from weightwarden.agent.detect.correlations import Correlation, Situation, Verdict, correlation, settings_keys
+from weightwarden.agent.detect.correlations.copy import Copy
 from weightwarden.agent.detect.fields import event_fields, tree_key
 from weightwarden.agent.detect.rules import Allowlist, Rule, RuleSet
 from weightwarden.agent.detect.state import TreeState
@@ -100,8 +101,8 @@ class DetectionEngine:
             values = kind.resolve(rule.parameters, overrides) if kind is not None else {}
             armed.append(_Armed(rule, kind, values, rule.allow.merged(self.settings.allow)))
         self._event_rules = tuple(a for a in armed if a.correlation is None or a.correlation.on_events)
-        self.copy_rule = next((a.rule for a in armed if a.correlation is not None and a.correlation.kind == "copy"),
-                               None)
+        # The copy rule is fed new files through copy(), not events; None when it is disabled or absent.
+        self.copy_rule = next((a.rule for a in armed if isinstance(a.correlation, Copy)), None)
         # How long model reads are kept per tree: as long as the longest window a correlation needs.
         self._read_history = max((a.correlation.history(a.values) for a in armed if a.correlation), default=0.0)
         self._canaries = canaries or (lambda: ())
