@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from weightwarden.agent.alert_evidence import AlertEvidence, RuleMatchEvidence
+
 # --------------------------------------------------------------------------- ids, clocks, sequence
 
 class UuidV7Generator:
@@ -264,7 +266,7 @@ class Alert:
     model: str | None = None
     process: ProcessInfo | None = None
     destination: Destination | None = None
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: AlertEvidence = field(default_factory=RuleMatchEvidence)  # typed: agent/alert_evidence.py
     event_ids: tuple[str, ...] = ()  # the events that caused it
     id: str = field(default_factory=new_id)
     time: datetime = field(default_factory=utc_now)
@@ -276,6 +278,9 @@ class Alert:
     def __post_init__(self) -> None:
         if not 0 <= self.severity <= 10:
             raise ValueError(f"alert severity must be 0..10, got {self.severity}")
+        if not isinstance(self.evidence, AlertEvidence):
+            raise TypeError(f"alert evidence must be an AlertEvidence (agent/alert_evidence.py), got "
+                            f"{type(self.evidence).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -291,7 +296,7 @@ class Alert:
             "model": self.model,
             "process": _clean(asdict(self.process)) if self.process else None,
             "destination": _clean(asdict(self.destination)) if self.destination else None,
-            "evidence": self.evidence,
+            "evidence": self.evidence.to_dict(),
             "event_ids": list(self.event_ids),
         }
 

@@ -22,6 +22,7 @@ DEFAULT_DB = "/var/tmp/ww-bench/gui-alerts-{n}.db"
 
 
 def build(path: Path, count: int) -> None:
+    from weightwarden.agent.alert_evidence import CopyEvidence
     from weightwarden.agent.events import Alert, Destination, ProcessInfo, utc_now
     from weightwarden.agent.store import Store
 
@@ -29,7 +30,8 @@ def build(path: Path, count: int) -> None:
     store = Store(path)
     start = utc_now() - timedelta(days=60)
     names = ("rsync", "python3", "firefox", "aws", "cp", "scp", "rclone", "curl")
-    rules = ("model-copy", "egress-budget", "canary-touched", "bulk-collection", "browser-read")
+    rules = ("model-copy", "model-egress-budget", "canary-model-accessed", "bulk-model-collection",
+             "unexpected-app-opened-model")
     batch = 20_000
     began = time.monotonic()
     for first in range(0, count, batch):
@@ -42,7 +44,7 @@ def build(path: Path, count: int) -> None:
                 paths=(f"/srv/models/{model}/model.safetensors", f"/tmp/stage/{i}/weights.safetensors"),
                 model=model, process=ProcessInfo(pid=1000 + i % 50_000, name=names[i % len(names)], user="ana"),
                 destination=Destination(kind="temporary", path=f"/tmp/stage/{i}/weights.safetensors"),
-                evidence={"matched_on": "quick_fingerprint", "size": 4 << 30},
+                evidence=CopyEvidence(size=4 << 30),  # about the size of the old {matched_on, size} evidence
                 time=start + timedelta(seconds=i * 60 * 60 * 24 * 60 // max(count, 1))))
         store.write(alerts)
         done = min(count, first + batch)

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QTabWidget, QVBoxLayout,
 from weightwarden.agent.config import Config
 from weightwarden.agent.store.review_queries import AlertFilter
 from weightwarden.gui.export import export_csv, export_incident, export_json
+from weightwarden.gui.rule_catalog import rules_in_effect
 from weightwarden.gui.source import AgentStatus, DataSource
 from weightwarden.gui.tray import Tray
 from weightwarden.gui.views.alerts_view import AlertsView
@@ -32,7 +33,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("Weightwarden")
         self.resize(1280, 800)
-        self.source = DataSource(database_path, control_path, poll_ms=poll_ms)
+        self.source = DataSource(database_path, control_path, poll_ms=poll_ms, rules=rules_in_effect(config))
         central = QWidget()
         central.setObjectName("page")
         layout = QVBoxLayout(central)
@@ -188,7 +189,7 @@ class MainWindow(QMainWindow):
             return
         path, _ = QFileDialog.getSaveFileName(self, "Save incident report", f"incident-{alert_id[:8]}.html",
                                               "HTML (*.html);;PDF (*.pdf)")
-        if path and export_incident(review, alert_id, path):
+        if path and export_incident(review, alert_id, path, self.source.rules):
             self.statusBar().showMessage(f"Incident report saved to {path}", 10_000)
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -9,6 +9,7 @@ import csv
 import json
 from pathlib import Path
 
+from weightwarden.agent.detect.rules import RuleSet
 from weightwarden.agent.store.review_queries import AlertFilter, AlertReview, AlertSort
 from weightwarden.gui.models.alerts import destination_text, process_text
 from weightwarden.gui.report import AlertDetail, alert_html
@@ -41,9 +42,10 @@ def export_json(review: AlertReview, flt: AlertFilter, sort: AlertSort, path: st
     return count
 
 
-def export_incident(review: AlertReview, alert_id: str, path: str | Path) -> bool:
-    """The incident report as HTML, or as PDF when the path ends in .pdf (A4, rendered by Qt)."""
-    detail = AlertDetail.load(review, alert_id)
+def export_incident(review: AlertReview, alert_id: str, path: str | Path, rules: RuleSet | None = None) -> bool:
+    """The incident report as HTML, or as PDF when the path ends in .pdf (A4, rendered by Qt); `rules`: the
+    rules in effect (default: the built-in ones)."""
+    detail = AlertDetail.load(review, alert_id, rules)
     if detail is None:
         return False
     page = alert_html(detail, standalone=True)

@@ -2,6 +2,10 @@
 
 One renderer for both, so what an auditor receives is what the reviewer saw. The HTML sticks to what
 QTextBrowser renders (tables, colours, bold), and prints cleanly to PDF from a browser.
+
+It reads the alert's typed evidence (agent/alert_evidence.py, from the store's AlertRow.evidence), never
+evidence keys; what it says about the rule comes from that evidence and the loaded rules in effect
+(gui/rule_catalog.py), never from reading rule files itself.
 """
 
 from __future__ import annotations
@@ -10,72 +14,73 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
+from weightwarden.agent.alert_evidence import (
+    AlertEvidence,
+    BulkCollectionEvidence,
+    CopyEvidence,
+    DerivedCopyEvidence,
+    EgressBudgetEvidence,
+    StagingEvidence,
+    TransferEvidence,
+)
+from weightwarden.agent.detect.rules import RuleSet
 from weightwarden.agent.events import format_time, parse_time, utc_now
 from weightwarden.agent.store.review_queries import AlertReview, AlertRow
 from weightwarden.gui import severity
 from weightwarden.gui.models.alerts import local_time
+from weightwarden.gui.rule_catalog import rules_in_effect
 
 LINEAGE_WINDOW_SECONDS = 24 * 3600
 LINEAGE_EVENTS = 20
 
-# What a rule means, for rules whose description is not in a detection file yet.
-BUILTIN_RULES: dict[str, dict[str, Any]] = {
-    "model-copy": {
-        "title": "Copy of a protected model",
-        "description": "A new file's content matches a protected model (quick fingerprint, confirmed by "
-                       "SHA-256 when known): the model was copied, renamed across devices, or staged for "
-                       "exfiltration. Severity grows with how far the destination is from the model's home.",
-        "attack": ["T1005 Data from Local System", "T1074.001 Local Data Staging"],
-        "atlas": ["AML.T0035 ML Artifact Collection", "AML.T0025 Exfiltration via Cyber Means"],
-    },
-}
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """What the report says about the rule behind an alert."""
+
+    id: str
+    title: str
+    description: str = ""
+    techniques: tuple[str, ...] = ()  # MITRE ATT&CK (T...) and ATLAS (AML.T...) ids
+
+    @property
+    def attack(self) -> tuple[str, ...]:
+        return tuple(t for t in self.techniques if not t.startswith("AML."))
+
+    @property
+    def atlas(self) -> tuple[str, ...]:
+        return tuple(t for t in self.techniques if t.startswith("AML."))
 
 
-def rule_info(rule_id: str) -> dict[str, Any]:
-    """The rule's description and ATT&CK/ATLAS ids from rules/detections/*.yml, else the built-in notes."""
-    found = _detection_file_rule(rule_id)
-    return found or BUILTIN_RULES.get(rule_id, {"title": rule_id, "description": "", "attack": [], "atlas": []})
-
-
-def _detection_file_rule(rule_id: str) -> dict[str, Any] | None:
-    try:
-        from importlib.resources import files
-
-        import yaml  # type: ignore[import-untyped]
-    except ImportError:
-        return None
-    folder = files("weightwarden.rules") / "detections"
-    if not folder.is_dir():
-        return None
-    for entry in folder.iterdir():
-        if not entry.name.endswith((".yml", ".yaml")):
-            continue
-        try:
-            data = yaml.safe_load(entry.read_text())
-        except Exception:  # a broken rule file is the rule linter's business, not the viewer's
-            continue
-        if isinstance(data, dict) and data.get("id") == rule_id:
-            tags = [str(t) for t in data.get("tags", []) or []]
-            return {"title": data.get("title", rule_id), "description": data.get("description", ""),
-                    "attack": list(data.get("attack", []) or [t for t in tags if t.upper().startswith("T")]),
-                    "atlas": list(data.get("atlas", []) or [t for t in tags if t.upper().startswith("AML")])}
-    return None
+def rule_info(rule_id: str, evidence: AlertEvidence, rules: RuleSet) -> RuleInfo:
+    """The rule as the alert recorded it (its evidence names the description and ids it was raised under),
+    completed from the loaded rule (title; description and ids for records that did not carry them)."""
+    rule = rules.get(rule_id)
+    return RuleInfo(rule_id, rule.title if rule is not None else rule_id,
+                    evidence.description or (rule.description if rule is not None else ""),
+                    evidence.techniques or (rule.techniques if rule is not None else ()))
 
 
 @dataclass
 class AlertDetail:
     alert: AlertRow
+    evidence: AlertEvidence
+    rule: RuleInfo
     events: list[dict[str, Any]] = field(default_factory=list)
     reviews: list[dict[str, Any]] = field(default_factory=list)
-    rule: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, review: AlertReview, alert_id: str) -> AlertDetail | None:
+    def load(cls, review: AlertReview, alert_id: str, rules: RuleSet | None = None) -> AlertDetail | None:
+        """The alert, its evidence and what happened around it; `rules`: those in effect (default: built-in)."""
         alert = review.alert(alert_id)
         if alert is None:
             return None
-        record = alert.record
+        record, evidence = alert.record, alert.evidence
         events = {e["id"]: e for e in review.events_by_id(record.get("event_ids") or [])}
+        # The incident's own timeline names its events even when the log no longer holds them.
+        for entry in evidence.timeline:
+            events.setdefault(entry.event_id, {"id": entry.event_id, "time": entry.time,
+                                               "event": {"action": entry.action}, "message": entry.message})
         # Lineage: what happened to these paths around the alert (created, moved, deleted), nearest first.
         alert_ms = parse_time(alert.time).timestamp()
         nearby = [e for e in review.events_for_paths(record.get("paths") or [])
@@ -84,7 +89,8 @@ class AlertDetail:
         for event in nearby[:LINEAGE_EVENTS]:
             events.setdefault(event["id"], event)
         ordered = sorted(events.values(), key=lambda e: (e.get("time", ""), e.get("sequence", 0)))
-        return cls(alert, ordered, review.reviews(alert_id), rule_info(alert.rule))
+        known = rules if rules is not None else rules_in_effect()
+        return cls(alert, evidence, rule_info(alert.rule, evidence, known), ordered, review.reviews(alert_id))
 
 
 def timeline(detail: AlertDetail) -> list[tuple[str, str, str]]:
@@ -132,9 +138,71 @@ def _progress(sent: int, total: int) -> str:
             f"<p>{_size(sent)} of {_size(total)} sent ({share:.0%})</p>")
 
 
+def _lineage(evidence: AlertEvidence, paths: list[str]) -> tuple[list[tuple[str, str]], str]:
+    """(kind, path) steps from the protected model to where its bytes went, and a note under them."""
+    if isinstance(evidence, CopyEvidence):
+        others = evidence.other_sources
+        note = f"also matches: {', '.join(others)}" if others else ""
+        return [("protected model", evidence.source_path), ("copy", evidence.copy_path)], note
+    if isinstance(evidence, DerivedCopyEvidence):
+        shape = "converted copy" if evidence.whole else "partial copy"
+        steps = [("protected model", p) for p in evidence.source_paths] + [(shape, evidence.copy_path)]
+        note = (f"{evidence.matched_tensors} of {evidence.total_tensors} tensors ({evidence.tensor_share:.0%}), "
+                f"{evidence.byte_share:.0%} of the bytes of model {evidence.source_model}")
+        return steps, note
+    if isinstance(evidence, StagingEvidence):
+        wrote = evidence.lineage.wrote or evidence.staging.output
+        steps = [("read", evidence.lineage.read or "?"),
+                 (f"{evidence.staging.operation or 'staged'} ({evidence.staging.tool})", wrote or "?")]
+        return steps, ""
+    if isinstance(evidence, TransferEvidence):
+        sent = [("sent", p) for p in (evidence.transfer.sources or tuple(paths))]
+        return [*sent, (f"to ({evidence.transfer.tool})", evidence.transfer.destination or "?")], ""
+    if isinstance(evidence, EgressBudgetEvidence) and evidence.files:
+        models = f"model{'s' if len(evidence.models) > 1 else ''} {', '.join(evidence.models)}"
+        return [("read", p) for p in evidence.files], f"{models}; sent out over the connections below"
+    if isinstance(evidence, EgressBudgetEvidence | BulkCollectionEvidence) and evidence.models:
+        return [("model read", m) for m in evidence.models], ""
+    return [("path", p) for p in paths], ""
+
+
+def _fingerprints(evidence: AlertEvidence) -> list[tuple[str, object]]:
+    if isinstance(evidence, CopyEvidence):
+        return [("Matched on", evidence.matched_on), ("Format", evidence.format), ("Size", _size(evidence.size)),
+                ("SHA-256", evidence.sha256), ("Quick fingerprint", evidence.quick_fingerprint)]
+    if isinstance(evidence, DerivedCopyEvidence):
+        return [("Matched on", evidence.matched_on), ("Format", evidence.format), ("Size", _size(evidence.size)),
+                ("Tensors", f"{evidence.matched_tensors} of {evidence.total_tensors} ({evidence.tensor_share:.0%})"),
+                ("Bytes", f"{_size(evidence.matched_bytes)} of {_size(evidence.total_bytes)} "
+                          f"({evidence.byte_share:.0%})"),
+                ("SHA-256 of the copy", evidence.sha256)]
+    return []
+
+
+def _correlation(evidence: AlertEvidence) -> tuple[str, list[tuple[str, object]]] | None:
+    """The section a correlation's own facts go in, if the alert came from one besides the copy rule."""
+    if isinstance(evidence, EgressBudgetEvidence):
+        connections = ", ".join(f"{key} ({_size(sent)})" for key, sent in evidence.connections)
+        return "Egress budget", [("Protected bytes read", _size(evidence.bytes_read)),
+                                 ("Sent outside the allowlist", _size(evidence.bytes_sent)),
+                                 ("Budget", f"{evidence.ratio:g} of the bytes read"), ("Connections", connections)]
+    if isinstance(evidence, BulkCollectionEvidence):
+        return "Bulk collection", [("Distinct models", evidence.distinct_models),
+                                   ("Window", f"{evidence.window_seconds:g} s"),
+                                   ("Models", ", ".join(evidence.models))]
+    if isinstance(evidence, TransferEvidence):
+        transfer = evidence.transfer
+        return "Transfer", [("Tool", transfer.tool), ("Destination", transfer.destination),
+                            ("Kind", transfer.kind), ("Host", transfer.host), ("Sources", ", ".join(transfer.sources))]
+    if isinstance(evidence, StagingEvidence):
+        staging = evidence.staging
+        return "Staging", [("Tool", staging.tool), ("Operation", staging.operation), ("Output", staging.output),
+                           ("Inputs", ", ".join(staging.inputs))]
+    return None
+
+
 def alert_html(detail: AlertDetail, *, standalone: bool = False) -> str:
-    alert, record = detail.alert, detail.alert.record
-    evidence: dict[str, Any] = record.get("evidence") or {}
+    alert, record, evidence = detail.alert, detail.alert.record, detail.evidence
     band, colour = severity.band(alert.severity)
     status_colour = severity.STATUS_COLOURS.get(alert.status, "#333")
     parts = [
@@ -147,71 +215,63 @@ def alert_html(detail: AlertDetail, *, standalone: bool = False) -> str:
             f"<td>{_e(alert.status)}</td>",
             f"<td style='color:{status_colour}; font-weight:bold'>{_e(alert.status)}</td>", 1),
     ]
+    if evidence.canary:
+        parts.append("<p style='color:#c62828; font-weight:bold'>A planted canary (decoy) model was touched.</p>")
     kind_colours = {"alert": "#c62828", "review": "#3949ab"}
     rows = "".join(
         f"<tr><td style='color:#666; white-space:nowrap'>{_e(local_time(t))}</td>"
         f"<td style='font-weight:bold; color:{kind_colours.get(kind, '#444')}'>{_e(kind)}</td>"
         f"<td>{_e(text)}</td></tr>" for t, kind, text in timeline(detail))
     parts.append(_section("Evidence timeline", f"<table cellspacing='0' cellpadding='3'>{rows}</table>"))
+    if evidence.sequence:
+        steps_text = "".join(f"<li><b>{_e(s.step)}</b>: {_e(s.action)} <span style='color:#666'>({_e(s.event_id)})"
+                             f"</span></li>" for s in evidence.sequence)
+        parts.append(_section("Sequence", f"<ol>{steps_text}</ol>"))
 
     process = record.get("process") or {}
-    # Ancestors come as process.parents (parent first, up to the session leader); older records and some
-    # rules put them in evidence.process_tree (root first).
-    ancestors = list(reversed(process.get("parents") or [])) or evidence.get("process_tree", [])
-    chain = [p for p in ancestors if isinstance(p, dict)] + ([process] if process else [])
+    # Ancestors come as process.parents (parent first, up to the session leader).
+    ancestors = [p for p in reversed(process.get("parents") or []) if isinstance(p, dict)]
+    chain = ancestors + ([process] if process else [])
+    tree = (f"<p style='color:#666'>process tree {_e(evidence.process_tree)}</p>"
+            if evidence.process_tree else "")
     if chain:
         lines = "".join(
             f"<tr><td>{'&nbsp;' * 4 * depth}{'└ ' if depth else ''}<b>{_e(p.get('name') or '?')}</b></td>"
             f"<td>pid {_e(p.get('pid'))}</td><td>{_e(p.get('user') or p.get('uid') or '')}</td>"
             f"<td style='font-family:monospace'>{_e(p.get('command_line') or p.get('executable') or '')}</td></tr>"
             for depth, p in enumerate(chain))
-        parts.append(_section("Process tree", f"<table cellspacing='0' cellpadding='3'>{lines}</table>"))
+        parts.append(_section("Process tree", f"<table cellspacing='0' cellpadding='3'>{lines}</table>{tree}"))
     else:
         parts.append(_section("Process tree", "<p style='color:#888'>not attributed (the file sensor alone "
                                               "cannot see which process wrote a file; needs the access sensor)</p>"))
 
-    lineage: list[tuple[str, str]] = []
-    if evidence.get("source_path"):
-        lineage.append(("protected model", evidence["source_path"]))
-    for step in evidence.get("lineage", []) or []:
-        if isinstance(step, dict) and step.get("path"):
-            lineage.append((str(step.get("kind", "derived")), step["path"]))
-    if evidence.get("copy_path"):
-        lineage.append(("copy", evidence["copy_path"]))
-    if not lineage:
-        lineage = [("path", p) for p in record.get("paths", [])]
+    lineage, note = _lineage(evidence, list(record.get("paths") or []))
     steps = "".join(f"<tr><td style='color:#666'>{'↳ ' if i else ''}{_e(kind)}</td>"
                     f"<td style='font-family:monospace'>{_e(path)}</td></tr>" for i, (kind, path) in enumerate(lineage))
-    others = evidence.get("other_sources") or []
-    more = f"<p style='color:#666'>also matches: {_e(', '.join(others))}</p>" if others else ""
+    more = f"<p style='color:#666'>{_e(note)}</p>" if note else ""
     parts.append(_section("File lineage", f"<table cellspacing='0' cellpadding='3'>{steps}</table>{more}"))
 
     dest = record.get("destination") or {}
     parts.append(_section("Destination", _kv([("Kind", dest.get("kind")), ("Address", dest.get("address")),
                                               ("Port", dest.get("port")), ("Path", dest.get("path"))])))
-    sent, total = evidence.get("bytes_sent"), evidence.get("bytes_total") or evidence.get("size")
-    if isinstance(sent, int) and isinstance(total, int):
-        parts.append(_section("Egress progress", _progress(sent, total)))
-    parts.append(_section("Fingerprints", _kv([
-        ("Matched on", evidence.get("matched_on")), ("Format", evidence.get("format")),
-        ("Size", _size(evidence.get("size"))), ("SHA-256", evidence.get("sha256")),
-        ("Quick fingerprint", evidence.get("quick_fingerprint")),
-        ("Tensor fingerprint", evidence.get("tensor_fingerprint"))])))
+    if isinstance(evidence, EgressBudgetEvidence) and evidence.model_bytes > 0:
+        parts.append(_section("Egress progress", _progress(evidence.bytes_sent, evidence.model_bytes)))
+    correlation = _correlation(evidence)
+    if correlation is not None:
+        parts.append(_section(correlation[0], _kv(correlation[1])))
+    parts.append(_section("Fingerprints", _kv(_fingerprints(evidence))))
     rule = detail.rule
-    ids = ", ".join([*rule.get("attack", []), *rule.get("atlas", [])])
-    tactics = f"<p><b>ATT&amp;CK / ATLAS:</b> {_e(ids)}</p>" if ids else ""
-    parts.append(_section(f"Rule: {rule.get('title') or alert.rule}",
-                          f"<p>{_e(rule.get('description'))}</p>{tactics}"))
+    ids = [f"<b>ATT&amp;CK:</b> {_e(', '.join(rule.attack))}" if rule.attack else "",
+           f"<b>ATLAS:</b> {_e(', '.join(rule.atlas))}" if rule.atlas else ""]
+    tactics = f"<p>{' &nbsp; '.join(i for i in ids if i)}</p>" if rule.techniques else ""
+    parts.append(_section(f"Rule: {rule.title}", f"<p>{_e(rule.description)}</p>{tactics}"))
     justifications = [r for r in detail.reviews if r["action"] == "justify"]
     if justifications:
         items = "".join(f"<li><b>{_e(r['user'])}</b> ({_e(local_time(r['time']))}): {_e(r['text'])}</li>"
                         for r in justifications)
         parts.append(_section("Justifications", f"<ul>{items}</ul>"))
-    shown = {"source_path", "copy_path", "lineage", "process_tree", "other_sources", "matched_on", "format", "size",
-             "sha256", "quick_fingerprint", "tensor_fingerprint", "bytes_sent", "bytes_total"}
-    rest = [(k, v) for k, v in sorted(evidence.items()) if k not in shown]
-    if rest:
-        parts.append(_section("Other evidence", _kv(rest)))
+    if evidence.other:  # keys of an older record that no evidence type names
+        parts.append(_section("Other evidence", _kv(sorted(evidence.other.items()))))
     body = "\n".join(parts)
     if not standalone:
         return body

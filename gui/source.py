@@ -15,8 +15,10 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from weightwarden.agent import control
+from weightwarden.agent.detect.rules import RuleSet
 from weightwarden.agent.store import Store, StoreError
 from weightwarden.agent.store.review_queries import AlertReview
+from weightwarden.gui.rule_catalog import rules_in_effect
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,10 @@ class DataSource(QObject):
     agentChanged = Signal(object)  # AgentStatus
 
     def __init__(self, database_path: str, control_path: str | None = None, *, poll_ms: int = 500,
-                 agent_poll_s: float = 5.0) -> None:
+                 agent_poll_s: float = 5.0, rules: RuleSet | None = None) -> None:
         super().__init__()
         self.database_path = database_path
+        self.rules = rules if rules is not None else rules_in_effect()  # what the report says about a rule
         self.control_path = control_path or control.socket_path(os.path.dirname(os.path.abspath(database_path)))
         self.store: Store | None = None
         self.error = ""

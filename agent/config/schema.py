@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import types
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, get_type_hints
 
@@ -42,6 +43,7 @@ class KeySpec:
     limits: tuple[float, float] | None = None
     path: bool = False  # expand ~ and $VARS, then require an absolute path
     names: bool = False  # items are bare directory names, never paths
+    example: object = None  # for a key unset by default (None): the value the default text shows, commented
 
 
 def _key(
@@ -53,8 +55,9 @@ def _key(
     limits: tuple[float, float] | None = None,
     path: bool = False,
     names: bool = False,
+    example: object = None,
 ) -> Any:
-    metadata = {_SPEC: KeySpec(doc, choices, limits, path, names)}
+    metadata = {_SPEC: KeySpec(doc, choices, limits, path, names, example)}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -197,12 +200,17 @@ class DetectSection:
         "The organisation's own destinations, as globs: s3://bucket/*, gs://bucket/*, hf://org/*, git remotes "
         "(https://github.com/org/*), hosts and addresses (10.20.*, build.example.com).", ())
     allow_paths: tuple[str, ...] = _key("Model paths (globs) whose access is never alerted on.", ())
-    egress_ratio: float = _key(
-        "A process tree that read protected model bytes alerts once it has sent this share of them.", 0.5,
-        limits=(0.01, 10))
-    bulk_models: int = _key("Distinct protected models one process tree may read within bulk_window_seconds.", 5,
-                            limits=(2, 100_000))
-    bulk_window_seconds: float = _key("The bulk collection window.", 600.0, limits=(1, 86_400))
+    # Unset (None) by default: each rule's own correlate parameter applies (docs/rules.md); when set, it
+    # overrides that parameter in every rule.
+    egress_ratio: float | None = _key(
+        "A process tree that read protected model bytes alerts once it has sent this share of them. Unset: each "
+        "egress rule's own ratio applies (the built-in rule's is 0.5).", None, limits=(0.01, 10), example=0.5)
+    bulk_models: int | None = _key(
+        "Distinct protected models one process tree may read within the bulk window. Unset: each bulk rule's own "
+        "distinct_models applies (the built-in rule's is 5).", None, limits=(2, 100_000), example=5)
+    bulk_window_seconds: float | None = _key(
+        "The bulk collection window. Unset: each bulk rule's own within applies (the built-in rule's is 600 "
+        "seconds).", None, limits=(1, 86_400), example=600.0)
     disabled_rules: tuple[str, ...] = _key("Rule ids turned off.", ())
     rule_paths: tuple[str, ...] = _key("Extra rule files or folders (*.yml) loaded with the built-in rules.", (),
                                        path=True)
@@ -321,14 +329,22 @@ def default_config(*, mode: str | None = None) -> Config:
 @dataclass(frozen=True)
 class SchemaKey:
     name: str
-    hint: Any  # the annotation: str, bool, int, float or tuple[str, ...]
+    hint: Any  # the annotation: str, bool, int, float or tuple[str, ...] (without `| None`)
     spec: KeySpec
+    optional: bool = False  # annotated `X | None`: unset (None) unless the file sets it
 
 
 def _schema_keys(section: type) -> dict[str, SchemaKey]:
     hints = get_type_hints(section)
-    return {item.name: SchemaKey(item.name, hints[item.name], item.metadata[_SPEC]) for item in fields(section)
-            if _SPEC in item.metadata}
+    keys = {}
+    for item in fields(section):
+        if _SPEC not in item.metadata:
+            continue
+        hint, optional = hints[item.name], False
+        if isinstance(hint, types.UnionType) and type(None) in hint.__args__:
+            (hint,), optional = [arg for arg in hint.__args__ if arg is not type(None)], True
+        keys[item.name] = SchemaKey(item.name, hint, item.metadata[_SPEC], optional)
+    return keys
 
 
 # [section] name -> its dataclass, and -> its keys; the keys of a [forward.NAME] table.

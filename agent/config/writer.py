@@ -73,8 +73,13 @@ def _section_text(name: str, section: type, commented: bool) -> str:
     for key in SCHEMA[name].values():
         lines.append("")
         lines.extend(f"# {line}" for line in textwrap.wrap(key.spec.doc, 104))
+        default = getattr(defaults, key.name)
+        if default is None:  # unset: TOML has no null, so the line stays a comment even in the live text
+            lines.append(f"# ({_rules_text(key)}; unset by default)")
+            lines.extend("# " + line for line in _assignment(key.name, key.spec.example))
+            continue
         lines.append(f"# ({_rules_text(key)})")
-        lines.extend(prefix + line for line in _assignment(key.name, getattr(defaults, key.name)))
+        lines.extend(prefix + line for line in _assignment(key.name, default))
     return "\n".join(lines) + "\n"
 
 

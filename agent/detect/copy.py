@@ -1,99 +1,110 @@
 """Rule `model-copy`: a new file whose content matches a protected model is a copy of it.
 
 The quick fingerprint (size + sampled blocks) lets this fire the moment a copy lands; the SHA-256, when
-already known, is reported as confirmation. Severity grows with how far the destination is from the
-source's home: a temporary folder is a classic staging place for exfiltration.
+already known, is reported as confirmation. A file with other bytes can still be a copy: converted to
+another container, re-sharded, cast to another float dtype, or holding only some tensors. Tensor
+fingerprints recognise it; the alert then names the source model and the share of its tensors and bytes
+that the new file holds.
 
-A file with other bytes can still be a copy: converted to another container, re-sharded, cast to another
-float dtype, or holding only some tensors. Tensor fingerprints recognise it (`detect_derived_copy`); the
-alert then names the source model and the share of its tensors and bytes that the new file holds.
+The inventory finds the matches and the agent names the place (detect/places.py); they come in as a
+`CopyCandidate` through `DetectionEngine.copy`. The loaded copy rule (rules/detections/20_model_copy.yml)
+gives the alert its id, title, description, ATT&CK/ATLAS ids and, from its severity_by_destination, its
+severity: the one table of how far each kind of place is from the model's home (correlations/copy.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from weightwarden.agent.events import Alert, Destination, ModelFile
+from weightwarden.agent.alert_evidence import CopyEvidence, DerivedCopyEvidence
+from weightwarden.agent.detect.correlations.copy import severity_for
+from weightwarden.agent.events import Alert, Destination, ModelFile, ProcessInfo
 from weightwarden.agent.inventory import TensorMatch
 
+if TYPE_CHECKING:
+    from weightwarden.agent.detect.rules import Rule
+
 RULE_ID = "model-copy"
-SEVERITY_BY_DESTINATION = {"temporary": 6, "local": 5}
+SOURCES_LISTED = 4  # other protected files with the same bytes, in the evidence
+DERIVED_PATHS_LISTED = 20
 
 
 @dataclass(frozen=True, slots=True)
 class CopyCandidate:
-    """A new model file and the protected files it matches: byte-identical sources first, else tensor matches."""
+    """A new model file and the protected models it matches, as the inventory found them.
+
+    `sources`: protected files with the same bytes (best first); `derived`: tensor-fingerprint matches,
+    used only when there are no sources; `destination_kind`: where the file is (detect/places.py);
+    `process`: who wrote it, when a sensor attributed the write (the alert's process; None: unknown).
+    """
 
     new: ModelFile
     sources: tuple[ModelFile, ...] = ()
     derived: tuple[TensorMatch, ...] = ()
     destination_kind: str = "local"
     event_ids: tuple[str, ...] = ()
+    process: ProcessInfo | None = None
 
 
-def detect_copy(new: ModelFile, sources: list[ModelFile], destination_kind: str,
-                event_ids: tuple[str, ...] = ()) -> Alert | None:
-    """An alert naming the source model and the new path, or None when nothing protected matched."""
-    if not sources:
-        return None
-    source = sources[0]
+def copy_alert(candidate: CopyCandidate, rule: Rule) -> Alert | None:
+    """The model-copy alert for a candidate under the loaded copy rule, or None when nothing matched."""
+    severity, why = severity_for(rule.severity_by_destination, rule.severity, candidate.destination_kind)
+    if candidate.sources:
+        return _byte_copy(candidate, rule.id, rule.title, severity, why, rule.description, rule.techniques)
+    if candidate.derived:
+        return _derived_copy(candidate, rule.id, rule.title, severity, why, rule.description, rule.techniques)
+    return None
+
+
+def _byte_copy(candidate: CopyCandidate, rule_id: str, title: str, severity: int, why: str | None,
+               description: str, techniques: tuple[str, ...]) -> Alert:
+    new, source = candidate.new, candidate.sources[0]
     confirmed = bool(new.sha256 and new.sha256 == source.sha256)
     return Alert(
-        rule_id=RULE_ID,
-        title=f"Copy of protected model {source.model}",
-        severity=SEVERITY_BY_DESTINATION.get(destination_kind, 5),
+        rule_id=rule_id,
+        title=f"{title}: {source.model}",
+        severity=severity,
         message=f"{new.path} is a copy of {source.path} (model {source.model})",
         paths=(source.path, new.path),
         model=source.model,
-        destination=Destination(kind=destination_kind, path=new.path),
-        evidence={
-            "source_path": source.path,
-            "copy_path": new.path,
-            "format": new.format,
-            "size": new.size,
-            "matched_on": "sha256" if confirmed else "quick_fingerprint",
-            "quick_fingerprint": new.quick_fingerprint,
-            "sha256": source.sha256,
-            "other_sources": [s.path for s in sources[1:5]],
-        },
-        event_ids=event_ids,
+        process=candidate.process,
+        destination=Destination(kind=candidate.destination_kind, path=new.path),
+        evidence=CopyEvidence(
+            description=description, techniques=techniques, source_path=source.path, copy_path=new.path,
+            format=new.format, size=new.size, matched_on="sha256" if confirmed else "quick_fingerprint",
+            quick_fingerprint=new.quick_fingerprint, sha256=source.sha256,
+            other_sources=tuple(s.path for s in candidate.sources[1:1 + SOURCES_LISTED]), severity_by=why),
+        event_ids=candidate.event_ids,
     )
 
 
-def detect_derived_copy(new: ModelFile, matches: list[TensorMatch], destination_kind: str,
-                        event_ids: tuple[str, ...] = ()) -> Alert | None:
-    """An alert for a file holding tensors of a protected model, or None when none matched."""
-    if not matches:
-        return None
-    best = matches[0]
+def _derived_copy(candidate: CopyCandidate, rule_id: str, title: str, severity: int, why: str | None,
+                  description: str, techniques: tuple[str, ...]) -> Alert:
+    new, best = candidate.new, candidate.derived[0]
     tensor_share, byte_share = round(best.tensor_share, 4), round(best.byte_share, 4)
     whole = best.matched_tensors == best.total_tensors
     how = "all" if whole else f"{best.matched_tensors} of {best.total_tensors}"
     return Alert(
-        rule_id=RULE_ID,
-        title=f"{'Converted' if whole else 'Partial'} copy of protected model {best.model}",
-        severity=SEVERITY_BY_DESTINATION.get(destination_kind, 5),
+        rule_id=rule_id,
+        # "Converted copy of protected model: llama": the kind of copy, then the rule's own title.
+        title=f"{'Converted' if whole else 'Partial'} {title[:1].lower()}{title[1:]}: {best.model}",
+        severity=severity,
         message=(f"{new.path} ({new.format}) holds {how} tensors of model {best.model} "
                  f"({tensor_share:.0%} of its tensors, {byte_share:.0%} of its bytes)"),
         paths=(*best.source_paths[:4], new.path),
         model=best.model,
-        destination=Destination(kind=destination_kind, path=new.path),
-        evidence={
-            "source_model": best.model,
-            "source_paths": list(best.source_paths[:20]),
-            "copy_path": new.path,
-            "format": new.format,
-            "size": new.size,
-            "matched_on": "tensor_fingerprints",
-            "matched_tensors": best.matched_tensors,
-            "total_tensors": best.total_tensors,
-            "tensor_share": tensor_share,
-            "matched_bytes": best.matched_bytes,
-            "total_bytes": best.total_bytes,
-            "byte_share": byte_share,
-            "element_share": round(best.matched_elements / best.total_elements, 4) if best.total_elements else 0.0,
-            "sha256": new.sha256,
-            "other_models": [m.model for m in matches[1:5]],
-        },
-        event_ids=event_ids,
+        process=candidate.process,
+        destination=Destination(kind=candidate.destination_kind, path=new.path),
+        evidence=DerivedCopyEvidence(
+            description=description, techniques=techniques, source_model=best.model,
+            source_paths=tuple(best.source_paths[:DERIVED_PATHS_LISTED]), copy_path=new.path, format=new.format,
+            size=new.size, matched_tensors=best.matched_tensors, total_tensors=best.total_tensors,
+            tensor_share=tensor_share, matched_bytes=best.matched_bytes, total_bytes=best.total_bytes,
+            byte_share=byte_share,
+            element_share=round(best.matched_elements / best.total_elements, 4) if best.total_elements else 0.0,
+            sha256=new.sha256, other_models=tuple(m.model for m in candidate.derived[1:1 + SOURCES_LISTED]),
+            severity_by=why),
+        event_ids=candidate.event_ids,
     )
+

@@ -6,9 +6,13 @@ A fixture event is a flat mapping, far shorter than the Event it stands for:
      mapped: false, process: {pid: 10, name: scp, exe: /usr/bin/scp, cmd: "scp ...", user: ana, session: 7,
      parents: [bash]}}
     {at: 3, action: network-connection, process: {...}, address: 203.0.113.9, port: 22, bytes_sent: 600}
-    {at: 4, copy: removable, path: /media/usb/a.safetensors, model: llama}   # a model-copy alert to rate
+    {at: 4, copy: removable, path: /media/usb/a.safetensors, model: llama}   # a new file: a CopyCandidate
+    {at: 5, copy: local, path: /home/ana/x.gguf, model: llama, derived: {tensors: [3, 10], bytes: [30, 100]}}
 
-`at` is seconds after the fixture's start time.
+`at` is seconds after the fixture's start time. A `copy:` entry (the destination kind) stands for a new
+file matching a protected model (`source:`, default /models/MODEL/model.safetensors), byte for byte, or
+with `derived:` for a share of its tensors (matched and total tensors, matched and total bytes), written
+by `process:` when given.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from weightwarden.agent.events import Action, Alert, Category, Destination, Event, FileInfo, ProcessInfo, ProcessRef
+from weightwarden.agent.detect.copy import CopyCandidate
+from weightwarden.agent.events import Action, Category, Event, FileInfo, ModelFile, ProcessInfo, ProcessRef
+from weightwarden.agent.inventory import TensorMatch
 
 START = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 
@@ -34,14 +40,11 @@ def process_from(raw: Mapping[str, Any] | None) -> ProcessInfo | None:
                        parents=parents, bytes_read=raw.get("bytes_read"), mapped=raw.get("mapped"))
 
 
-def event_from(raw: Mapping[str, Any], start: datetime = START) -> Event | Alert:
-    """The Event (or, for `copy:`, the model-copy Alert) a fixture mapping stands for."""
+def event_from(raw: Mapping[str, Any], start: datetime = START) -> Event | CopyCandidate:
+    """The Event (or, for `copy:`, the CopyCandidate of a new file) a fixture mapping stands for."""
     moment = start + timedelta(seconds=float(raw.get("at", 0)))
     if "copy" in raw:
-        copy_path = str(raw.get("path", "/tmp/copy.safetensors"))
-        return Alert(rule_id="model-copy", title=f"Copy of protected model {raw.get('model')}", severity=5,
-                     message=f"{copy_path} is a copy", paths=(copy_path,), model=raw.get("model"),
-                     destination=Destination(kind=str(raw["copy"]), path=copy_path), time=moment)
+        return copy_candidate_from(raw)
     action = Action(str(raw["action"]))
     process = process_from(raw.get("process"))
     if process is not None and action in (Action.MODEL_READ, Action.MODEL_HELD):
@@ -60,3 +63,23 @@ def event_from(raw: Mapping[str, Any], start: datetime = START) -> Event | Alert
     who = f"{process.name} (pid {process.pid})" if process else "?"
     return Event(action, Category.FILE, f"{who} {action.value} {path}", file=file, model=raw.get("model"),
                  process=process, time=moment)
+
+
+def copy_candidate_from(raw: Mapping[str, Any]) -> CopyCandidate:
+    model = str(raw.get("model", "model"))
+    path = str(raw.get("path", "/tmp/copy.safetensors"))
+    source = ModelFile(path=str(raw.get("source", f"/models/{model}/model.safetensors")), format="safetensors",
+                       size=int(raw.get("size", 4096)), model=model, sha256=raw.get("sha256"),
+                       quick_fingerprint=raw.get("quick_fingerprint", "q" * 32))
+    derived = raw.get("derived")
+    fmt = str(raw.get("format", "safetensors" if derived is None else "gguf"))
+    new = ModelFile(path=path, format=fmt, size=source.size, model=model,
+                    sha256=source.sha256 if derived is None else None,
+                    quick_fingerprint=source.quick_fingerprint if derived is None else None)
+    process = process_from(raw.get("process"))
+    if derived is None:
+        return CopyCandidate(new, (source,), (), str(raw["copy"]), process=process)
+    (matched, total), (matched_bytes, total_bytes) = derived["tensors"], derived["bytes"]
+    match = TensorMatch(model, (source.path,), int(matched), int(total), int(matched_bytes), int(total_bytes),
+                        int(matched_bytes), int(total_bytes))
+    return CopyCandidate(new, (), (match,), str(raw["copy"]), process=process)

@@ -32,23 +32,16 @@ from importlib import resources
 from typing import Any
 
 from weightwarden.agent.detect.condition import Condition, always, compile_condition
+from weightwarden.agent.detect.correlations import KINDS, Correlation
+from weightwarden.agent.detect.durations import parse_duration
 from weightwarden.agent.located.problem import LocatedError, Problem, Problems
 from weightwarden.agent.located.yaml_reader import line_of, load_documents
 
 RULE_KEYS = ("id", "title", "description", "severity", "techniques", "condition", "sequence", "correlate",
              "allow", "window", "enabled", "severity_by_destination")
 ALLOW_KEYS = ("processes", "users", "destinations", "paths")
-CORRELATIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    # kind -> parameter -> accepted type
-    "egress-budget": {"ratio": (int, float), "min_bytes": int},
-    "bulk-collection": {"distinct_models": int, "within": (str, int, float)},
-    "transfer-tool": {},
-    "staging": {},
-    "copy-severity": {},
-}
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _TECHNIQUE = re.compile(r"^(T\d{4}(\.\d{3})?|AML\.T\d{4}(\.\d{3})?|TA\d{4}|AML\.TA\d{4})$")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +83,8 @@ class Rule:
     description: str = ""
     techniques: tuple[str, ...] = ()
     sequence: Sequence | None = None
-    correlate: str | None = None
-    parameters: Mapping[str, Any] = field(default_factory=dict)
+    correlate: str | None = None  # a kind of the correlation registry (detect/correlations)
+    parameters: Mapping[str, float] = field(default_factory=dict)  # as the rule gave them (durations in seconds)
     allow: Allowlist = field(default_factory=Allowlist)
     window: float = 600.0
     severity_by_destination: Mapping[str, int] = field(default_factory=dict)
@@ -107,19 +100,6 @@ class RuleSet:
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
-
-
-def parse_duration(value: Any) -> float | None:
-    """Seconds from `90`, `90s`, `500ms`, `10m`, `2h`; None when it is not a duration."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if value >= 0 else None
-    found = _DURATION.match(str(value).strip())
-    if not found:
-        return None
-    number, unit = float(found.group(1)), found.group(2) or "s"
-    return number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
 
 
 def builtin_rule_files() -> list[str]:
@@ -193,9 +173,12 @@ def _rule(path: str, raw: Any, problems: list[Problem]) -> Rule | None:
     for key in raw:
         if key not in RULE_KEYS:
             out.add(line_of(raw, key), f"unknown key {key!r} (known: {', '.join(RULE_KEYS)})")
+    named = raw.get("correlate")
+    kind_name = named.get("kind") if isinstance(named, Mapping) else None
+    kind = KINDS.get(kind_name) if isinstance(kind_name, str) else None
     for key in ("id", "title", "severity", "condition"):
-        copy_rule = isinstance(raw.get("correlate"), Mapping) and raw["correlate"].get("kind") == "copy-severity"
-        if key not in raw and not (key == "condition" and ("sequence" in raw or copy_rule)):
+        # A sequence has its conditions in its steps; a kind not fed events (copy) needs none.
+        if key not in raw and not (key == "condition" and ("sequence" in raw or (kind and not kind.on_events))):
             out.add(line_of(raw), f"missing required key {key!r}")
     if not isinstance(rule_id, str) or not _ID.match(rule_id):
         if "id" in raw:
@@ -225,6 +208,10 @@ def _rule(path: str, raw: Any, problems: list[Problem]) -> Rule | None:
     allow = _allowlist(raw["allow"], out) if "allow" in raw else Allowlist()
     window = _duration(raw, "window", 600.0, out)
     by_destination = _severity_map(raw, out)
+    if by_destination and not (kind and kind.takes_severity_by_destination):
+        takers = ", ".join(k for k, c in KINDS.items() if c.takes_severity_by_destination)
+        out.add(line_of(raw, "severity_by_destination"), f"severity_by_destination only applies to correlate "
+                                                         f"kind {takers}")
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         out.add(line_of(raw, "enabled"), "enabled must be true or false")
@@ -287,40 +274,34 @@ def _sequence(raw: Any, out: Problems) -> Sequence | None:
     return Sequence(within, tuple(steps))
 
 
-def _correlation(raw: Mapping[str, Any], out: Problems) -> tuple[str | None, dict[str, Any]]:
+def _correlation(raw: Mapping[str, Any], out: Problems) -> tuple[str | None, dict[str, float]]:
+    """The kind and the parameters a rule's `correlate:` gives, checked against the registry's declarations."""
     if "correlate" not in raw:
         return None, {}
     value = raw["correlate"]
+    kinds = ", ".join(KINDS)
     if not isinstance(value, Mapping) or "kind" not in value:
-        out.add(line_of(raw, "correlate"), f"correlate must be a mapping with kind (one of: {', '.join(CORRELATIONS)})")
+        out.add(line_of(raw, "correlate"), f"correlate must be a mapping with kind (one of: {kinds})")
         return None, {}
     kind = value["kind"]
-    if kind not in CORRELATIONS:
-        out.add(line_of(value, "kind"), f"unknown correlation {kind!r} (one of: {', '.join(CORRELATIONS)})")
+    correlation: Correlation | None = KINDS.get(kind) if isinstance(kind, str) else None
+    if correlation is None:
+        out.add(line_of(value, "kind"), f"unknown correlation {kind!r} (one of: {kinds})")
         return None, {}
-    accepted = CORRELATIONS[kind]
-    parameters: dict[str, Any] = {}
+    parameters: dict[str, float] = {}
     for key, item in value.items():
         if key == "kind":
             continue
-        if key not in accepted:
-            out.add(line_of(value, key), f"{kind} takes no parameter {key!r}"
-                                         + (f" (known: {', '.join(accepted)})" if accepted else ""))
-        elif isinstance(item, bool) or not isinstance(item, accepted[key]):
-            out.add(line_of(value, key), f"{kind}: {key} has the wrong type: {item!r}")
+        parameter = correlation.parameter(str(key))
+        if parameter is None:
+            known = ", ".join(p.name for p in correlation.parameters)
+            out.add(line_of(value, key), f"{kind} takes no parameter {key!r}" + (f" (known: {known})" if known else ""))
+            continue
+        number, problem = parameter.read(item)
+        if problem is not None or number is None:
+            out.add(line_of(value, key), f"{kind}: {problem}")
         else:
-            parameters[key] = item
-    if kind == "egress-budget" and not 0 < float(parameters.get("ratio", 0.5)) <= 10:
-        out.add(line_of(value, "ratio"), "egress-budget: ratio must be above 0 (0.5 = half the model's bytes)")
-    if kind == "bulk-collection":
-        if int(parameters.get("distinct_models", 3)) < 2:
-            out.add(line_of(value, "distinct_models"), "bulk-collection: distinct_models must be at least 2")
-        if "within" in parameters:
-            seconds = parse_duration(parameters["within"])
-            if not seconds:
-                out.add(line_of(value, "within"), f"bulk-collection: within must be a duration, got "
-                                                  f"{parameters['within']!r}")
-            parameters["within"] = seconds or 600.0
+            parameters[parameter.name] = number
     return str(kind), parameters
 
 

@@ -35,6 +35,10 @@ def document(flat: Flat, host: str) -> dict[str, Any]:
     }
     if flat.kind == "alert":
         doc["rule"] = {"id": flat.signature, "name": flat.name}
+        if flat.attack:
+            doc["threat"] = {"framework": "MITRE ATT&CK", "technique": {"id": list(flat.attack)}}
+        if flat.atlas:
+            doc["weightwarden"]["atlas"] = list(flat.atlas)  # MITRE ATLAS: no ECS field of its own
     if flat.file_path is not None:
         file: dict[str, Any] = {"path": flat.file_path, "name": flat.file_name}
         if flat.file_size is not None:

@@ -1,4 +1,8 @@
-"""One flat view of a stored record (event or alert), so every renderer maps the same facts the same way."""
+"""One flat view of a stored record (event or alert), so every renderer maps the same facts the same way.
+
+An alert's evidence is read as its typed kind (agent/alert_evidence.py): the rule's ATT&CK/ATLAS ids and,
+for a copy, the copy's format, size and hash come from typed fields, never from evidence keys.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
+from weightwarden.agent.alert_evidence import CopyEvidence, DerivedCopyEvidence, evidence_from
 from weightwarden.agent.events import parse_time
 
 VENDOR = "Weightwarden"
@@ -42,10 +47,19 @@ class Flat:
     dest_port: int | None
     dest_path: str | None
     details: dict[str, Any]
+    techniques: tuple[str, ...] = ()  # an alert's MITRE ATT&CK (T...) and ATLAS (AML.T...) ids
 
     @property
     def file_name(self) -> str | None:
         return posixpath.basename(self.file_path) if self.file_path else None
+
+    @property
+    def attack(self) -> tuple[str, ...]:
+        return tuple(t for t in self.techniques if not t.startswith("AML."))
+
+    @property
+    def atlas(self) -> tuple[str, ...]:
+        return tuple(t for t in self.techniques if t.startswith("AML."))
 
 
 def flatten(kind: str, record: dict[str, Any]) -> Flat:
@@ -55,21 +69,29 @@ def flatten(kind: str, record: dict[str, Any]) -> Flat:
     if kind == "alert":
         paths = list(record.get("paths") or [])
         destination = record.get("destination") or {}
+        evidence = evidence_from(record.get("evidence"))
+        # A copy alert's file is the copy: its format and size, and its SHA-256 when known to be the source's.
+        size = fmt = sha256 = None
+        if isinstance(evidence, CopyEvidence):
+            size, fmt = evidence.size, evidence.format
+            sha256 = evidence.sha256 if evidence.matched_on == "sha256" else None
+        elif isinstance(evidence, DerivedCopyEvidence):
+            size, fmt, sha256 = evidence.size, evidence.format, evidence.sha256
         return Flat(
             kind, record["id"], int(record.get("sequence", 0)), record["time"], time_ms,
             signature=record.get("rule") or "alert", name=record.get("title") or record.get("rule") or "alert",
             message=record.get("message") or "", severity=_severity(record.get("severity")),
             category="intrusion_detection", action=record.get("rule") or "alert", model=record.get("model"),
-            file_path=paths[-1] if paths else destination.get("path"), file_size=None, file_sha256=None,
-            file_format=None, old_path=paths[0] if len(paths) > 1 else None,
+            file_path=paths[-1] if paths else destination.get("path"), file_size=size, file_sha256=sha256,
+            file_format=fmt, old_path=paths[0] if len(paths) > 1 else None,
             pid=process.get("pid"), process_name=process.get("name"), executable=process.get("executable"),
             command_line=process.get("command_line"), user=process.get("user"), ppid=process.get("ppid"),
             dest_kind=destination.get("kind"), dest_address=destination.get("address"),
             dest_port=destination.get("port"), dest_path=destination.get("path"),
-            details=dict(record.get("evidence") or {}))
+            details=dict(record.get("evidence") or {}), techniques=evidence.techniques)
     event = record.get("event") or {}
     file = record.get("file") or {}
-    evidence = dict(record.get("details") or {})
+    details = dict(record.get("details") or {})
     return Flat(
         kind, record["id"], int(record.get("sequence", 0)), record["time"], time_ms,
         signature=event.get("action") or "event", name=record.get("message") or event.get("action") or "event",
@@ -79,7 +101,7 @@ def flatten(kind: str, record: dict[str, Any]) -> Flat:
         file_format=file.get("format"), old_path=record.get("previous_path"),
         pid=process.get("pid"), process_name=process.get("name"), executable=process.get("executable"),
         command_line=process.get("command_line"), user=process.get("user"), ppid=process.get("ppid"),
-        dest_kind=None, dest_address=None, dest_port=None, dest_path=None, details=evidence)
+        dest_kind=None, dest_address=None, dest_port=None, dest_path=None, details=details)
 
 
 def _severity(value: object) -> int:

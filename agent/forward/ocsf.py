@@ -59,6 +59,10 @@ def event(flat: Flat, host: str) -> dict[str, Any]:
     if flat.kind == "alert":
         doc["finding_info"] = {"uid": flat.id, "title": flat.name, "desc": flat.message,
                                "analytic": {"uid": flat.signature, "name": flat.signature, "type_id": 1}}
+        if flat.attack:
+            doc["finding_info"]["attacks"] = [{"technique": {"uid": t}} for t in flat.attack]
+        if flat.atlas:
+            doc["unmapped"]["atlas"] = list(flat.atlas)  # MITRE ATLAS: no OCSF object of its own
         if flat.old_path is not None:
             doc["unmapped"]["source_path"] = flat.old_path
     elif class_uid == 1001 and flat.old_path is not None:

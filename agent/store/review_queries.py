@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from weightwarden.agent.alert_evidence import AlertEvidence, evidence_from
 from weightwarden.agent.events import format_time, new_id, utc_now
 from weightwarden.agent.store import review_schema
 
@@ -84,6 +85,11 @@ class AlertRow:
         """The stored record (Alert.to_dict() shape)."""
         value: dict[str, Any] = json.loads(self.record_json)
         return value
+
+    @property
+    def evidence(self) -> AlertEvidence:
+        """The alert's evidence as the typed kind it was written as (agent/alert_evidence.py), any record age."""
+        return evidence_from(self.record.get("evidence"))
 
     def sort_value(self, key: str) -> Any:
         return {"time": self.rowid, "severity": self.severity, "rule": self.rule,

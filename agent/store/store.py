@@ -181,6 +181,8 @@ class Store:
         return self._records("events", since, limit)
 
     def alerts(self, *, since: datetime | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Stored alert records (Alert.to_dict() shape, `alerts --json`); their typed evidence is
+        `alert_evidence.evidence_from(record["evidence"])`, as `AlertRow.evidence` gives it to the app."""
         return self._records("alerts", since, limit)
 
     def counts(self) -> dict[str, int]:

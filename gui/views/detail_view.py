@@ -77,7 +77,7 @@ class AlertDetailView(QWidget):
         if review is not None and alert_id:
             states = review.incident(alert_id)
             self.alert_id = alert_id = states[-1].id if states else alert_id
-            self.detail = AlertDetail.load(review, alert_id)
+            self.detail = AlertDetail.load(review, alert_id, self.source.rules)
             if self.detail is not None:
                 self.detail.events.extend(_earlier_states(states[:-1]))
         if self.detail is None:

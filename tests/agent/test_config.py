@@ -487,3 +487,27 @@ def test_default_config_text_lists_every_key() -> None:
         for key in dataclasses.fields(getattr(default_config(), section.name)):
             assert f"\n# {key.name} = " in text, key.name
     assert "# (integer from 4096 to 67108864)\n# window_bytes = 1048576\n" in text
+
+
+# ------------------------------------------------------------------------------------ [detect] overrides
+
+
+def test_detect_overrides_are_unset_unless_the_file_sets_them(tmp_path: Path) -> None:
+    assert (default_config().detect.egress_ratio, default_config().detect.bulk_models,
+            default_config().detect.bulk_window_seconds) == (None, None, None)
+    config = load_config(write(tmp_path, "[detect]\negress_ratio = 0.8\nbulk_models = 3\nbulk_window_seconds = 60\n"))
+    assert (config.detect.egress_ratio, config.detect.bulk_models, config.detect.bulk_window_seconds) == (0.8, 3, 60.0)
+    assert isinstance(config.detect.bulk_window_seconds, float)
+    bad = write(tmp_path, '[detect]\negress_ratio = 0.001\nbulk_models = 2.5\nbulk_window_seconds = "1h"\n')
+    assert [(p.line, p.message) for p in check_config(bad)] == [
+        (2, "[detect] egress_ratio must be between 0.01 and 10, got 0.001"),
+        (3, "[detect] bulk_models must be an integer, got float"),
+        (4, "[detect] bulk_window_seconds must be a number, got string"),
+    ]
+
+
+def test_default_text_shows_unset_overrides_as_comments_that_name_the_rules_value() -> None:
+    for text in (default_config_text(), default_config_text(commented=False)):
+        assert "# egress_ratio = 0.5\n" in text and "\negress_ratio" not in text
+        assert "each\n# egress rule's own ratio applies" in text
+        assert "(number from 0.01 to 10; unset by default)" in text

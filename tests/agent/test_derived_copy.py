@@ -13,8 +13,11 @@ import pytest
 from tests.agent.cli.helpers import wait_for, write_config
 from tests.agent.fingerprint import writers
 from tests.agent.in_thread import agent_in_thread
+from weightwarden.agent.alert_evidence import DerivedCopyEvidence
 from weightwarden.agent.config import load_config
-from weightwarden.agent.detect.copy import detect_derived_copy
+from weightwarden.agent.detect.copy import CopyCandidate
+from weightwarden.agent.detect.engine import DetectionEngine
+from weightwarden.agent.detect.rules import load_rules
 from weightwarden.agent.events import ModelFile
 from weightwarden.agent.fingerprint import FingerprintCache
 from weightwarden.agent.identify import Identifier
@@ -23,6 +26,7 @@ from weightwarden.agent.scanner import Scanner
 from weightwarden.agent.service import Agent
 
 TENSORS = writers.model_tensors(seed=11, layers=4, width=64)
+ENGINE = DetectionEngine(load_rules())  # the built-in rules: model-copy rates copies by destination
 NAMES = list(TENSORS)
 
 
@@ -66,9 +70,10 @@ def test_conversions_match_the_whole_sharded_model(tmp_path: Path, scanner: Scan
     assert match.tensor_share == share and match.byte_share == share
     assert len(match.source_paths) == 2
 
-    alert = detect_derived_copy(copy, [match], "temporary")
+    alert = ENGINE.copy(CopyCandidate(copy, derived=(match,), destination_kind="temporary"))
     assert alert is not None and alert.rule_id == "model-copy" and alert.model == "llama-mini"
-    assert alert.evidence["tensor_share"] == 1.0 and alert.evidence["byte_share"] == 1.0
+    assert isinstance(alert.evidence, DerivedCopyEvidence)
+    assert alert.evidence.tensor_share == 1.0 and alert.evidence.byte_share == 1.0
     assert alert.paths[-1] == copy.path and alert.severity == 6
 
 
@@ -82,7 +87,7 @@ def test_partial_copy_reports_its_share(tmp_path: Path, scanner: Scanner, protec
     assert (match.matched_tensors, match.matched_bytes) == (3, expected_bytes)
     assert match.total_tensors < len(TENSORS)  # identical norm and bias tensors count once
     assert match.total_bytes == pytest.approx(sum(v.nbytes for v in TENSORS.values()), rel=0.05)
-    alert = detect_derived_copy(copy, [match], "local")
+    alert = ENGINE.copy(CopyCandidate(copy, derived=(match,), destination_kind="local"))
     assert alert is not None and alert.title.startswith("Partial copy")
     assert "3 of" in alert.message
 

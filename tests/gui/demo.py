@@ -10,35 +10,54 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from weightwarden.agent.events import (
-    Action,
-    Alert,
-    Category,
-    Destination,
-    Event,
-    FileInfo,
-    ModelFile,
-    ProcessInfo,
-    utc_now,
-)
+from tests.gui import real_alerts
+from weightwarden.agent.events import Action, Alert, Category, Event, FileInfo, ModelFile, utc_now
 from weightwarden.agent.store import Store
 
 MODELS = ("llama-3-8b-support-ft", "whisper-medium-acme", "sdxl-lora-brand", "fraud-bert-v7")
-# (process, command line, destination kind, address, port, path template)
-PROCESSES = (
-    ("rsync", "/usr/bin/rsync -av ckpt/ backup-host:/srv/x", "network", "backup-host", 22, None),
-    ("python3", "python3 export.py --out /tmp/stage", "temporary", None, None, "/tmp/stage/{n}/{m}.safetensors"),
-    ("firefox", "/usr/lib/firefox/firefox", "network", "huggingface.co", 443, None),
-    ("aws", "aws s3 cp ./ckpt s3://acme-scratch/ --recursive", "network", "s3.amazonaws.com", 443, None),
-    ("cp", "cp -r models /media/ana/USB", "removable", None, None, "/media/ana/USB/{n}/{m}.safetensors"),
-    ("rclone", "rclone copy ckpt gdrive:tmp", "cloud-sync", None, None, "/home/ana/gdrive/{n}/{m}.safetensors"),
+# What people did with the models (each replayed through the real engine, tests/gui/real_alerts.py):
+# (scenario, process, command line, where it went)
+ACTIVITY = (
+    ("transfer", "rsync", "/usr/bin/rsync -av {source} backup-host:/srv/x", None),
+    ("copy", "python3", "python3 export.py --out /tmp/stage", ("temporary", "/tmp/stage/{n}/{m}.safetensors")),
+    ("egress", "firefox", "/usr/lib/firefox/firefox", "huggingface.co"),
+    ("transfer", "aws", "aws s3 cp {source} s3://acme-scratch/ckpt/", None),
+    ("copy", "cp", "cp -r models /media/ana/USB", ("removable", "/media/ana/USB/{n}/{m}.safetensors")),
+    ("copy", "rclone", "rclone copy ckpt /home/ana/gdrive/tmp", ("cloud-sync", "/home/ana/gdrive/{n}/{m}.safetensors")),
+    ("staging", "tar", "", "/tmp/{m}-{n}.tgz"),
+    ("canary", "head", "head -c 4096 /home/ana/models/internal-7b/model.safetensors", None),
+    ("bulk", "cp", "cp -r /home/ana/models /tmp/all", None),
 )
-RULES = (("model-copy", "Copy of protected model {m}"), ("model-copy", "Copy of protected model {m}"),
-         ("egress-budget", "Model-sized upload by {p}"), ("canary-touched", "Canary model read by {p}"),
-         ("bulk-collection", "Bulk read of protected models by {p}"))
+
+
+def _alert(rng: random.Random, i: int, model: str, source: str, when: datetime) -> tuple[Alert, Event]:
+    # The newest alert (the detail screenshot, the one justified below) is the browser upload.
+    scenario, name, cmd, where = rng.choice(ACTIVITY) if i else ACTIVITY[2]
+    pid = rng.randint(2000, 60000)
+    who = real_alerts.process(name, pid, cmd.format(source=source, m=model, n=i))
+    before = when - timedelta(seconds=4)
+    if scenario == "copy":
+        kind, template = where
+        path = template.format(m=model, n=i)
+        alert = real_alerts.copy(model, source, path, kind, who, when=when,
+                                 sha256=f"{rng.getrandbits(256):064x}" if rng.random() < 0.5 else None)
+        return alert, Event(Action.MODEL_CREATED, Category.FILE, f"model created: {path}",
+                            file=FileInfo(path=path), model=model, time=before)
+    if scenario == "egress":
+        alert = real_alerts.egress(model, source, who, where, rng.choice((0.55, 0.8, 1.0)), when=when)
+    elif scenario == "staging":
+        alert = real_alerts.staging(model, source, where.format(m=model, n=i), pid, when=when)
+    elif scenario == "canary":  # a decoy planted beside the real models
+        alert = real_alerts.canary("internal-7b", "/home/ana/models/internal-7b/model.safetensors", who, when=when)
+    elif scenario == "bulk":
+        alert = real_alerts.bulk([*MODELS, "mistral-7b-instruct", "bge-large"], who, when=when)
+    else:
+        alert = real_alerts.transfer(model, source, who, when=when)
+    return alert, Event(Action.MODEL_READ, Category.FILE, f"{name} (pid {pid}) model-read {source}",
+                        file=FileInfo(path=source), model=model, time=before)
 
 
 def build_demo_database(path: Path, alerts: int = 420, seed: int = 7) -> Path:
@@ -60,35 +79,10 @@ def build_demo_database(path: Path, alerts: int = 420, seed: int = 7) -> Path:
         records: list[Event | Alert] = []
         for i in range(alerts):
             model = rng.choice(MODELS)
-            name, cmd, kind, address, port, dest_path = rng.choice(PROCESSES)
-            rule, title = rng.choice(RULES)
-            dest_path = dest_path.format(m=model, n=i) if dest_path else None
             when = now - timedelta(minutes=rng.randint(0, 14 * 24 * 60 - 1) if i else 3)
             source = f"/home/ana/models/{model}/model-00001-of-00002.safetensors"
-            if dest_path:
-                created = Event(Action.MODEL_CREATED, Category.FILE, f"model created: {dest_path}",
-                                file=FileInfo(path=dest_path), model=model, time=when - timedelta(seconds=4))
-            else:
-                created = Event(Action.NETWORK_CONNECTION, Category.NETWORK,
-                                f"{name} connected to {address}:{port} after reading {source}",
-                                model=model, time=when - timedelta(seconds=4))
-            size = 5 << 30
-            records.append(created)
-            records.append(Alert(
-                rule_id=rule, title=title.format(m=model, p=name), severity=rng.choice((3, 5, 5, 6, 6, 7, 8, 9, 10)),
-                message=f"{dest_path or address} received a copy of {source}",
-                paths=(source, *(p for p in [dest_path] if p)),
-                model=model, process=ProcessInfo(pid=rng.randint(2000, 60000), name=name, command_line=cmd, user="ana",
-                                                 uid=1000, ppid=812),
-                destination=Destination(kind=kind, address=address, port=port, path=dest_path),
-                evidence={"source_path": source, **({"copy_path": dest_path} if dest_path else {}),
-                          "format": "safetensors", "size": size,
-                          "matched_on": rng.choice(("sha256", "quick_fingerprint")),
-                          "sha256": files[0].sha256, "quick_fingerprint": files[0].quick_fingerprint,
-                          **({"bytes_sent": rng.randint(1, size), "bytes_total": size} if kind == "network" else {}),
-                          "process_tree": [{"name": "systemd", "pid": 1, "user": "root"},
-                                           {"name": "bash", "pid": 812, "user": "ana", "command_line": "-bash"}]},
-                event_ids=(created.id,), time=when))
+            alert, seen = _alert(rng, i, model, source, when)
+            records += [seen, alert]
         records.sort(key=lambda r: r.time)
         store.write(records)
         stored = store.alerts(limit=3)

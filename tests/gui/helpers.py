@@ -10,42 +10,45 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tests.gui import real_alerts
 from weightwarden.agent.config import load_config
-from weightwarden.agent.events import (
-    Action,
-    Alert,
-    Category,
-    Destination,
-    Event,
-    FileInfo,
-    ModelFile,
-    ProcessInfo,
-    utc_now,
-)
+from weightwarden.agent.events import Action, Alert, Category, Event, FileInfo, ModelFile, utc_now
 from weightwarden.agent.store import Store
 
 if TYPE_CHECKING:
     from weightwarden.agent.service import Agent
 
-RULES = ("model-copy", "egress-budget", "canary-touched")
-PROCESSES = ("rsync", "python3", "firefox", "aws")
+PROCESSES = ("rsync", "python3", "firefox", "aws")  # make_alert(i)'s process: PROCESSES[i % 4], run by ana
 
 
 def make_alert(i: int, *, severity: int | None = None, minutes_ago: int | None = None) -> Alert:
+    """Alert number i, as the engine raises it (tests/gui/real_alerts.py); severity i % 11 unless given.
+
+    Every one is about /tmp/stage/copy-{i}.safetensors, a staged copy of model-{i % 4}:
+    rsync sends it to a backup host (transfer-tool-sent-model), or reads it as a planted canary
+    (canary-model-accessed, every other rsync); python3 writes it (model-copy, temporary); firefox uploads
+    it (model-egress-budget); aws copies it to a bucket (transfer-tool-sent-model).
+    """
     model = f"model-{i % 4}"
-    process = PROCESSES[i % len(PROCESSES)]
-    return Alert(
-        rule_id=RULES[i % len(RULES)], title=f"Copy of protected model {model}",
-        severity=severity if severity is not None else i % 11,
-        message=f"/tmp/stage/copy-{i}.safetensors is a copy of /models/{model}/model.safetensors",
-        paths=(f"/models/{model}/model.safetensors", f"/tmp/stage/copy-{i}.safetensors"), model=model,
-        process=ProcessInfo(pid=1000 + i, name=process, command_line=f"{process} --job {i}", user="ana", ppid=1),
-        destination=Destination(kind="temporary", path=f"/tmp/stage/copy-{i}.safetensors"),
-        evidence={"source_path": f"/models/{model}/model.safetensors", "copy_path": f"/tmp/stage/copy-{i}.safetensors",
-                  "format": "safetensors", "size": 4096, "matched_on": "sha256", "sha256": "ab" * 32,
-                  "quick_fingerprint": "q" * 32, "bytes_sent": 1024},
-        time=utc_now() - timedelta(minutes=minutes_ago if minutes_ago is not None else 300 - i),
-    )
+    name = PROCESSES[i % len(PROCESSES)]
+    staged = f"/tmp/stage/copy-{i}.safetensors"
+    when = utc_now() - timedelta(minutes=minutes_ago if minutes_ago is not None else 300 - i)
+    level = severity if severity is not None else i % 11
+    pid = 1000 + i
+    if name == "rsync":
+        who = real_alerts.process(name, pid, f"rsync -av {staged} backup-host:/srv/models/")
+        scenario = real_alerts.canary if i % 8 == 4 else real_alerts.transfer
+        return scenario(model, staged, who, when=when, severity=level)
+    if name == "python3":
+        who = real_alerts.process(name, pid, "python3 export.py --out /tmp/stage")
+        return real_alerts.copy(model, f"/models/{model}/model.safetensors", staged, "temporary", who, when=when,
+                                severity=level, sha256="ab" * 32)
+    if name == "firefox":
+        who = real_alerts.process(name, pid, "/usr/lib/firefox/firefox")
+        return real_alerts.egress(model, staged, who, f"203.0.113.{i % 250}", 0.5 + (i % 5) / 10, when=when,
+                                  severity=level)
+    who = real_alerts.process(name, pid, f"aws s3 cp {staged} s3://acme-scratch/models/")
+    return real_alerts.transfer(model, staged, who, when=when, severity=level)
 
 
 def make_database(path: Path, alerts: int = 30) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -160,10 +162,13 @@ def test_filters_and_free_text(tmp_path: Path) -> None:
                                             for i in range(model.rowCount()))
         model.set_filter(AlertFilter(text="copy-1"))  # a path fragment; the last word is a prefix
         assert {model.row(i).record["paths"][1] for i in range(model.rowCount())} >= {"/tmp/stage/copy-1.safetensors"}
-        model.set_filter(AlertFilter(text='"AND (-'))  # FTS syntax typed by a person is literal, not an error
-        assert model.rowCount() == 0
-        model.set_filter(AlertFilter(rule="canary-touched"))
-        assert {model.row(i).rule for i in range(model.rowCount())} == {"canary-touched"}
+        everything = list(store.review.iter_alerts(AlertFilter(), AlertSort()))
+        model.set_filter(AlertFilter(text='"AND (-'))  # FTS syntax typed by a person is literal, not an error:
+        # the word "and" (real rule descriptions in the evidence hold it), found exactly where it is
+        literal = {r.id for r in everything if re.search(r"(?<![0-9a-z])and(?![0-9a-z])", r.record_json, re.I)}
+        assert {model.row(i).id for i in range(model.rowCount())} == literal and 0 < len(literal) < len(everything)
+        model.set_filter(AlertFilter(rule="canary-model-accessed"))
+        assert {model.row(i).rule for i in range(model.rowCount())} == {"canary-model-accessed"}
     finally:
         store.close()
 
@@ -218,8 +223,8 @@ def test_a_new_state_of_a_listed_incident_replaces_its_row(tmp_path: Path) -> No
     with live_model(path) as (_store, model, writer):
         model.reload()
         listed, before = model.row(2), model.total
-        (stored,) = writer.write([Alert(listed.rule, listed.title, 9, "update 1",
-                                        evidence={"incident": listed.incident, "updates": 1})])
+        (stored,) = writer.write([Alert(listed.rule, listed.title, 9, "update 1", evidence=dataclasses.replace(
+            listed.evidence, incident=listed.incident, updates=1))])
         assert [a.id for a in model.refresh_live()] == [stored.id]
         assert model.total == before and model.successors == {listed.incident: stored.id}
         shown = [model.row(i).id for i in range(model.total)]

@@ -6,21 +6,36 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from weightwarden.agent.events import Alert
+from tests.gui.real_alerts import RULES
+from weightwarden.agent.detect.engine import DetectionEngine
+from weightwarden.agent.detect.replay import event_from
+from weightwarden.agent.detect.rules import RuleSet
+from weightwarden.agent.events import Alert, Event
 from weightwarden.agent.store import Store
 from weightwarden.gui.source import DataSource
 from weightwarden.gui.views.detail_view import AlertDetailView
 
 
+def egress_incident() -> list[Alert]:
+    """What the engine raises while python3 uploads a model it read: 52%, then 76% and 100% (two updates)."""
+    engine = DetectionEngine(RuleSet(tuple(r for r in RULES.rules if r.id == "model-egress-budget"), ()))
+    who = {"pid": 40, "name": "python3", "session": 4}
+    raised: list[Alert] = []
+    for raw in ({"at": 0, "action": "model-read", "path": "/m/llama.safetensors", "model": "llama",
+                 "size": 10_000_000, "process": who},
+                *({"at": second, "action": "network-connection", "address": "203.0.113.4", "port": 443,
+                   "bytes_sent": sent, "process": who}
+                  for second, sent in ((1, 5_200_000), (2, 7_600_000), (3, 10_000_000)))):
+        event = event_from(raw)
+        assert isinstance(event, Event)
+        raised += engine.process(event)
+    return raised
+
+
 def test_any_state_of_an_incident_opens_its_latest_with_the_updates_in_the_timeline(qtbot: QtBot,
                                                                                      tmp_path: Path) -> None:
-    first = Alert("model-egress-budget", "egress: llama", 9, "sent 52% of the model",
-                  evidence={"progress": 0.52, "updates": 0})
-    first = Alert(first.rule_id, first.title, 9, first.message, id=first.id,
-                  evidence={**first.evidence, "incident": first.id})
-    updates = [Alert(first.rule_id, first.title, 9, f"sent {share}% of the model",
-                     evidence={"incident": first.id, "updates": n, "progress": share / 100})
-               for n, share in ((1, 76), (2, 100))]
+    first, *updates = egress_incident()
+    assert [a.evidence.updates for a in (first, *updates)] == [0, 1, 2]
     store = Store(tmp_path / "weightwarden.db")
     store.write([first, *updates])
     store.close()
@@ -32,9 +47,11 @@ def test_any_state_of_an_incident_opens_its_latest_with_the_updates_in_the_timel
         assert view.alert_id == updates[-1].id
         assert view.detail is not None and view.detail.alert.updates == 2
         page = view.browser.toPlainText()
-        assert "sent 100% of the model" in page.split("Evidence timeline")[0]  # the headline: the latest state
+        # the headline: the latest state
+        assert "(10000000 of 10000000 model bytes sent, 100%)" in page.split("Evidence timeline")[0]
         timeline = page.split("Evidence timeline")[1]
-        for text in ("sent 52% of the model", "update 1", "sent 76% of the model"):
+        for text in ("(5200000 of 10000000 model bytes sent, 52%)", "update 1",
+                     "(7600000 of 10000000 model bytes sent, 76%)"):
             assert text in timeline
     finally:
         source.stop()

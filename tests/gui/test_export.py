@@ -52,13 +52,14 @@ def test_incident_report_is_a_standalone_html_page(tmp_path: Path, database: Pat
 
 
 def test_process_tree_uses_the_parent_chain(tmp_path: Path) -> None:
-    from weightwarden.agent.events import Alert, ProcessInfo, ProcessRef
+    from tests.gui import real_alerts
+    from weightwarden.agent.events import utc_now
     from weightwarden.gui.report import AlertDetail
 
     store = Store(tmp_path / "p.db")
-    alert = Alert(rule_id="model-copy", title="t", severity=5, message="m", process=ProcessInfo(
-        pid=30, name="scp", command_line="scp model host:", parents=(ProcessRef(pid=20, name="bash"),
-                                                                     ProcessRef(pid=10, name="sshd"))))
+    scp = {**real_alerts.process("scp", 30, "scp model host:"), "parents": ["bash", "sshd"]}
+    alert = real_alerts.transfer("m", "/models/m/model", scp, when=utc_now())
+    assert alert.process is not None and [p.name for p in alert.process.parents] == ["bash", "sshd"]
     store.write([alert])
     detail = AlertDetail.load(store.review, alert.id)
     store.close()

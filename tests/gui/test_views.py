@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -134,7 +135,8 @@ def test_a_new_state_of_the_selected_incident_replaces_its_row_and_stays_selecte
         writer = Store(database)
         try:
             (stored,) = writer.write([Alert(listed.rule, listed.title, 9, "egress grew: update 1",
-                                            evidence={"incident": listed.incident, "updates": 1})])
+                                            evidence=dataclasses.replace(listed.evidence, incident=listed.incident,
+                                                                         updates=1))])
         finally:
             writer.close()
         qtbot.waitUntil(lambda: model.successors.get(listed.incident or "") == stored.id, timeout=5000)

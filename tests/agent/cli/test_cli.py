@@ -12,6 +12,7 @@ import pytest
 
 from tests.agent.cli.helpers import json_lines, run_cli
 from tests.conftest import write_gguf, write_safetensors
+from weightwarden.agent.alert_evidence import CopyEvidence
 from weightwarden.agent.events import Action, Alert, Category, Event
 from weightwarden.agent.store import Store
 
@@ -76,7 +77,8 @@ def _seed_store(data_dir: Path) -> None:
     store.write([
         Event(Action.MODEL_CREATED, Category.FILE, "created a"),
         Alert(rule_id="model-copy", title="Copy of protected model m", severity=6, message="copy | of m",
-              paths=("/a", "/tmp/b"), model="m", evidence={"matched_on": "sha256"}),
+              paths=("/a", "/tmp/b"), model="m",
+              evidence=CopyEvidence(source_path="/a", copy_path="/tmp/b", matched_on="sha256")),
     ])
     store.close()
 
@@ -87,7 +89,9 @@ def test_alerts_json_and_exit_code(tmp_path: Path, data_env: dict[str, str]) -> 
     assert result.returncode == 1  # findings
     (alert,) = json_lines(result.stdout)
     assert alert["rule"] == "model-copy" and alert["severity"] == 6 and alert["model"] == "m"
-    assert alert["paths"] == ["/a", "/tmp/b"] and alert["evidence"] == {"matched_on": "sha256"}
+    assert alert["paths"] == ["/a", "/tmp/b"] and alert["evidence"] == {
+        "source_path": "/a", "copy_path": "/tmp/b", "format": None, "size": None, "matched_on": "sha256",
+        "quick_fingerprint": None, "sha256": None, "other_sources": []}
     assert alert["time"].endswith("Z") and len(alert["time"]) == len("2026-11-29T16:22:37.123Z")
     table = run_cli("alerts", env=data_env)
     assert "model-copy" in table.stdout and "copy | of m" in table.stdout

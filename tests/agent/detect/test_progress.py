@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from weightwarden.agent.alert_evidence import EgressBudgetEvidence
 from weightwarden.agent.detect.engine import DetectionEngine
 from weightwarden.agent.detect.replay import event_from, process_from
 from weightwarden.agent.detect.rules import RuleSet, load_rules
@@ -40,6 +41,7 @@ def test_progress_observations_of_one_connection_update_one_incident_per_quarter
         found += engine.process(_event({"at": second, "action": "network-connection", "phase": "progress",
                                         "address": "203.0.113.5", "port": 443, "bytes_sent": int(share * (8 << 20)),
                                         "process": process}))
-    assert [(a.evidence["progress"], a.evidence["updates"]) for a in found] == [(0.55, 0), (0.8, 1), (1.0, 2)]
-    assert {a.evidence["incident"] for a in found} == {found[0].id}
-    assert found[1].evidence["events"] == 4 and "6710886 of 8388608 model bytes sent" in found[1].message
+    assert all(isinstance(a.evidence, EgressBudgetEvidence) for a in found)
+    assert [(a.evidence.progress, a.evidence.updates) for a in found] == [(0.55, 0), (0.8, 1), (1.0, 2)]
+    assert {a.evidence.incident for a in found} == {found[0].id}
+    assert found[1].evidence.events == 4 and "6710886 of 8388608 model bytes sent" in found[1].message

@@ -11,8 +11,9 @@ from safetensors.numpy import load_file
 from tests.agent.cli.helpers import run_cli
 from weightwarden.agent import canary
 from weightwarden.agent.config import DetectSection
+from weightwarden.agent.detect.durations import parse_duration
 from weightwarden.agent.detect.policy import settings_from_config
-from weightwarden.agent.detect.rules import load_rules, parse_duration
+from weightwarden.agent.detect.rules import load_rules
 
 BAD = """\
 id: Bad_ID

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.forward.conftest import hostile_records
+from tests.agent.forward.conftest import hostile_records, store_records
 from tests.agent.forward.parsers import parse_5424, parse_cef, parse_cef_extension, parse_leef
 from weightwarden.agent.config import ConfigError, load_config
 from weightwarden.agent.events import Action, Alert, Category, Destination, Event
@@ -165,3 +165,28 @@ api_key = "k"
     loaded = load_config(config)
     assert [(d.name, d.type) for d in loaded.forward] == [("siem", "syslog"), ("elastic", "bulk")]
     assert loaded.forward[0].transport == "tls" and loaded.forward[0].port == 0 and loaded.forward[0].format == ""
+
+
+def test_alert_fields_come_from_the_typed_evidence_the_engine_wrote(tmp_path: Path) -> None:
+    from weightwarden.agent.detect.copy import CopyCandidate
+    from weightwarden.agent.detect.engine import DetectionEngine
+    from weightwarden.agent.detect.rules import load_rules
+    from weightwarden.agent.events import ModelFile
+
+    source = ModelFile("/models/llama/model.safetensors", "safetensors", 4096, "llama", sha256="cd" * 32)
+    copy = ModelFile("/media/usb/llama.safetensors", "safetensors", 4096, "llama", sha256="cd" * 32)
+    rules = load_rules()
+    alert = DetectionEngine(rules).copy(CopyCandidate(copy, (source,), destination_kind="removable"))
+    assert alert is not None
+    (stored,) = store_records(tmp_path / "ww.db", [alert])
+    flat = flatten("alert", stored.to_dict())
+    techniques = rules.get("model-copy").techniques  # type: ignore[union-attr]
+    assert flat.techniques == techniques and flat.atlas == ("AML.T0035", "AML.T0025")
+    assert (flat.file_path, flat.file_size, flat.file_format, flat.file_sha256) == (
+        copy.path, 4096, "safetensors", "cd" * 32)
+    doc = ecs.document(flat, "h")
+    assert doc["threat"] == {"framework": "MITRE ATT&CK", "technique": {"id": list(flat.attack)}}
+    assert doc["weightwarden"]["atlas"] == ["AML.T0035", "AML.T0025"] and doc["file"]["hash"] == {"sha256": "cd" * 32}
+    finding = ocsf.event(flat, "h")["finding_info"]
+    assert [a["technique"]["uid"] for a in finding["attacks"]] == list(flat.attack)
+    assert "T1052.001" in flat.attack and not any(t.startswith("AML.") for t in flat.attack)

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
+from weightwarden.agent.alert_evidence import EgressBudgetEvidence
 from weightwarden.agent.events import Alert
 from weightwarden.agent.store import Store, migrations
 from weightwarden.agent.store.review_queries import AlertFilter, AlertSort
 
 
 def first(rule: str = "model-egress-budget", severity: int = 9) -> Alert:
-    alert = Alert(rule, "egress", severity, "sent 50%", evidence={"progress": 0.5, "updates": 0})
+    alert = Alert(rule, "egress", severity, "sent 50%", evidence=EgressBudgetEvidence(progress=0.5, updates=0))
     return Alert(rule, "egress", severity, "sent 50%", id=alert.id,
-                 evidence={**alert.evidence, "incident": alert.id})
+                 evidence=dataclasses.replace(alert.evidence, incident=alert.id))
 
 
 def update(of: Alert, updates: int, severity: int | None = None) -> Alert:
     return Alert(of.rule_id, of.title, severity or of.severity, f"update {updates}",
-                 evidence={"incident": of.id, "updates": updates, "progress": 0.5 + updates / 10})
+                 evidence=EgressBudgetEvidence(incident=of.id, updates=updates, progress=0.5 + updates / 10))
 
 
 def test_lists_counts_and_cli_records_show_each_incident_once_in_its_latest_state(tmp_path: Path) -> None:
