@@ -228,7 +228,11 @@ class FileSensor:
                 self._polling = PollingObserver(timeout=POLL_SECONDS)
                 self._polling.start()
                 self._observers.append(self._polling)
-            self._polling.schedule(self._handler, root, recursive=True)
-            self.polled_roots.append(root)
-        self._health("degraded", f"{root}: {why}; polling every {POLL_SECONDS:g} s "
-                                 + ("as well" if also else "instead"))
+            try:
+                self._polling.schedule(self._handler, root, recursive=True)
+            except OSError as error:  # gone since the configuration was read
+                polled = f"cannot be polled either ({error.strerror or error}): not watched"
+            else:
+                self.polled_roots.append(root)
+                polled = f"polling every {POLL_SECONDS:g} s " + ("as well" if also else "instead")
+        self._health("degraded", f"{root}: {why}; {polled}")

@@ -111,7 +111,9 @@ class InotifyTree:
         OSError when no inotify instance can be had (EMFILE: the per-user instance limit)."""
         self._fd = inotify.init()
         self._roots, self._dirs = [], {}
-        for root in sorted(roots, key=len):
+        roots = list(dict.fromkeys(roots))
+        nested = [root for root in roots if any(_under(root, outer) for outer in roots if outer != root)]
+        for root in [r for r in roots if r not in nested] + sorted(nested, key=len):
             if any(_under(root, outer) for outer in self._roots):
                 self._roots.append(root)  # inside a root already watched: its directories are watched
                 continue
