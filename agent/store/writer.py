@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from weightwarden.agent.events import Record
+from weightwarden.agent.sensors.base import Counters, SensorStatus, privilege
 from weightwarden.agent.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,10 @@ class RecordWriter:
         self._on_written = on_written
         self._queue: queue.Queue[object] = queue.Queue()
         self._failures = 0
+        self.counters = Counters()  # records committed
+        self._waiting = 0  # records submitted and not committed yet
+        self._waiting_lock = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="ww-store-writer", daemon=True)
         self._thread.start()
 
@@ -37,7 +42,18 @@ class RecordWriter:
         """Batches that could not be written (kept in memory and retried), for health reporting."""
         return self._failures
 
+    def status(self) -> SensorStatus:
+        """The store's line in `weightwarden status`, through the sensors' interface: records waiting to be
+        committed (backlog), failed batches (drops, each kept and retried), degraded once one failed."""
+        failures = self._failures
+        state = "stopped" if self._closed else "degraded" if failures else "running"
+        return SensorStatus("store", state, "sqlite", privilege(),
+                            f"{failures} batches failed and were retried" if failures else "batched writes",
+                            self.counters.events, self.counters.rate(), failures, self._waiting)
+
     def submit(self, record: Record) -> None:
+        with self._waiting_lock:
+            self._waiting += 1
         self._queue.put(record)
 
     def flush(self, timeout: float = 30.0) -> bool:
@@ -50,6 +66,7 @@ class RecordWriter:
         self.flush(timeout)
         self._queue.put(None)
         self._thread.join(timeout)
+        self._closed = True
 
     def _run(self) -> None:
         pending: list[Record] = []
@@ -90,6 +107,9 @@ class RecordWriter:
             log.exception("could not write %d records; will retry", len(pending))
             time.sleep(min(5.0, 0.05 * 2 ** min(self._failures, 7)))  # back off instead of spinning
             return
+        with self._waiting_lock:
+            self._waiting -= len(pending)
+        self.counters.add(len(pending))
         pending.clear()
         if self._on_written is not None:
             try:
