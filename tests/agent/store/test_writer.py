@@ -38,7 +38,7 @@ def test_a_failed_batch_is_a_drop_and_the_store_degraded_until_written(tmp_path:
     """Another connection holds the database locked: the batch fails after the busy timeout, is kept, and
     is written once the lock is gone."""
     store = Store(tmp_path / "ww.db")
-    writer = RecordWriter(store, batch_size=3, flush_seconds=60)
+    writer = RecordWriter(store, batch_size=3, flush_seconds=0.2)
     other = sqlite3.connect(tmp_path / "ww.db", isolation_level=None)
     try:
         other.execute("BEGIN EXCLUSIVE")
