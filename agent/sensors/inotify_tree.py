@@ -304,7 +304,8 @@ class InotifyTree:
             partner = None
             if event.mask & IN_MOVED_FROM:
                 at = self._partner(events, index)
-                if at is not None:
+                # a pair only when both directories are ours; otherwise each half is handled on its own
+                if at is not None and event.wd in self._dirs and events[at].wd in self._dirs:
                     paired.add(at)
                     partner = events[at]
             try:
@@ -349,7 +350,7 @@ class InotifyTree:
         is_directory = bool(mask & IN_ISDIR)
         if mask & IN_MOVED_FROM:
             dest_parent = self._dirs.get(partner.wd) if partner is not None else None
-            if partner is None or dest_parent is None:
+            if partner is None or dest_parent is None:  # moved out of the watched tree
                 if is_directory:
                     self._unwatch(node.children.pop(name, None))
                 self._emit("deleted", path, None, is_directory)
