@@ -238,6 +238,27 @@ def test_inotify_watch_limit_reached_later_by_a_new_directory(tmp_path: Path, co
         sensor.stop()
 
 
+def test_no_inotify_instance_left_polls_every_root(tmp_path: Path, collected: Collected) -> None:
+    roots = [tmp_path / "one", tmp_path / "two"]
+    for root in roots:
+        root.mkdir()
+    sensor = FileSensor([str(root) for root in roots], collected.add, collected.add_health)
+    try:
+        with lowered("inotify/max_user_instances", 0):  # for an instant: no new instance for anyone
+            sensor.start()
+        reports = [h.message for h in collected.health if h.status == "degraded"]
+        assert reports == [f"{root}: inotify instance limit reached (fs.inotify.max_user_instances = 0); polling "
+                           "every 2 s instead" for root in roots]
+        status = sensor.status()
+        assert (status.state, status.method, status.message) == ("degraded", "polling",
+                                                                 "watching 2 roots; 2 polled every 2 s")
+        new = roots[1] / "weights.bin"
+        new.write_bytes(b"w" * 100)
+        wait_for(lambda: observed(collected, new), timeout=15, what="the polling fallback to see the new file")
+    finally:
+        sensor.stop()
+
+
 WRITE_ALTERNATELY = textwrap.dedent("""
     import os, sys
     folder, count = sys.argv[1], int(sys.argv[2])
