@@ -111,6 +111,7 @@ class InotifyTree:
         OSError when no inotify instance can be had (EMFILE: the per-user instance limit)."""
         self._fd = inotify.init()
         self._roots, self._dirs = [], {}
+        self._thread.stopping.clear()  # the walk below checks it (set by an earlier stop())
         roots = list(dict.fromkeys(roots))
         nested = [root for root in roots if any(_under(root, outer) for outer in roots if outer != root)]
         for root in [r for r in roots if r not in nested] + sorted(nested, key=len):

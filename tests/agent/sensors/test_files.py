@@ -257,6 +257,20 @@ def test_a_root_that_cannot_be_watched_is_polled_instead(tmp_path: Path, collect
         sensor.stop()
 
 
+def test_started_again_after_a_stop(root: Path, collected: Collected) -> None:
+    (root / "sub").mkdir()
+    sensor = FileSensor([str(root)], collected.add, collected.add_health)
+    sensor.start()
+    sensor.stop()
+    sensor.start()
+    try:
+        assert sensor.status().message == "watching 1 roots (2 directories)"
+        (root / "sub" / "weights.bin").write_bytes(b"w")
+        seen(collected, root / "sub" / "weights.bin", "closed")
+    finally:
+        sensor.stop()
+
+
 def test_a_failing_receiver_does_not_stop_the_reading(root: Path) -> None:
     received: list[FileObservation] = []
 
