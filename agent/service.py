@@ -48,7 +48,7 @@ CACHE_SAVE_SECONDS = 30.0
 
 USER_MODE_GAPS = (
     "running without root: no fanotify access sensor (reads by other processes are not seen), "
-    "no process attribution for file changes; file changes are watched with watchdog"
+    "no process attribution for file changes; file changes are watched with inotify (watchdog off Linux)"
 )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from weightwarden.agent.events import ModelFile, Record
-from weightwarden.agent.sensors.base import SensorStatus, privilege
+from weightwarden.agent.sensors.base import Counters, SensorStatus, privilege
 from weightwarden.agent.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,10 @@ class RecordWriter:
         self._on_written = on_written
         self._queue: queue.Queue[object] = queue.Queue()
         self._failures = 0
+        self.counters = Counters()  # records committed
+        self._waiting = 0  # records submitted and not committed yet
+        self._waiting_lock = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="ww-store-writer", daemon=True)
         self._thread.start()
 
@@ -59,13 +63,17 @@ class RecordWriter:
         return self._failures
 
     def status(self) -> SensorStatus:
-        """Records waiting to be committed (backlog) and failed batches (drops)."""
+        """The store's line in `weightwarden status`, through the sensors' interface: records waiting to be
+        committed (backlog), failed batches (drops, each kept and retried), degraded once one failed."""
         failures = self._failures
-        return SensorStatus(self.name, "degraded" if failures else "running", "sqlite", privilege(),
+        state = "stopped" if self._closed else "degraded" if failures else "running"
+        return SensorStatus(self.name, state, "sqlite", privilege(),
                             f"{failures} batches failed and were retried" if failures else "batched writes",
-                            backlog=self._queue.qsize(), drops=failures)
+                            self.counters.events, self.counters.rate(), failures, self._waiting)
 
     def submit(self, record: Record) -> None:
+        with self._waiting_lock:
+            self._waiting += 1
         self._queue.put(record)
 
     def submit_model_files(self, files: Iterable[ModelFile], *, seen: datetime) -> None:
@@ -86,6 +94,7 @@ class RecordWriter:
         self.flush(timeout)
         self._queue.put(None)
         self._thread.join(timeout)
+        self._closed = True
 
     def _run(self) -> None:
         pending: list[_Item] = []
@@ -140,6 +149,10 @@ class RecordWriter:
             log.exception("could not write %d records; will retry", len(pending) - done)
             time.sleep(min(5.0, 0.05 * 2 ** min(self._failures, 7)))  # back off instead of spinning
         del pending[:done]
+        if written:
+            with self._waiting_lock:
+                self._waiting -= len(written)
+            self.counters.add(len(written))
         if written and self._on_written is not None:
             try:
                 self._on_written(written)

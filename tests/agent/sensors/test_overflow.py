@@ -217,6 +217,8 @@ def test_inotify_watch_limit_at_start_falls_back_to_polling(tmp_path: Path, coll
         (report,) = watch_limit_reports(collected)
         assert report.sensor == "files" and str(root) in report.message and "polling" in report.message
         assert sensor.polled_roots == [str(root)]
+        status = sensor.status()
+        assert (status.state, status.method) in {("degraded", "inotify+polling"), ("degraded", "polling")}
         new = root / "sub" / "weights.bin"
         new.write_bytes(b"w" * 100)
         wait_for(lambda: observed(collected, new), timeout=15, what="the polling fallback to see the new file")
@@ -225,7 +227,7 @@ def test_inotify_watch_limit_at_start_falls_back_to_polling(tmp_path: Path, coll
 
 
 def test_inotify_watch_limit_reached_later_by_a_new_directory(tmp_path: Path, collected: Collected) -> None:
-    """watchdog skips a new directory it cannot watch without a word: the sensor notices by the limit."""
+    """A new directory whose watch the kernel refuses (ENOSPC): its root is polled as well."""
     root = tmp_path / "watched"
     root.mkdir()
     sensor = FileSensor([str(root)], collected.add, collected.add_health)
@@ -237,7 +239,30 @@ def test_inotify_watch_limit_reached_later_by_a_new_directory(tmp_path: Path, co
             (report,) = wait_for(lambda: watch_limit_reports(collected), timeout=15,
                                  what="the watch limit to be reported")
         assert str(root) in report.message and sensor.polled_roots == [str(root)]
+        assert "as well" in report.message
+        assert (sensor.status().state, sensor.status().method) == ("degraded", "inotify+polling")
         new = root / "unpacked" / "weights.bin"
+        new.write_bytes(b"w" * 100)
+        wait_for(lambda: observed(collected, new), timeout=15, what="the polling fallback to see the new file")
+    finally:
+        sensor.stop()
+
+
+def test_no_inotify_instance_left_polls_every_root(tmp_path: Path, collected: Collected) -> None:
+    roots = [tmp_path / "one", tmp_path / "two"]
+    for root in roots:
+        root.mkdir()
+    sensor = FileSensor([str(root) for root in roots], collected.add, collected.add_health)
+    try:
+        with lowered("inotify/max_user_instances", 0):  # for an instant: no new instance for anyone
+            sensor.start()
+        reports = [h.message for h in collected.health if h.status == "degraded"]
+        assert reports == [f"{root}: inotify instance limit reached (fs.inotify.max_user_instances = 0); polling "
+                           "every 2 s instead" for root in roots]
+        status = sensor.status()
+        assert (status.state, status.method, status.message) == ("degraded", "polling",
+                                                                 "watching 2 roots; 2 polled every 2 s")
+        new = roots[1] / "weights.bin"
         new.write_bytes(b"w" * 100)
         wait_for(lambda: observed(collected, new), timeout=15, what="the polling fallback to see the new file")
     finally:
@@ -253,6 +278,48 @@ WRITE_ALTERNATELY = textwrap.dedent("""
     for fd in fds:
         os.close(fd)
 """)
+
+
+def overflows(collected: Collected) -> list[int]:
+    """Where each overflow observation is, among all observations in the order they came."""
+    return [i for i, o in enumerate(list(collected.items)) if isinstance(o, FileObservation) and o.kind == "overflow"]
+
+
+def test_inotify_queue_overflow_is_one_observation_after_the_events_queued_before_it(
+        tmp_path: Path, collected: Collected) -> None:
+    """A 64-event queue (the instance takes fs.inotify.max_queued_events when it is made), a paused reader,
+    a thousand writes: the 64 queued events come first, then exactly one overflow, twice over. A
+    directory made while the queue was full has no event at all: it is watched after the overflow
+    because every root is walked again."""
+    root = tmp_path / "watched"
+    root.mkdir()
+    sensor = FileSensor([str(root)], collected.add, collected.add_health)
+    with lowered("inotify/max_queued_events", 64):
+        sensor.start()
+    try:
+        for number in (1, 2):
+            sensor.pause()
+            subprocess.run([PYTHON, "-c", WRITE_ALTERNATELY, str(root), "1000"], check=True, timeout=60)
+            assert sensor.status().backlog >= 64  # a full queue (and the overflow record behind it)
+            made = root / f"made-while-full-{number}"
+            made.mkdir()
+            first = len(collected.items)
+            sensor.resume()
+            wait_for(lambda n=number: len(overflows(collected)) >= n, timeout=30, what="the overflow observation")
+            at = overflows(collected)[-1]
+            queued = collected.items[first:at]
+            assert 0 < len(queued) <= 64
+            assert {o.path for o in queued if isinstance(o, FileObservation)} <= {str(root / "a.log"),
+                                                                                  str(root / "b.log")}
+            inside = made / "weights.bin"
+            inside.write_bytes(b"w")
+            wait_for(lambda path=inside: [o for o in observed(collected, path) if o.kind == "closed"], timeout=15,
+                     what=f"{inside} closed (watched after the overflow)")  # its last event: the queue is empty
+            assert len(overflows(collected)) == number and sensor.status().drops == number
+        assert [h.status for h in collected.health] == ["running"]  # overflows are the receiver's to report
+        assert sensor.status().state == "running" and sensor.status().backlog == 0
+    finally:
+        sensor.stop()
 
 
 @pytest.mark.e2e
