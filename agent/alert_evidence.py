@@ -30,6 +30,16 @@ from typing import Any, ClassVar, TypeVar
 # --------------------------------------------------------------------------------------- small parts
 
 
+def attack_ids(techniques: tuple[str, ...]) -> tuple[str, ...]:
+    """The MITRE ATT&CK ids (T1048, T1048.003, TA0010) of a rule's techniques."""
+    return tuple(t for t in techniques if not t.startswith("AML."))
+
+
+def atlas_ids(techniques: tuple[str, ...]) -> tuple[str, ...]:
+    """The MITRE ATLAS ids (AML.T0025) of a rule's techniques."""
+    return tuple(t for t in techniques if t.startswith("AML."))
+
+
 @dataclass(frozen=True, slots=True)
 class TimelineEntry:
     """One event of an incident, as the alert lists it."""

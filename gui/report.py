@@ -22,6 +22,8 @@ from weightwarden.agent.alert_evidence import (
     EgressBudgetEvidence,
     StagingEvidence,
     TransferEvidence,
+    atlas_ids,
+    attack_ids,
 )
 from weightwarden.agent.detect.rules import RuleSet
 from weightwarden.agent.events import format_time, parse_time, utc_now
@@ -45,11 +47,11 @@ class RuleInfo:
 
     @property
     def attack(self) -> tuple[str, ...]:
-        return tuple(t for t in self.techniques if not t.startswith("AML."))
+        return attack_ids(self.techniques)
 
     @property
     def atlas(self) -> tuple[str, ...]:
-        return tuple(t for t in self.techniques if t.startswith("AML."))
+        return atlas_ids(self.techniques)
 
 
 def rule_info(rule_id: str, evidence: AlertEvidence, rules: RuleSet) -> RuleInfo:

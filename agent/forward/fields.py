@@ -10,7 +10,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from weightwarden.agent.alert_evidence import CopyEvidence, DerivedCopyEvidence, evidence_from
+from weightwarden.agent.alert_evidence import CopyEvidence, DerivedCopyEvidence, atlas_ids, attack_ids, evidence_from
 from weightwarden.agent.events import parse_time
 
 VENDOR = "Weightwarden"
@@ -55,11 +55,11 @@ class Flat:
 
     @property
     def attack(self) -> tuple[str, ...]:
-        return tuple(t for t in self.techniques if not t.startswith("AML."))
+        return attack_ids(self.techniques)
 
     @property
     def atlas(self) -> tuple[str, ...]:
-        return tuple(t for t in self.techniques if t.startswith("AML."))
+        return atlas_ids(self.techniques)
 
 
 def flatten(kind: str, record: dict[str, Any]) -> Flat:

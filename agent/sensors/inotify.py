@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import functools
 import os
 import struct
 import sys
@@ -52,7 +53,9 @@ class RawEvent(NamedTuple):
     name: bytes  # entry name inside the watched directory; b"" for events on the directory itself
 
 
-def _libc() -> ctypes.CDLL:
+@functools.cache
+def libc() -> ctypes.CDLL:
+    """The C library with the inotify calls declared (loaded once, errno kept)."""
     lib = fanotify.libc()  # the C library, loaded once with errno kept
     lib.inotify_init1.argtypes = [ctypes.c_int]
     lib.inotify_init1.restype = ctypes.c_int
@@ -61,16 +64,6 @@ def _libc() -> ctypes.CDLL:
     lib.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
     lib.inotify_rm_watch.restype = ctypes.c_int
     return lib
-
-
-_LIB: ctypes.CDLL | None = None
-
-
-def libc() -> ctypes.CDLL:
-    global _LIB
-    if _LIB is None:
-        _LIB = _libc()
-    return _LIB
 
 
 def init() -> int:
