@@ -2,15 +2,16 @@
 the order they happened.
 
 A source (a sensor, the examination pool, the evidence thread...) gets an `emitter`: a callable that stamps
-each observation with the time it was handed over and the source's own sequence number. Order comes from
-the monotonic clock (a wall-clock step back must not hold observations for as long as it stepped); each
-observation also keeps the wall-clock time it was handed over, which becomes its record's time. Within one source
-that order is kept exactly (the stamp never goes backwards for a source, and stamping and queueing happen
-under the source's lock). Across sources the stamps are merged by time: an observation is released only
-once it is `window` seconds old, so one that a thread stamped earlier but queued a moment later (the
-scheduler ran another sensor's thread in between) still comes out in time order. Ties are broken by the
-source's name and sequence, so the same stamped observations always come out in the same order, whichever
-threads queued them and however they interleaved.
+each observation with the time it was handed over and the source's own sequence number. Stamping and
+queueing happen under one lock shared by every source, so the queue holds observations in stamp order: a
+source's own order exactly, and sources merged by the time they reported, with nothing to wait for. Order
+comes from the monotonic clock (a wall-clock step back must not reorder or hold anything); each observation
+also keeps the wall-clock time it was handed over, which becomes its record's time.
+
+Replays hand over observations with times of their own (`emit(observation, at=...)`), from many threads at
+once: for them the queue sorts by (time, source, sequence) and releases an observation only once the
+queue's clock has passed it by `window` seconds, so the same stamped observations always come out in the
+same order, however the threads interleaved.
 """
 
 from __future__ import annotations
@@ -22,10 +23,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-WINDOW_SECONDS = 0.02  # how late a cross-source observation may be queued and still be put in time order
-
-Emit = Callable[[object], None]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -41,16 +38,15 @@ class Stamped:
 
 
 class _Source:
-    __slots__ = ("last", "lock", "sequence")
+    __slots__ = ("last", "sequence")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
         self.last = 0.0
         self.sequence = 0
 
 
 class ObservationQueue:
-    def __init__(self, *, window: float = WINDOW_SECONDS, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, *, window: float = 0.0, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
         self.window = window
         self._clock = clock
@@ -58,17 +54,17 @@ class ObservationQueue:
         self._inbox: queue.SimpleQueue[Stamped] = queue.SimpleQueue()
         self._waiting: list[Stamped] = []  # a heap, ordered by (time, source, sequence)
         self._sources: dict[str, _Source] = {}
-        self._sources_lock = threading.Lock()
+        self._lock = threading.Lock()  # stamping and queueing, for every source: the inbox is in stamp order
 
     def emitter(self, source: str) -> Callable[..., None]:
         """The callable that `source` hands its observations to: `emit(observation)`, or, for replays,
         `emit(observation, at=unix_seconds)`: then `at` is both its place in the order and its record time
         (a queue that replays is made with a clock counting Unix seconds)."""
-        with self._sources_lock:
+        with self._lock:
             state = self._sources.setdefault(source, _Source())
 
         def emit(observation: object, at: float | None = None) -> None:
-            with state.lock:
+            with self._lock:
                 moment = self._clock() if at is None else at
                 state.last = max(state.last, moment)  # a source's own order is never changed
                 state.sequence += 1

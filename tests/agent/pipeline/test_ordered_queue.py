@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 from weightwarden.agent.pipeline.ordered_queue import ObservationQueue
 
 
@@ -78,3 +81,23 @@ def test_a_wall_clock_step_back_neither_holds_nor_reorders_observations() -> Non
     items += queue.take(2.0) if len(items) < 2 else []
     assert [i.observation for i in items] == ["before the step", "after the step"]
     assert items[1].wall == items[0].wall - 3600  # the record time is the wall clock's, as it was
+
+
+def test_the_agents_queue_releases_at_once_in_stamp_order_whatever_the_threads() -> None:
+    queue = ObservationQueue()  # as the agent makes it: no window, the real clocks
+    emitters = [queue.emitter(f"sensor-{n}") for n in range(8)]
+
+    def hand_over(emit: Callable[[object], None], n: int) -> None:
+        for number in range(500):
+            emit((n, number))
+
+    threads = [threading.Thread(target=hand_over, args=(emit, n)) for n, emit in enumerate(emitters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    items = queue.take(0)  # nothing to wait for: what is queued is due
+    assert len(items) == 8 * 500
+    assert [i.time for i in items] == sorted(i.time for i in items)
+    for n in range(8):  # each source's own order, exactly as handed over
+        assert [i.observation for i in items if i.source == f"sensor-{n}"] == [(n, k) for k in range(500)]
