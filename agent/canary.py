@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from weightwarden.agent.events import format_time, utc_now
+from weightwarden.agent.events import display_path, format_time, utc_now
 
 REGISTRY = "canaries.json"
 SIZES = {  # hidden size, layers, vocabulary: about 20 MB, 90 MB and 300 MB
@@ -152,5 +152,7 @@ class CanaryPaths:
         with self._lock:
             if stamp != self._stamp:
                 self._stamp = stamp
-                self._paths = frozenset(c.path for c in load_registry(self._data_dir)) if stamp else frozenset()
+                # as events show paths: a decoy whose name is not UTF-8 still matches its events
+                self._paths = frozenset(display_path(c.path) for c in load_registry(self._data_dir)) \
+                    if stamp else frozenset()
             return self._paths

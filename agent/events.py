@@ -328,7 +328,12 @@ class TensorPrint:
 
 @dataclass(frozen=True, slots=True)
 class ModelFile:
-    """One file of the inventory: a model artifact at a path, with what identifies it."""
+    """One file of the inventory: a model artifact at a path, with what identifies it.
+
+    `path` is the file's identity: its raw bytes as a str (os.fsdecode: undecodable bytes become surrogates),
+    so it opens, stats and matches what the sensors report whatever the name. It is never shown or stored as
+    text: `shown` is the display form, `path_hex` the raw bytes of a name that is not UTF-8.
+    """
 
     path: str
     format: str
@@ -345,8 +350,18 @@ class ModelFile:
     # re-sharded, cast or partial copy. Empty when the format has none or the file was not read whole.
     tensors: tuple[TensorPrint, ...] = ()
 
+    @property
+    def shown(self) -> str:
+        return display_path(self.path)
+
+    def file_info(self) -> FileInfo:
+        """ECS file.* of this model file, for the records that name it."""
+        return FileInfo(path=self.shown, size=self.size, format=self.format, sha256=self.sha256,
+                        quick_fingerprint=self.quick_fingerprint, inode=self.inode, device=self.device,
+                        mtime_ns=self.mtime_ns, path_hex=raw_path_hex(self.path))
+
     def to_dict(self) -> dict[str, Any]:
         """The `scan --json` contract: path, format, size, sha256, quick_fingerprint, model (+ details)."""
-        return {"path": self.path, "format": self.format, "size": self.size, "sha256": self.sha256,
+        return {"path": self.shown, "format": self.format, "size": self.size, "sha256": self.sha256,
                 "quick_fingerprint": self.quick_fingerprint, "model": self.model,
                 **({"path_hex": self.path_hex} if self.path_hex else {}), "details": self.details}

@@ -49,6 +49,7 @@ class Inventory:
         # Informative tensor prints only: uniform tensors (zeros, ones) are shared by unrelated models.
         self._by_tensor: defaultdict[str, set[str]] = defaultdict(set)
         self._by_model: defaultdict[str, set[str]] = defaultdict(set)
+        self._by_inode: dict[tuple[int, int], str] = {}  # (device, inode) -> path: what a file is now called
         for file in files:
             self.add(file)
 
@@ -65,6 +66,8 @@ class Inventory:
                 if tensor.informative:
                     self._by_tensor[tensor.fingerprint].add(file.path)
             self._by_model[file.model].add(file.path)
+            if file.inode is not None and file.device is not None:
+                self._by_inode[(file.device, file.inode)] = file.path
             return previous
 
     def remove(self, path: str) -> ModelFile | None:
@@ -73,6 +76,12 @@ class Inventory:
 
     def get(self, path: str) -> ModelFile | None:
         return self._by_path.get(path)
+
+    def at_inode(self, device: int, inode: int) -> ModelFile | None:
+        """The inventoried file with this identity, under whatever name it has now (a sensor may still know
+        it by the name it had when it was marked)."""
+        path = self._by_inode.get((device, inode))
+        return self._by_path.get(path) if path is not None else None
 
     def under(self, directory: str) -> list[ModelFile]:
         prefix = directory.rstrip("/") + "/"
@@ -121,6 +130,10 @@ class Inventory:
             for tensor in previous.tensors:
                 self._by_tensor[tensor.fingerprint].discard(path)
             self._by_model[previous.model].discard(path)
+            if previous.device is not None and previous.inode is not None:
+                key = (previous.device, previous.inode)
+                if self._by_inode.get(key) == path:
+                    del self._by_inode[key]
         return previous
 
 

@@ -189,7 +189,7 @@ class Scanner:
             return None
         shown = display_path(path)
         return ModelFile(
-            path=shown, format=result.format, size=info.st_size,
+            path=os.fsdecode(path), format=result.format, size=info.st_size,
             model=logical_model_name(shown, result.details), sha256=result.sha256,
             quick_fingerprint=result.quick_fingerprint, device=info.st_dev, inode=info.st_ino,
             mtime_ns=info.st_mtime_ns, path_hex=raw_path_hex(path), details=result.details,

@@ -31,7 +31,15 @@ from weightwarden.agent.identify import Identifier
 from weightwarden.agent.inventory import Inventory
 from weightwarden.agent.pipeline.activity_events import access_event, connection_event, health_event, mount_event
 from weightwarden.agent.pipeline.dispatcher import Dispatcher
-from weightwarden.agent.pipeline.files import Examined, FilePipeline, Identified, RescanRequest, ScanDone, ScanFound
+from weightwarden.agent.pipeline.files import (
+    BurstQuiet,
+    Examined,
+    FilePipeline,
+    Identified,
+    RescanRequest,
+    ScanDone,
+    ScanFound,
+)
 from weightwarden.agent.pipeline.inventory_upkeep import InventoryUpkeep
 from weightwarden.agent.pipeline.ordered_queue import ObservationQueue
 from weightwarden.agent.scanner import Scanner
@@ -101,6 +109,7 @@ class Agent:
         on(ScanIssue, files.issue)
         on(ScanDone, files.scan_done)
         on(RescanRequest, files.rescan)
+        on(BurstQuiet, files.burst_quiet)
         on(AccessObservation, lambda obs, at: [access_event(obs, inventory, at)])
         lost = RescanRequest(tuple(self.config.protected_roots), "access events lost")
         on(AccessOverflow, lambda obs, at: files.rescan(lost, at))

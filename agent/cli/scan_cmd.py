@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             store.upsert_model_files(found, seen=utc_now())
             store.close()
     if not args.json:
-        print_table([(human_size(f.size), f.format, (f.sha256 or "-")[:16], f.model, f.path) for f in found],
+        print_table([(human_size(f.size), f.format, (f.sha256 or "-")[:16], f.model, f.shown) for f in found],
                     ("SIZE", "FORMAT", "SHA256", "MODEL", "PATH"))
         print(f"{stats.models} model files ({human_size(stats.model_bytes)}) in {stats.files:,} files; "
               f"{stats.cache_hits:,} unchanged since last look; {stats.issues} problems", file=sys.stderr)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from weightwarden.agent.alert_evidence import CopyEvidence, DerivedCopyEvidence
 from weightwarden.agent.detect.correlations.copy import severity_for
-from weightwarden.agent.events import Alert, Destination, ModelFile, ProcessInfo
+from weightwarden.agent.events import Alert, Destination, ModelFile, ProcessInfo, display_path
 from weightwarden.agent.inventory import TensorMatch
 
 if TYPE_CHECKING:
@@ -65,16 +65,16 @@ def _byte_copy(candidate: CopyCandidate, rule_id: str, title: str, severity: int
         rule_id=rule_id,
         title=f"{title}: {source.model}",
         severity=severity,
-        message=f"{new.path} is a copy of {source.path} (model {source.model})",
-        paths=(source.path, new.path),
+        message=f"{new.shown} is a copy of {source.shown} (model {source.model})",
+        paths=(source.shown, new.shown),
         model=source.model,
         process=candidate.process,
-        destination=Destination(kind=candidate.destination_kind, path=new.path),
+        destination=Destination(kind=candidate.destination_kind, path=new.shown),
         evidence=CopyEvidence(
-            description=description, techniques=techniques, source_path=source.path, copy_path=new.path,
+            description=description, techniques=techniques, source_path=source.shown, copy_path=new.shown,
             format=new.format, size=new.size, matched_on="sha256" if confirmed else "quick_fingerprint",
             quick_fingerprint=new.quick_fingerprint, sha256=source.sha256,
-            other_sources=tuple(s.path for s in candidate.sources[1:1 + SOURCES_LISTED]), severity_by=why),
+            other_sources=tuple(s.shown for s in candidate.sources[1:1 + SOURCES_LISTED]), severity_by=why),
         event_ids=candidate.event_ids,
     )
 
@@ -90,15 +90,16 @@ def _derived_copy(candidate: CopyCandidate, rule_id: str, title: str, severity: 
         # "Converted copy of protected model: llama": the kind of copy, then the rule's own title.
         title=f"{'Converted' if whole else 'Partial'} {title[:1].lower()}{title[1:]}: {best.model}",
         severity=severity,
-        message=(f"{new.path} ({new.format}) holds {how} tensors of model {best.model} "
+        message=(f"{new.shown} ({new.format}) holds {how} tensors of model {best.model} "
                  f"({tensor_share:.0%} of its tensors, {byte_share:.0%} of its bytes)"),
-        paths=(*best.source_paths[:4], new.path),
+        paths=(*(display_path(p) for p in best.source_paths[:4]), new.shown),
         model=best.model,
         process=candidate.process,
-        destination=Destination(kind=candidate.destination_kind, path=new.path),
+        destination=Destination(kind=candidate.destination_kind, path=new.shown),
         evidence=DerivedCopyEvidence(
             description=description, techniques=techniques, source_model=best.model,
-            source_paths=tuple(best.source_paths[:DERIVED_PATHS_LISTED]), copy_path=new.path, format=new.format,
+            source_paths=tuple(display_path(p) for p in best.source_paths[:DERIVED_PATHS_LISTED]),
+            copy_path=new.shown, format=new.format,
             size=new.size, matched_tensors=best.matched_tensors, total_tensors=best.total_tensors,
             tensor_share=tensor_share, matched_bytes=best.matched_bytes, total_bytes=best.total_bytes,
             byte_share=byte_share,

@@ -13,12 +13,14 @@ import os
 import stat
 from dataclasses import dataclass
 
+from weightwarden.agent.events import display_path
+
 BROAD_GROUPS = ("users", "staff", "everyone", "domain users", "plugdev")
 
 
 @dataclass(frozen=True, slots=True)
 class FileFacts:
-    path: str
+    path: str  # as shown (the findings' messages)
     mode: int
     group: str | None
     folders_open_to_all: bool  # every ancestor folder grants o+x
@@ -78,4 +80,5 @@ def facts_of(path: str, place: str) -> FileFacts | None:
         if up == folder:
             break
         folder = up
-    return FileFacts(path, info.st_mode, group, open_all, open_group, bool(parent_mode & stat.S_IWOTH), place)
+    return FileFacts(display_path(path), info.st_mode, group, open_all, open_group, bool(parent_mode & stat.S_IWOTH),
+                     place)

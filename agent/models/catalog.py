@@ -44,7 +44,7 @@ def catalog(files: Iterable[ModelFile]) -> list[LogicalModel]:
 
 def _summarise(name: str, files: list[ModelFile]) -> LogicalModel:
     model = LogicalModel(name=name, files=len(files), size=sum(f.size for f in files),
-                         formats=sorted({f.format for f in files}), paths=[f.path for f in files])
+                         formats=sorted({f.format for f in files}), paths=[f.shown for f in files])
     per_format: dict[str, int] = {}
     dtypes: set[str] = set()
     for file in files:

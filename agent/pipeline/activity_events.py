@@ -24,7 +24,7 @@ _NOTABLE_MOUNTS = ("removable", "network-share", "cloud-sync", "disk-image")
 
 
 def access_event(obs: AccessObservation, inventory: Inventory, at: datetime) -> Event:
-    model = inventory.get(obs.path)
+    model = inventory.get(obs.path) or inventory.at_inode(obs.device, obs.inode)  # renamed since it was marked
     process = obs.process
     if obs.kind in ("read", "held"):
         process = replace(process, bytes_read=obs.bytes_read, mapped=obs.mapped)
@@ -41,11 +41,11 @@ def access_event(obs: AccessObservation, inventory: Inventory, at: datetime) -> 
     if obs.kind == "read":
         how = " (memory-mapped)" if obs.mapped else (
             f" ({obs.bytes_read} bytes)" if obs.bytes_read is not None else "")
+    file = FileInfo.at(model.path if model else obs.path, size=obs.size, inode=obs.inode, device=obs.device,
+                       format=model.format if model else None, sha256=model.sha256 if model else None,
+                       quick_fingerprint=model.quick_fingerprint if model else None)
     return Event(
-        _ACCESS_ACTIONS[obs.kind], Category.FILE, f"{who} {_ACCESS_VERBS[obs.kind]} {obs.path}{how}",
-        file=FileInfo(path=obs.path, size=obs.size, inode=obs.inode, device=obs.device,
-                      format=model.format if model else None, sha256=model.sha256 if model else None,
-                      quick_fingerprint=model.quick_fingerprint if model else None),
+        _ACCESS_ACTIONS[obs.kind], Category.FILE, f"{who} {_ACCESS_VERBS[obs.kind]} {file.path}{how}", file=file,
         model=model.model if model else None, process=process, details=details, time=at)
 
 

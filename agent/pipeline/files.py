@@ -8,7 +8,13 @@ Two kinds of thread take part, and never share state:
   ScanIssue, ScanDone), so inventory changes and copy alerts happen in order with everything else.
 
 One rescan request set: a new or moved-in directory, a lost-events overflow, "scan now" from the app, all
-ask for their roots to be scanned again; the next tick sends each root to the pool once.
+ask for their roots to be scanned again; the next tick sends each root to the pool once (a root inside
+another one asked for is left to it).
+
+A readable log: the rescans that merely follow file activity (a directory created or moved in: a `git
+clone` makes thousands) are not one `scan-finished` each. They are summed up, and one `scan-finished` says
+what a burst of them covered once they have been quiet for BURST_QUIET_SECONDS; what they find (models,
+problems) is recorded as it is found, as always.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 
 from weightwarden.agent.config import Config
 from weightwarden.agent.events import Action, Alert, Category, Event, FileInfo, ModelFile, Record, display_path
+from weightwarden.agent.paths import drop_nested
 from weightwarden.agent.pipeline.activity_events import health_event
 from weightwarden.agent.pipeline.inventory_upkeep import InventoryUpkeep
 from weightwarden.agent.scanner import Scanner, ScanStats
@@ -32,6 +39,8 @@ from weightwarden.agent.settle import Settler
 from weightwarden.agent.walk import ScanIssue
 
 FINISH_SECONDS = 60.0  # at shutdown, the longest we wait for examinations and scans in flight
+BURST_QUIET_SECONDS = 5.0  # follow-up rescans are summed up until none came for this long
+FOLLOW_UP = "new directory"  # the reason of a rescan that follows file activity (summed up per burst)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,12 @@ class ScanDone:
     stats: dict[str, int]
     prune: bool  # the scan ran to the end: inventoried files under the roots it did not meet are gone
     seconds: float
+    reason: str = "start"
+
+
+@dataclass(frozen=True, slots=True)
+class BurstQuiet:
+    """The follow-up rescans of a burst of file activity have been quiet a while: time for their summary."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +103,8 @@ class FilePipeline:
         # tests pass agent.pipeline.testing.SynchronousExecutor: examinations run at once, no threads
         self._pool = executor or ThreadPoolExecutor(config.scan.workers, thread_name_prefix="ww-examine")
         self._pending: list[Future[Any]] = []
-        self._rescans: set[str] = set()
+        self._rescans: dict[str, str] = {}  # root -> why
+        self._burst: _Burst | None = None
         self._alerted: dict[str, Alert] = {}  # copy alerts raised by a look that the file then outran
         self._stopping = threading.Event()
         self._initial: threading.Thread | None = None
@@ -124,7 +140,7 @@ class FilePipeline:
 
     def observe(self, obs: FileObservation, at: datetime) -> list[Record]:
         if obs.kind == "overflow":
-            self.request_rescan(self.config.watch_roots)
+            self.request_rescan(self.config.watch_roots, "file events lost")
             return [health_event(SensorHealth(
                 "files", "degraded", "file event queue overflowed; events were lost, rescanning watched roots"), at)]
         if self._ignored(obs.path) and (obs.dest_path is None or self._ignored(obs.dest_path)):
@@ -137,23 +153,25 @@ class FilePipeline:
             dest = obs.dest_path or obs.path
             moved = self.upkeep.moved(obs.path, dest, obs.is_directory, at=at)
             if obs.is_directory:
-                self.request_rescan([dest])  # unknown files inside are examined by the rescan
+                self.request_rescan([dest], FOLLOW_UP)  # unknown files inside are examined by the rescan
             elif not moved:
                 self.settler.touch(dest, float("-inf"))  # an unknown file renamed into view: examine now
             return moved
         if obs.is_directory:
-            self.request_rescan([obs.path])  # `cp -r` or an unpacked archive: files may predate our watch on it
+            self.request_rescan([obs.path], FOLLOW_UP)  # `cp -r`, an unpacked archive: files may predate our watch
         elif obs.kind == "closed":
             self.settler.closed(obs.path)
         else:
             self.settler.touch(obs.path, time.monotonic())
         return []
 
-    def request_rescan(self, roots: list[str] | tuple[str, ...]) -> None:
-        self._rescans.update(roots)
+    def request_rescan(self, roots: list[str] | tuple[str, ...], reason: str) -> None:
+        for root in roots:
+            if self._rescans.get(root, FOLLOW_UP) == FOLLOW_UP:  # a reason worth reporting wins
+                self._rescans[root] = reason
 
     def rescan(self, request: RescanRequest, at: datetime) -> list[Record]:
-        self.request_rescan(request.roots)
+        self.request_rescan(request.roots, request.reason)
         return []
 
     def tick(self, now: float) -> float | None:
@@ -161,11 +179,19 @@ class FilePipeline:
         if not self._stopping.is_set():
             for path in self.settler.due(now):
                 self._submit(self._examine, path, False)
-            rescans, self._rescans = self._rescans, set()
-            for root in sorted(rescans):
-                self._submit(self._scan_tree_set, [root], True, True)
+            rescans, self._rescans = self._rescans, {}
+            for root in drop_nested(sorted(rescans)):  # sensors' and config paths are already absolute
+                self._submit(self._scan_tree_set, [root], True, True, rescans.get(root, FOLLOW_UP))
         self._pending = [f for f in self._pending if not f.done()]
-        return self.settler.seconds_to_next(now)
+        burst = self._burst
+        if burst is not None and not burst.closing and now - burst.last >= BURST_QUIET_SECONDS:
+            burst.closing = True
+            self._emit(BurstQuiet())
+        due = self.settler.seconds_to_next(now)
+        if burst is not None and not burst.closing:
+            quiet_in = burst.last + BURST_QUIET_SECONDS - now
+            due = quiet_in if due is None else min(due, quiet_in)
+        return due
 
     def identified(self, found: Identified, at: datetime) -> list[Record]:
         if found.model.path in self._alerted:
@@ -184,11 +210,11 @@ class FilePipeline:
             # copy alert this look raised, if any).
             self.settler.touch(found.path, time.monotonic())
             return []
-        alert = self._alerted.pop(display_path(found.path), None)
+        alert = self._alerted.pop(found.path, None)
         if isinstance(outcome, ScanIssue):
             return self.issue(outcome, at)
         if outcome is None:
-            if self.inventory.get(display_path(found.path)) is not None:
+            if self.inventory.get(found.path) is not None:
                 return self.upkeep.gone(found.path, False, reason="no longer a model file", at=at)
             return []
         records = self.upkeep.accept(outcome, Action.MODEL_CREATED, alert, alert_copies=True, at=at)
@@ -212,16 +238,38 @@ class FilePipeline:
         records: list[Record] = []
         if done.prune:
             for root in done.roots:
-                for model in self.inventory.under(display_path(root)):
+                for model in self.inventory.under(root):
                     if model.path not in done.seen:
                         records += self.upkeep.gone(model.path, False, reason="missing at rescan", at=at)
+        if done.reason == FOLLOW_UP:
+            if self._burst is None or self._burst.closing:
+                self._burst = self._burst or _Burst()
+                self._burst.closing = False
+            self._burst.add(done, time.monotonic())
+            return records
         stats = done.stats
         records.append(Event(
             Action.SCAN_FINISHED, Category.FILE,
             f"scanned {stats['files']} files, {stats['models']} model files under {len(done.roots)} roots",
-            details={"roots": [display_path(r) for r in done.roots], **stats, "seconds": round(done.seconds, 3)},
+            details={"roots": [display_path(r) for r in done.roots], **stats, "seconds": round(done.seconds, 3),
+                     "reason": done.reason},
             time=at))
         return records
+
+    def burst_quiet(self, _: BurstQuiet, at: datetime) -> list[Record]:
+        """One `scan-finished` for all the follow-up rescans of a burst of file activity."""
+        burst, self._burst = self._burst, None
+        if burst is None or not burst.closing:  # more came since: the next quiet spell reports them all
+            if burst is not None:
+                self._burst = burst
+            return []
+        stats = burst.stats
+        return [Event(
+            Action.SCAN_FINISHED, Category.FILE,
+            f"scanned {burst.scans} new or moved-in directories: {stats['files']} files, {stats['models']} model "
+            f"files", time=at,
+            details={"roots": [display_path(r) for r in burst.roots], "directories": burst.scans, **stats,
+                     "seconds": round(burst.seconds, 3), "reason": FOLLOW_UP})]
 
     # ------------------------------------------------------------------ pool threads
 
@@ -230,7 +278,7 @@ class FilePipeline:
 
     def _examine(self, path: str, recheck_non_model: bool) -> None:
         if os.path.isdir(path):
-            self._scan_tree_set([path], True, True)
+            self._scan_tree_set([path], True, True, FOLLOW_UP)
             return
         outcome = self.scanner.examine(path, on_identified=self.on_identified, recheck_non_model=recheck_non_model)
         partners: tuple[str, ...] = ()
@@ -252,7 +300,7 @@ class FilePipeline:
         if extra and not first_run:
             self._scan_tree_set(extra, True, False)
 
-    def _scan_tree_set(self, roots: list[str], alert_copies: bool, prune: bool) -> None:
+    def _scan_tree_set(self, roots: list[str], alert_copies: bool, prune: bool, reason: str = "start") -> None:
         stats = ScanStats()
         seen: set[str] = set()
         started = time.monotonic()
@@ -267,7 +315,29 @@ class FilePipeline:
         self._save_cache()
         self._emit(ScanDone(tuple(roots), frozenset(seen), {
             "files": stats.files, "models": stats.models, "bytes": stats.bytes, "cache_hits": stats.cache_hits,
-            "issues": stats.issues}, prune and not self._stopping.is_set(), time.monotonic() - started))
+            "issues": stats.issues}, prune and not self._stopping.is_set(), time.monotonic() - started, reason))
 
     def _ignored(self, path: str) -> bool:
         return (path.rstrip("/") + "/").startswith(self._ignored_prefix)
+
+
+class _Burst:
+    """What the follow-up rescans of one burst of file activity covered."""
+
+    ROOTS_LISTED = 20
+
+    def __init__(self) -> None:
+        self.roots: list[str] = []
+        self.scans = 0
+        self.stats: dict[str, int] = {}
+        self.seconds = 0.0
+        self.last = 0.0  # monotonic time of the latest rescan's end
+        self.closing = False  # its summary was asked for (BurstQuiet on its way)
+
+    def add(self, done: ScanDone, now: float) -> None:
+        self.scans += 1
+        self.roots.extend(done.roots[:max(0, self.ROOTS_LISTED - len(self.roots))])
+        for key, value in done.stats.items():
+            self.stats[key] = self.stats.get(key, 0) + value
+        self.seconds += done.seconds
+        self.last = now

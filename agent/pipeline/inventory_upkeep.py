@@ -17,7 +17,7 @@ from weightwarden.agent.detect import posture
 from weightwarden.agent.detect.copy import CopyCandidate
 from weightwarden.agent.detect.places import destination_kind
 from weightwarden.agent.detect.policy import Detector
-from weightwarden.agent.events import Action, Alert, Category, Event, FileInfo, ModelFile, Record, display_path
+from weightwarden.agent.events import Action, Alert, Category, Event, ModelFile, Record, display_path
 from weightwarden.agent.inventory import Inventory, TensorMatch
 from weightwarden.agent.store import RecordWriter
 
@@ -54,54 +54,53 @@ class InventoryUpkeep:
         details: dict[str, Any] = {"format_details": model.details}
         if sources:
             model = dataclasses.replace(model, model=sources[0].model)
-            details["copy_of"] = sources[0].path
+            details["copy_of"] = sources[0].shown
             details["confirmed_by_sha256"] = bool(model.sha256 and model.sha256 == sources[0].sha256)
         elif derived:
             model = dataclasses.replace(model, model=derived[0].model)
-            details["derived_from"] = {"model": derived[0].model, "paths": list(derived[0].source_paths[:20]),
+            details["derived_from"] = {"model": derived[0].model,
+                                       "paths": [display_path(p) for p in derived[0].source_paths[:20]],
                                        "tensor_share": round(derived[0].tensor_share, 4),
                                        "byte_share": round(derived[0].byte_share, 4)}
         if previous is not None:
             action = Action.MODEL_MODIFIED
         self.inventory.add(model)
         self._writer.submit_model_files([model], seen=at)  # before the records: a stored alert has its row
-        records.append(Event(action, Category.FILE, f"{action.value.replace('-', ' ')}: {model.path} "
+        records.append(Event(action, Category.FILE, f"{action.value.replace('-', ' ')}: {model.shown} "
                                                     f"({model.format})",
-                             file=file_info(model), model=model.model, details=details, time=at))
+                             file=model.file_info(), model=model.model, details=details, time=at))
         return records
 
     def gone(self, path: str, is_directory: bool, *, reason: str, at: datetime) -> list[Record]:
-        shown = display_path(path)
-        gone = self.inventory.under(shown) if is_directory else [m for m in [self.inventory.get(shown)] if m]
+        gone = self.inventory.under(path) if is_directory else [m for m in [self.inventory.get(path)] if m]
         for model in gone:
             self.inventory.remove(model.path)
         if gone:
             self._writer.submit_model_files_gone(m.path for m in gone)
-        return [Event(Action.MODEL_DELETED, Category.FILE, f"model file {reason}: {model.path}",
-                      file=file_info(model), model=model.model, time=at) for model in gone]
+        return [Event(Action.MODEL_DELETED, Category.FILE, f"model file {reason}: {model.shown}",
+                      file=model.file_info(), model=model.model, time=at) for model in gone]
 
     def moved(self, src: str, dest: str, is_directory: bool, *, at: datetime) -> list[Record]:
         """Known model files moved (one, or all under a moved directory); [] when none was known."""
-        shown_src, shown_dest = display_path(src), display_path(dest)
-        moved = self.inventory.under(shown_src) if is_directory else \
-            [m for m in [self.inventory.get(shown_src)] if m]
+        moved = self.inventory.under(src) if is_directory else [m for m in [self.inventory.get(src)] if m]
         records: list[Record] = []
         for model in moved:
-            new_path = shown_dest + model.path[len(shown_src):] if is_directory else shown_dest
+            new_path = dest + model.path[len(src):] if is_directory else dest
             self.inventory.remove(model.path)
             renamed = dataclasses.replace(model, path=new_path)
             self.inventory.add(renamed)
             self._writer.submit_model_files_gone([model.path])
             self._writer.submit_model_files([renamed], seen=at)
-            records.append(Event(Action.MODEL_MOVED, Category.FILE, f"model file moved: {model.path} -> {new_path}",
-                                 file=file_info(renamed), previous_path=model.path, model=model.model,
+            records.append(Event(Action.MODEL_MOVED, Category.FILE,
+                                 f"model file moved: {model.shown} -> {renamed.shown}",
+                                 file=renamed.file_info(), previous_path=model.shown, model=model.model,
                                  details={"destination_kind": destination_kind(new_path)}, time=at))
         return records
 
     def posture(self, model: ModelFile, at: datetime) -> list[Record]:
         """Weak permissions or places of a newly inventoried model (agent/detect/posture.py), as events."""
         facts = posture.facts_of(model.path, destination_kind(model.path))
-        return [Event(Action.POSTURE_FINDING, Category.HOST, finding.message, file=file_info(model),
+        return [Event(Action.POSTURE_FINDING, Category.HOST, finding.message, file=model.file_info(),
                       model=model.model, severity=finding.severity, details={"finding": finding.id}, time=at)
                 for finding in (posture.findings(facts) if facts is not None else [])]
 
@@ -109,12 +108,6 @@ class InventoryUpkeep:
         """Known models whose tensors `model` holds, other than its own logical model (a converted sibling
         in the same repository or folder, say model.safetensors beside pytorch_model.bin, is not a copy)."""
         return [m for m in self.inventory.tensor_matches(model) if m.model != model.model]
-
-
-def file_info(model: ModelFile) -> FileInfo:
-    return FileInfo(path=model.path, size=model.size, format=model.format, sha256=model.sha256,
-                    quick_fingerprint=model.quick_fingerprint, inode=model.inode, device=model.device,
-                    mtime_ns=model.mtime_ns, path_hex=model.path_hex)
 
 
 def _same_content(a: ModelFile, b: ModelFile) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import sqlite_utils
 
-from weightwarden.agent.events import Alert, Event, ModelFile, Record, format_time
+from weightwarden.agent.events import Alert, Event, ModelFile, Record, display_path, format_time, raw_path_hex
 from weightwarden.agent.fingerprint.cache import CachedResult, FileKey
 from weightwarden.agent.store import chain, migrations, tensor_store
 from weightwarden.agent.store.review_queries import AlertReview
@@ -102,7 +102,7 @@ class Store:
         files = list(files)  # read twice: the rows, then the tensor prints
         when = format_time(seen)
         rows = [{
-            "path": f.path, "path_hex": f.path_hex, "device": f.device, "inode": f.inode, "size": f.size,
+            "path": f.shown, "path_hex": raw_path_hex(f.path), "device": f.device, "inode": f.inode, "size": f.size,
             "mtime_ns": f.mtime_ns, "format": f.format, "sha256": f.sha256,
             "quick_fingerprint": f.quick_fingerprint, "model": f.model, "details": json.dumps(f.details),
             "last_seen": when, "present": 1,
@@ -117,13 +117,14 @@ class Store:
                 if row["path"] not in existing:
                     row["first_seen"] = when
             self.db.table("model_files").upsert_all(rows, pk="path")
-            tensor_store.replace_model_tensors(self.db, {f.path: f.tensors for f in files})
+            tensor_store.replace_model_tensors(self.db, {f.shown: f.tensors for f in files})
 
     def mark_model_files_gone(self, paths: Iterable[str]) -> None:
+        """Files (by identity, ModelFile.path) no longer there."""
         with self._lock, self._conn:
             self.db.execute(
                 "update model_files set present = 0 where path in (select value from json_each(?))",
-                [json.dumps(list(paths))])
+                [json.dumps([display_path(p) for p in paths])])
 
     def save_file_cache(self, entries: dict[FileKey, CachedResult]) -> None:
         # Plain executemany: a first scan caches a verdict per file (10,000s of rows), and sqlite-utils'
@@ -245,8 +246,10 @@ def _alert_row(alert: Alert) -> dict[str, Any]:
 
 
 def _model_file(row: dict[str, Any]) -> ModelFile:
+    # The path column is display text; a name that is not UTF-8 gets its identity back from its raw bytes.
+    path = os.fsdecode(bytes.fromhex(row["path_hex"])) if row["path_hex"] else row["path"]
     return ModelFile(
-        path=row["path"], format=row["format"], size=row["size"], model=row["model"], sha256=row["sha256"],
+        path=path, format=row["format"], size=row["size"], model=row["model"], sha256=row["sha256"],
         quick_fingerprint=row["quick_fingerprint"], device=row["device"], inode=row["inode"],
         mtime_ns=row["mtime_ns"], path_hex=row["path_hex"], details=json.loads(row["details"] or "{}"),
     )

@@ -138,3 +138,30 @@ def test_agent_carries_on_through_hostile_files(agent: RunningAgent, layout: dic
     wait_for(lambda: copy_alerts(agent, target), timeout=30, what="the copy alert after the hostile files")
     assert agent.process.poll() is None
     assert agent.stop() == 0
+
+
+def test_a_clone_of_many_folders_adds_a_handful_of_events(agent: RunningAgent, layout: dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    """A readable log: the rescans that follow 300 new directories are summed up in one scan-finished, not
+    one each; what a clone holds besides (a model among its files) is still recorded as found."""
+    source = tmp_path / "repo"
+    for folder in range(300):
+        (source / f"pkg{folder:03d}").mkdir(parents=True)
+        for name in range(10):
+            (source / f"pkg{folder:03d}" / f"m{name}.py").write_text(f"VALUE = {folder * 10 + name}\n")
+    git = ["git", "-c", "user.email=t@example.invalid", "-c", "user.name=t", "-C", str(source)]
+    subprocess.run(["git", "init", "-q", str(source)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "many folders"], check=True)
+    before = len(agent.records("events"))
+    clone = layout["elsewhere"] / "clone"
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(source), str(clone)], check=True)
+
+    def summary() -> list[dict[str, Any]]:
+        return [e for e in agent.records("events")[before:] if e["event"]["action"] == "scan-finished"
+                and e["details"].get("reason") == "new directory"]
+
+    (burst,) = wait_for(summary, timeout=60, what="the one summary of the clone's rescans")
+    assert burst["details"]["directories"] >= 1 and burst["details"]["files"] >= 1
+    added = agent.records("events")[before:]
+    assert len(added) <= 5, [e["message"] for e in added]

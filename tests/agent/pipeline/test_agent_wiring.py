@@ -18,7 +18,7 @@ from tests.agent.cli.helpers import write_config
 from tests.conftest import write_safetensors
 from weightwarden.agent.config import load_config
 from weightwarden.agent.events import Event
-from weightwarden.agent.pipeline.files import Examined, Identified, RescanRequest, ScanDone, ScanFound
+from weightwarden.agent.pipeline.files import BurstQuiet, Examined, Identified, RescanRequest, ScanDone, ScanFound
 from weightwarden.agent.pipeline.testing import SynchronousExecutor
 from weightwarden.agent.sensors.access import AccessObservation, AccessOverflow
 from weightwarden.agent.sensors.files import FileObservation, SensorHealth
@@ -64,7 +64,7 @@ def name(record: dict[str, Any]) -> str:
 
 def test_every_observation_the_parts_emit_has_a_handler(agent: Agent) -> None:
     for kind in (FileObservation, SensorHealth, Identified, Examined, ScanFound, ScanIssue, ScanDone, RescanRequest,
-                 AccessObservation, AccessOverflow, ConnectionObservation, MountObservation, Event):
+                 BurstQuiet, AccessObservation, AccessOverflow, ConnectionObservation, MountObservation, Event):
         assert agent.dispatcher.handles(kind), kind.__name__
 
 

@@ -111,6 +111,39 @@ def test_reads_of_a_protected_model_are_stored_with_the_process(system_agent: Ru
     assert code == 1 and snapshot["stale"] is True and snapshot["running"] is False
 
 
+@pytest.mark.root
+def test_a_model_under_a_name_that_is_not_utf8_keeps_every_protection(system_agent: RunningAgent,
+                                                                       layout: dict[str, Path]) -> None:
+    """Raw bytes are the identity of a path: renamed to a non-UTF-8 name, the model stays marked and its
+    reads name the model; a new model written under such a name is inventoried, marked and named too."""
+    folder = os.fsencode(layout["model"].parent)
+    renamed = folder + b"/\xff-weights.safetensors"
+
+    def marked(count: int) -> bool:
+        sensors = status(layout)[1].get("sensors", [])
+        return any(s["name"] == "access" and f"{count} files marked" in s["message"] for s in sensors)
+
+    wait_for(lambda: marked(1), timeout=60, what="the model file to be marked")
+    os.rename(os.fsencode(layout["model"]), renamed)
+    (moved,) = wait_for(lambda: events(system_agent, "model-moved"), timeout=30, what="the rename")
+    assert moved["file"]["path_hex"] == renamed.hex() and moved["model"] == "llama"
+    subprocess.run([b"cat", renamed], check=True, stdout=subprocess.DEVNULL)
+    reads = wait_for(lambda: [e for e in events(system_agent, "model-read") if e["process"]["name"] == "cat"],
+                     timeout=30, what="the read of the renamed model")
+    assert reads[0]["model"] == "llama" and reads[0]["file"]["path_hex"] == renamed.hex()
+    assert reads[0]["file"]["format"] == "safetensors"
+
+    second = folder + b"/other-\xfe.safetensors"
+    write_safetensors(Path(os.fsdecode(second)), seed=9)
+    created = wait_for(lambda: [e for e in events(system_agent, "model-created")
+                                if e["file"].get("path_hex") == second.hex()], timeout=30, what="the new model")
+    wait_for(lambda: marked(2), timeout=30, what="both files marked")
+    subprocess.run([b"head", b"-c", b"100000", second], check=True, stdout=subprocess.DEVNULL)
+    read = wait_for(lambda: [e for e in events(system_agent, "model-read")
+                             if e["file"].get("path_hex") == second.hex()], timeout=30, what="its read")
+    assert read[0]["model"] == created[0]["model"] and read[0]["process"]["name"] == "head"
+
+
 READER = textwrap.dedent("""
     import sys
     with open(sys.argv[1], "rb") as f:
