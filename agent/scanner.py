@@ -199,8 +199,10 @@ class Scanner:
     # ------------------------------------------------------------------ trees
 
     def scan(self, roots: Iterable[str], *, exclude_dirs: Iterable[str] = (), stats: ScanStats | None = None,
-             on_progress: Callable[[ScanStats], None] | None = None) -> Iterator[ModelFile | ScanIssue]:
-        """Every model artifact and every problem under the roots; cache hits are answered inline."""
+             on_progress: Callable[[ScanStats], None] | None = None,
+             stop: threading.Event | None = None) -> Iterator[ModelFile | ScanIssue]:
+        """Every model artifact and every problem under the roots; cache hits are answered inline. Once
+        `stop` is set the scan ends at the next file it walks (a shutdown must not wait for a whole tree)."""
         stats = stats if stats is not None else ScanStats()
         in_flight: deque[tuple[os.stat_result, Future[list[ModelFile | ScanIssue | None]]]] = deque()
         limit = self.workers * 4
@@ -232,6 +234,10 @@ class Scanner:
 
         with ThreadPoolExecutor(self.workers, thread_name_prefix="ww-scan") as pool:
             for item in walk_files(roots, exclude_dirs=exclude_dirs, counts=stats.walk):
+                if stop is not None and stop.is_set():
+                    for _, future in in_flight:
+                        future.cancel()
+                    return
                 if isinstance(item, ScanIssue):
                     stats.issues += 1
                     yield item

@@ -38,7 +38,9 @@ from weightwarden.agent.sensors.files import FileObservation, SensorHealth
 from weightwarden.agent.settle import Settler
 from weightwarden.agent.walk import ScanIssue
 
-FINISH_SECONDS = 60.0  # at shutdown, the longest we wait for examinations and scans in flight
+# At shutdown, the longest we wait for examinations and scans in flight: what is left then is found by the
+# next start's scan of the watched roots. systemd kills the agent 90 s after asking it to stop.
+FINISH_SECONDS = 30.0
 BURST_QUIET_SECONDS = 5.0  # follow-up rescans are summed up until none came for this long
 FOLLOW_UP = "new directory"  # the reason of a rescan that follows file activity (summed up per burst)
 
@@ -131,7 +133,7 @@ class FilePipeline:
             if not self._pending and not len(self.settler):
                 break
             wait(self._pending, timeout=max(0.0, deadline - time.monotonic()))
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
         if self._initial is not None:
             self._initial.join(timeout=max(0.0, deadline - time.monotonic()))
         drain()
@@ -304,7 +306,8 @@ class FilePipeline:
         stats = ScanStats()
         seen: set[str] = set()
         started = time.monotonic()
-        for item in self.scanner.scan(roots, exclude_dirs=self.config.inventory.exclude_dirs, stats=stats):
+        for item in self.scanner.scan(roots, exclude_dirs=self.config.inventory.exclude_dirs, stats=stats,
+                                      stop=self._stopping):
             if self._stopping.is_set():
                 break
             if isinstance(item, ScanIssue):

@@ -171,8 +171,10 @@ def test_non_utf8_name_is_reported_escaped_with_raw_bytes(tmp_path: Path, identi
     write_safetensors(Path(os.fsdecode(raw_name)))
     (model,), issues = scan(make_scanner(identifier), tmp_path)
     assert issues == []
-    assert model.path.endswith("mod\\xe8le.safetensors")
+    assert model.shown.endswith("mod\\xe8le.safetensors")  # reported escaped
     assert bytes.fromhex(model.path_hex or "") == raw_name
+    assert os.fsencode(model.path) == raw_name  # its identity is the raw name: it opens, marks, matches
+    assert model.to_dict()["path"] == model.shown
     json.dumps(model.to_dict()).encode("utf-8")
 
 
@@ -342,3 +344,21 @@ def test_an_mlpackage_copied_manifest_and_weights_first_is_recognised_once_its_m
     assert sorted(Path(m.path).relative_to(package).as_posix() for m in models) == [
         "Data/com.apple.CoreML/model.mlmodel", "Data/com.apple.CoreML/weights/weight.bin", "Manifest.json"]
     assert {m.model for m in models} == {"tiny"}
+
+
+def test_a_scan_ends_at_the_next_file_once_stopped(tmp_path: Path, identifier: Identifier) -> None:
+    """A shutdown must not wait for a whole tree: the walk ends at the next file once `stop` is set."""
+    for folder in range(20):
+        (tmp_path / f"d{folder}").mkdir()
+        for name in range(50):
+            (tmp_path / f"d{folder}" / f"f{name}.txt").write_text("not a model")
+    write_safetensors(tmp_path / "d0" / "a.safetensors")
+    stop = threading.Event()
+    stats = ScanStats()
+    scanner = make_scanner(identifier)
+    list(scanner.scan([str(tmp_path)], stats=stats, stop=stop,
+                      on_progress=lambda s: stop.set() if s.files >= 100 else None))
+    assert 100 <= stats.files < 1000  # stopped early, not after all 1,001 files
+    whole = ScanStats()
+    list(make_scanner(identifier).scan([str(tmp_path)], stats=whole))
+    assert whole.files == 1001
