@@ -37,7 +37,8 @@ def service_env(tmp_path: Path) -> dict[str, str]:
         pytest.skip("useradd/userdel are not installed")
     config = tmp_path / "config.toml"
     shutil.copyfile(SHIPPED_CONFIG, config)  # exactly what the package installs: no roots
-    return {"PATH": "/usr/bin:/bin", "WEIGHTWARDEN_CONFIG": str(config), "WEIGHTWARDEN_DATA_DIR": str(tmp_path / "data")}
+    return {"PATH": "/usr/bin:/bin", "WEIGHTWARDEN_CONFIG": str(config),
+            "WEIGHTWARDEN_DATA_DIR": str(tmp_path / "data")}
 
 
 @pytest.fixture
