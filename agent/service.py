@@ -193,7 +193,8 @@ class Agent:
         before, self.scope = self.scope, change.scope
         self.files.use_scope(change.scope)
         self.files.request_rescan([r for r in change.scope.protected_roots if r not in before.protected_roots])
-        return [scope_change_event(before, change.scope, at)]
+        event = scope_change_event(before, change.scope, at)
+        return [] if event is None else [event]
 
     def record(self, record: Record) -> None:
         """Hand a record made whole elsewhere to the ordered pipeline: stored, and an Event detected on."""

@@ -81,20 +81,23 @@ def health_event(health: SensorHealth, at: datetime) -> Event:
                  details={"sensor": health.sensor, "status": health.status}, time=at)
 
 
-def scope_change_event(before: Scope, after: Scope, at: datetime) -> Event:
-    """One event naming the users and roots added and removed (what a rescan then covers)."""
+def scope_change_event(before: Scope, after: Scope, at: datetime) -> Event | None:
+    """One event naming the users and roots added and removed (what a rescan then covers); None when
+    neither changed (a missing place's description, a problem line: shown by status, not recorded)."""
     users_before = {u.name for u in before.users}
     users_after = {u.name for u in after.users}
     added, removed = _new(users_after, users_before), _new(users_before, users_after)
     roots_added = _new(set(after.protected_roots), set(before.protected_roots))
     roots_removed = _new(set(before.protected_roots), set(after.protected_roots))
-    watch_added = _new(set(after.watch_roots), set(before.watch_roots))
-    watch_removed = _new(set(before.watch_roots), set(after.watch_roots))
+    # protected roots are watched too: the watch lists name only the places watched for copies alone
+    watch_added = _new(set(after.watch_roots) - set(after.protected_roots), set(before.watch_roots))
+    watch_removed = _new(set(before.watch_roots) - set(before.protected_roots), set(after.watch_roots))
     parts = [f"{label} {', '.join(display_path(i) for i in items)}" for label, items in (
         ("users covered:", added), ("users no longer covered:", removed),
-        ("protected roots added:", roots_added), ("protected roots removed:", roots_removed)) if items]
+        ("protected roots added:", roots_added), ("protected roots removed:", roots_removed),
+        ("watched roots added:", watch_added), ("watched roots removed:", watch_removed)) if items]
     if not parts:
-        parts = [f"watched roots changed (+{len(watch_added)} -{len(watch_removed)})"]
+        return None
     why = {display_path(n.name): display_path(n.detail) for n in after.not_covered if n.name in removed}
     return Event(Action.SCOPE_CHANGED, Category.HOST, "scope changed: " + "; ".join(parts),
                  severity=2 if removed or roots_removed else 0, time=at,

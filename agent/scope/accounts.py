@@ -32,6 +32,8 @@ HOME_SECONDS = 2.0  # the longest a look at one home may take
 # Shells that end the session at once: their accounts are services, whatever their uid.
 NOT_LOGIN_SHELLS = frozenset({"nologin", "false", "true", "sync", "shutdown", "halt"})
 
+stat_home = os.stat  # a seam: tests replace it with a stat that hangs, as one on a dead NFS server does
+
 Why = Literal["system-account", "no-login-shell", "no-home", "home-unreachable", "duplicate-name"]
 
 
@@ -151,27 +153,29 @@ def is_login_shell(shell: str, listed: frozenset[str] | None) -> bool:
     return listed is None or shell in listed
 
 
-def home_state(home: str, seconds: float = HOME_SECONDS) -> str | None:
-    """None when `home` is a directory we could look at, else why not (missing, not a directory,
-    unreachable within `seconds`)."""
+def home_state(home: str, seconds: float = HOME_SECONDS) -> tuple[Why, str] | None:
+    """None when `home` is a directory we could look at, else why not: missing or not a directory
+    ("no-home"), or no answer within `seconds` ("home-unreachable")."""
     if not os.path.isabs(home):
-        return f"home {home!r} is not an absolute path"
+        return "no-home", f"home {home!r} is not an absolute path"
     try:
-        info = call_bounded("home:" + home, lambda: os.stat(home), seconds)
+        info = call_bounded("home:" + home, lambda: stat_home(home), seconds)
     except TimedOut as error:
-        return f"home {home} unreachable: {error}"
+        return "home-unreachable", f"home {home} unreachable: {error}"
     except FileNotFoundError:
-        return f"home {home} does not exist"
+        return "no-home", f"home {home} does not exist"
     except OSError as error:
-        return f"home {home} unreachable: {error.strerror or error}"
+        return "home-unreachable", f"home {home} unreachable: {error.strerror or error}"
     if not stat.S_ISDIR(info.st_mode):
-        return f"home {home} is not a directory"
+        return "no-home", f"home {home} is not a directory"
     return None
 
 
 def read_bounded(path: str, problems: list[str], *, missing_ok: bool = False,
-                 limit: int = MAX_FILE_BYTES) -> bytes | None:
-    """A regular file's first `limit` bytes (no FIFO wait, no symlink followed at the last step)."""
+                 limit: int | None = None) -> bytes | None:
+    """A regular file's first `limit` bytes (default MAX_FILE_BYTES; no FIFO wait, no symlink followed at
+    the last step)."""
+    limit = MAX_FILE_BYTES if limit is None else limit
     try:
         with regular_file(path) as (fd, info):
             if info.st_size > limit:
@@ -205,10 +209,7 @@ def _why_not(account: Account, uid_min: int, uid_max: int, shells: frozenset[str
         return "system-account", f"system account (uid {account.uid} outside {uid_min}-{uid_max})"
     if not is_login_shell(account.shell, shells):
         return "no-login-shell", f"no login shell ({account.shell})"
-    problem = home_state(account.home, home_seconds)
-    if problem is None:
-        return None
-    return ("home-unreachable" if "unreachable" in problem else "no-home"), problem
+    return home_state(account.home, home_seconds)
 
 
 _ID = re.compile(rb"[0-9]{1,10}")

@@ -79,9 +79,6 @@ class Scope:
         watched = [p.path for p in [*(p for u in self.users for p in u.watched), *self.shared_watched]]
         return drop_nested([*self.protected_roots, *watched])
 
-    def user(self, name: str) -> UserScope | None:
-        return next((u for u in self.users if u.name == name), None)
-
     def to_dict(self) -> dict[str, Any]:
         """Display text throughout (a non-UTF-8 name shows as \\xNN): the status snapshot, `config show --json`."""
         return {"mode": self.mode, "users_covered": [u.to_dict() for u in self.users],

@@ -86,3 +86,21 @@ def test_the_status_snapshot_names_the_users_covered(agent: Agent) -> None:
     assert [u["name"] for u in snapshot["scope"]["users_covered"]] == [agent.scope.users[0].name]
     assert snapshot["scope"]["protected_roots"] == agent.scope.protected_roots
     assert "scope" in [s["name"] for s in snapshot["sensors"]]
+
+
+def test_a_change_that_moves_no_user_and_no_root_records_nothing(agent: Agent, tmp_path: Path) -> None:
+    start = agent.scope
+    (tmp_path / "new-downloads").mkdir()
+    described = dataclasses.replace(start, problems=("/etc/passwd:3: 3 fields, 7 expected",))
+    agent.observations.emitter("scope")(ScopeChanged(described))
+    settle(agent)
+    assert agent.scope is described
+    assert [r for r in stored(agent) if r["event"]["action"] == "scope-changed"] == []
+
+    (user,) = start.users
+    watching = dataclasses.replace(described, users=(dataclasses.replace(
+        user, watched=(*user.watched, Place(str(tmp_path / "new-downloads"), "Downloads"))),))
+    agent.observations.emitter("scope")(ScopeChanged(watching))
+    settle(agent)
+    (changed,) = [r for r in stored(agent) if r["event"]["action"] == "scope-changed"]
+    assert changed["message"] == f"scope changed: watched roots added: {tmp_path}/new-downloads"
