@@ -17,11 +17,12 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass
 from typing import Literal
 
 from weightwarden.agent.safe_open import regular_file
-from weightwarden.agent.scope.bounded import TimedOut, call_bounded
+from weightwarden.agent.scope.bounded import Pending, TimedOut, start
 
 PASSWD = "/etc/passwd"
 LOGIN_DEFS = "/etc/login.defs"
@@ -76,20 +77,35 @@ class AccountFiles:
 
 
 def read_accounts(files: AccountFiles = AccountFiles(), *, home_seconds: float = HOME_SECONDS) -> Accounts:
+    """The people and everyone else with why; every home is looked at at once, with one shared deadline."""
     problems: list[str] = []
     uid_min, uid_max = uid_range(files.login_defs, problems)
     shells = login_shells(files.shells, problems)
-    people: list[Account] = []
-    not_covered: list[NotCovered] = []
+    candidates: list[tuple[int, Account, Pending[os.stat_result] | TimedOut]] = []
+    not_covered: list[tuple[int, NotCovered]] = []  # with the line's place, to list them in file order
     names: set[str] = set()
-    for account in passwd_entries(files.passwd, problems):
-        why = _why_not(account, uid_min, uid_max, shells, names, home_seconds)
+    looks: dict[str, Pending[os.stat_result] | TimedOut] = {}
+    for index, account in enumerate(passwd_entries(files.passwd, problems)):
+        why = _why_not(account, uid_min, uid_max, shells, names)
         names.add(account.name)
-        if why is None:
+        if why is None and not os.path.isabs(account.home):
+            why = "no-home", f"home {account.home!r} is not an absolute path"
+        if why is not None:
+            not_covered.append((index, NotCovered(account.name, account.uid, account.home, *why)))
+        else:  # one look per home: accounts may share one
+            if account.home not in looks:
+                looks[account.home] = _look_at_home(account.home)
+            candidates.append((index, account, looks[account.home]))
+    deadline = time.monotonic() + home_seconds
+    people: list[Account] = []
+    for index, account, look in candidates:
+        home_why = _home_why(account.home, look, deadline, home_seconds)
+        if home_why is None:
             people.append(account)
         else:
-            not_covered.append(NotCovered(account.name, account.uid, account.home, *why))
-    return Accounts(tuple(people), tuple(not_covered), tuple(problems))
+            not_covered.append((index, NotCovered(account.name, account.uid, account.home, *home_why)))
+    not_covered.sort(key=lambda item: item[0])
+    return Accounts(tuple(people), tuple(n for _index, n in not_covered), tuple(problems))
 
 
 def passwd_entries(path: str, problems: list[str]) -> list[Account]:
@@ -153,13 +169,19 @@ def is_login_shell(shell: str, listed: frozenset[str] | None) -> bool:
     return listed is None or shell in listed
 
 
-def home_state(home: str, seconds: float = HOME_SECONDS) -> tuple[Why, str] | None:
-    """None when `home` is a directory we could look at, else why not: missing or not a directory
-    ("no-home"), or no answer within `seconds` ("home-unreachable")."""
-    if not os.path.isabs(home):
-        return "no-home", f"home {home!r} is not an absolute path"
+def _look_at_home(home: str) -> Pending[os.stat_result] | TimedOut:
     try:
-        info = call_bounded("home:" + home, lambda: stat_home(home), seconds)
+        return start("home:" + home, lambda: stat_home(home))
+    except TimedOut as stuck:
+        return stuck
+
+
+def _home_why(home: str, look: Pending[os.stat_result] | TimedOut, deadline: float, seconds: float
+              ) -> tuple[Why, str] | None:
+    try:
+        if isinstance(look, TimedOut):
+            raise look
+        info = look.result(deadline, seconds)
     except TimedOut as error:
         return "home-unreachable", f"home {home} unreachable: {error}"
     except FileNotFoundError:
@@ -201,15 +223,16 @@ def _read_up_to(fd: int, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _why_not(account: Account, uid_min: int, uid_max: int, shells: frozenset[str] | None, names: set[str],
-             home_seconds: float) -> tuple[Why, str] | None:
+def _why_not(account: Account, uid_min: int, uid_max: int, shells: frozenset[str] | None, names: set[str]
+             ) -> tuple[Why, str] | None:
+    """Why the passwd entry alone says this is not a person (the home is looked at separately)."""
     if account.name in names:
         return "duplicate-name", f"{account.name} is listed again above; the first entry counts"
     if account.uid != 0 and not uid_min <= account.uid <= uid_max:
         return "system-account", f"system account (uid {account.uid} outside {uid_min}-{uid_max})"
     if not is_login_shell(account.shell, shells):
         return "no-login-shell", f"no login shell ({account.shell})"
-    return home_state(account.home, home_seconds)
+    return None
 
 
 _ID = re.compile(rb"[0-9]{1,10}")

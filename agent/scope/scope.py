@@ -26,7 +26,7 @@ from weightwarden.agent.config import Config
 from weightwarden.agent.events import display_path
 from weightwarden.agent.paths import Mode, drop_nested, home, unique_paths
 from weightwarden.agent.scope.accounts import HOME_SECONDS, Account, AccountFiles, NotCovered, read_accounts
-from weightwarden.agent.scope.bounded import TimedOut, call_bounded
+from weightwarden.agent.scope.bounded import TimedOut, all_bounded
 from weightwarden.agent.scope.environment import session_environment, system_environment_files
 from weightwarden.agent.scope.stores import (
     OLLAMA_UNITS,
@@ -115,13 +115,15 @@ def _system_scope(config: Config, files: SystemFiles, seconds: float) -> Scope:
     environment = files.environment if files.environment is not None else tuple(system_environment_files())
     users: list[UserScope] = []
     not_covered = list(accounts.not_covered)
-    for account in accounts.people:
-        try:
-            look = functools.partial(_person, account, environment, usual_stores, usual_copy_places)
-            users.append(call_bounded("places:" + account.home, look, seconds))
-        except TimedOut as error:
+    # every person's places looked at at once: homes on one dead server cost one deadline, not one each
+    looks = all_bounded({f"places:{a.name}:{a.home}": functools.partial(  # names are unique among people
+        _person, a, environment, usual_stores, usual_copy_places) for a in accounts.people}, seconds)
+    for account, found in zip(accounts.people, looks.values(), strict=True):
+        if isinstance(found, TimedOut):
             not_covered.append(NotCovered(account.name, account.uid, account.home, "home-unreachable",
-                                          f"home {account.home} unreachable: {error}"))
+                                          f"home {account.home} unreachable: {found}"))
+        else:
+            users.append(found)
     protected = service_stores(accounts.not_covered, files.service_units) if usual_stores else []
     protected += _configured(config, "inventory")
     watched = (temporary_folders() if usual_copy_places else []) + _configured(config, "watch")
@@ -169,15 +171,12 @@ def _configured(config: Config, section: str, *, usual: str = "") -> list[Place]
 def _split(protected: list[Place], watched: list[Place], seconds: float | None
            ) -> tuple[tuple[Place, ...], tuple[Place, ...], tuple[Place, ...]]:
     """(protected that exist, watched that exist, missing); `seconds` bounds each look (None: look here)."""
-    def exists(place: Place) -> bool:
-        if seconds is None:
-            return os.path.isdir(place.path)
-        try:
-            return call_bounded("dir:" + place.path, lambda: os.path.isdir(place.path), seconds)
-        except TimedOut:
-            return False
-
-    states = {p.path: exists(p) for p in unique([*protected, *watched])}
+    paths = [p.path for p in unique([*protected, *watched])]
+    if seconds is None:
+        states = {path: os.path.isdir(path) for path in paths}
+    else:  # a configured root on a dead share is missing for now, and costs one shared deadline
+        looks = all_bounded({"dir:" + path: functools.partial(os.path.isdir, path) for path in paths}, seconds)
+        states = {path: looks["dir:" + path] is True for path in paths}
     missing = unique(p for p in [*protected, *watched] if not states[p.path])
     return (tuple(p for p in unique(protected) if states[p.path]),
             tuple(p for p in unique(watched) if states[p.path]), tuple(missing))
