@@ -21,6 +21,7 @@ from weightwarden.agent.config import Config
 from weightwarden.agent.events import ProcessInfo, format_time, utc_now
 from weightwarden.agent.inventory import Inventory
 from weightwarden.agent.processes import ProcessCache
+from weightwarden.agent.scope import Scope
 from weightwarden.agent.sensors.access import AccessOverflow, AccessSensor
 from weightwarden.agent.sensors.base import Sensor, SensorStatus, privilege
 from weightwarden.agent.sensors.files import SensorHealth
@@ -49,8 +50,10 @@ class ActivityMonitor:
     def __init__(self, config: Config, inventory: Inventory, emitter: Callable[[str], Callable[..., None]], *,
                  reporters: Sequence[StatusReporter] = (),
                  write_state: Callable[[str, str], None] | None = None,
-                 interested: Callable[[ProcessInfo | None], bool] | None = None) -> None:
+                 interested: Callable[[ProcessInfo | None], bool] | None = None,
+                 scope: Callable[[], Scope] | None = None) -> None:
         self.config = config
+        self._scope = scope  # the agent's scope in effect, for the snapshot's "scope" entry
         self.inventory = inventory
         self._reporters = reporters
         self._write_state = write_state
@@ -167,6 +170,8 @@ class ActivityMonitor:
             "protected_files": len(self.inventory),
             "process_cache": len(self.cache),
             "sensors": [s.to_dict() for s in self.statuses()],
+            # users covered and not (with why), every root: `weightwarden status`, the app's Overview
+            "scope": self._scope().to_dict() if self._scope is not None else None,
         }
 
     def write_status(self, *, stopped: bool = False) -> None:

@@ -157,6 +157,8 @@ class Action(StrEnum):
     POSTURE_FINDING = "posture-finding"
     # Review (issue 7): a justification or status change made through the control socket, by peer uid.
     ALERT_REVIEWED = "alert-reviewed"
+    # Scope (issue 13): accounts or their model folders appeared or went; names users and roots added/removed.
+    SCOPE_CHANGED = "scope-changed"
 
 
 @dataclass(frozen=True, slots=True)

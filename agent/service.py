@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from concurrent.futures import Executor
+from datetime import datetime
 from typing import Any
 
 from weightwarden.agent import __version__, control, systemd_notify
@@ -24,12 +25,18 @@ from weightwarden.agent.activity import ActivityMonitor
 from weightwarden.agent.canary import CanaryPaths
 from weightwarden.agent.config import Config
 from weightwarden.agent.detect.policy import Detector, load_policy_rules, settings_from_config
-from weightwarden.agent.events import Action, Category, Event, Record
+from weightwarden.agent.events import Action, Category, Event, Record, display_path
 from weightwarden.agent.evidence import Evidence
 from weightwarden.agent.fingerprint import FingerprintCache
 from weightwarden.agent.identify import Identifier
 from weightwarden.agent.inventory import Inventory
-from weightwarden.agent.pipeline.activity_events import access_event, connection_event, health_event, mount_event
+from weightwarden.agent.pipeline.activity_events import (
+    access_event,
+    connection_event,
+    health_event,
+    mount_event,
+    scope_change_event,
+)
 from weightwarden.agent.pipeline.dispatcher import Dispatcher
 from weightwarden.agent.pipeline.files import (
     BurstQuiet,
@@ -43,6 +50,7 @@ from weightwarden.agent.pipeline.files import (
 from weightwarden.agent.pipeline.inventory_upkeep import InventoryUpkeep
 from weightwarden.agent.pipeline.ordered_queue import ObservationQueue
 from weightwarden.agent.scanner import Scanner
+from weightwarden.agent.scope import Scope, ScopeChanged, ScopeWatcher
 from weightwarden.agent.sensors.access import AccessObservation, AccessOverflow
 from weightwarden.agent.sensors.files import FileObservation, FileSensor, SensorHealth
 from weightwarden.agent.sensors.mounts import MountObservation
@@ -82,21 +90,26 @@ class Agent:
             self.cache, hash_block_bytes=config.scan.hash_block_bytes,
             hash_sparse_files=config.scan.hash_sparse_files, workers=config.scan.workers)
         self.inventory = Inventory(self.store.model_files())
+        # Whose places are protected and watched: every person's in system mode (agent/scope), looked at
+        # again every few seconds; `self.scope` is the one in effect, replaced on the dispatcher's thread.
+        self.scope_watcher = ScopeWatcher(config, self.observations.emitter("scope"))
+        self.scope: Scope = self.scope_watcher.initial
         self.files = FilePipeline(config, self.scanner, InventoryUpkeep(self.inventory, self.writer, self.detector),
                                   self.observations.emitter("examine"), self.dispatcher.isolated, self._save_cache,
-                                  executor=executor)
+                                  executor=executor, scope=self.scope)
         files = self.observations.emitter("files")
-        self.sensor = FileSensor(config.watch_roots, files, files)
+        self.sensor = FileSensor(self.scope.watch_roots, files, files)
         # The app's actions (justify, acknowledge, resolve, scan now) arrive here: agent/control.py.
         app = self.observations.emitter("control")
         self.control = control.for_agent(
-            config, self.store, on_scan_now=lambda: app(RescanRequest(tuple(config.protected_roots), "scan now")),
+            config, self.store, on_scan_now=lambda: app(RescanRequest(tuple(self.scope.protected_roots), "scan now")),
             on_review=lambda review: app(_review_event(review)),
             apply_destinations=self.evidence.forwarders.apply)  # live, from the app
         # Who touches a model: access, process, network and mount sensors (agent/activity.py).
         self.activity = ActivityMonitor(config, self.inventory, self.observations.emitter,
-                                        reporters=[self.sensor, self.writer, self.dispatcher],
-                                        write_state=self.store.set_state, interested=self.detector.read_models)
+                                        reporters=[self.sensor, self.writer, self.dispatcher, self.scope_watcher],
+                                        write_state=self.store.set_state, interested=self.detector.read_models,
+                                        scope=lambda: self.scope)
         self._own = self.observations.emitter("agent")
         self._register_handlers()
 
@@ -111,8 +124,9 @@ class Agent:
         on(RescanRequest, files.rescan)
         on(BurstQuiet, files.burst_quiet)
         on(AccessObservation, lambda obs, at: [access_event(obs, inventory, at)])
-        lost = RescanRequest(tuple(self.config.protected_roots), "access events lost")
-        on(AccessOverflow, lambda obs, at: files.rescan(lost, at))
+        on(AccessOverflow, lambda obs, at: files.rescan(
+            RescanRequest(tuple(self.scope.protected_roots), "access events lost"), at))
+        on(ScopeChanged, self._scope_changed)
         on(ConnectionObservation, lambda obs, at: [connection_event(obs, at)])
         on(MountObservation, lambda obs, at: [mount_event(obs, at)])
         on(SensorHealth, lambda health, at: [health_event(health, at)])
@@ -129,7 +143,8 @@ class Agent:
             f"Weightwarden agent {__version__} started in {self.config.mode} mode ({coverage} coverage)",
             details={"mode": self.config.mode, "coverage": coverage, "version": __version__,
                      "host": socket.gethostname(), "pid": os.getpid(),
-                     "protected_roots": self.config.protected_roots, "watch_roots": self.config.watch_roots,
+                     "protected_roots": self.scope.protected_roots, "watch_roots": self.scope.watch_roots,
+                     "users_covered": [display_path(user.name) for user in self.scope.users],
                      "known_model_files": len(self.inventory)}))
         health = self._own
         if coverage == "reduced":
@@ -142,6 +157,7 @@ class Agent:
         except OSError as error:  # the agent still protects; only the app's actions are unavailable
             health(SensorHealth("control", "failed", f"control socket unavailable: {error}"))
         self.files.start()
+        self.scope_watcher.start()
         # Under systemd (Type=notify): ready once the sensors run; the dispatcher's loop pings the watchdog.
         systemd_notify.ready(f"{self.config.mode} mode, {coverage} coverage")
         watchdog = systemd_notify.WatchdogPinger()
@@ -160,6 +176,7 @@ class Agent:
     def _shutdown(self) -> None:
         systemd_notify.stopping("flushing records")
         self.control.stop()
+        self.scope_watcher.stop()
         self.activity.stop()
         self.sensor.stop()
         self.files.finish(self.dispatcher.drain)  # what is queued, settling or being examined
@@ -174,6 +191,20 @@ class Agent:
         self.writer.close()
         self._save_cache()
         self.store.close()
+
+    def _scope_changed(self, change: ScopeChanged, at: datetime) -> list[Record]:
+        """Accounts or folders appeared or went: scan what is newly protected, and say what changed.
+
+        Roots no longer in scope are simply not scanned again; their inventoried models stay until a rescan
+        of a root that still holds them finds them gone (or the file sensor sees them deleted). Watching new
+        copy places live is the file sensor's (`self.scope.watch_roots` is the list to apply).
+        """
+        before, self.scope = self.scope, change.scope
+        self.files.use_scope(change.scope)
+        self.files.request_rescan([r for r in change.scope.protected_roots if r not in before.protected_roots],
+                                  "scope changed")
+        event = scope_change_event(before, change.scope, at)
+        return [] if event is None else [event]
 
     def record(self, record: Record) -> None:
         """Hand a record made whole elsewhere to the ordered pipeline: stored, and an Event detected on."""

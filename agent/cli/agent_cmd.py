@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     agent = Agent(config)
     version_stamp.record(config.data_dir)  # after the store migrated: this data is now ours
     print(f"weightwarden agent: {config.mode} mode, database {config.database_path}, "
-          f"watching {len(config.watch_roots)} roots ({len(config.protected_roots)} protected)",
+          f"watching {len(agent.scope.watch_roots)} roots ({len(agent.scope.protected_roots)} protected) "
+          f"of {len(agent.scope.users)} users",
           file=sys.stderr, flush=True)
     agent.run(stop)
     return EXIT_OK

@@ -7,6 +7,7 @@ from typing import Any
 
 from weightwarden.agent import canary
 from weightwarden.agent.cli.output import EXIT_OK, UsageError, add_config_options, config_from
+from weightwarden.agent.scope import compute_scope
 
 
 def register(commands: Any) -> None:
@@ -33,7 +34,7 @@ def run_plant(args: argparse.Namespace) -> int:
     except OSError as error:
         raise UsageError(f"{args.path}: {error.strerror or error}") from None
     print(f"planted {planted.path} ({planted.size} bytes, sha256 {planted.sha256})")
-    if not any(planted.path.startswith(root.rstrip("/") + "/") for root in config.protected_roots):
+    if not any(planted.path.startswith(root.rstrip("/") + "/") for root in compute_scope(config).protected_roots):
         print("note: this path is outside the protected roots; add its folder to [inventory] extra_roots "
               "so the access sensor watches it")
     return EXIT_OK

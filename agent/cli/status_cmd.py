@@ -66,8 +66,30 @@ def run(args: argparse.Namespace) -> int:
         print(f"  reduced: {sensor}: {why}")
     print(f"protected: {snapshot.get('protected_files', 0)} model files; "
           f"{snapshot.get('process_cache', 0)} processes in the cache")
+    for line in scope_summary(snapshot.get("scope")):
+        print(line)
     print()
     rows = [(s["name"], s["state"], s["method"], s["privilege"], f"{s['events_per_second']:.1f}", str(s["events"]),
              str(s["drops"]), str(s["backlog"]), s.get("message", "")) for s in snapshot.get("sensors", [])]
     print_table(rows, ("SENSOR", "STATE", "METHOD", "PRIVILEGE", "EV/S", "EVENTS", "DROPS", "BACKLOG", "NOTE"))
     return EXIT_FINDINGS if stale else EXIT_OK
+
+
+def scope_summary(scope: dict[str, Any] | None) -> list[str]:
+    """Users covered (with their roots) and not covered (with why; system accounts counted) from the
+    snapshot's `scope` entry (agent/scope/scope.py Scope.to_dict)."""
+    if not scope:
+        return []
+    users = scope.get("users_covered", [])
+    lines = [f"users:     {len(users)} covered: " + (", ".join(u["name"] for u in users) or "(none)")]
+    for user in users:
+        roots = user["protected_roots"]
+        lines.append(f"  {user['name']}: " + (", ".join(roots) if roots else "no model folder exists yet"))
+    not_covered = scope.get("not_covered", [])
+    system = sum(1 for n in not_covered if n["why"] == "system-account")
+    people = [n for n in not_covered if n["why"] != "system-account"]
+    lines.append(f"not covered: {len(people)} accounts" + (f" (+{system} system accounts)" if system else ""))
+    lines += [f"  {n['name']}: {n['detail']}" for n in people]
+    lines.append(f"roots:     {len(scope.get('protected_roots', []))} protected, "
+                 f"{len(scope.get('watch_roots', []))} watched")
+    return lines

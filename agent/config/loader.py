@@ -84,7 +84,9 @@ def _build(file: str, toml: LocatedToml, requested: Mode | None) -> tuple[Config
             sections[name] = SECTIONS[name](**_section_values(name, table, problems))
     if problems.found:
         return None, problems.in_file_order()
-    return Config(**sections, source=file, requested_mode=requested), []
+    explicit = frozenset(f"{name}.{key}" for name, table in toml.document.items()
+                         if name in SECTIONS and isinstance(table, dict) for key in table)
+    return Config(**sections, source=file, requested_mode=requested, explicit=explicit), []
 
 
 def _section_values(section: str, table: dict[str, Any], problems: TomlProblems) -> dict[str, Any]:

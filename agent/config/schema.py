@@ -103,13 +103,17 @@ class InventorySection:
     """Which model files are protected: every model file found under the roots is inventoried."""
 
     roots: tuple[str, ...] = _key(
-        "Directories holding the models to protect; setting it replaces the defaults. "
-        "Missing ones are skipped.",
+        "Directories holding the models to protect; setting it replaces the defaults (in system mode every "
+        "person's usual model folders and the Ollama service's store). Missing ones are skipped.",
         factory=_default_inventory_roots,
         path=True,
     )
-    extra_roots: tuple[str, ...] = _key("Directories added to roots, keeping the defaults.", (), path=True)
+    extra_roots: tuple[str, ...] = _key(
+        "Directories added to roots, keeping the defaults: shared model folders, a team's store.", (), path=True)
     scan_on_start: bool = _key("Inventory the roots when the agent starts.", True)
+    scope_seconds: float = _key(
+        "How often accounts (system mode), their environment files and their usual model folders are looked "
+        "at again; a new account or folder is inventoried after the next look.", 3.0, limits=(0.2, 3600))
     exclude_dirs: tuple[str, ...] = _key(
         "Directory names never descended into.",
         (".git", "node_modules", "__pycache__", ".venv", ".tox"),
@@ -122,7 +126,8 @@ class WatchSection:
     """Where copies of protected models are looked for."""
 
     roots: tuple[str, ...] = _key(
-        "Where copies typically land, watched in addition to the inventory roots. Missing ones are skipped.",
+        "Where copies typically land, watched in addition to the inventory roots; setting it replaces the "
+        "defaults (in system mode every person's Downloads, Desktop, Documents). Missing ones are skipped.",
         factory=_default_watch_roots,
         path=True,
     )
@@ -286,6 +291,13 @@ class Config:
     forward: tuple[ForwardDestination, ...] = ()  # [forward.NAME] tables, in file order
     source: str | None = None  # the file read, None when these are the built-in defaults
     requested_mode: Mode | None = None
+    # "section.key" for every key the file sets. A roots key set in the file replaces the usual places
+    # (agent/scope/scope.py); equal values mean equal settings, so it takes no part in comparisons.
+    explicit: frozenset[str] = field(default=frozenset(), compare=False)
+
+    def is_set(self, section: str, key: str) -> bool:
+        """Whether the config file sets [section] key (False for the built-in defaults)."""
+        return f"{section}.{key}" in self.explicit
 
     @property
     def mode(self) -> Mode:
@@ -311,7 +323,10 @@ class Config:
 
     @property
     def protected_roots(self) -> list[str]:
-        """Inventory roots that exist now; computed on each call because roots appear and vanish."""
+        """Inventory roots that exist now; computed on each call because roots appear and vanish.
+
+        The config's own roots only (the running user's places by default): what the agent protects is
+        its Scope (agent/scope), which in system mode lists every person's places instead."""
         return existing(unique_paths([*self.inventory.roots, *self.inventory.extra_roots]))
 
     @property

@@ -1,4 +1,5 @@
-"""What the activity sensors saw, as Events: ECS process.* with its parent chain, file.*, destination.*.
+"""What the activity sensors saw, as Events: ECS process.* with its parent chain, file.*, destination.*;
+and a change of the agent's scope (agent/scope) as one event naming the users and roots added and removed.
 
 Pure translations, run on the dispatcher's thread: an access observation is matched with the inventory as it
 stands at that point of the ordered stream, so a file inventoried just before is seen with its model.
@@ -10,8 +11,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from weightwarden.agent.events import Action, Category, Event, FileInfo
+from weightwarden.agent.events import Action, Category, Event, FileInfo, display_path
 from weightwarden.agent.inventory import Inventory
+from weightwarden.agent.scope.scope import Scope
 from weightwarden.agent.sensors.access import AccessObservation
 from weightwarden.agent.sensors.files import SensorHealth
 from weightwarden.agent.sensors.mounts import MountObservation
@@ -77,3 +79,37 @@ def health_event(health: SensorHealth, at: datetime) -> Event:
     return Event(Action.SENSOR_HEALTH, Category.HOST, f"{health.sensor}: {health.status}: {health.message}",
                  severity=0 if health.status == "running" else 3,
                  details={"sensor": health.sensor, "status": health.status}, time=at)
+
+
+def scope_change_event(before: Scope, after: Scope, at: datetime) -> Event | None:
+    """One event naming the users and roots added and removed (what a rescan then covers); None when
+    neither changed (a missing place's description, a problem line: shown by status, not recorded)."""
+    users_before = {u.name for u in before.users}
+    users_after = {u.name for u in after.users}
+    added, removed = _new(users_after, users_before), _new(users_before, users_after)
+    roots_added = _new(set(after.protected_roots), set(before.protected_roots))
+    roots_removed = _new(set(before.protected_roots), set(after.protected_roots))
+    # protected roots are watched too: the watch lists name only the places watched for copies alone
+    watch_added = _new(set(after.watch_roots) - set(after.protected_roots), set(before.watch_roots))
+    watch_removed = _new(set(before.watch_roots) - set(before.protected_roots), set(after.watch_roots))
+    parts = [f"{label} {', '.join(display_path(i) for i in items)}" for label, items in (
+        ("users covered:", added), ("users no longer covered:", removed),
+        ("protected roots added:", roots_added), ("protected roots removed:", roots_removed),
+        ("watched roots added:", watch_added), ("watched roots removed:", watch_removed)) if items]
+    if not parts:
+        return None
+    why = {display_path(n.name): display_path(n.detail) for n in after.not_covered if n.name in removed}
+    return Event(Action.SCOPE_CHANGED, Category.HOST, "scope changed: " + "; ".join(parts),
+                 severity=2 if removed or roots_removed else 0, time=at,
+                 details={"users_added": [display_path(u) for u in added],
+                          "users_removed": [display_path(u) for u in removed],
+                          "why_removed": why,
+                          "protected_roots_added": [display_path(r) for r in roots_added],
+                          "protected_roots_removed": [display_path(r) for r in roots_removed],
+                          "watch_roots_added": [display_path(r) for r in watch_added],
+                          "watch_roots_removed": [display_path(r) for r in watch_removed],
+                          "users_covered": [display_path(u.name) for u in after.users]})
+
+
+def _new(items: set[str], than: set[str]) -> list[str]:
+    return sorted(items - than)

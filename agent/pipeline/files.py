@@ -34,6 +34,7 @@ from weightwarden.agent.paths import drop_nested
 from weightwarden.agent.pipeline.activity_events import health_event
 from weightwarden.agent.pipeline.inventory_upkeep import InventoryUpkeep
 from weightwarden.agent.scanner import Scanner, ScanStats
+from weightwarden.agent.scope import Scope, compute_scope
 from weightwarden.agent.sensors.files import FileObservation, SensorHealth
 from weightwarden.agent.settle import Settler
 from weightwarden.agent.walk import ScanIssue
@@ -93,8 +94,10 @@ class RescanRequest:
 class FilePipeline:
     def __init__(self, config: Config, scanner: Scanner, upkeep: InventoryUpkeep, emit: Callable[..., None],
                  isolated: Callable[..., Any], save_cache: Callable[[], None], *,
-                 executor: Executor | None = None) -> None:
+                 executor: Executor | None = None, scope: Scope | None = None) -> None:
         self.config = config
+        # What is inventoried and watched (agent/scope); replaced by use_scope on the dispatcher's thread.
+        self.scope = scope if scope is not None else compute_scope(config)
         self.scanner = scanner
         self.upkeep = upkeep
         self.inventory = upkeep.inventory
@@ -142,7 +145,7 @@ class FilePipeline:
 
     def observe(self, obs: FileObservation, at: datetime) -> list[Record]:
         if obs.kind == "overflow":
-            self.request_rescan(self.config.watch_roots, "file events lost")
+            self.request_rescan(self.scope.watch_roots, "file events lost")
             return [health_event(SensorHealth(
                 "files", "degraded", "file event queue overflowed; events were lost, rescanning watched roots"), at)]
         if self._ignored(obs.path) and (obs.dest_path is None or self._ignored(obs.dest_path)):
@@ -171,6 +174,10 @@ class FilePipeline:
         for root in roots:
             if self._rescans.get(root, FOLLOW_UP) == FOLLOW_UP:  # a reason worth reporting wins
                 self._rescans[root] = reason
+
+    def use_scope(self, scope: Scope) -> None:
+        """The roots in effect from now on (an overflow rescans these); the caller asks for new roots' scans."""
+        self.scope = scope
 
     def rescan(self, request: RescanRequest, at: datetime) -> list[Record]:
         self.request_rescan(request.roots, request.reason)
@@ -297,8 +304,9 @@ class FilePipeline:
     def _initial_scan(self) -> None:
         """Inventory the protected roots, then look at the watched ones for copies made while we were away."""
         first_run = len(self.inventory) == 0
-        self._scan_tree_set(self.config.protected_roots, not first_run, True)
-        extra = [r for r in self.config.watch_roots if r not in self.config.protected_roots]
+        scope = self.scope
+        self._scan_tree_set(scope.protected_roots, not first_run, True)
+        extra = [r for r in scope.watch_roots if r not in scope.protected_roots]
         if extra and not first_run:
             self._scan_tree_set(extra, True, False)
 
