@@ -95,7 +95,7 @@ class Scanner:
         except FileChangedError as error:
             return ScanIssue.of(path, f"changed while reading, not recorded: {error}", changing=True)
         except FileNotFoundError:
-            return ScanIssue.of(path, "vanished before it could be read")
+            return ScanIssue.of(path, "vanished before it could be read", gone=True)
         except OSError as error:
             return ScanIssue.of(path, error)
 

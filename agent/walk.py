@@ -19,11 +19,13 @@ class ScanIssue:
     path: str
     reason: str
     changing: bool = False  # it changed while we read it: worth a second look once it has settled
+    gone: bool = False  # it was deleted before we could read it (a lock or temporary file): nothing to record
 
     @classmethod
-    def of(cls, path: str | bytes, error: BaseException | str, *, changing: bool = False) -> ScanIssue:
+    def of(cls, path: str | bytes, error: BaseException | str, *, changing: bool = False,
+           gone: bool = False) -> ScanIssue:
         reason = (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
-        return cls(display_path(path), reason, changing)
+        return cls(display_path(path), reason, changing, gone)
 
 
 @dataclass

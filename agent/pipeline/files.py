@@ -240,6 +240,8 @@ class FilePipeline:
         return records
 
     def issue(self, issue: ScanIssue, at: datetime) -> list[Record]:
+        if issue.gone:  # deleted before we could read it (`.git/index.lock`...): a race, not a problem
+            return []
         return [Event(Action.SCAN_ERROR, Category.FILE, f"{issue.path}: {issue.reason}",
                       file=FileInfo(path=issue.path), severity=1, details={"reason": issue.reason}, time=at)]
 
