@@ -16,20 +16,24 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
 from weightwarden.agent import __version__, control, systemd_notify
-from weightwarden.agent.activity import ActivityMonitor
+from weightwarden.agent.activity import ActivityMonitor, StatusReporter
 from weightwarden.agent.canary import CanaryPaths
 from weightwarden.agent.config import Config
 from weightwarden.agent.detect.policy import Detector, load_policy_rules, settings_from_config
+from weightwarden.agent.discovery import Discovery, DiscoveryDone, DiscoverySettings, default_roots
 from weightwarden.agent.events import Action, Category, Event, Record
 from weightwarden.agent.evidence import Evidence
 from weightwarden.agent.fingerprint import FingerprintCache
 from weightwarden.agent.identify import Identifier
 from weightwarden.agent.inventory import Inventory
+from weightwarden.agent.models.protection import ProtectPolicy
 from weightwarden.agent.pipeline.activity_events import access_event, connection_event, health_event, mount_event
+from weightwarden.agent.pipeline.discovery_upkeep import discovery_finished
 from weightwarden.agent.pipeline.dispatcher import Dispatcher
 from weightwarden.agent.pipeline.files import Examined, FilePipeline, Identified, RescanRequest, ScanDone, ScanFound
 from weightwarden.agent.pipeline.inventory_upkeep import InventoryUpkeep
@@ -53,8 +57,10 @@ USER_MODE_GAPS = (
 
 
 class Agent:
-    def __init__(self, config: Config, *, executor: Executor | None = None) -> None:
-        """`executor` examines settled files and scans trees (default: a pool of [scan] workers threads)."""
+    def __init__(self, config: Config, *, executor: Executor | None = None,
+                 discovery_roots: Callable[[], list[str]] | None = None) -> None:
+        """`executor` examines settled files and scans trees (default: a pool of [scan] workers threads);
+        `discovery_roots` gives discovery its roots at each pass (default: discovery.roots.default_roots)."""
         self.config = config
         self.store = Store(config.database_path)
         # Every recorded Event passes through the detection rules (agent/detect, docs/rules.md).
@@ -74,7 +80,11 @@ class Agent:
             self.cache, hash_block_bytes=config.scan.hash_block_bytes,
             hash_sparse_files=config.scan.hash_sparse_files, workers=config.scan.workers)
         self.inventory = Inventory(self.store.model_files())
-        self.files = FilePipeline(config, self.scanner, InventoryUpkeep(self.inventory, self.writer, self.detector),
+        # Which inventoried models are protected, and why: one decision for every finder (agent/models/protection.py).
+        self.policy = ProtectPolicy(config.inventory.protect, [*config.inventory.roots, *config.inventory.extra_roots],
+                                    config.inventory.private_hub_orgs)
+        self.upkeep = InventoryUpkeep(self.inventory, self.writer, self.detector, self.policy)
+        self.files = FilePipeline(config, self.scanner, self.upkeep,
                                   self.observations.emitter("examine"), self.dispatcher.isolated, self._save_cache,
                                   executor=executor)
         files = self.observations.emitter("files")
@@ -85,9 +95,23 @@ class Agent:
             config, self.store, on_scan_now=lambda: app(RescanRequest(tuple(config.protected_roots), "scan now")),
             on_review=lambda review: app(_review_event(review)),
             apply_destinations=self.evidence.forwarders.apply)  # live, from the app
+        # Models anywhere under the homes and configured trees, at idle priority (agent/discovery); only when
+        # the policy can protect models outside the roots. `discovery_roots` is where per-user homes plug in.
+        self.discovery: Discovery | None = None
+        if self.policy.discovers:
+            self.discovery = Discovery(
+                self.scanner, self.observations.emitter("discovery"),
+                discovery_roots or (lambda: default_roots(config)), DiscoverySettings.from_config(config),
+                load_state=self.store.state, save_state=self.store.set_state, ignored=self.files.ignored,
+                ready=self.files.initial_scan_done)
+        reporters: list[StatusReporter] = [self.sensor, self.writer, self.dispatcher]
+        sections: dict[str, Callable[[], dict[str, Any]]] = {}
+        if self.discovery is not None:
+            reporters.append(self.discovery)
+            sections["discovery"] = self.discovery.snapshot
         # Who touches a model: access, process, network and mount sensors (agent/activity.py).
         self.activity = ActivityMonitor(config, self.inventory, self.observations.emitter,
-                                        reporters=[self.sensor, self.writer, self.dispatcher],
+                                        reporters=reporters, sections=sections,
                                         write_state=self.store.set_state, interested=self.detector.read_models)
         self._own = self.observations.emitter("agent")
         self._register_handlers()
@@ -100,6 +124,7 @@ class Agent:
         on(ScanFound, files.found)
         on(ScanIssue, files.issue)
         on(ScanDone, files.scan_done)
+        on(DiscoveryDone, lambda done, at: discovery_finished(self.upkeep, done, at))
         on(RescanRequest, files.rescan)
         on(AccessObservation, lambda obs, at: [access_event(obs, inventory, at)])
         lost = RescanRequest(tuple(self.config.protected_roots), "access events lost")
@@ -133,6 +158,8 @@ class Agent:
         except OSError as error:  # the agent still protects; only the app's actions are unavailable
             health(SensorHealth("control", "failed", f"control socket unavailable: {error}"))
         self.files.start()
+        if self.discovery is not None:
+            self.discovery.start()
         # Under systemd (Type=notify): ready once the sensors run; the dispatcher's loop pings the watchdog.
         systemd_notify.ready(f"{self.config.mode} mode, {coverage} coverage")
         watchdog = systemd_notify.WatchdogPinger()
@@ -151,6 +178,8 @@ class Agent:
     def _shutdown(self) -> None:
         systemd_notify.stopping("flushing records")
         self.control.stop()
+        if self.discovery is not None:
+            self.discovery.stop()  # its position is saved: the next start continues the pass
         self.activity.stop()
         self.sensor.stop()
         self.files.finish(self.dispatcher.drain)  # what is queued, settling or being examined
