@@ -140,6 +140,9 @@ class InventorySection:
     )
     discover_network: bool = _key(
         "Let background discovery enter network filesystems (NFS, SMB, sshfs and other FUSE mounts).", False)
+    discover_delay_seconds: float = _key(
+        "Seconds after the agent starts before discovery begins (or resumes), so boot and login are not slowed.",
+        60.0, limits=(0, 86400))
     discover_interval_seconds: float = _key(
         "Seconds between the end of one discovery pass and the start of the next (the cache makes a re-pass "
         "cost about one stat a file).",

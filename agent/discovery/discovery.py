@@ -53,13 +53,15 @@ class DiscoverySettings:
     network: bool = False
     excluded_names: frozenset[str] = frozenset()
     read_bytes: int = 1 << 20  # what identifying a non-model reads at most (head window + zip tail)
+    delay_seconds: float = 0.0  # after start, before the first look
 
     @classmethod
     def from_config(cls, config: Config) -> DiscoverySettings:
         inventory = config.inventory
         return cls(inventory.discover_files_per_second, float(inventory.discover_bytes_per_second),
                    inventory.discover_interval_seconds, inventory.discover_network,
-                   frozenset(inventory.exclude_dirs), config.scan.window_bytes + config.scan.tail_bytes)
+                   frozenset(inventory.exclude_dirs), config.scan.window_bytes + config.scan.tail_bytes,
+                   inventory.discover_delay_seconds)
 
 
 @dataclass
@@ -170,6 +172,11 @@ class Discovery:
             while not self._ready.wait(0.5):
                 if self._stop.is_set():
                     return
+        if self.settings.delay_seconds > 0:
+            self.phase = "starting soon"
+            self.next_pass_at = utc_now() + timedelta(seconds=self.settings.delay_seconds)
+            if self._stop.wait(self.settings.delay_seconds):
+                return
         while not self._stop.is_set():
             wait = self.seconds_until_due()
             if wait > 0:

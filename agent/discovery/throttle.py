@@ -17,9 +17,8 @@ class RateLimit:
         self.files_per_second = files_per_second
         self.bytes_per_second = bytes_per_second
         self._clock = clock
-        now = clock()
-        self._files_at = now  # when the file bucket is empty again (a virtual time: "debt" ends here)
-        self._bytes_at = now
+        # When each bucket's debt is paid (a virtual time); a second in the past = a full bucket to start.
+        self._files_at = self._bytes_at = clock() - 1.0
 
     def take(self, files: int = 0, nbytes: int = 0) -> float:
         """Debit the work done; seconds to wait before the next piece of work."""
