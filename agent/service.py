@@ -103,7 +103,7 @@ class Agent:
                 self.scanner, self.observations.emitter("discovery"),
                 discovery_roots or (lambda: default_roots(config)), DiscoverySettings.from_config(config),
                 load_state=self.store.state, save_state=self.store.set_state, ignored=self.files.ignored,
-                ready=self.files.initial_scan_done)
+                ready=self.files.initial_scan_done, save_cache=self._save_cache)
         reporters: list[StatusReporter] = [self.sensor, self.writer, self.dispatcher]
         sections: dict[str, Callable[[], dict[str, Any]]] = {}
         if self.discovery is not None:

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "discovery"
 SAVE_SECONDS = 5.0
+CACHE_SAVE_ENTRIES = 50_000  # verdicts waiting to be stored: saved from here too, so they never pile up
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,7 @@ class Discovery:
                  save_state: Callable[[str, str], None], ignored: Callable[[str], bool] = lambda _p: False,
                  ready: threading.Event | None = None,
                  mounts: Callable[[], dict[str, Mount]] = read_mounts,
+                 save_cache: Callable[[], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         """`roots`: asked at the start of every pass (the homes of accounts created since are walked next
         time); `ready`: set once the start-up scan of the protected roots is done (so its files are not
@@ -129,6 +131,7 @@ class Discovery:
         self._ignored = ignored
         self._ready = ready
         self._mounts = mounts
+        self._save_cache = save_cache
         self._clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -232,7 +235,7 @@ class Discovery:
                 self._look(path, info, root, alert_copies, seen)
                 handled += 1
                 state.after = self.position = path
-                if self._clock() - saved >= SAVE_SECONDS:
+                if self._clock() - saved >= SAVE_SECONDS or self.scanner.cache.unsaved_count >= CACHE_SAVE_ENTRIES:
                     self._save()
                     saved = self._clock()
         self.not_covered = list(self.tally.not_covered)
@@ -291,6 +294,11 @@ class Discovery:
             self._stop.wait(seconds)
 
     def _save(self) -> None:
+        if self._save_cache is not None and self.scanner.cache.unsaved_count >= CACHE_SAVE_ENTRIES:
+            try:
+                self._save_cache()
+            except Exception:
+                log.exception("discovery could not save the fingerprint cache")
         try:
             self._save_state(STATE_KEY, self.state.to_json())
         except Exception:  # the store is closing or busy: the position is saved again soon, or re-walked

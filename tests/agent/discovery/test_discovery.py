@@ -206,3 +206,28 @@ def test_the_thread_waits_for_the_start_up_scan_and_then_for_the_interval(tmp_pa
         assert len(harness.done()) == 1 and 3500 < harness.discovery.seconds_until_due() <= 3600
     finally:
         harness.discovery.stop()
+
+
+def test_not_a_model_verdicts_cost_bytes_not_hundreds_of_bytes_per_file() -> None:
+    import tracemalloc
+
+    from weightwarden.agent.fingerprint import CachedResult, FileKey
+    from weightwarden.agent.fingerprint.cache import NOT_A_MODEL
+
+    cache = FingerprintCache({FileKey(1, 0, 10, 5): CachedResult(None)})
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for inode in range(1, 200_001):
+            cache.put(FileKey(1, inode, 100, 1_700_000_000_000_000_000 + inode), CachedResult(None))
+        cache.drain_unsaved()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown / 200_000 < 40  # a dict entry per file costs about 250 bytes
+    assert cache.get(FileKey(1, 0, 10, 5)) is NOT_A_MODEL and cache.get(FileKey(1, 7, 100, 1_700_000_000_000_000_007))
+    assert cache.get(FileKey(1, 7, 100, 1)) is None and len(cache) == 200_001
+    model = CachedResult("safetensors", "a" * 64)
+    cache.put(FileKey(1, 7, 100, 1_700_000_000_000_000_007), model)  # the same key, now a model
+    assert cache.get(FileKey(1, 7, 100, 1_700_000_000_000_000_007)) == model
+    assert cache.drain_unsaved() == {FileKey(1, 7, 100, 1_700_000_000_000_000_007): model}
