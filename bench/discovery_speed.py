@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import DEFAULT_DIR, log
+from bench.common import DEFAULT_DIR, load_average, log
 from bench.sections import write_section
 
 TOPIC = "discovery-speed"
@@ -182,7 +182,7 @@ def foreground(base: Path, root: Path, tarball: Path) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------- report
 
-def report(files: int, passes: list[dict[str, Any]], fg: dict[str, Any]) -> str:
+def report(files: int, passes: list[dict[str, Any]], fg: dict[str, Any], load: str = "") -> str:
     cold, warm = passes[0], passes[1]
     times, walked = fg["times"], fg["walked_during"]
     alone = statistics.median(times["alone"])
@@ -216,7 +216,7 @@ median of {REPEATS} | seconds | slowdown (target at most 10%) | discovery files/
 {row("default", "beside a first discovery pass at the shipped limits (5,000 files/s, 64 MiB/s)")}
 {row("unlimited", "beside a first discovery pass without a rate limit")}
 
-Every run, in seconds: {runs}.
+Every run, in seconds: {runs}. Load average during the run: {load or "not recorded"}.
 
 Notes: the tree sits in the page cache once built (this VM has the RAM), so a first pass measures the
 identification work, not the disk. The idle I/O class only matters under an I/O scheduler that honours
@@ -245,10 +245,11 @@ def main() -> int:
     root = build_tree(base, args.files)
     tarball = build_tarball(base)
     log("foreground extraction, alone and beside discovery")
+    load = load_average()
     fg = foreground(base, root, tarball)
     log("discovery rate: an empty-cache pass, then a re-pass")
     passes = discovery_rate(root)
-    markdown = report(args.files, passes, fg)
+    markdown = report(args.files, passes, fg, f"{load} at the start, {load_average()} at the end")
     print(markdown)
     print(json.dumps({"passes": passes, "foreground": fg}))
     if args.write_docs:
