@@ -103,8 +103,9 @@ def worker(root: str, passes: int, progress: str | None, limits: tuple[float, fl
     state: dict[str, str] = {}
     found: list[Any] = []
     scanner = Scanner(Identifier(), FingerprintCache(), workers=1)
+    # save_cache: as in the agent, verdicts waiting to be stored are handed over (here: dropped) as they pile up
     discovery = Discovery(scanner, found.append, lambda: [root], DiscoverySettings(*limits), load_state=state.get,
-                          save_state=state.__setitem__)
+                          save_state=state.__setitem__, save_cache=lambda: scanner.cache.drain_unsaved() and None)
     results: list[dict[str, Any]] = []
 
     def run() -> None:

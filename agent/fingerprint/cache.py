@@ -106,7 +106,7 @@ class FingerprintCache:
             else:
                 self._entries[key] = result
         self._unsaved: dict[FileKey, CachedResult] = {}
-        self._unsaved_non_models: list[int] = []  # device, inode, size, mtime_ns, ... flat
+        self._unsaved_non_models = array("q")  # device, inode, size, mtime_ns, ... flat: 32 bytes a file
         self._lock = threading.Lock()
 
     def get(self, key: FileKey) -> CachedResult | None:
@@ -121,7 +121,10 @@ class FingerprintCache:
             if _plain_non_model(result):
                 self._entries.pop(key, None)
                 self._verdicts.add(digest)
-                self._unsaved_non_models.extend(key)
+                try:
+                    self._unsaved_non_models.extend(array("q", key))  # all four or none
+                except OverflowError:  # beyond 64 bits signed: kept as a dict entry instead
+                    self._unsaved[key] = result
                 return
             if digest in self._verdicts:
                 self._verdicts.discard(digest)
@@ -132,7 +135,7 @@ class FingerprintCache:
         """Entries added since the last call; the caller persists them."""
         with self._lock:
             unsaved, self._unsaved = self._unsaved, {}
-            flat, self._unsaved_non_models = self._unsaved_non_models, []
+            flat, self._unsaved_non_models = self._unsaved_non_models, array("q")
         for index in range(0, len(flat), 4):
             unsaved[FileKey(*flat[index:index + 4])] = NOT_A_MODEL
         return unsaved
