@@ -8,6 +8,7 @@ scan of a large tree a matter of stat calls. Persistence belongs to the store; t
 from __future__ import annotations
 
 import hashlib
+import heapq
 import os
 import struct
 import threading
@@ -74,9 +75,12 @@ class _Verdicts:
         return index < len(values) and values[index] == digest
 
     def add(self, digest: int) -> None:
+        if digest in self:
+            return
         self._recent.add(digest)
         if len(self._recent) >= _MERGE_AT:
-            merged = array("Q", sorted(set(self._sorted).union(self._recent)))
+            # A streaming merge of two sorted runs: no million-int set or list on the way, only the new array.
+            merged = array("Q", heapq.merge(self._sorted, sorted(self._recent)))
             self._sorted, self._recent = merged, set()  # readers see the old or the new array, both whole
 
     def discard(self, digest: int) -> None:
