@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from weightwarden.agent.config import Config
@@ -51,11 +51,15 @@ class ActivityMonitor:
                  reporters: Sequence[StatusReporter] = (),
                  write_state: Callable[[str, str], None] | None = None,
                  interested: Callable[[ProcessInfo | None], bool] | None = None,
-                 scope: Callable[[], Scope] | None = None) -> None:
+                 scope: Callable[[], Scope] | None = None,
+                 sections: Mapping[str, Callable[[], dict[str, Any]]] | None = None) -> None:
+        """`sections`: extra entries of the status snapshot by name (discovery's progress), each asked for
+        its dict when the snapshot is written."""
         self.config = config
         self._scope = scope  # the agent's scope in effect, for the snapshot's "scope" entry
         self.inventory = inventory
         self._reporters = reporters
+        self._sections = dict(sections or {})
         self._write_state = write_state
         self._coverage = emitter("coverage")
         settings = config.sensors
@@ -137,10 +141,10 @@ class ActivityMonitor:
                 log.exception("activity upkeep failed")
 
     def sync_marks(self) -> None:
-        """Mark exactly the inventory's files (new models marked, deleted ones unmarked)."""
+        """Mark exactly the inventory's protected files (new models marked, deleted and public ones not)."""
         if self.access is None:
             return
-        paths = frozenset(m.path for m in self.inventory.under("/"))
+        paths = self.inventory.protected_paths()
         if paths != self._marked_generation:
             self.access.protect(paths)
             self._marked_generation = paths
@@ -157,7 +161,14 @@ class ActivityMonitor:
         return found
 
     def snapshot(self, *, stopped: bool = False) -> dict[str, Any]:
+        sections: dict[str, Any] = {}
+        for name, section in self._sections.items():
+            try:
+                sections[name] = section()
+            except Exception:
+                log.exception("status section %s failed", name)
         return {
+            **sections,
             "time": format_time(utc_now()),
             "pid": os.getpid(),
             "mode": self.config.mode,
@@ -167,7 +178,8 @@ class ActivityMonitor:
             "running": not stopped,
             "uptime_seconds": round(time.monotonic() - self._started, 1),
             "interval_seconds": self.config.sensors.status_seconds,
-            "protected_files": len(self.inventory),
+            "protected_files": len(self.inventory.protected_paths()),
+            "known_model_files": len(self.inventory),
             "process_cache": len(self.cache),
             "sensors": [s.to_dict() for s in self.statuses()],
             # users covered and not (with why), every root: `weightwarden status`, the app's Overview

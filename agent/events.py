@@ -136,6 +136,7 @@ class Action(StrEnum):
     MODEL_MOVED = "model-moved"
     MODEL_DELETED = "model-deleted"
     SCAN_FINISHED = "scan-finished"
+    DISCOVERY_FINISHED = "discovery-finished"  # a background discovery pass over the homes and trees ended
     AGENT_STARTED = "agent-started"
     AGENT_STOPPED = "agent-stopped"
     SENSOR_HEALTH = "sensor-health"
@@ -329,6 +330,33 @@ class TensorPrint:
 
 
 @dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where the agent found a model file and whether (and why) it protects it (agent/models/protection.py).
+
+    `found_by`: "protected-root" (under a configured root, whoever met it first), "discovery" (a background
+    pass, `pass_number`), "file-event" (a new or changed file the sensors reported) or "scan" (a rescan of
+    a watched folder); `where`: the root or discovery root it was found under, when there is one.
+    `protected` False: recorded (so its copies are recognised) but not guarded; `reason` says why either way.
+    """
+
+    found_by: str
+    where: str | None = None
+    pass_number: int | None = None
+    protected: bool = True
+    reason: str = ""
+
+    def describe(self) -> str:
+        """"discovery pass 3 under /home", "protected root /home/ana/models", "a new file written"."""
+        if self.found_by == "discovery":
+            return f"discovery pass {self.pass_number} under {self.where}" if self.where else "discovery"
+        if self.found_by == "protected-root":
+            return f"protected root {self.where}" if self.where else "protected root"
+        if self.found_by == "file-event":
+            return "a new file written"
+        return f"rescan of {self.where}" if self.where else self.found_by
+
+
+@dataclass(frozen=True, slots=True)
 class ModelFile:
     """One file of the inventory: a model artifact at a path, with what identifies it.
 
@@ -351,6 +379,13 @@ class ModelFile:
     # Tensor-level fingerprints (weightwarden.agent.fingerprint.tensors): they recognise a converted,
     # re-sharded, cast or partial copy. Empty when the format has none or the file was not read whole.
     tensors: tuple[TensorPrint, ...] = ()
+    # Set by the inventory's protection policy when the file is accepted; None: not decided (a bare scan) or
+    # recorded before provenance was kept (then it is protected, as everything inventoried was).
+    provenance: Provenance | None = None
+
+    @property
+    def protected(self) -> bool:
+        return self.provenance is None or self.provenance.protected
 
     @property
     def shown(self) -> str:

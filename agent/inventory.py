@@ -1,5 +1,8 @@
 """The in-memory inventory: every known model file, indexed by path and by fingerprint.
 
+It holds public weights too (ModelFile.protected False, agent/models/protection.py), so their copies are
+recognised as public; who asks for sources of a copy keeps only the protected ones.
+
 Detection asks it "is this new file a copy of something we protect?"; the agent keeps it in step with
 the store. Access is guarded by one lock because the file pipeline runs on several threads.
 """
@@ -87,6 +90,11 @@ class Inventory:
         prefix = directory.rstrip("/") + "/"
         with self._lock:
             return [f for p, f in self._by_path.items() if p.startswith(prefix)]
+
+    def protected_paths(self) -> frozenset[str]:
+        """The files the agent guards (access marks, status): public weights are known but not guarded."""
+        with self._lock:
+            return frozenset(p for p, f in self._by_path.items() if f.protected)
 
     def matches(self, file: ModelFile) -> list[ModelFile]:
         """Known files with the same content as `file` (by SHA-256, else by quick fingerprint), other than

@@ -16,20 +16,23 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any
 
 from weightwarden.agent import __version__, control, systemd_notify
-from weightwarden.agent.activity import ActivityMonitor
+from weightwarden.agent.activity import ActivityMonitor, StatusReporter
 from weightwarden.agent.canary import CanaryPaths
 from weightwarden.agent.config import Config
 from weightwarden.agent.detect.policy import Detector, load_policy_rules, settings_from_config
+from weightwarden.agent.discovery import Discovery, DiscoveryDone, DiscoverySettings, default_roots
 from weightwarden.agent.events import Action, Category, Event, Record, display_path
 from weightwarden.agent.evidence import Evidence
 from weightwarden.agent.fingerprint import FingerprintCache
 from weightwarden.agent.identify import Identifier
 from weightwarden.agent.inventory import Inventory
+from weightwarden.agent.models.protection import ProtectPolicy
 from weightwarden.agent.pipeline.activity_events import (
     access_event,
     connection_event,
@@ -37,6 +40,7 @@ from weightwarden.agent.pipeline.activity_events import (
     mount_event,
     scope_change_event,
 )
+from weightwarden.agent.pipeline.discovery_upkeep import discovery_finished
 from weightwarden.agent.pipeline.dispatcher import Dispatcher
 from weightwarden.agent.pipeline.files import (
     BurstQuiet,
@@ -69,8 +73,10 @@ USER_MODE_GAPS = (
 
 
 class Agent:
-    def __init__(self, config: Config, *, executor: Executor | None = None) -> None:
-        """`executor` examines settled files and scans trees (default: a pool of [scan] workers threads)."""
+    def __init__(self, config: Config, *, executor: Executor | None = None,
+                 discovery_roots: Callable[[], list[str]] | None = None) -> None:
+        """`executor` examines settled files and scans trees (default: a pool of [scan] workers threads);
+        `discovery_roots` gives discovery its roots at each pass (default: discovery.roots.default_roots)."""
         self.config = config
         self.store = Store(config.database_path)
         # Every recorded Event passes through the detection rules (agent/detect, docs/rules.md).
@@ -94,7 +100,11 @@ class Agent:
         # again every few seconds; `self.scope` is the one in effect, replaced on the dispatcher's thread.
         self.scope_watcher = ScopeWatcher(config, self.observations.emitter("scope"))
         self.scope: Scope = self.scope_watcher.initial
-        self.files = FilePipeline(config, self.scanner, InventoryUpkeep(self.inventory, self.writer, self.detector),
+        # Which inventoried models are protected, and why: one decision for every finder (agent/models/protection.py).
+        self.policy = ProtectPolicy(config.inventory.protect, [*config.inventory.roots, *config.inventory.extra_roots],
+                                    config.inventory.private_hub_orgs)
+        self.upkeep = InventoryUpkeep(self.inventory, self.writer, self.detector, self.policy)
+        self.files = FilePipeline(config, self.scanner, self.upkeep,
                                   self.observations.emitter("examine"), self.dispatcher.isolated, self._save_cache,
                                   executor=executor, scope=self.scope)
         files = self.observations.emitter("files")
@@ -105,9 +115,24 @@ class Agent:
             config, self.store, on_scan_now=lambda: app(RescanRequest(tuple(self.scope.protected_roots), "scan now")),
             on_review=lambda review: app(_review_event(review)),
             apply_destinations=self.evidence.forwarders.apply)  # live, from the app
+        # Models anywhere under the homes and configured trees, at idle priority (agent/discovery); only when
+        # the policy can protect models outside the roots. `discovery_roots` is where per-user homes plug in.
+        self.discovery: Discovery | None = None
+        if self.policy.discovers:
+            self.discovery = Discovery(
+                self.scanner, self.observations.emitter("discovery"),
+                discovery_roots or (lambda: default_roots(config, [user.home for user in self.scope.users])),
+                DiscoverySettings.from_config(config),
+                load_state=self.store.state, save_state=self.store.set_state, ignored=self.files.ignored,
+                ready=self.files.initial_scan_done, save_cache=self._save_cache)
+        reporters: list[StatusReporter] = [self.sensor, self.writer, self.dispatcher, self.scope_watcher]
+        sections: dict[str, Callable[[], dict[str, Any]]] = {}
+        if self.discovery is not None:
+            reporters.append(self.discovery)
+            sections["discovery"] = self.discovery.snapshot
         # Who touches a model: access, process, network and mount sensors (agent/activity.py).
         self.activity = ActivityMonitor(config, self.inventory, self.observations.emitter,
-                                        reporters=[self.sensor, self.writer, self.dispatcher, self.scope_watcher],
+                                        reporters=reporters, sections=sections,
                                         write_state=self.store.set_state, interested=self.detector.read_models,
                                         scope=lambda: self.scope)
         self._own = self.observations.emitter("agent")
@@ -121,6 +146,7 @@ class Agent:
         on(ScanFound, files.found)
         on(ScanIssue, files.issue)
         on(ScanDone, files.scan_done)
+        on(DiscoveryDone, lambda done, at: discovery_finished(self.upkeep, done, at))
         on(RescanRequest, files.rescan)
         on(BurstQuiet, files.burst_quiet)
         on(AccessObservation, lambda obs, at: [access_event(obs, inventory, at)])
@@ -158,6 +184,8 @@ class Agent:
             health(SensorHealth("control", "failed", f"control socket unavailable: {error}"))
         self.files.start()
         self.scope_watcher.start()
+        if self.discovery is not None:
+            self.discovery.start()
         # Under systemd (Type=notify): ready once the sensors run; the dispatcher's loop pings the watchdog.
         systemd_notify.ready(f"{self.config.mode} mode, {coverage} coverage")
         watchdog = systemd_notify.WatchdogPinger()
@@ -177,6 +205,8 @@ class Agent:
         systemd_notify.stopping("flushing records")
         self.control.stop()
         self.scope_watcher.stop()
+        if self.discovery is not None:
+            self.discovery.stop()  # its position is saved: the next start continues the pass
         self.activity.stop()
         self.sensor.stop()
         self.files.finish(self.dispatcher.drain)  # what is queued, settling or being examined

@@ -1,8 +1,11 @@
 """Agent health as the app shows it, read from the host events the agent records (starts, sensor
-health, drops) plus whether its control socket answers."""
+health, drops) plus whether its control socket answers; discovery's progress from the agent's status
+snapshot (the same `discovery` entry `weightwarden status` prints)."""
 
 from __future__ import annotations
 
+import html
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,3 +46,51 @@ def agent_health(host_events: list[dict[str, Any]]) -> AgentHealth:
         elif action == "events-dropped":
             health.drops += int(details.get("count", 1) or 1)
     return health
+
+
+@dataclass
+class DiscoveryProgress:
+    """The `discovery` entry of the agent's status snapshot (agent/discovery/discovery.py, snapshot())."""
+
+    state: str = "not running"
+    pass_number: int = 0
+    passes_done: int = 0
+    files_seen: int = 0
+    models_found: int = 0
+    bytes_per_second: int = 0
+    current_root: str | None = None
+    not_covered: list[str] = field(default_factory=list)
+    idle_priority: bool = True
+    priority_message: str = ""
+
+    def lines(self) -> list[str]:
+        """HTML lines for the Overview's health card (paths escaped)."""
+        found = [f"{html.escape(self.state)}: pass {self.pass_number}, {self.passes_done} done",
+                 f"{self.files_seen:,} files looked at, {self.models_found:,} models found this pass"
+                 + (f", {self.bytes_per_second / 1e6:.1f} MB/s" if self.bytes_per_second else "")]
+        if self.current_root:
+            found.append(f"under {html.escape(self.current_root)}")
+        if not self.idle_priority:
+            found.append(f"<span style='color:#ef6c00'>not at idle priority: {html.escape(self.priority_message)}"
+                         "</span>")
+        found += [f"<span style='color:#777'>not covered: {html.escape(item)}</span>" for item in self.not_covered[:5]]
+        return found
+
+
+def discovery_progress(status_json: str | None) -> DiscoveryProgress | None:
+    """From the stored status snapshot; None when the agent runs no discovery (protect = "roots") or has not
+    written a status yet."""
+    try:
+        snapshot = json.loads(status_json) if status_json else None
+    except ValueError:
+        return None
+    entry = snapshot.get("discovery") if isinstance(snapshot, dict) else None
+    if not isinstance(entry, dict):
+        return None
+    priority = entry.get("priority") or {}
+    return DiscoveryProgress(
+        state=str(entry.get("state", "?")), pass_number=int(entry.get("pass") or 0),
+        passes_done=int(entry.get("passes_done") or 0), files_seen=int(entry.get("files_seen") or 0),
+        models_found=int(entry.get("models_found") or 0), bytes_per_second=int(entry.get("bytes_per_second") or 0),
+        current_root=entry.get("current_root"), not_covered=[str(i) for i in entry.get("not_covered") or []],
+        idle_priority=bool(priority.get("idle", True)), priority_message=str(priority.get("message") or ""))

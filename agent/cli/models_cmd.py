@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from weightwarden.agent.cli.output import EXIT_OK, add_config_options, config_from, human_size, print_table
-from weightwarden.agent.models import catalog
+from weightwarden.agent.models import LogicalModel, catalog
 from weightwarden.agent.store import Store
 
 
@@ -15,7 +15,9 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "models", help="list logical models (files grouped into the model they belong to)",
         description="List the logical models of the inventory: name, formats, file count, total size, "
-                    "parameters, dtypes, architecture and, for Hugging Face cache files, the public repo id.")
+                    "parameters, dtypes, architecture, for Hugging Face cache files the public repo id, whether "
+                    "it is protected and why (the [inventory] protect policy), and where it was found "
+                    "(protected root, discovery pass, a new file written).")
     parser.add_argument("--json", action="store_true", help="one JSON object per model")
     add_config_options(parser)
     parser.set_defaults(run=run)
@@ -33,9 +35,15 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(model.to_dict(), sort_keys=True))
         return EXIT_OK
     print_table([(str(m.files), human_size(m.size), _count(m.parameters), ",".join(m.dtypes) or "-",
-                  ",".join(m.formats), m.architecture or "-", m.repo_id or "-", m.name) for m in models],
-                ("FILES", "SIZE", "PARAMS", "DTYPES", "FORMATS", "ARCH", "HF REPO", "MODEL"))
+                  ",".join(m.formats), m.architecture or "-", m.repo_id or "-", _protected(m), "; ".join(m.found_by),
+                  m.name) for m in models],
+                ("FILES", "SIZE", "PARAMS", "DTYPES", "FORMATS", "ARCH", "HF REPO", "PROTECTED", "FOUND BY", "MODEL"))
     return EXIT_OK
+
+
+def _protected(model: LogicalModel) -> str:
+    """"yes: private (all-private policy)", "no: public: Hugging Face repo org/name at abc123"."""
+    return ("yes: " if model.protected else "no: ") + "; ".join(model.protect_reasons)
 
 
 def _count(value: int | None) -> str:

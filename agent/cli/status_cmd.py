@@ -12,7 +12,14 @@ import json
 from datetime import datetime
 from typing import Any
 
-from weightwarden.agent.cli.output import EXIT_FINDINGS, EXIT_OK, add_config_options, config_from, print_table
+from weightwarden.agent.cli.output import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    add_config_options,
+    config_from,
+    human_size,
+    print_table,
+)
 from weightwarden.agent.events import parse_time, utc_now
 from weightwarden.agent.store import Store
 
@@ -32,6 +39,30 @@ def staleness(snapshot: dict[str, Any], now: datetime | None = None) -> tuple[bo
     age = ((now or utc_now()) - parse_time(snapshot["time"])).total_seconds()
     limit = max(10.0, 3 * float(snapshot.get("interval_seconds") or 2.0))
     return (not snapshot.get("running", False)) or age > limit, age
+
+
+def discovery_lines(discovery: dict[str, Any] | None) -> list[str]:
+    """Discovery's progress as `status` prints it (the app's Overview shows the same entry)."""
+    if not discovery:
+        return ["discovery: off ([inventory] protect = \"roots\")"]
+    lines = [f"discovery: {discovery.get('state')}; {discovery.get('passes_done', 0)} passes done"]
+    lines.append(f"  pass {discovery.get('pass')}: {discovery.get('files_seen', 0):,} files, "
+                 f"{discovery.get('models_found', 0):,} models, "
+                 f"{human_size(int(discovery.get('bytes_read') or 0))} read; now "
+                 f"{discovery.get('files_per_second', 0):,.0f} files/s, "
+                 f"{human_size(int(discovery.get('bytes_per_second') or 0))}/s")
+    if discovery.get("current_root"):
+        lines.append(f"  under:     {discovery['current_root']}")
+    if discovery.get("resumable_position"):
+        lines.append(f"  resumes after: {discovery['resumable_position']}")
+    if discovery.get("next_pass_at") and not discovery.get("current_root"):
+        lines.append(f"  next pass: {discovery['next_pass_at']}")
+    priority = discovery.get("priority") or {}
+    if priority and not priority.get("idle"):
+        lines.append(f"  not at idle priority: {priority.get('message') or priority}")
+    for item in discovery.get("not_covered") or []:
+        lines.append(f"  not covered: {item}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  reduced: {sensor}: {why}")
     print(f"protected: {snapshot.get('protected_files', 0)} model files; "
           f"{snapshot.get('process_cache', 0)} processes in the cache")
-    for line in scope_summary(snapshot.get("scope")):
+    for line in [*scope_summary(snapshot.get("scope")), *discovery_lines(snapshot.get("discovery"))]:
         print(line)
     print()
     rows = [(s["name"], s["state"], s["method"], s["privilege"], f"{s['events_per_second']:.1f}", str(s["events"]),

@@ -100,7 +100,8 @@ class AgentSection:
 
 @dataclass(frozen=True)
 class InventorySection:
-    """Which model files are protected: every model file found under the roots is inventoried."""
+    """Which model files are protected: the roots, and (all-private) every model found anywhere by discovery
+    or as a new file."""
 
     roots: tuple[str, ...] = _key(
         "Directories holding the models to protect; setting it replaces the defaults (in system mode every "
@@ -119,6 +120,45 @@ class InventorySection:
         (".git", "node_modules", "__pycache__", ".venv", ".tox"),
         names=True,
     )
+    protect: str = _key(
+        "Which model files are protected. all-private: every model found (roots, discovery, new files) except "
+        "public weights recognised offline (a Hugging Face hub cache blob named by its SHA-256, an Ollama library "
+        "blob confirmed by its manifest; docs/design.md, Protection policy). roots: only models under the roots "
+        "(and copies of them); no discovery.",
+        "all-private",
+        choices=("all-private", "roots"),
+    )
+    private_hub_orgs: tuple[str, ...] = _key(
+        "Hugging Face organisations (or users) whose hub cache repos are private: their models stay protected.",
+        (),
+    )
+    discover_roots: tuple[str, ...] = _key(
+        "Trees searched for models in the background besides the homes (all-private only). "
+        "Missing ones are skipped.",
+        (),
+        path=True,
+    )
+    discover_homes: bool = _key(
+        "Search the homes for models in the background: every account's in system mode, your own in user mode.",
+        True,
+    )
+    discover_network: bool = _key(
+        "Let background discovery enter network filesystems (NFS, SMB, sshfs and other FUSE mounts).", False)
+    discover_delay_seconds: float = _key(
+        "Seconds after the agent starts before discovery begins (or resumes), so boot and login are not slowed.",
+        60.0, limits=(0, 86400))
+    discover_interval_seconds: float = _key(
+        "Seconds between the end of one discovery pass and the start of the next (the cache makes a re-pass "
+        "cost about one stat a file).",
+        6 * 3600.0,
+        limits=(1, 30 * 86400),
+    )
+    discover_files_per_second: float = _key(
+        "Most files discovery looks at per second (cache hits included); 0 means no limit.", 5000.0,
+        limits=(0, 10_000_000))
+    discover_bytes_per_second: int = _key(
+        "Most bytes discovery reads per second, averaged (a model file is hashed whole, then discovery waits); "
+        "0 means no limit.", 64 * MIB, limits=(0, 1 << 40))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ ECS_VERSION = "8.11.0"
 _FILE_TYPES = {
     "model-created": ["creation"], "model-modified": ["change"], "model-moved": ["change"],
     "model-deleted": ["deletion"], "model-discovered": ["info"], "scan-finished": ["info"],
-    "scan-error": ["error"],
+    "discovery-finished": ["info"], "scan-error": ["error"],
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from weightwarden.agent.events import ModelFile
 from weightwarden.agent.models.placement import place, read_json
 
+UNDECIDED = "recorded before the protection policy (or by `scan`): protected"
 BUNDLE_KINDS = {"savedmodel", "mlpackage", "openvino", "paddle", "onnx-external-data"}
 
 
@@ -29,6 +30,11 @@ class LogicalModel:
     tag: str | None = None
     base_model: str | None = None
     paths: list[str] = field(default_factory=list)
+    # Provenance (agent/models/protection.py): protected when any of its files is; why, and who found them.
+    protected: bool = True
+    protect_reasons: list[str] = field(default_factory=list)
+    found_by: list[str] = field(default_factory=list)
+    files_protected: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,7 +53,13 @@ def _summarise(name: str, files: list[ModelFile]) -> LogicalModel:
                          formats=sorted({f.format for f in files}), paths=[f.shown for f in files])
     per_format: dict[str, int] = {}
     dtypes: set[str] = set()
+    reasons: dict[str, None] = {}
+    finders: dict[str, None] = {}
     for file in files:
+        provenance = file.provenance
+        reasons[provenance.reason if provenance and provenance.reason else UNDECIDED] = None
+        finders[provenance.describe() if provenance else "unknown"] = None
+        model.files_protected += file.protected
         placement = place(file.path, file.details)
         # A directory or file-pair model names its kind through any of its files (the .bin of an IR pair).
         if model.kind not in BUNDLE_KINDS and (model.files == 1 or placement.kind != "file"):
@@ -64,6 +76,9 @@ def _summarise(name: str, files: list[ModelFile]) -> LogicalModel:
     # The same weights in two formats (model.safetensors + pytorch_model.bin) are one set of parameters.
     model.parameters = max(per_format.values()) if per_format else None
     model.dtypes = sorted(dtypes)
+    model.protected = model.files_protected > 0
+    model.protect_reasons = list(reasons)
+    model.found_by = list(finders)
     return model
 
 

@@ -52,6 +52,7 @@ class Placement:
     base_model: str | None = None  # adapters: the model they apply to, when declared
     known_sha256: str | None = None  # from a content-addressed blob name; trust only after `expected_size`
     expected_size: int | None = None  # what the manifest says the blob's size is (Ollama)
+    ollama_namespace: str | None = None  # "<registry>/<namespace>" of the manifest naming an Ollama blob
 
 
 def place(path: str, details: dict[str, Any] | None = None) -> Placement:
@@ -144,8 +145,8 @@ def _ollama(models_root: str, digest: str) -> Placement:
     entry = _ollama_manifests(models_root).get(digest)
     if entry is None:
         return Placement("ollama:" + digest[:12], "ollama", known_sha256=digest)
-    tag, size = entry
-    return Placement(tag, "ollama", tag=tag, known_sha256=digest, expected_size=size)
+    tag, size, namespace = entry
+    return Placement(tag, "ollama", tag=tag, known_sha256=digest, expected_size=size, ollama_namespace=namespace)
 
 
 def _indexed_shards(folder: str) -> frozenset[str]:
@@ -173,11 +174,12 @@ def _index_entries(folder: str, stamp: int) -> frozenset[str]:
 
 
 _manifest_lock = threading.Lock()
-_manifest_cache: dict[str, tuple[float, dict[str, tuple[str, int]]]] = {}
+_manifest_cache: dict[str, tuple[float, dict[str, tuple[str, int, str]]]] = {}
 
 
-def _ollama_manifests(models_root: str) -> dict[str, tuple[str, int]]:
-    """digest -> (name:tag, size) for the model layers of every manifest; re-read when the folder changes."""
+def _ollama_manifests(models_root: str) -> dict[str, tuple[str, int, str]]:
+    """digest -> (name:tag, size, registry/namespace) for the model layers of every manifest; re-read when the
+    folder changes."""
     folder = f"{models_root}/manifests"
     try:
         stamp = max(os.stat(root).st_mtime for root, _, _ in _walk(folder))
@@ -187,7 +189,7 @@ def _ollama_manifests(models_root: str) -> dict[str, tuple[str, int]]:
         cached = _manifest_cache.get(folder)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-    found: dict[str, tuple[str, int]] = {}
+    found: dict[str, tuple[str, int, str]] = {}
     for root, _, files in _walk(folder):
         for tag in files:
             manifest = read_json(os.path.join(root, tag))
@@ -196,12 +198,13 @@ def _ollama_manifests(models_root: str) -> dict[str, tuple[str, int]]:
             parts = os.path.relpath(root, folder).replace(os.sep, "/").split("/")
             # <registry>/<namespace>/<name>: the library namespace is left out, as `ollama list` does.
             name = parts[-1] if len(parts) < 2 or parts[-2] == "library" else "/".join(parts[-2:])
+            namespace = "/".join(parts[-3:-1])
             for layer in manifest.get("layers", []) if isinstance(manifest.get("layers"), list) else []:
                 if not isinstance(layer, dict) or not str(layer.get("mediaType", "")).endswith(".model"):
                     continue
                 digest, size = str(layer.get("digest", "")), layer.get("size")
                 if digest.startswith("sha256:") and type(size) is int:
-                    found[digest[7:]] = (f"{name}:{tag}", size)
+                    found[digest[7:]] = (f"{name}:{tag}", size, namespace)
     with _manifest_lock:
         _manifest_cache[folder] = (stamp, found)
     return found

@@ -30,6 +30,7 @@ from typing import Any
 
 from weightwarden.agent.config import Config
 from weightwarden.agent.events import Action, Alert, Category, Event, FileInfo, ModelFile, Record, display_path
+from weightwarden.agent.models.protection import RESCAN, Finder
 from weightwarden.agent.paths import drop_nested
 from weightwarden.agent.pipeline.activity_events import health_event
 from weightwarden.agent.pipeline.inventory_upkeep import InventoryUpkeep
@@ -64,10 +65,11 @@ class Examined:
 
 @dataclass(frozen=True, slots=True)
 class ScanFound:
-    """A tree scan met a model file."""
+    """A tree scan (or a discovery pass: `finder`) met a model file."""
 
     model: ModelFile
     alert_copies: bool
+    finder: Finder = RESCAN
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,7 @@ class FilePipeline:
         self._alerted: dict[str, Alert] = {}  # copy alerts raised by a look that the file then outran
         self._stopping = threading.Event()
         self._initial: threading.Thread | None = None
+        self.initial_scan_done = threading.Event()  # discovery waits for it: the roots' files are hashed once
         self._ignored_prefix = os.path.realpath(config.data_dir).rstrip("/") + "/"
 
     # ------------------------------------------------------------------ lifecycle
@@ -122,6 +125,8 @@ class FilePipeline:
             self._initial = threading.Thread(target=self._isolated, args=(self._initial_scan,),
                                              name="ww-initial-scan", daemon=True)
             self._initial.start()
+        else:
+            self.initial_scan_done.set()
 
     def finish(self, drain: Callable[[], int]) -> None:
         """Shutdown: scans stop early, paths still settling are examined now (a copy finished just before
@@ -226,7 +231,8 @@ class FilePipeline:
             if self.inventory.get(found.path) is not None:
                 return self.upkeep.gone(found.path, False, reason="no longer a model file", at=at)
             return []
-        records = self.upkeep.accept(outcome, Action.MODEL_CREATED, alert, alert_copies=True, at=at)
+        records = self.upkeep.accept(outcome, Action.MODEL_CREATED, alert, alert_copies=True, at=at,
+                                     finder=Finder("file-event"))
         for partner in found.partners:
             self._submit(self._examine, partner, True)
         return records
@@ -234,8 +240,10 @@ class FilePipeline:
     def found(self, found: ScanFound, at: datetime) -> list[Record]:
         previous = self.inventory.get(found.model.path)
         action = Action.MODEL_DISCOVERED if previous is None else Action.MODEL_MODIFIED
-        records = self.upkeep.accept(found.model, action, None, alert_copies=found.alert_copies, at=at)
-        if previous is None:
+        records = self.upkeep.accept(found.model, action, None, alert_copies=found.alert_copies, at=at,
+                                     finder=found.finder)
+        accepted = self.inventory.get(found.model.path)
+        if previous is None and accepted is not None and accepted.protected:
             records += self._isolated(self.upkeep.posture, found.model, at) or []
         return records
 
@@ -305,12 +313,15 @@ class FilePipeline:
 
     def _initial_scan(self) -> None:
         """Inventory the protected roots, then look at the watched ones for copies made while we were away."""
-        first_run = len(self.inventory) == 0
-        scope = self.scope
-        self._scan_tree_set(scope.protected_roots, not first_run, True)
-        extra = [r for r in scope.watch_roots if r not in scope.protected_roots]
-        if extra and not first_run:
-            self._scan_tree_set(extra, True, False)
+        try:
+            first_run = len(self.inventory) == 0
+            scope = self.scope
+            self._scan_tree_set(scope.protected_roots, not first_run, True)
+            extra = [r for r in scope.watch_roots if r not in scope.protected_roots]
+            if extra and not first_run:
+                self._scan_tree_set(extra, True, False)
+        finally:
+            self.initial_scan_done.set()
 
     def _scan_tree_set(self, roots: list[str], alert_copies: bool, prune: bool, reason: str = "start") -> None:
         stats = ScanStats()
@@ -324,7 +335,7 @@ class FilePipeline:
                 self._emit(item)
             elif not self._ignored(item.path):
                 seen.add(item.path)
-                self._emit(ScanFound(item, alert_copies))
+                self._emit(ScanFound(item, alert_copies, Finder("scan", _root_of(item.path, roots))))
         self._save_cache()
         self._emit(ScanDone(tuple(roots), frozenset(seen), {
             "files": stats.files, "models": stats.models, "bytes": stats.bytes, "cache_hits": stats.cache_hits,
@@ -332,6 +343,10 @@ class FilePipeline:
 
     def _ignored(self, path: str) -> bool:
         return (path.rstrip("/") + "/").startswith(self._ignored_prefix)
+
+    def ignored(self, path: str) -> bool:
+        """The agent's own data dir: never inventoried (discovery asks too)."""
+        return self._ignored(path)
 
 
 class _Burst:
@@ -354,3 +369,10 @@ class _Burst:
             self.stats[key] = self.stats.get(key, 0) + value
         self.seconds += done.seconds
         self.last = now
+
+
+def _root_of(path: str, roots: list[str]) -> str | None:
+    for root in sorted(roots, key=len, reverse=True):
+        if path == root or path.startswith(root.rstrip("/") + "/"):
+            return root
+    return None

@@ -2,6 +2,11 @@
 the records that say so. It runs on the dispatcher's thread, the inventory's only writer, so every change
 is made in the order of the observations that caused it.
 
+Whether a model file is protected is the protection policy's decision (agent/models/protection.py), asked
+here and nowhere else, whoever found the file (protected-root scan, rescan, file event, discovery); the
+answer travels with the file as its Provenance (inventory, store, `weightwarden models`). Public weights are
+kept in the inventory but are never the source of a copy alert.
+
 Whether a new file copies a protected model is detection's decision (agent/detect/copy.py, severity from
 the copy rule); this room only gathers the candidate: the files it matches byte for byte, else the models
 whose tensors it holds, and the kind of place it landed in.
@@ -17,45 +22,58 @@ from weightwarden.agent.detect import posture
 from weightwarden.agent.detect.copy import CopyCandidate
 from weightwarden.agent.detect.places import destination_kind
 from weightwarden.agent.detect.policy import Detector
-from weightwarden.agent.events import Action, Alert, Category, Event, ModelFile, Record, display_path
+from weightwarden.agent.events import Action, Alert, Category, Event, ModelFile, Record, display_path, utc_now
 from weightwarden.agent.inventory import Inventory, TensorMatch
+from weightwarden.agent.models.protection import RESCAN, Finder, ProtectPolicy
 from weightwarden.agent.store import RecordWriter
 
 
 class InventoryUpkeep:
-    def __init__(self, inventory: Inventory, writer: RecordWriter, detector: Detector) -> None:
+    def __init__(self, inventory: Inventory, writer: RecordWriter, detector: Detector,
+                 policy: ProtectPolicy | None = None) -> None:
         self.inventory = inventory
         self._writer = writer
         self._detector = detector
+        self.policy = policy if policy is not None else ProtectPolicy()
 
     def copy_alert(self, model: ModelFile) -> Alert | None:
         """The copy alert for a file just identified (quick fingerprint, no tensors yet), or None."""
         if self.inventory.get(model.path) is not None:
             return None  # a known file changed in place: not a copy
-        return self._detector.copy(CopyCandidate(model, tuple(self.inventory.matches(model)),
-                                                 destination_kind=destination_kind(model.path)))
+        sources = [m for m in self.inventory.matches(model) if m.protected]
+        return self._detector.copy(CopyCandidate(model, tuple(sources), destination_kind=destination_kind(model.path)))
 
     def accept(self, model: ModelFile, action: Action, alert: Alert | None, *, alert_copies: bool,
-               at: datetime) -> list[Record]:
-        """Record a model file found at a path; `model-copy` when it copies a protected model and no alert
-        was raised for it yet (`alert`: the one an earlier look at this file raised)."""
+               at: datetime, finder: Finder = RESCAN) -> list[Record]:
+        """Record a model file found at a path, protected or not as the policy decides; `model-copy` when it
+        copies a protected model and no alert was raised for it yet (`alert`: the one an earlier look at this
+        file raised)."""
         previous = self.inventory.get(model.path)
+        same_bytes = self.inventory.matches(model)
         if previous is not None and _same_content(previous, model):
-            return []  # touched or re-read, nothing new
-        sources = self.inventory.matches(model)
+            return self._reconsider(previous, same_bytes)  # touched or re-read, nothing new
+        provenance = self.policy.decide(model, finder, same_bytes)
+        if previous is not None and previous.provenance is not None:  # changed in place: first finder stays
+            provenance = dataclasses.replace(provenance, found_by=previous.provenance.found_by,
+                                             where=previous.provenance.where,
+                                             pass_number=previous.provenance.pass_number)
+        model = dataclasses.replace(model, provenance=provenance)
+        sources = [m for m in same_bytes if m.protected]
         # Not byte-identical: maybe converted, re-sharded, cast or partial (tensor fingerprints).
-        derived = [] if sources or previous is not None else self._derived_matches(model)
+        derived = [] if same_bytes or previous is not None else self._derived_matches(model)
         records: list[Record] = []
         if alert is None and alert_copies and previous is None:
             alert = self._detector.copy(CopyCandidate(model, tuple(sources), tuple(derived),
                                                       destination_kind(model.path)))
             if alert is not None:
                 records.append(alert)
-        details: dict[str, Any] = {"format_details": model.details}
-        if sources:
-            model = dataclasses.replace(model, model=sources[0].model)
-            details["copy_of"] = sources[0].shown
-            details["confirmed_by_sha256"] = bool(model.sha256 and model.sha256 == sources[0].sha256)
+        details: dict[str, Any] = {"format_details": model.details, "found_by": provenance.describe(),
+                                   "protected": provenance.protected, "protect_reason": provenance.reason}
+        named = sources or same_bytes  # a copy of public weights is named after them too
+        if named:
+            model = dataclasses.replace(model, model=named[0].model)
+            details["copy_of"] = named[0].shown
+            details["confirmed_by_sha256"] = bool(model.sha256 and model.sha256 == named[0].sha256)
         elif derived:
             model = dataclasses.replace(model, model=derived[0].model)
             details["derived_from"] = {"model": derived[0].model,
@@ -70,6 +88,20 @@ class InventoryUpkeep:
                                                     f"({model.format})",
                              file=model.file_info(), model=model.model, details=details, time=at))
         return records
+
+    def _reconsider(self, known: ModelFile, same_bytes: list[ModelFile]) -> list[Record]:
+        """A known file met again: only its protection can have changed (the policy or its config did)."""
+        if known.provenance is None:
+            return []
+        finder = Finder(known.provenance.found_by, known.provenance.where, known.provenance.pass_number)
+        decided = self.policy.decide(known, finder, same_bytes)
+        if (decided.protected, decided.reason) == (known.provenance.protected, known.provenance.reason):
+            return []
+        updated = dataclasses.replace(known, provenance=dataclasses.replace(
+            known.provenance, protected=decided.protected, reason=decided.reason))
+        self.inventory.add(updated)
+        self._writer.submit_model_files([updated], seen=utc_now())
+        return []
 
     def gone(self, path: str, is_directory: bool, *, reason: str, at: datetime) -> list[Record]:
         gone = self.inventory.under(path) if is_directory else [m for m in [self.inventory.get(path)] if m]
@@ -107,7 +139,11 @@ class InventoryUpkeep:
     def _derived_matches(self, model: ModelFile) -> list[TensorMatch]:
         """Known models whose tensors `model` holds, other than its own logical model (a converted sibling
         in the same repository or folder, say model.safetensors beside pytorch_model.bin, is not a copy)."""
-        return [m for m in self.inventory.tensor_matches(model) if m.model != model.model]
+        found = [m for m in self.inventory.tensor_matches(model) if m.model != model.model]
+        if not found:
+            return []
+        protected = self.inventory.protected_paths()  # public weights are never the source of a copy
+        return [m for m in found if any(p in protected for p in m.source_paths)]
 
 
 def _same_content(a: ModelFile, b: ModelFile) -> bool:

@@ -52,6 +52,17 @@ def _initial(db: sqlite_utils.Database) -> None:
     db.table("agent_state").create({"key": str, "value": str}, pk="key")
 
 
+def model_file_provenance(db: sqlite_utils.Database) -> None:
+    """Where each model file was found and whether it is protected (agent/models/protection.py). Columns,
+    not details: the app and `models` filter and count by them, and rows of older agents read as protected
+    (everything they inventoried was) with no finder recorded."""
+    db.execute("alter table model_files add column found_by text")
+    db.execute("alter table model_files add column found_where text")
+    db.execute("alter table model_files add column found_pass integer")
+    db.execute("alter table model_files add column protected integer not null default 1")
+    db.execute("alter table model_files add column protect_reason text")
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", _initial),
     ("0002_alert_search", review_schema.alert_search),
@@ -63,6 +74,7 @@ MIGRATIONS: list[Migration] = [
     ("0008_alert_incidents", incidents.alert_incidents),
     ("0009_forward_budget_bytes", outbox.add_budget_count),
     ("0010_alert_review_indexes", review_schema.review_indexes),
+    ("0011_model_file_provenance", model_file_provenance),
 ]
 
 

@@ -18,7 +18,16 @@ from typing import Any, cast
 
 import sqlite_utils
 
-from weightwarden.agent.events import Alert, Event, ModelFile, Record, display_path, format_time, raw_path_hex
+from weightwarden.agent.events import (
+    Alert,
+    Event,
+    ModelFile,
+    Provenance,
+    Record,
+    display_path,
+    format_time,
+    raw_path_hex,
+)
 from weightwarden.agent.fingerprint.cache import CachedResult, FileKey
 from weightwarden.agent.store import chain, migrations, tensor_store
 from weightwarden.agent.store.review_queries import AlertReview
@@ -105,7 +114,7 @@ class Store:
             "path": f.shown, "path_hex": raw_path_hex(f.path), "device": f.device, "inode": f.inode, "size": f.size,
             "mtime_ns": f.mtime_ns, "format": f.format, "sha256": f.sha256,
             "quick_fingerprint": f.quick_fingerprint, "model": f.model, "details": json.dumps(f.details),
-            "last_seen": when, "present": 1,
+            "last_seen": when, "present": 1, **_provenance_columns(f.provenance),
         } for f in files]
         if not rows:
             return
@@ -252,4 +261,20 @@ def _model_file(row: dict[str, Any]) -> ModelFile:
         path=path, format=row["format"], size=row["size"], model=row["model"], sha256=row["sha256"],
         quick_fingerprint=row["quick_fingerprint"], device=row["device"], inode=row["inode"],
         mtime_ns=row["mtime_ns"], path_hex=row["path_hex"], details=json.loads(row["details"] or "{}"),
+        provenance=_provenance(row),
     )
+
+
+def _provenance_columns(provenance: Provenance | None) -> dict[str, Any]:
+    if provenance is None:
+        return {"found_by": None, "found_where": None, "found_pass": None, "protected": 1, "protect_reason": None}
+    return {"found_by": provenance.found_by, "found_where": provenance.where, "found_pass": provenance.pass_number,
+            "protected": int(provenance.protected), "protect_reason": provenance.reason}
+
+
+def _provenance(row: dict[str, Any]) -> Provenance | None:
+    """None for rows written before migration 0011 or by `scan` (no policy ran): protected, finder unknown."""
+    if not row.get("found_by"):
+        return None
+    return Provenance(row["found_by"], row.get("found_where"), row.get("found_pass"), bool(row.get("protected", 1)),
+                      row.get("protect_reason") or "")

@@ -7,9 +7,10 @@ from datetime import timedelta
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from weightwarden.agent.activity import STATUS_KEY
 from weightwarden.agent.events import utc_now
 from weightwarden.agent.store.review_queries import AlertFilter
-from weightwarden.gui.health import agent_health
+from weightwarden.gui.health import agent_health, discovery_progress
 from weightwarden.gui.source import DataSource
 from weightwarden.gui.widgets import BarChart, Card, RankedList
 
@@ -108,6 +109,10 @@ class OverviewView(QWidget):
             colour = "#2e7d32" if status == "running" else "#ef6c00"
             lines.append(f"<span style='color:{colour}'>●</span> <b>{name}</b>: {status}"
                          + (f"<br><span style='color:#777'>{message}</span>" if status != "running" else ""))
+        discovery = discovery_progress(self.source.store.state(STATUS_KEY) if self.source.store is not None else None)
+        if discovery is not None:
+            lines.append("<br><b style='font-size:14px'>Discovery</b>")
+            lines += discovery.lines()
         lines.append(f"Event rate: {rate / 60:.1f}/min over the last hour")
         lines.append(f"Dropped or overflowed: {health.drops}")
         lines.append("<br><b style='font-size:14px'>Central sync</b>")
