@@ -49,8 +49,11 @@ class ActivityMonitor:
     def __init__(self, config: Config, inventory: Inventory, emitter: Callable[[str], Callable[..., None]], *,
                  reporters: Sequence[StatusReporter] = (),
                  write_state: Callable[[str, str], None] | None = None,
-                 interested: Callable[[ProcessInfo | None], bool] | None = None) -> None:
+                 interested: Callable[[ProcessInfo | None], bool] | None = None,
+                 extra_gaps: Callable[[], dict[str, str]] | None = None) -> None:
+        """`extra_gaps`: coverage lost while running (e.g. inotify limits reached), shown with the plan's."""
         self.config = config
+        self._extra_gaps = extra_gaps
         self.inventory = inventory
         self._reporters = reporters
         self._write_state = write_state
@@ -153,14 +156,24 @@ class ActivityMonitor:
                 log.exception("status of %s failed", reporter.name)
         return found
 
+    def gaps(self) -> dict[str, str]:
+        gaps = dict(self.plan.gaps)
+        if self._extra_gaps is not None:
+            try:
+                gaps.update(self._extra_gaps())
+            except Exception:
+                log.exception("coverage gaps failed")
+        return gaps
+
     def snapshot(self, *, stopped: bool = False) -> dict[str, Any]:
+        gaps = self.gaps()
         return {
             "time": format_time(utc_now()),
             "pid": os.getpid(),
             "mode": self.config.mode,
             "privilege": privilege(),
-            "coverage": "full" if self.plan.full_coverage else "reduced",
-            "gaps": self.plan.gaps,
+            "coverage": "reduced" if gaps else "full",
+            "gaps": gaps,
             "running": not stopped,
             "uptime_seconds": round(time.monotonic() - self._started, 1),
             "interval_seconds": self.config.sensors.status_seconds,

@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from concurrent.futures import Executor
+from datetime import datetime
 from typing import Any
 
 from weightwarden.agent import __version__, control, systemd_notify
@@ -29,15 +30,18 @@ from weightwarden.agent.evidence import Evidence
 from weightwarden.agent.fingerprint import FingerprintCache
 from weightwarden.agent.identify import Identifier
 from weightwarden.agent.inventory import Inventory
-from weightwarden.agent.pipeline.activity_events import access_event, connection_event, health_event, mount_event
+from weightwarden.agent.pipeline.activity_events import access_event, connection_event, health_event
 from weightwarden.agent.pipeline.dispatcher import Dispatcher
 from weightwarden.agent.pipeline.files import Examined, FilePipeline, Identified, RescanRequest, ScanDone, ScanFound
 from weightwarden.agent.pipeline.inventory_upkeep import InventoryUpkeep
+from weightwarden.agent.pipeline.mount_coverage import LEAVING_KINDS, MountCoverage, file_sensor_roots
 from weightwarden.agent.pipeline.ordered_queue import ObservationQueue
 from weightwarden.agent.scanner import Scanner
+from weightwarden.agent.sensors import fs_writes
 from weightwarden.agent.sensors.access import AccessObservation, AccessOverflow
-from weightwarden.agent.sensors.files import FileObservation, FileSensor, SensorHealth
-from weightwarden.agent.sensors.mounts import MountObservation
+from weightwarden.agent.sensors.files import FileObservation, FileSensor, SensorHealth, WatchStarted
+from weightwarden.agent.sensors.fs_writes import FsWriteSensor, FsWritesOverflow, MarkFallback
+from weightwarden.agent.sensors.mounts import MountObservation, read_mounts
 from weightwarden.agent.sensors.network import ConnectionObservation
 from weightwarden.agent.store import RecordWriter, Store
 from weightwarden.agent.walk import ScanIssue
@@ -77,8 +81,18 @@ class Agent:
         self.files = FilePipeline(config, self.scanner, InventoryUpkeep(self.inventory, self.writer, self.detector),
                                   self.observations.emitter("examine"), self.dispatcher.isolated, self._save_cache,
                                   executor=executor)
+        # Files: in system mode fanotify filesystem marks see every write with its writer (fs-writes); the
+        # inotify sensor then takes only the mounts they cannot cover. Otherwise inotify watches the roots
+        # (the whole home in user mode). Mounts that come and go are given to one or the other.
+        self.writes: FsWriteSensor | None = None
+        if config.mode == "system" and config.sensors.file_marks and fs_writes.unavailable() is None:
+            writes = self.observations.emitter("fs-writes")
+            self.writes = FsWriteSensor(writes, writes)
         files = self.observations.emitter("files")
-        self.sensor = FileSensor(config.watch_roots, files, files)
+        self.sensor = FileSensor(file_sensor_roots(config, marks=self.writes is not None), files, files)
+        self.mount_coverage = MountCoverage(self.sensor, self.writes, self.files.request_rescan,
+                                            mounts=read_mounts() if config.sensors.mounts else {},
+                                            watched_roots=self.sensor.roots)
         # The app's actions (justify, acknowledge, resolve, scan now) arrive here: agent/control.py.
         app = self.observations.emitter("control")
         self.control = control.for_agent(
@@ -87,7 +101,9 @@ class Agent:
             apply_destinations=self.evidence.forwarders.apply)  # live, from the app
         # Who touches a model: access, process, network and mount sensors (agent/activity.py).
         self.activity = ActivityMonitor(config, self.inventory, self.observations.emitter,
-                                        reporters=[self.sensor, self.writer, self.dispatcher],
+                                        reporters=[*self._file_sensors(), self.mount_coverage, self.writer,
+                                                   self.dispatcher],
+                                        extra_gaps=self._file_gaps,
                                         write_state=self.store.set_state, interested=self.detector.read_models)
         self._own = self.observations.emitter("agent")
         self._register_handlers()
@@ -105,7 +121,11 @@ class Agent:
         lost = RescanRequest(tuple(self.config.protected_roots), "access events lost")
         on(AccessOverflow, lambda obs, at: files.rescan(lost, at))
         on(ConnectionObservation, lambda obs, at: [connection_event(obs, at)])
-        on(MountObservation, lambda obs, at: [mount_event(obs, at)])
+        mounts = self.mount_coverage
+        on(MountObservation, mounts.mount)
+        on(MarkFallback, mounts.fallback)
+        on(WatchStarted, mounts.watch_started)
+        on(FsWritesOverflow, self._writes_lost)
         on(SensorHealth, lambda health, at: [health_event(health, at)])
         on(Event, lambda event, at: [event])  # made whole elsewhere: evidence, reviews, forwarders
         self.dispatcher.every_turn(files.tick)
@@ -126,7 +146,7 @@ class Agent:
         if coverage == "reduced":
             health(SensorHealth("access", "degraded", f"reduced coverage: {USER_MODE_GAPS}"))
         self.evidence.start()
-        self.sensor.start()
+        self._start_file_sensors()
         self.activity.start()
         try:
             self.control.start()
@@ -152,6 +172,8 @@ class Agent:
         systemd_notify.stopping("flushing records")
         self.control.stop()
         self.activity.stop()
+        if self.writes is not None:
+            self.writes.stop()
         self.sensor.stop()
         self.files.finish(self.dispatcher.drain)  # what is queued, settling or being examined
         self.evidence.stop_periodic()
@@ -165,6 +187,38 @@ class Agent:
         self.writer.close()
         self._save_cache()
         self.store.close()
+
+    def _file_sensors(self) -> list[FileSensor | FsWriteSensor]:
+        return [self.sensor] if self.writes is None else [self.writes, self.sensor]
+
+    def _start_file_sensors(self) -> None:
+        self.sensor.start()  # first: the mounts fs-writes cannot mark are handed to it
+        if self.writes is None:
+            return
+        try:
+            self.writes.start()
+        except OSError as error:  # no file-id group after all: inotify takes the watch roots
+            self.writes = None
+            self.mount_coverage.use_inotify_for_mounts()
+            for root in self.config.watch_roots:
+                self.sensor.add_root(root)
+            self._own(SensorHealth("fs-writes", "failed", f"filesystem marks unavailable ({error}); inotify "
+                                                          "watches the watch roots instead"))
+
+    def _file_gaps(self) -> dict[str, str]:
+        """Coverage lost while running: roots polled because an inotify limit was reached."""
+        polled = list(self.sensor.polled_roots)
+        if not polled:
+            return {}
+        return {"files": f"inotify limits reached: {len(polled)} roots polled every few seconds "
+                         f"({', '.join(polled[:5])}{' ...' if len(polled) > 5 else ''})"}
+
+    def _writes_lost(self, lost: FsWritesOverflow, at: datetime) -> list[Record]:
+        """The fs-writes queue overflowed (its sensor reported it): look again at what the marked filesystems
+        protect: the protected and watch roots, and the sticks, shares and images among its mounts."""
+        leaving = [p for p in lost.mount_points if self.mount_coverage.kinds.get(p) in LEAVING_KINDS]
+        roots = dict.fromkeys([*self.config.protected_roots, *self.config.watch_roots, *leaving])
+        return self.files.rescan(RescanRequest(tuple(roots), "file writes lost"), at)
 
     def record(self, record: Record) -> None:
         """Hand a record made whole elsewhere to the ordered pipeline: stored, and an Event detected on."""
