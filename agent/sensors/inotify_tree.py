@@ -309,10 +309,10 @@ class InotifyTree:
                     thread.waker.drain()
                 if thread.paused or thread.stopping.is_set():
                     continue  # paused while we waited: leave the events queued
+                if self._changes:  # before reading: events read after a removal are not reported
+                    self._apply_changes()
                 if fd in ready:
                     self._handle_all(self._read())
-                if self._changes:
-                    self._apply_changes()
         finally:  # closed here, not by stop(): a thread still busy must never use a reused descriptor
             if self._fd == fd:
                 self._fd = -1
