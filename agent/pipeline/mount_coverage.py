@@ -11,8 +11,9 @@ and keeps the table `weightwarden status` shows ("mounts watched"). Nothing is c
   that can hold a copy leaving the desk: removable media, network shares, disk images and cloud-sync
   folders wherever they are, and anything mounted under /media, /run/media, /mnt or the watched home.
 
-Once a sensor reports the mount watched (`WatchStarted`), a stick, share, image or sync folder is rescanned,
-so a model already on it that copies a protected one raises model-copy. A removed mount is released.
+Once a sensor reports the mount watched (`WatchStarted`), a stick, share, image or sync folder, or anything
+under /media, /run/media or /mnt, is rescanned, so a model already on it (or copied there before the watch
+was in place) that copies a protected one raises model-copy. A removed mount is released.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class MountCoverage:
         if kind is None:
             return []  # a configured root, not a mount
         self.watched[obs.path] = obs.method
-        if kind in LEAVING_KINDS:
+        if self._leaving(obs.path):
             self._request_rescan([obs.path])  # what was on it before we watched
         return []
 

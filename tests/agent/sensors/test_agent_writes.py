@@ -127,3 +127,31 @@ def test_a_copy_into_an_sshfs_share_mounted_after_start(agent: tuple[RunningAgen
             running.process.send_signal(signal.SIGTERM)
             running.process.wait(timeout=60)
         run("fusermount3", "-u", str(point))
+
+
+def test_user_mode_watches_the_whole_home_and_mounts_that_appear(tmp_path: Path) -> None:
+    """User mode (no filesystem marks): a copy into a folder of the home nobody listed, and onto a tmpfs
+    mounted under /mnt after the agent started, each raise model-copy."""
+    home = Path(os.environ["HOME"])  # the test's own home (tests/conftest.py)
+    models = tmp_path / "models"
+    model = write_safetensors(models / "llama" / "model.safetensors", rows=512, seed=secrets.randbelow(2**31))
+    config = write_config(tmp_path / "config.toml", data_dir=tmp_path / "data", protected=[models], watched=[])
+    running = Agent(config, dict(os.environ), "--mode", "user")
+    point = Path("/mnt") / f"wwtest-{secrets.token_hex(3)}"
+    try:
+        wait_for(lambda: "scan-finished" in running.actions(), timeout=60, what="the initial inventory")
+        stash = home / "stash" / "deep"
+        stash.mkdir(parents=True)
+        shutil.copyfile(model, stash / "w.bin")
+        one_alert(running, stash / "w.bin")
+        point.mkdir()
+        result = run("mount", "-t", "tmpfs", "-o", "size=8m", "wwtest", str(point))
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        shutil.copyfile(model, point / "w.bin")  # at once: the watch or the rescan once watched sees it
+        one_alert(running, point / "w.bin")
+    finally:
+        if running.process.poll() is None:
+            assert running.stop() == 0
+        run("umount", "-l", str(point))
+        shutil.rmtree(point, ignore_errors=True)

@@ -79,7 +79,9 @@ def test_without_marks_the_inotify_sensor_takes_the_mounts_that_can_carry_a_copy
                            ("add_root", "/mnt/scratch"), ("add_root", "/home/ana/remote")]
     coverage.watch_started(WatchStarted("/media/ana/STICK", "inotify"), NOW)
     coverage.watch_started(WatchStarted("/mnt/scratch", "inotify"), NOW)
-    assert rescans == ["/media/ana/STICK"]  # a stick: what is on it already is looked at; a local disk is not
+    coverage.watch_started(WatchStarted("/home/ana/remote", "inotify"), NOW)
+    # a stick, and anything under /mnt: what is on it already is looked at; a local disk elsewhere is not
+    assert rescans == ["/media/ana/STICK", "/mnt/scratch"]
     coverage.mount(MountObservation("removed", mount("/media/ana/STICK", "removable")), NOW)
     coverage.mount(MountObservation("removed", mount("/data", "local")), NOW)
     assert files.calls[-1] == ("remove_root", "/media/ana/STICK") and len(files.calls) == 5
