@@ -11,7 +11,8 @@ each report their own close; the creation events would double the work of every 
 install` for no news (a file held open for writing is seen when it is closed). An event names its directory
 by file handle plus the entry's raw name; the handle is opened (open_by_handle_at, CAP_DAC_READ_SEARCH)
 through the one mount that shows the filesystem's whole tree and read back as a path from /proc/self/fd,
-once per directory per read. Paths are str by os.fsdecode: a non-UTF-8 name keeps its bytes.
+once per directory per read; no descriptor on a mount is kept (it would make `umount` of a stick fail).
+Paths are str by os.fsdecode: a non-UTF-8 name keeps its bytes.
 
 Filesystems come from the mount table (agent/sensors/filesystems.py): pseudo filesystems are skipped,
 bind mounts and overlays of one filesystem are counted once (same device). `resync()` (the agent calls it
@@ -335,16 +336,13 @@ class FsWriteSensor:
 
     def _handle_batch(self, data: bytes) -> None:
         resolver = _Resolver(self._filesystem)
-        try:
-            for event in fan.parse_fid(data):
-                if event.mask & fan.FAN_Q_OVERFLOW:
-                    self._overflowed()
-                elif event.pid in self._ignored:
-                    self.ignored_own += 1
-                else:
-                    self._handle(event, resolver)
-        finally:
-            resolver.close()
+        for event in fan.parse_fid(data):
+            if event.mask & fan.FAN_Q_OVERFLOW:
+                self._overflowed()
+            elif event.pid in self._ignored:
+                self.ignored_own += 1
+            else:
+                self._handle(event, resolver)
 
     def _filesystem(self, fsid: int) -> MarkedFilesystem | None:
         with self._lock:
@@ -414,13 +412,12 @@ class FsWriteSensor:
 
 
 class _Resolver:
-    """Directory handles -> paths for one read of the queue: one open_by_handle_at per directory, one
-    mount descriptor per filesystem, all closed at the end of the read (held longer, they would keep a
-    stick from being unmounted)."""
+    """Directory handles -> paths for one read of the queue: one open_by_handle_at per directory. The mount
+    descriptor it needs is opened and closed around each call, never held: an open descriptor on a mount
+    makes `umount` fail with "target is busy", and the user ejecting a stick must not meet us."""
 
     def __init__(self, filesystem: Callable[[int], MarkedFilesystem | None]) -> None:
         self._filesystem = filesystem
-        self._mounts: dict[int, int] = {}  # fsid -> descriptor of its mount; -1: cannot be opened
         self._dirs: dict[tuple[int, bytes], bytes | None] = {}
 
     def path(self, record: fan.FidRecord | None) -> str | None:
@@ -435,13 +432,19 @@ class _Resolver:
         return os.fsdecode(os.path.join(directory, record.name) if record.name else directory)
 
     def _directory(self, record: fan.FidRecord) -> bytes | None:
-        mount_fd = self._mount(record.fsid)
-        if mount_fd is None:
+        filesystem = self._filesystem(record.fsid)  # None: a filesystem no longer marked
+        if filesystem is None:
+            return None
+        try:  # not O_PATH: open_by_handle_at refuses such a mount_fd
+            mount_fd = os.open(filesystem.resolve_through, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
             return None
         try:
             fd = fan.open_by_handle(mount_fd, record.handle)
         except OSError:  # ESTALE: the directory is gone
             return None
+        finally:
+            os.close(mount_fd)
         try:
             path = os.readlink(b"/proc/self/fd/%d" % fd)
         except OSError:
@@ -451,24 +454,6 @@ class _Resolver:
         if path.endswith(b" (deleted)") or not path.startswith(b"/"):
             return None
         return path
-
-    def _mount(self, fsid: int) -> int | None:
-        if fsid not in self._mounts:
-            filesystem = self._filesystem(fsid)  # None: a filesystem no longer marked
-            fd = -1
-            if filesystem is not None:
-                with contextlib.suppress(OSError):  # not O_PATH: open_by_handle_at refuses such a mount_fd
-                    fd = os.open(filesystem.resolve_through, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            self._mounts[fsid] = fd
-        fd = self._mounts[fsid]
-        return fd if fd >= 0 else None
-
-    def close(self) -> None:
-        for fd in self._mounts.values():
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._mounts.clear()
 
 
 def _record(event: fan.FidEvent, info_type: int) -> fan.FidRecord | None:
