@@ -52,11 +52,14 @@ class ActivityMonitor:
                  write_state: Callable[[str, str], None] | None = None,
                  interested: Callable[[ProcessInfo | None], bool] | None = None,
                  scope: Callable[[], Scope] | None = None,
-                 sections: Mapping[str, Callable[[], dict[str, Any]]] | None = None) -> None:
+                 sections: Mapping[str, Callable[[], dict[str, Any]]] | None = None,
+                 extra_gaps: Callable[[], dict[str, str]] | None = None) -> None:
         """`sections`: extra entries of the status snapshot by name (discovery's progress), each asked for
-        its dict when the snapshot is written."""
+        its dict when the snapshot is written. `extra_gaps`: coverage lost while running (e.g. inotify limits
+        reached), shown with the plan's."""
         self.config = config
         self._scope = scope  # the agent's scope in effect, for the snapshot's "scope" entry
+        self._extra_gaps = extra_gaps
         self.inventory = inventory
         self._reporters = reporters
         self._sections = dict(sections or {})
@@ -160,6 +163,15 @@ class ActivityMonitor:
                 log.exception("status of %s failed", reporter.name)
         return found
 
+    def gaps(self) -> dict[str, str]:
+        gaps = dict(self.plan.gaps)
+        if self._extra_gaps is not None:
+            try:
+                gaps.update(self._extra_gaps())
+            except Exception:
+                log.exception("coverage gaps failed")
+        return gaps
+
     def snapshot(self, *, stopped: bool = False) -> dict[str, Any]:
         sections: dict[str, Any] = {}
         for name, section in self._sections.items():
@@ -167,14 +179,15 @@ class ActivityMonitor:
                 sections[name] = section()
             except Exception:
                 log.exception("status section %s failed", name)
+        gaps = self.gaps()
         return {
             **sections,
             "time": format_time(utc_now()),
             "pid": os.getpid(),
             "mode": self.config.mode,
             "privilege": privilege(),
-            "coverage": "full" if self.plan.full_coverage else "reduced",
-            "gaps": self.plan.gaps,
+            "coverage": "reduced" if gaps else "full",
+            "gaps": gaps,
             "running": not stopped,
             "uptime_seconds": round(time.monotonic() - self._started, 1),
             "interval_seconds": self.config.sensors.status_seconds,

@@ -37,7 +37,6 @@ from weightwarden.agent.pipeline.activity_events import (
     access_event,
     connection_event,
     health_event,
-    mount_event,
     scope_change_event,
 )
 from weightwarden.agent.pipeline.discovery_upkeep import discovery_finished
@@ -52,12 +51,15 @@ from weightwarden.agent.pipeline.files import (
     ScanFound,
 )
 from weightwarden.agent.pipeline.inventory_upkeep import InventoryUpkeep
+from weightwarden.agent.pipeline.mount_coverage import LEAVING_KINDS, MountCoverage, file_sensor_roots
 from weightwarden.agent.pipeline.ordered_queue import ObservationQueue
 from weightwarden.agent.scanner import Scanner
 from weightwarden.agent.scope import Scope, ScopeChanged, ScopeWatcher
+from weightwarden.agent.sensors import fs_writes
 from weightwarden.agent.sensors.access import AccessObservation, AccessOverflow
-from weightwarden.agent.sensors.files import FileObservation, FileSensor, SensorHealth
-from weightwarden.agent.sensors.mounts import MountObservation
+from weightwarden.agent.sensors.files import FileObservation, FileSensor, SensorHealth, WatchStarted
+from weightwarden.agent.sensors.fs_writes import FsWriteSensor, FsWritesOverflow, MarkFallback
+from weightwarden.agent.sensors.mounts import MountObservation, read_mounts
 from weightwarden.agent.sensors.network import ConnectionObservation
 from weightwarden.agent.store import RecordWriter, Store
 from weightwarden.agent.walk import ScanIssue
@@ -106,9 +108,21 @@ class Agent:
         self.upkeep = InventoryUpkeep(self.inventory, self.writer, self.detector, self.policy)
         self.files = FilePipeline(config, self.scanner, self.upkeep,
                                   self.observations.emitter("examine"), self.dispatcher.isolated, self._save_cache,
-                                  executor=executor, scope=self.scope)
+                                  executor=executor, scope=self.scope,
+                                  who=lambda pid: self.activity.cache.process_info(pid))
+        # Files: in system mode fanotify filesystem marks see every write with its writer (fs-writes); the
+        # inotify sensor then takes only the mounts they cannot cover. Otherwise inotify watches the scope's
+        # watch roots (the whole home in user mode). Mounts that come and go are given to one or the other.
+        self.writes: FsWriteSensor | None = None
+        if config.mode == "system" and config.sensors.file_marks and fs_writes.unavailable() is None:
+            writes = self.observations.emitter("fs-writes")
+            self.writes = FsWriteSensor(writes, writes)
         files = self.observations.emitter("files")
-        self.sensor = FileSensor(self.scope.watch_roots, files, files)
+        self.sensor = FileSensor(file_sensor_roots(config, self.scope.watch_roots, marks=self.writes is not None),
+                                 files, files)
+        self.mount_coverage = MountCoverage(self.sensor, self.writes, self.files.request_rescan,
+                                            mounts=read_mounts() if config.sensors.mounts else {},
+                                            watched_roots=self.sensor.roots)
         # The app's actions (justify, acknowledge, resolve, scan now) arrive here: agent/control.py.
         app = self.observations.emitter("control")
         self.control = control.for_agent(
@@ -125,21 +139,22 @@ class Agent:
                 DiscoverySettings.from_config(config),
                 load_state=self.store.state, save_state=self.store.set_state, ignored=self.files.ignored,
                 ready=self.files.initial_scan_done, save_cache=self._save_cache)
-        reporters: list[StatusReporter] = [self.sensor, self.writer, self.dispatcher, self.scope_watcher]
+        reporters: list[StatusReporter] = [*self._file_sensors(), self.mount_coverage, self.writer, self.dispatcher,
+                                           self.scope_watcher]
         sections: dict[str, Callable[[], dict[str, Any]]] = {}
         if self.discovery is not None:
             reporters.append(self.discovery)
             sections["discovery"] = self.discovery.snapshot
         # Who touches a model: access, process, network and mount sensors (agent/activity.py).
         self.activity = ActivityMonitor(config, self.inventory, self.observations.emitter,
-                                        reporters=reporters, sections=sections,
+                                        reporters=reporters, sections=sections, extra_gaps=self._file_gaps,
                                         write_state=self.store.set_state, interested=self.detector.read_models,
                                         scope=lambda: self.scope)
         self._own = self.observations.emitter("agent")
         self._register_handlers()
 
     def _register_handlers(self) -> None:
-        on, files, inventory = self.dispatcher.on, self.files, self.inventory
+        on, files = self.dispatcher.on, self.files
         on(FileObservation, files.observe)
         on(Identified, files.identified)
         on(Examined, files.examined)
@@ -149,12 +164,16 @@ class Agent:
         on(DiscoveryDone, lambda done, at: discovery_finished(self.upkeep, done, at))
         on(RescanRequest, files.rescan)
         on(BurstQuiet, files.burst_quiet)
-        on(AccessObservation, lambda obs, at: [access_event(obs, inventory, at)])
+        on(AccessObservation, self._access)
         on(AccessOverflow, lambda obs, at: files.rescan(
             RescanRequest(tuple(self.scope.protected_roots), "access events lost"), at))
         on(ScopeChanged, self._scope_changed)
         on(ConnectionObservation, lambda obs, at: [connection_event(obs, at)])
-        on(MountObservation, lambda obs, at: [mount_event(obs, at)])
+        mounts = self.mount_coverage
+        on(MountObservation, mounts.mount)
+        on(MarkFallback, mounts.fallback)
+        on(WatchStarted, mounts.watch_started)
+        on(FsWritesOverflow, self._writes_lost)
         on(SensorHealth, lambda health, at: [health_event(health, at)])
         on(Event, lambda event, at: [event])  # made whole elsewhere: evidence, reviews, forwarders
         self.dispatcher.every_turn(files.tick)
@@ -176,7 +195,7 @@ class Agent:
         if coverage == "reduced":
             health(SensorHealth("access", "degraded", f"reduced coverage: {USER_MODE_GAPS}"))
         self.evidence.start()
-        self.sensor.start()
+        self._start_file_sensors()
         self.activity.start()
         try:
             self.control.start()
@@ -208,6 +227,8 @@ class Agent:
         if self.discovery is not None:
             self.discovery.stop()  # its position is saved: the next start continues the pass
         self.activity.stop()
+        if self.writes is not None:
+            self.writes.stop()
         self.sensor.stop()
         self.files.finish(self.dispatcher.drain)  # what is queued, settling or being examined
         self.evidence.stop_periodic()
@@ -226,15 +247,62 @@ class Agent:
         """Accounts or folders appeared or went: scan what is newly protected, and say what changed.
 
         Roots no longer in scope are simply not scanned again; their inventoried models stay until a rescan
-        of a root that still holds them finds them gone (or the file sensor sees them deleted). Watching new
-        copy places live is the file sensor's (`self.scope.watch_roots` is the list to apply).
+        of a root that still holds them finds them gone (or the file sensor sees them deleted). New copy
+        places are watched at once (filesystem marks already see every write).
         """
         before, self.scope = self.scope, change.scope
         self.files.use_scope(change.scope)
+        if self.writes is None:  # without filesystem marks, inotify watches each person's copy places
+            for root in change.scope.watch_roots:
+                if root not in before.watch_roots:
+                    self.sensor.add_root(root)
+            for root in before.watch_roots:
+                if root not in change.scope.watch_roots:
+                    self.sensor.remove_root(root)
         self.files.request_rescan([r for r in change.scope.protected_roots if r not in before.protected_roots],
                                   "scope changed")
         event = scope_change_event(before, change.scope, at)
         return [] if event is None else [event]
+
+    def _file_sensors(self) -> list[FileSensor | FsWriteSensor]:
+        return [self.sensor] if self.writes is None else [self.writes, self.sensor]
+
+    def _start_file_sensors(self) -> None:
+        self.sensor.start()  # first: the mounts fs-writes cannot mark are handed to it
+        if self.writes is None:
+            return
+        try:
+            self.writes.start()
+        except OSError as error:  # no file-id group after all: inotify takes the watch roots
+            self.writes = None
+            self.mount_coverage.use_inotify_for_mounts()
+            for root in self.scope.watch_roots:
+                self.sensor.add_root(root)
+            self._own(SensorHealth("fs-writes", "failed", f"filesystem marks unavailable ({error}); inotify "
+                                                          "watches the watch roots instead"))
+
+    def _file_gaps(self) -> dict[str, str]:
+        """Coverage lost while running: roots polled because an inotify limit was reached."""
+        polled = list(self.sensor.polled_roots)
+        if not polled:
+            return {}
+        return {"files": f"inotify limits reached: {len(polled)} roots polled every few seconds "
+                         f"({', '.join(polled[:5])}{' ...' if len(polled) > 5 else ''})"}
+
+    def _writes_lost(self, lost: FsWritesOverflow, at: datetime) -> list[Record]:
+        """The fs-writes queue overflowed (its sensor reported it): look again at what the marked filesystems
+        protect: the protected and watch roots, and the sticks, shares and images among its mounts."""
+        leaving = [p for p in lost.mount_points if self.mount_coverage.kinds.get(p) in LEAVING_KINDS]
+        roots = dict.fromkeys([*self.scope.protected_roots, *self.scope.watch_roots, *leaving])
+        return self.files.rescan(RescanRequest(tuple(roots), "file writes lost"), at)
+
+    def _access(self, obs: AccessObservation, at: datetime) -> list[Record]:
+        """An access to a protected file as an event; a read also names who may copy it next."""
+        event = access_event(obs, self.inventory, at)
+        model = self.inventory.get(obs.path) or self.inventory.at_inode(obs.device, obs.inode)
+        if model is not None and event.process is not None and event.action == Action.MODEL_READ:
+            self.upkeep.note_reader(model.path, event.process)
+        return [event]
 
     def record(self, record: Record) -> None:
         """Hand a record made whole elsewhere to the ordered pipeline: stored, and an Event detected on."""

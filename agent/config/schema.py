@@ -219,6 +219,9 @@ class SensorsSection:
     network: bool = _key("Report outbound connections per process, with bytes sent.", True)
     network_poll_seconds: float = _key("How often connections are listed.", 1.0, limits=(0.1, 60))
     mounts: bool = _key("Report new mounts: removable media, network shares, cloud-sync folders.", True)
+    file_marks: bool = _key(
+        "System mode as root: see files written anywhere, with the writer, through fanotify filesystem marks "
+        "on every local filesystem (and each one mounted later); off: inotify under the watch roots only.", True)
     status_seconds: float = _key("How often the agent writes its status for `weightwarden status`.", 2.0,
                                  limits=(0.2, 300))
 

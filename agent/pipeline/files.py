@@ -29,7 +29,17 @@ from datetime import datetime
 from typing import Any
 
 from weightwarden.agent.config import Config
-from weightwarden.agent.events import Action, Alert, Category, Event, FileInfo, ModelFile, Record, display_path
+from weightwarden.agent.events import (
+    Action,
+    Alert,
+    Category,
+    Event,
+    FileInfo,
+    ModelFile,
+    ProcessInfo,
+    Record,
+    display_path,
+)
 from weightwarden.agent.models.protection import RESCAN, Finder
 from weightwarden.agent.paths import drop_nested
 from weightwarden.agent.pipeline.activity_events import health_event
@@ -96,7 +106,10 @@ class RescanRequest:
 class FilePipeline:
     def __init__(self, config: Config, scanner: Scanner, upkeep: InventoryUpkeep, emit: Callable[..., None],
                  isolated: Callable[..., Any], save_cache: Callable[[], None], *,
-                 executor: Executor | None = None, scope: Scope | None = None) -> None:
+                 executor: Executor | None = None, scope: Scope | None = None,
+                 who: Callable[[int], ProcessInfo] | None = None) -> None:
+        """`who`: the process of a pid, from the process cache (it outlives the process): names the writer of a
+        copy when the file sensor reported it (fanotify filesystem marks do; inotify does not)."""
         self.config = config
         # What is inventoried and watched (agent/scope); replaced by use_scope on the dispatcher's thread.
         self.scope = scope if scope is not None else compute_scope(config)
@@ -113,6 +126,8 @@ class FilePipeline:
         self._rescans: dict[str, str] = {}  # root -> why
         self._burst: _Burst | None = None
         self._alerted: dict[str, Alert] = {}  # copy alerts raised by a look that the file then outran
+        self._writers: dict[str, int] = {}  # path -> pid of its last writer, until it is examined
+        self._who = who
         self._stopping = threading.Event()
         self._initial: threading.Thread | None = None
         self.initial_scan_done = threading.Event()  # discovery waits for it: the roots' files are hashed once
@@ -155,7 +170,10 @@ class FilePipeline:
                 "files", "degraded", "file event queue overflowed; events were lost, rescanning watched roots"), at)]
         if self._ignored(obs.path) and (obs.dest_path is None or self._ignored(obs.dest_path)):
             return []
+        if obs.pid is not None and not obs.is_directory and obs.kind != "deleted":
+            self._writers[obs.dest_path or obs.path] = obs.pid  # resolved only if it turns out to be a model
         if obs.kind == "deleted":
+            self._writers.pop(obs.path, None)
             self.settler.forget(obs.path)
             return self.upkeep.gone(obs.path, obs.is_directory, reason="deleted", at=at)
         if obs.kind == "moved":
@@ -210,7 +228,7 @@ class FilePipeline:
     def identified(self, found: Identified, at: datetime) -> list[Record]:
         if found.model.path in self._alerted:
             return []  # an earlier look at this copy raised it, then the file changed under us
-        alert = self.upkeep.copy_alert(found.model)
+        alert = self.upkeep.copy_alert(found.model, self._writer(found.model.path))
         if alert is None:
             return []
         self._alerted[found.model.path] = alert
@@ -225,6 +243,8 @@ class FilePipeline:
             self.settler.touch(found.path, time.monotonic())
             return []
         alert = self._alerted.pop(found.path, None)
+        writer = self._writer(found.path) if isinstance(outcome, ModelFile) and alert is None else None
+        self._writers.pop(found.path, None)
         if isinstance(outcome, ScanIssue):
             return self.issue(outcome, at)
         if outcome is None:
@@ -232,10 +252,14 @@ class FilePipeline:
                 return self.upkeep.gone(found.path, False, reason="no longer a model file", at=at)
             return []
         records = self.upkeep.accept(outcome, Action.MODEL_CREATED, alert, alert_copies=True, at=at,
-                                     finder=Finder("file-event"))
+                                     finder=Finder("file-event"), writer=writer)
         for partner in found.partners:
             self._submit(self._examine, partner, True)
         return records
+
+    def _writer(self, path: str) -> ProcessInfo | None:
+        pid = self._writers.get(path)
+        return self._who(pid) if pid is not None and self._who is not None else None
 
     def found(self, found: ScanFound, at: datetime) -> list[Record]:
         previous = self.inventory.get(found.model.path)

@@ -15,6 +15,7 @@ whose tensors it holds, and the kind of place it landed in.
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -22,10 +23,22 @@ from weightwarden.agent.detect import posture
 from weightwarden.agent.detect.copy import CopyCandidate
 from weightwarden.agent.detect.places import destination_kind
 from weightwarden.agent.detect.policy import Detector
-from weightwarden.agent.events import Action, Alert, Category, Event, ModelFile, Record, display_path, utc_now
+from weightwarden.agent.events import (
+    Action,
+    Alert,
+    Category,
+    Event,
+    ModelFile,
+    ProcessInfo,
+    Record,
+    display_path,
+    utc_now,
+)
 from weightwarden.agent.inventory import Inventory, TensorMatch
 from weightwarden.agent.models.protection import RESCAN, Finder, ProtectPolicy
 from weightwarden.agent.store import RecordWriter
+
+READERS_KEPT = 4096
 
 
 class InventoryUpkeep:
@@ -35,16 +48,32 @@ class InventoryUpkeep:
         self._writer = writer
         self._detector = detector
         self.policy = policy if policy is not None else ProtectPolicy()
+        # The latest process to read each protected file (access events): who made a copy when the file
+        # sensor could not say who wrote it (inotify, a share). Bounded: the oldest readers are forgotten.
+        self._readers: OrderedDict[str, ProcessInfo] = OrderedDict()
 
-    def copy_alert(self, model: ModelFile) -> Alert | None:
+    def note_reader(self, path: str, process: ProcessInfo) -> None:
+        self._readers[path] = process
+        self._readers.move_to_end(path)
+        if len(self._readers) > READERS_KEPT:
+            self._readers.popitem(last=False)
+
+    def copy_alert(self, model: ModelFile, writer: ProcessInfo | None = None) -> Alert | None:
         """The copy alert for a file just identified (quick fingerprint, no tensors yet), or None."""
         if self.inventory.get(model.path) is not None:
             return None  # a known file changed in place: not a copy
         sources = [m for m in self.inventory.matches(model) if m.protected]
-        return self._detector.copy(CopyCandidate(model, tuple(sources), destination_kind=destination_kind(model.path)))
+        return self._detector.copy(CopyCandidate(model, tuple(sources), destination_kind=destination_kind(model.path),
+                                                 process=self._who(writer, [s.path for s in sources])))
+
+    def _who(self, writer: ProcessInfo | None, sources: list[str]) -> ProcessInfo | None:
+        """The writer when a sensor named it; else the latest reader of the protected files it copies."""
+        if writer is not None:
+            return writer
+        return next((self._readers[p] for p in sources if p in self._readers), None)
 
     def accept(self, model: ModelFile, action: Action, alert: Alert | None, *, alert_copies: bool,
-               at: datetime, finder: Finder = RESCAN) -> list[Record]:
+               at: datetime, finder: Finder = RESCAN, writer: ProcessInfo | None = None) -> list[Record]:
         """Record a model file found at a path, protected or not as the policy decides; `model-copy` when it
         copies a protected model and no alert was raised for it yet (`alert`: the one an earlier look at this
         file raised)."""
@@ -63,8 +92,10 @@ class InventoryUpkeep:
         derived = [] if same_bytes or previous is not None else self._derived_matches(model)
         records: list[Record] = []
         if alert is None and alert_copies and previous is None:
+            origins = [s.path for s in sources] or [p for match in derived for p in match.source_paths]
             alert = self._detector.copy(CopyCandidate(model, tuple(sources), tuple(derived),
-                                                      destination_kind(model.path)))
+                                                      destination_kind(model.path),
+                                                      process=self._who(writer, origins)))
             if alert is not None:
                 records.append(alert)
         details: dict[str, Any] = {"format_details": model.details, "found_by": provenance.describe(),

@@ -1,7 +1,10 @@
-"""fanotify(7) through ctypes: the few calls and structures the access sensor needs (Linux only).
+"""fanotify(7) through ctypes: the few calls and structures the access and fs-writes sensors need (Linux only).
 
-No compiled extension: libc already exports fanotify_init and fanotify_mark, and the event records are
-fixed-layout structs (`struct fanotify_event_metadata`, 24 bytes; `struct fanotify_response`, 8 bytes).
+No compiled extension: libc already exports fanotify_init, fanotify_mark, name_to_handle_at and
+open_by_handle_at, and the event records are fixed-layout structs (`struct fanotify_event_metadata`, 24
+bytes; `struct fanotify_response`, 8 bytes). A group made with file-id reporting (FAN_REPORT_DFID_NAME)
+gets no descriptor with an event: information records follow the metadata instead (`FidRecord`: the
+filesystem id, the directory's file handle and the entry's name as raw bytes), read by `parse_fid`.
 """
 
 from __future__ import annotations
@@ -24,20 +27,42 @@ FAN_MARK_ADD = 0x1
 FAN_MARK_REMOVE = 0x2
 FAN_MARK_DONT_FOLLOW = 0x4
 FAN_MARK_FLUSH = 0x80
+FAN_MARK_FILESYSTEM = 0x100
+# fanotify_init flags: file-id reporting (no descriptor per event; an information record instead)
+FAN_REPORT_FID = 0x200
+FAN_REPORT_DIR_FID = 0x400
+FAN_REPORT_NAME = 0x800
+FAN_REPORT_DFID_NAME = FAN_REPORT_DIR_FID | FAN_REPORT_NAME
 # event masks
 FAN_ACCESS = 0x1
 FAN_MODIFY = 0x2
 FAN_CLOSE_WRITE = 0x8
 FAN_CLOSE_NOWRITE = 0x10
 FAN_OPEN = 0x20
+FAN_MOVED_FROM = 0x40
+FAN_MOVED_TO = 0x80
+FAN_CREATE = 0x100
+FAN_DELETE = 0x200
 FAN_Q_OVERFLOW = 0x4000
 FAN_OPEN_PERM = 0x10000
+FAN_RENAME = 0x10000000  # Linux 5.17: one event with both the old and the new directory + name
+FAN_ONDIR = 0x40000000
+# information record types (struct fanotify_event_info_header.info_type)
+FAN_EVENT_INFO_TYPE_FID = 1
+FAN_EVENT_INFO_TYPE_DFID_NAME = 2
+FAN_EVENT_INFO_TYPE_DFID = 3
+FAN_EVENT_INFO_TYPE_OLD_DFID_NAME = 10
+FAN_EVENT_INFO_TYPE_NEW_DFID_NAME = 12
 FAN_ALLOW = 0x1
 FAN_NOFD = -1
 AT_FDCWD = -100
 
 METADATA = struct.Struct("=IBBHQii")  # event_len, vers, reserved, metadata_len, mask, fd, pid
 RESPONSE = struct.Struct("=iI")
+INFO_HEADER = struct.Struct("=BBH")  # info_type, pad, len (of the whole record)
+FSID = struct.Struct("=II")  # __kernel_fsid_t val[2], taken unsigned
+HANDLE_HEADER = struct.Struct("=Ii")  # struct file_handle: handle_bytes, handle_type (then f_handle)
+MAX_HANDLE_SZ = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +70,23 @@ class FanotifyEvent:
     mask: int
     fd: int
     pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class FidRecord:
+    """One information record of a file-id event: which filesystem, which directory, which entry."""
+
+    info_type: int  # FAN_EVENT_INFO_TYPE_*
+    fsid: int  # as os.statvfs().f_fsid gives it: val[0] | val[1] << 32
+    handle: bytes  # struct file_handle as open_by_handle_at takes it (header + f_handle)
+    name: bytes  # the entry in that directory; b"" for records without a name
+
+
+@dataclass(frozen=True, slots=True)
+class FidEvent:
+    mask: int
+    pid: int
+    records: tuple[FidRecord, ...]
 
 
 class FanotifyError(OSError):
@@ -57,6 +99,11 @@ def _libc() -> ctypes.CDLL:
     lib.fanotify_init.restype = ctypes.c_int
     lib.fanotify_mark.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint64, ctypes.c_int, ctypes.c_char_p]
     lib.fanotify_mark.restype = ctypes.c_int
+    lib.name_to_handle_at.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p,
+                                      ctypes.POINTER(ctypes.c_int), ctypes.c_int]
+    lib.name_to_handle_at.restype = ctypes.c_int
+    lib.open_by_handle_at.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    lib.open_by_handle_at.restype = ctypes.c_int
     return lib
 
 
@@ -92,6 +139,54 @@ def parse(buffer: bytes) -> Iterator[FanotifyEvent]:
             return
         yield FanotifyEvent(mask, fd, pid)
         offset += event_len
+
+
+def parse_fid(buffer: bytes) -> Iterator[FidEvent]:
+    """Events of a file-id group: metadata, then its information records (a name keeps its raw bytes)."""
+    offset = 0
+    while offset + METADATA.size <= len(buffer):
+        event_len, _vers, _res, meta_len, mask, _fd, pid = METADATA.unpack_from(buffer, offset)
+        if event_len < METADATA.size or offset + event_len > len(buffer):
+            return
+        records = []
+        at, end = offset + meta_len, offset + event_len
+        while at + INFO_HEADER.size <= end:
+            info_type, _pad, length = INFO_HEADER.unpack_from(buffer, at)
+            if length < INFO_HEADER.size or at + length > end:
+                break
+            if info_type in (FAN_EVENT_INFO_TYPE_FID, FAN_EVENT_INFO_TYPE_DFID_NAME, FAN_EVENT_INFO_TYPE_DFID,
+                             FAN_EVENT_INFO_TYPE_OLD_DFID_NAME, FAN_EVENT_INFO_TYPE_NEW_DFID_NAME):
+                low, high = FSID.unpack_from(buffer, at + INFO_HEADER.size)
+                handle_at = at + INFO_HEADER.size + FSID.size
+                handle_bytes, _type = HANDLE_HEADER.unpack_from(buffer, handle_at)
+                name_at = handle_at + HANDLE_HEADER.size + handle_bytes
+                handle = bytes(buffer[handle_at:name_at])
+                name = bytes(buffer[name_at:at + length]).split(b"\0", 1)[0]
+                records.append(FidRecord(info_type, low | high << 32, handle, name))
+            at += length
+        yield FidEvent(mask, pid, tuple(records))
+        offset += event_len
+
+
+def name_to_handle(path: str | bytes) -> bytes:
+    """The file handle of `path` (a directory or file; the last component not followed when a link)."""
+    buffer = ctypes.create_string_buffer(HANDLE_HEADER.size + MAX_HANDLE_SZ)
+    HANDLE_HEADER.pack_into(buffer, 0, MAX_HANDLE_SZ, 0)
+    mount_id = ctypes.c_int()
+    if libc().name_to_handle_at(AT_FDCWD, os.fsencode(path), buffer, ctypes.byref(mount_id), 0) < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"name_to_handle_at {os.fsdecode(path)!r}: {os.strerror(err)}")
+    size = HANDLE_HEADER.unpack_from(buffer, 0)[0]
+    return bytes(buffer.raw[:HANDLE_HEADER.size + size])
+
+
+def open_by_handle(mount_fd: int, handle: bytes, flags: int = os.O_PATH | os.O_CLOEXEC) -> int:
+    """A descriptor for the file a handle names, through `mount_fd`'s mount (needs CAP_DAC_READ_SEARCH)."""
+    fd = libc().open_by_handle_at(mount_fd, handle, flags)
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return int(fd)
 
 
 def allow(fan_fd: int, event_fd: int) -> None:

@@ -10,12 +10,17 @@ watch limit reached below it, at start or later by a new directory) is polled ev
 watchdog's PollingObserver, "instead" or "as well", and the sensor says so through `on_health`. A queue
 overflow becomes one "overflow" observation (the agent rescans the watched roots), counted as a drop.
 
+Roots can be added and removed while running (`add_root`, `remove_root`: the agent's answer to a mount
+that appeared or went, or a filesystem the fs-writes sensor cannot mark); once a new root is watched the
+sensor says so with a `WatchStarted` observation, so what was already there can be looked at.
+
 Every observation and health report passes one gate that stop() closes: once stop() has returned,
 nothing more is delivered (a delivery in progress is waited for).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -36,7 +41,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from weightwarden.agent.sensors.base import Counters, SensorStatus, privilege
@@ -61,6 +66,15 @@ class FileObservation:
     path: str
     dest_path: str | None = None
     is_directory: bool = False
+    pid: int | None = None  # the writer, when the sensor knows it (fs-writes: fanotify reports it)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchStarted:
+    """A root or mount added while running is now watched: what was there before can be looked at."""
+
+    path: str
+    method: str  # inotify | polling | fanotify
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +103,7 @@ class _Handler(FileSystemEventHandler):
 class FileSensor:
     name = "files"
 
-    def __init__(self, roots: Iterable[str], sink: Callable[[FileObservation], None],
+    def __init__(self, roots: Iterable[str], sink: Callable[[FileObservation | WatchStarted], None],
                  on_health: Callable[[SensorHealth], None]) -> None:
         self.roots = list(roots)
         self._sink = sink
@@ -104,6 +118,7 @@ class FileSensor:
         self._native_roots: list[str] = []
         self._polling: BaseObserver | None = None
         self.polled_roots: list[str] = []
+        self._watches: dict[str, list[tuple[BaseObserver, ObservedWatch]]] = {}  # root -> watchdog's watches
         self._handler = _Handler(self._deliver)
 
     # ------------------------------------------------------------------ lifecycle
@@ -129,6 +144,7 @@ class FileSensor:
             self._native = self._polling = None
             self._native_roots.clear()
             self.polled_roots.clear()
+            self._watches.clear()
         if tree is not None:
             tree.stop()
         for observer in observers:
@@ -162,8 +178,68 @@ class FileSensor:
         if self._tree is not None:
             self._tree.resume()
 
+    def add_root(self, root: str) -> None:
+        """Watch one more root while running (before start(): one more root to start with)."""
+        with self._lock:
+            if root in self.roots:
+                return
+            self.roots.append(root)
+            running, tree, native = self._state != "stopped", self._tree, self._native
+        if not running:
+            return
+        if tree is not None:
+            tree.add_root(root)  # walked on its reading thread; _watched() reports the outcome
+        elif native is not None:
+            try:
+                watch = native.schedule(self._handler, root, recursive=True, event_filter=_CONTENT_EVENTS)
+            except OSError as error:
+                self._poll(root, f"native watching failed ({error.strerror or error})", also=False)
+            else:
+                with self._lock:
+                    self._native_roots.append(root)
+                    self._watches.setdefault(root, []).append((native, watch))
+            self._started(root)
+        else:  # no native watching at all here: polled
+            self._poll(root, "no inotify instance", also=False)
+            self._started(root)
+
+    def remove_root(self, root: str) -> None:
+        """Stop watching a root (a mount that went); nothing when it is not one of ours."""
+        with self._lock:
+            if root not in self.roots:
+                return
+            self.roots.remove(root)
+            tree = self._tree
+            if root in self._native_roots:
+                self._native_roots.remove(root)
+            watches = self._watches.pop(root, [])
+            if root in self.polled_roots:
+                self.polled_roots.remove(root)
+        if tree is not None:
+            tree.remove_root(root)
+        for observer, watch in watches:
+            with contextlib.suppress(KeyError, OSError):
+                observer.unschedule(watch)
+
+    def _watched(self, root: str, natively: bool) -> None:
+        if natively:
+            with self._lock:
+                if root not in self._native_roots:
+                    self._native_roots.append(root)
+        self._started(root)
+
+    def _started(self, root: str) -> None:
+        method = "inotify" if root in self._native_roots else "polling"
+        with self._gate:
+            if not self._open:
+                return
+            try:
+                self._sink(WatchStarted(root, method if NATIVE == "inotify" else "watchdog"))
+            except Exception:
+                log.exception("file sensor: watch-started report failed")
+
     def _start_inotify(self) -> None:
-        tree = InotifyTree(self._deliver, self._unwatched)
+        tree = InotifyTree(self._deliver, self._unwatched, self._watched)
         try:
             native = tree.start(self.roots)
         except OSError as error:  # no inotify instance for this user (EMFILE)
@@ -181,9 +257,10 @@ class FileSensor:
             self._native = native
         for root in self.roots:
             try:
-                native.schedule(self._handler, root, recursive=True, event_filter=_CONTENT_EVENTS)
+                watch = native.schedule(self._handler, root, recursive=True, event_filter=_CONTENT_EVENTS)
                 with self._lock:
                     self._native_roots.append(root)
+                    self._watches.setdefault(root, []).append((native, watch))
             except OSError as error:
                 self._poll(root, f"native watching failed ({error.strerror or error})", also=False)
 
@@ -223,10 +300,11 @@ class FileSensor:
                 self._polling = PollingObserver(timeout=POLL_SECONDS)
                 self._polling.start()
             try:
-                self._polling.schedule(self._handler, root, recursive=True)
+                watch = self._polling.schedule(self._handler, root, recursive=True)
             except OSError as error:  # gone since the configuration was read
                 polled = f"cannot be polled either ({error.strerror or error}): not watched"
             else:
                 self.polled_roots.append(root)
+                self._watches.setdefault(root, []).append((self._polling, watch))
                 polled = f"polling every {POLL_SECONDS:g} s " + ("as well" if also else "instead")
         self._health("degraded", f"{root}: {why}; {polled}")

@@ -15,7 +15,13 @@ become (kind, path, dest_path, is_directory), in the kernel's order:
   of the watched tree is "deleted" (and its watches are removed), a move in is "created";
 - IN_Q_OVERFLOW: events were lost, the watches may miss directories made meanwhile: every root is
   walked again (watches added, stale ones removed), then one "overflow" is reported;
-- IN_IGNORED: the kernel dropped a watch (its directory is gone): forgotten.
+- IN_IGNORED: the kernel dropped a watch (its directory is gone, or its filesystem was unmounted):
+  forgotten.
+
+Roots are added and removed while running (`add_root`, `remove_root`: a mount that appeared or went) by
+the reading thread itself, between reads, so the tree has one writer and the caller never waits for a
+walk. A root added below another one is watched on its own: a filesystem mounted there later is not seen
+through the outer root's watches (they are on the directory it covers).
 
 Paths are str: names are decoded with os.fsdecode (undecodable bytes kept by surrogateescape).
 """
@@ -27,6 +33,7 @@ import errno
 import logging
 import os
 import select
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -61,6 +68,7 @@ READ_BYTES = 256 * 1024
 
 Emit = Callable[[str, str, str | None, bool], None]  # kind, path, dest_path, is_directory
 Unwatched = Callable[[str, str, bool], None]  # root, why, partly (some directories) or wholly
+Watched = Callable[[str, bool], None]  # a root added while running: watched natively (or reported unwatched)
 
 
 @dataclass(eq=False, slots=True)
@@ -93,9 +101,12 @@ class _WatchLimit(Exception):
 class InotifyTree:
     """The watched roots' directory trees on one inotify instance, and the thread that reads it."""
 
-    def __init__(self, emit: Emit, on_unwatched: Unwatched) -> None:
+    def __init__(self, emit: Emit, on_unwatched: Unwatched, on_watched: Watched | None = None) -> None:
         self._emit = emit
         self._on_unwatched = on_unwatched
+        self._on_watched = on_watched
+        self._changes: list[tuple[bool, str]] = []  # (add?, root) for the reading thread
+        self._changes_lock = threading.Lock()
         self._fd = -1
         self._roots: list[str] = []  # natively watched, walked again after an overflow
         self._dirs: dict[int, _Dir] = {}
@@ -127,6 +138,22 @@ class InotifyTree:
         """Stop reading at once; the reading thread closes the instance on its way out."""
         self._thread.stop()
 
+    def add_root(self, root: str) -> None:
+        """Watch one more root (walked on the reading thread; `on_watched` tells when it is done)."""
+        with self._changes_lock:
+            self._changes.append((True, root))
+        self._thread.waker.wake()
+
+    def remove_root(self, root: str) -> None:
+        """Stop watching a root added before (its watches are removed on the reading thread)."""
+        with self._changes_lock:
+            self._changes.append((False, root))
+        self._thread.waker.wake()
+
+    @property
+    def roots(self) -> list[str]:
+        return list(self._roots)
+
     def pause(self) -> None:
         """Leave events in the kernel's queue until resume() (tests: make a real queue overflow)."""
         self._thread.pause()
@@ -148,12 +175,14 @@ class InotifyTree:
 
     # ------------------------------------------------------------------ watches
 
-    def _watch_root(self, root: str) -> bool:
+    def _watch_root(self, root: str, *, own: bool = False) -> bool:
         try:
             wd = inotify.add_watch(self._fd, root, ROOT_MASK)
         except OSError as error:
             self._on_unwatched(root, _why(error), False)
             return False
+        if own and wd in self._dirs:  # the same directory is watched already (inside another root)
+            return True
         node = _Dir(wd, root, None)
         self._dirs[wd] = node
         with contextlib.suppress(_WatchLimit):  # reported; the root is polled as well
@@ -228,6 +257,24 @@ class InotifyTree:
         child.parent, child.name = dest_parent, dest_name
         dest_parent.children[dest_name] = child
 
+    def _apply_changes(self) -> None:
+        with self._changes_lock:
+            changes, self._changes = self._changes, []
+        for add, root in changes:
+            if add:
+                if root in self._roots:
+                    native = True
+                else:
+                    native = self._watch_root(root, own=True)
+                    if native:
+                        self._roots.append(root)
+                if self._on_watched is not None:
+                    self._on_watched(root, native)
+            elif root in self._roots:
+                self._roots.remove(root)
+                for node in [n for n in self._dirs.values() if n.parent is None and n.name == root]:
+                    self._unwatch(node)
+
     def _reconcile(self) -> None:
         """After an overflow: walk every root again; watches of directories no longer there are removed."""
         old = self._dirs
@@ -262,6 +309,8 @@ class InotifyTree:
                     thread.waker.drain()
                 if thread.paused or thread.stopping.is_set():
                     continue  # paused while we waited: leave the events queued
+                if self._changes:  # before reading: events read after a removal are not reported
+                    self._apply_changes()
                 if fd in ready:
                     self._handle_all(self._read())
         finally:  # closed here, not by stop(): a thread still busy must never use a reused descriptor

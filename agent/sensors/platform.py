@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from weightwarden.agent.config import SensorsSection
-from weightwarden.agent.sensors import fanotify
+from weightwarden.agent.sensors import fanotify, fs_writes
 from weightwarden.agent.sensors.network import sock_diag_unavailable
 from weightwarden.agent.sensors.processes import proc_connector_unavailable
 
@@ -23,6 +23,7 @@ class SensorPlan:
     network: str  # sock_diag | psutil | off
     mounts: bool
     gaps: dict[str, str] = field(default_factory=dict)  # sensor -> why it runs reduced
+    writes: str = "inotify"  # fanotify-fid (filesystem marks, every write with its pid) | inotify (roots)
 
     @property
     def full_coverage(self) -> bool:
@@ -49,4 +50,11 @@ def plan(settings: SensorsSection, *, mode: str) -> SensorPlan:
         network = "sock_diag" if why is None else "psutil"
         if why is not None:
             gaps["network"] = f"{why}: connections via psutil, bytes from per-process write counts"
-    return SensorPlan(access, processes, network, settings.mounts, gaps)
+    writes = "inotify"
+    if system and settings.file_marks:
+        why = fs_writes.unavailable()
+        writes = "fanotify-fid" if why is None else "inotify"
+        if why is not None:
+            gaps["files"] = (f"{why}: file changes are watched with inotify under the watch roots only, "
+                             "without the writer's pid")
+    return SensorPlan(access, processes, network, settings.mounts, gaps, writes)

@@ -26,6 +26,13 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 
 
 
+# A system-mode agent with filesystem marks sees every write on this machine, other people's test runs
+# included (and their fixtures write byte-identical models). Tests that count every event or alert of
+# their agent watch only their configured roots (inotify); tests/agent/sensors/test_agent_writes.py and
+# test_fs_writes.py test the marks, counting only what they caused.
+QUIET_WORLD = "\n[sensors]\nfile_marks = false\n"
+
+
 def write_config(path: Path, *, data_dir: Path, protected: list[Path], watched: list[Path],
                  settle: float = 0.2) -> Path:
     roots = ", ".join(json.dumps(str(p)) for p in protected)

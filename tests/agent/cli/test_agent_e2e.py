@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.agent.cli.helpers import WEIGHTWARDEN, json_lines, run_cli, wait_for, write_config
+from tests.agent.cli.helpers import QUIET_WORLD, WEIGHTWARDEN, json_lines, run_cli, wait_for, write_config
 from tests.conftest import write_safetensors
 
 pytestmark = pytest.mark.e2e
@@ -47,6 +47,8 @@ def layout(tmp_path: Path) -> dict[str, Path]:
         path.mkdir()
     paths["config"] = write_config(tmp_path / "config.toml", data_dir=paths["data"],
                                    protected=[paths["models"]], watched=[paths["elsewhere"]])
+    with paths["config"].open("a") as config:  # see QUIET_WORLD
+        config.write(QUIET_WORLD)
     return paths
 
 

@@ -212,5 +212,6 @@ def scenario_config(path: Path, *, data: Path, models: Path, watched: list[Path]
     allowed = ", ".join(f'"{p}"' for p in allow_processes)
     with path.open("a") as handle:
         handle.write(f"\n[sensors]\nstatus_seconds = 0.5\nnetwork_poll_seconds = 0.2\n"
+                     "file_marks = false\n"  # only what the scenario does: tests.agent.cli.helpers.QUIET_WORLD
                      f"\n[detect]\nallow_processes = [{allowed}]\n")
     return path

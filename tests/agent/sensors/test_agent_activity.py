@@ -32,7 +32,8 @@ def layout(tmp_path: Path) -> dict[str, Path]:
     paths["config"] = write_config(tmp_path / "config.toml", data_dir=paths["data"], protected=[paths["models"]],
                                    watched=[paths["elsewhere"]])
     with paths["config"].open("a") as config:
-        config.write("\n[sensors]\nstatus_seconds = 0.5\nnetwork_poll_seconds = 0.5\n")
+        config.write("\n[sensors]\nstatus_seconds = 0.5\nnetwork_poll_seconds = 0.5\n"
+                     "file_marks = false\n")  # only what the test does: tests.agent.cli.helpers.QUIET_WORLD
     return paths
 
 

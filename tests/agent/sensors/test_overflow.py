@@ -336,6 +336,8 @@ def test_inotify_queue_overflow_in_the_agent_is_reported_then_the_watched_roots_
         folder.mkdir()
     model = write_safetensors(models / "llama" / "model.safetensors", rows=512)
     config = write_config(tmp_path / "config.toml", data_dir=data, protected=[models], watched=[elsewhere])
+    with config.open("a") as config_file:  # the inotify sensor on the watch roots, not filesystem marks
+        config_file.write("\n[sensors]\nfile_marks = false\n")
     agent = Agent(config, dict(os.environ))
     try:
         wait_for(lambda: "scan-finished" in agent.actions(), timeout=60, what="the initial inventory")

@@ -1,0 +1,479 @@
+"""fs-writes sensor: every file written, created, renamed or deleted on every local filesystem, with the
+writer's pid, as FileObservation values (system mode, root, Linux). It decides nothing.
+
+One fanotify group with file-id reporting (FAN_REPORT_DFID_NAME) holds a FAN_MARK_FILESYSTEM mark per
+filesystem: close-after-write, rename (FAN_RENAME: the old and the new name in one event; on kernels
+before 5.17 moved-from/moved-to, reported as a deletion and a creation) and delete, directories included
+(FAN_ONDIR). No tree is walked and no directory watched: a file written anywhere (a home folder nobody
+configured, a stick, a share, a container's upper layer) is reported. Creations are not asked for: every
+copy ends with a close after writing, which is when the file can be examined, and a new directory's files
+each report their own close; the creation events would double the work of every `tar -x` or `pip
+install` for no news (a file held open for writing is seen when it is closed). An event names its directory
+by file handle plus the entry's raw name; the handle is opened (open_by_handle_at, CAP_DAC_READ_SEARCH)
+through the one mount that shows the filesystem's whole tree and read back as a path from /proc/self/fd,
+once per directory per read; no descriptor on a mount is kept (it would make `umount` of a stick fail).
+Paths are str by os.fsdecode: a non-UTF-8 name keeps its bytes.
+
+Filesystems come from the mount table (agent/sensors/filesystems.py): pseudo filesystems are skipped,
+bind mounts and overlays of one filesystem are counted once (same device). `resync()` (the agent calls it
+on every mount observation, through add_mount/remove_mount) marks what appeared and forgets what left; it
+runs on the sensor's own marking thread, so a mount point that hangs (an unreachable share) never blocks
+the caller. Where a filesystem cannot be marked with file ids (EOPNOTSUPP, EXDEV, ENODEV, EINVAL) or its
+handles do not resolve, and on FUSE, the mount is handed back as a `MarkFallback` (the agent watches it
+with the inotify file sensor) and said in status and a health report. A mount newly covered is announced
+as `WatchStarted` (the agent rescans sticks, shares and images it had not seen).
+
+A queue overflow is one `FsWritesOverflow` observation naming the marked mounts (counted as a drop, with a
+health report): the agent rescans what they hold. Events of the agent's own process are dropped here (its
+database, its cache, its data dir).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import queue
+import select
+import sys
+import termios
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from weightwarden.agent.sensors import fanotify as fan
+from weightwarden.agent.sensors.base import Counters, SensorStatus, SensorThread, privilege
+from weightwarden.agent.sensors.files import FileObservation, SensorHealth, WatchStarted
+from weightwarden.agent.sensors.filesystems import (
+    MountEntry,
+    by_device,
+    is_fuse,
+    read_entries,
+    whole_tree_first,
+)
+
+log = logging.getLogger(__name__)
+
+READ_BYTES = 256 * 1024
+INIT_FLAGS = fan.FAN_CLOEXEC | fan.FAN_NONBLOCK | fan.FAN_CLASS_NOTIF | fan.FAN_REPORT_DFID_NAME
+BASE_MASK = fan.FAN_CLOSE_WRITE | fan.FAN_DELETE | fan.FAN_ONDIR
+RENAME_MASK = BASE_MASK | fan.FAN_RENAME
+MOVES_MASK = BASE_MASK | fan.FAN_MOVED_FROM | fan.FAN_MOVED_TO  # kernels before 5.17
+# mark errors that mean "this filesystem cannot report file ids": watch it another way
+NO_FID = (errno.EOPNOTSUPP, errno.EXDEV, errno.ENODEV, errno.EINVAL, errno.ENOSYS, errno.ESTALE)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkFallback:
+    """A mount the fs-writes sensor cannot cover: the agent watches it with the inotify file sensor."""
+
+    mount_point: str
+    fstype: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FsWritesOverflow:
+    """The kernel's queue overflowed: writes were lost on these mounts (every marked one: the queue is
+    shared), so what they hold must be looked at again."""
+
+    mount_points: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class MarkedFilesystem:
+    device: str
+    fsid: int
+    fstype: str
+    resolve_through: str  # the mount point showing its whole tree
+    mount_points: list[str] = field(default_factory=list)
+
+
+def unavailable() -> str | None:
+    """Why filesystem marks with file ids cannot be used here, or None (probes with a throwaway group)."""
+    why = fan.unavailable()
+    if why is not None:
+        return why
+    try:
+        os.close(fan.init(INIT_FLAGS))
+    except OSError as error:
+        return f"fanotify file-id reporting unavailable (Linux 5.9+): {error.strerror or error}"
+    return None
+
+
+class FsWriteSensor:
+    name = "fs-writes"
+
+    def __init__(self, sink: Callable[[object], None], on_health: Callable[[SensorHealth], None], *,
+                 ignore_pids: Iterable[int] = (), mountinfo: str = "/proc/self/mountinfo") -> None:
+        self._sink = sink
+        self._on_health = on_health
+        self._ignored = frozenset({os.getpid(), *ignore_pids})
+        self._mountinfo = mountinfo
+        self.counters = Counters()
+        self._fd = -1
+        self._mask = RENAME_MASK
+        self._lock = threading.Lock()  # the tables below: changed by the marking thread, read by the reader
+        self._by_device: dict[str, MarkedFilesystem] = {}
+        self._by_fsid: dict[int, MarkedFilesystem] = {}
+        self.fallbacks: dict[str, tuple[str, str]] = {}  # mount point -> (fstype, why)
+        self._gate = threading.Lock()  # held while delivering; stop() closes it
+        self._open = False
+        self._state = "stopped"
+        self._thread = SensorThread("ww-fs-writes", self._run)
+        self._requests: queue.Queue[bool] = queue.Queue()
+        self._marker: threading.Thread | None = None
+        self.ignored_own = 0
+        self.unresolved = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Mark every local filesystem in the mount table, then start reading. OSError without FID support."""
+        self._fd = fan.init(INIT_FLAGS)
+        with self._gate:
+            self._open = True
+        self._state = "running"
+        self._sync()
+        self._thread.start()
+        self._marker = threading.Thread(target=self._mark_loop, name="ww-fs-marks", daemon=True)
+        self._marker.start()
+        with self._lock:
+            marked = len(self._by_device)
+        self._health("running", f"{marked} filesystems marked" + (
+            f"; {len(self.fallbacks)} mounts on the inotify fallback" if self.fallbacks else ""))
+
+    def stop(self) -> None:
+        with self._gate:  # waits for a delivery in progress; none after this
+            self._open = False
+        self._requests.put(False)
+        if self._marker is not None:
+            self._marker.join(timeout=10)
+            self._marker = None
+        self._thread.stop()
+        self._state = "stopped"
+        if self._fd >= 0:
+            os.close(self._fd)  # the kernel drops every mark with the group
+            self._fd = -1
+        with self._lock:
+            self._by_device.clear()
+            self._by_fsid.clear()
+            self.fallbacks.clear()
+
+    def pause(self) -> None:
+        """Leave events in the kernel's queue until resume() (tests: a real overflow)."""
+        self._thread.pause()
+
+    def resume(self) -> None:
+        self._thread.resume()
+
+    def add_mount(self, mount_point: str) -> None:
+        """A mount appeared: mark its filesystem (on the marking thread; it may hang on a dead share)."""
+        self._requests.put(True)
+
+    def remove_mount(self, mount_point: str) -> None:
+        """A mount went: forget it (the kernel drops a filesystem's mark when its last mount goes)."""
+        self._requests.put(True)
+
+    @property
+    def filesystems(self) -> list[MarkedFilesystem]:
+        with self._lock:
+            return sorted(self._by_device.values(), key=lambda f: f.resolve_through)
+
+    def status(self) -> SensorStatus:
+        with self._lock:
+            marked = [f"{f.resolve_through} ({f.fstype}"
+                      + (f", also at {', '.join(p for p in f.mount_points if p != f.resolve_through)}"
+                         if len(f.mount_points) > 1 else "") + ")"
+                      for f in sorted(self._by_device.values(), key=lambda f: f.resolve_through)]
+            fallbacks = [f"{point} ({fstype}: {why})" for point, (fstype, why) in sorted(self.fallbacks.items())]
+        message = f"{len(marked)} filesystems marked: {', '.join(marked) or 'none'}"
+        if fallbacks:
+            message += f"; inotify fallback for {len(fallbacks)}: {', '.join(fallbacks)}"
+        if self.counters.drops:
+            message += f"; {self.counters.drops} queue overflows (rescanned)"
+        if self.unresolved:
+            message += f"; {self.unresolved} events in directories gone before they were read"
+        return SensorStatus(self.name, self._state, "fanotify-fid", privilege(), message, self.counters.events,
+                            self.counters.rate(), self.counters.drops, self.queued())
+
+    def queued(self) -> int:
+        """Bytes waiting in the kernel's queue over a typical event's size (metadata + one name record)."""
+        if self._fd < 0:
+            return 0
+        size = bytearray(4)
+        try:
+            fcntl.ioctl(self._fd, termios.FIONREAD, size)
+        except OSError:
+            return 0
+        return int.from_bytes(size, sys.byteorder) // 64
+
+    # ------------------------------------------------------------------ marks
+
+    def _mark_loop(self) -> None:
+        while True:
+            wanted = self._requests.get()
+            while not self._requests.empty():  # one resync covers every request made meanwhile
+                wanted = wanted and self._requests.get_nowait()
+            if not wanted:
+                return
+            try:
+                self._sync()
+            except Exception:
+                log.exception("fs-writes: marking new mounts failed")
+
+    def resync(self) -> None:
+        """Bring the marks in line with the mount table now (on the caller's thread; tests)."""
+        self._sync()
+
+    def _sync(self) -> None:
+        grouped = by_device(read_entries(self._mountinfo))
+        started: list[tuple[str, str]] = []
+        with self._lock:
+            known, fallbacks = dict(self._by_device), dict(self.fallbacks)
+        for device, entries in grouped.items():
+            marked = known.get(device)
+            if marked is not None:
+                points = [e.mount_point for e in entries]
+                started += [(p, "fanotify") for p in points if p not in marked.mount_points]
+                best = whole_tree_first(entries).mount_point
+                with self._lock:
+                    marked.mount_points = points
+                    marked.resolve_through = best
+                continue
+            fresh = [e for e in entries if e.mount_point not in fallbacks]
+            if not fresh:
+                continue
+            started += self._mark(device, fresh)
+        present = {e.mount_point for entries in grouped.values() for e in entries}
+        with self._lock:
+            for device in [d for d in self._by_device if d not in grouped]:
+                gone = self._by_device.pop(device)
+                if self._by_fsid.get(gone.fsid) is gone:
+                    del self._by_fsid[gone.fsid]
+            for point in [p for p in self.fallbacks if p not in present]:
+                del self.fallbacks[point]
+        for point, method in started:
+            self._deliver(WatchStarted(point, method))
+
+    def _mark(self, device: str, entries: list[MountEntry]) -> list[tuple[str, str]]:
+        """Mark one filesystem; the mount points now covered, or [] after reporting a fallback."""
+        best = whole_tree_first(entries)
+        if is_fuse(best.fstype):
+            return self._fallback(entries, "FUSE: its file handles are the daemon's and may not resolve")
+        try:
+            fsid = os.statvfs(best.mount_point).f_fsid
+            fan.mark(self._fd, fan.FAN_MARK_ADD | fan.FAN_MARK_FILESYSTEM, self._mask, best.mount_point)
+        except OSError as error:
+            if error.errno == errno.EINVAL and self._mask == RENAME_MASK:
+                self._mask = MOVES_MASK  # no FAN_RENAME before Linux 5.17: moves come as two halves
+                return self._mark(device, entries)
+            if error.errno in NO_FID:
+                return self._fallback(entries, f"no file-id marks ({error.strerror or error})")
+            log.warning("fs-writes: cannot mark %s: %s", best.mount_point, error)
+            return []  # gone meanwhile, or unreadable: nothing anyone could watch there
+        with self._lock:
+            clash = self._by_fsid.get(fsid)
+        if clash is not None:
+            self._unmark(best.mount_point)
+            return self._fallback(entries, f"same filesystem id as {clash.resolve_through}: events could not "
+                                           "be told apart")
+        why = _resolvable(best.mount_point)
+        if why is not None:
+            self._unmark(best.mount_point)
+            return self._fallback(entries, f"its file handles do not resolve ({why})")
+        marked = MarkedFilesystem(device, fsid, best.fstype, best.mount_point, [e.mount_point for e in entries])
+        with self._lock:
+            self._by_device[device] = marked
+            self._by_fsid[fsid] = marked
+        return [(e.mount_point, "fanotify") for e in entries]
+
+    def _unmark(self, path: str) -> None:
+        with contextlib.suppress(OSError):
+            fan.mark(self._fd, fan.FAN_MARK_REMOVE | fan.FAN_MARK_FILESYSTEM, self._mask, path)
+
+    def _fallback(self, entries: list[MountEntry], why: str) -> list[tuple[str, str]]:
+        for entry in entries:
+            with self._lock:
+                self.fallbacks[entry.mount_point] = (entry.fstype, why)
+            self._deliver(MarkFallback(entry.mount_point, entry.fstype, why))
+            self._health("degraded", f"{entry.mount_point} ({entry.fstype}): {why}; watched with inotify "
+                                     "instead (no writer pid)")
+        return []
+
+    # ------------------------------------------------------------------ events
+
+    def _run(self) -> None:
+        thread, fd = self._thread, self._fd
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.register(thread.waker.fileno(), select.POLLIN)
+        while not thread.stopping.is_set():
+            if not thread.wait_resumed(0.2):
+                continue
+            try:
+                ready = [ready_fd for ready_fd, _ in poller.poll()]
+            except InterruptedError:
+                continue
+            if thread.waker.fileno() in ready:
+                thread.waker.drain()
+            if thread.paused or thread.stopping.is_set():
+                continue  # paused while we waited: leave the events queued
+            if fd in ready:
+                try:
+                    data = os.read(fd, READ_BYTES)
+                except BlockingIOError:
+                    continue
+                except OSError as error:
+                    log.warning("fanotify read failed: %s", error)
+                    continue
+                try:
+                    self._handle_batch(data)
+                except Exception:  # one odd batch must not end the reading thread
+                    log.exception("fs-writes events failed")
+
+    def _handle_batch(self, data: bytes) -> None:
+        resolver = _Resolver(self._filesystem)
+        for event in fan.parse_fid(data):
+            if event.mask & fan.FAN_Q_OVERFLOW:
+                self._overflowed()
+            elif event.pid in self._ignored:
+                self.ignored_own += 1
+            else:
+                self._handle(event, resolver)
+
+    def _filesystem(self, fsid: int) -> MarkedFilesystem | None:
+        with self._lock:
+            return self._by_fsid.get(fsid)
+
+    def _handle(self, event: fan.FidEvent, resolver: _Resolver) -> None:
+        mask, pid = event.mask, event.pid
+        is_directory = bool(mask & fan.FAN_ONDIR)
+        if mask & fan.FAN_RENAME:
+            old = resolver.path(_record(event, fan.FAN_EVENT_INFO_TYPE_OLD_DFID_NAME))
+            new = resolver.path(_record(event, fan.FAN_EVENT_INFO_TYPE_NEW_DFID_NAME))
+            if old is not None and new is not None:
+                self._emit("moved", old, new, is_directory, pid)
+            elif new is not None:  # its old directory is gone already: a name appeared
+                self._emit("created", new, None, is_directory, pid)
+            elif old is not None:
+                self._emit("deleted", old, None, is_directory, pid)
+            else:
+                self.unresolved += 1
+            return
+        path = resolver.path(_record(event, fan.FAN_EVENT_INFO_TYPE_DFID_NAME))
+        if path is None:
+            self.unresolved += 1
+            return
+        deleted = bool(mask & (fan.FAN_DELETE | fan.FAN_MOVED_FROM))
+        if deleted and not os.path.lexists(path):  # whatever else was merged into it is over
+            self._emit("deleted", path, None, is_directory, pid)
+            return
+        if deleted:  # deleted, then made again under the same name (the kernel merged the two)
+            self._emit("deleted", path, None, is_directory, pid)
+        if mask & fan.FAN_MOVED_TO:
+            self._emit("created", path, None, is_directory, pid)
+        if mask & fan.FAN_CLOSE_WRITE and not is_directory:
+            self._emit("closed", path, None, False, pid)
+
+    def _overflowed(self) -> None:
+        self.counters.drop()
+        with self._lock:
+            points = tuple(sorted(p for f in self._by_device.values() for p in f.mount_points))
+        self._health("degraded", "fanotify queue overflowed: writes were lost; rescanning what the marked "
+                                 "filesystems protect")
+        self._deliver(FsWritesOverflow(points))
+
+    # ------------------------------------------------------------------ delivery
+
+    def _emit(self, kind: str, path: str, dest: str | None, is_directory: bool, pid: int) -> None:
+        self.counters.add()
+        self._deliver(FileObservation(kind, path, dest, is_directory, pid=pid))
+
+    def _deliver(self, observation: object) -> None:
+        with self._gate:
+            if not self._open:
+                return
+            try:
+                self._sink(observation)
+            except Exception:  # the reading thread carries on whatever the receiver does
+                log.exception("fs-writes observation failed")
+
+    def _health(self, status: str, message: str) -> None:
+        with self._gate:
+            if not self._open:
+                return
+            try:
+                self._on_health(SensorHealth(self.name, status, message))
+            except Exception:
+                log.exception("fs-writes health report failed")
+
+
+class _Resolver:
+    """Directory handles -> paths for one read of the queue: one open_by_handle_at per directory. The mount
+    descriptor it needs is opened and closed around each call, never held: an open descriptor on a mount
+    makes `umount` fail with "target is busy", and the user ejecting a stick must not meet us."""
+
+    def __init__(self, filesystem: Callable[[int], MarkedFilesystem | None]) -> None:
+        self._filesystem = filesystem
+        self._dirs: dict[tuple[int, bytes], bytes | None] = {}
+
+    def path(self, record: fan.FidRecord | None) -> str | None:
+        if record is None:
+            return None
+        key = (record.fsid, record.handle)
+        if key not in self._dirs:
+            self._dirs[key] = self._directory(record)
+        directory = self._dirs[key]
+        if directory is None:
+            return None
+        return os.fsdecode(os.path.join(directory, record.name) if record.name else directory)
+
+    def _directory(self, record: fan.FidRecord) -> bytes | None:
+        filesystem = self._filesystem(record.fsid)  # None: a filesystem no longer marked
+        if filesystem is None:
+            return None
+        try:  # not O_PATH: open_by_handle_at refuses such a mount_fd
+            mount_fd = os.open(filesystem.resolve_through, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            fd = fan.open_by_handle(mount_fd, record.handle)
+        except OSError:  # ESTALE: the directory is gone
+            return None
+        finally:
+            os.close(mount_fd)
+        try:
+            path = os.readlink(b"/proc/self/fd/%d" % fd)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        if path.endswith(b" (deleted)") or not path.startswith(b"/"):
+            return None
+        return path
+
+
+def _record(event: fan.FidEvent, info_type: int) -> fan.FidRecord | None:
+    for record in event.records:
+        if record.info_type == info_type:
+            return record
+    return None
+
+
+def _resolvable(mount_point: str) -> str | None:
+    """Why a handle of this mount's root does not open again through it, or None when it does."""
+    try:
+        handle = fan.name_to_handle(mount_point)
+        mount_fd = os.open(mount_point, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as error:
+        return error.strerror or str(error)
+    try:
+        os.close(fan.open_by_handle(mount_fd, handle))
+    except OSError as error:
+        return error.strerror or str(error)
+    finally:
+        os.close(mount_fd)
+    return None
