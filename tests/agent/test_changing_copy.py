@@ -16,7 +16,7 @@ from tests.agent.in_thread import agent_in_thread
 from tests.conftest import write_safetensors
 from tests.waiting import wait_for
 from weightwarden.agent.config import load_config
-from weightwarden.agent.events import Alert, ModelFile
+from weightwarden.agent.events import Alert, ModelFile, ProcessInfo
 from weightwarden.agent.service import Agent
 
 
@@ -49,9 +49,9 @@ def test_a_copy_whose_mtime_changes_while_it_is_read_is_examined_again(
             changed.append(found.path)
         hand_over(found)
 
-    def copy_alert_counted(found: ModelFile) -> Alert | None:
+    def copy_alert_counted(found: ModelFile, writer: ProcessInfo | None = None) -> Alert | None:
         looks.append(found.mtime_ns)
-        return judge_copy(found)
+        return judge_copy(found, writer)
 
     monkeypatch.setattr(agent.files, "on_identified", identified_while_cp_sets_the_mtime)
     monkeypatch.setattr(agent.files.upkeep, "copy_alert", copy_alert_counted)
