@@ -94,3 +94,32 @@ def discovery_progress(status_json: str | None) -> DiscoveryProgress | None:
         models_found=int(entry.get("models_found") or 0), bytes_per_second=int(entry.get("bytes_per_second") or 0),
         current_root=entry.get("current_root"), not_covered=[str(i) for i in entry.get("not_covered") or []],
         idle_priority=bool(priority.get("idle", True)), priority_message=str(priority.get("message") or ""))
+
+
+def coverage_lines(status_json: str | None) -> list[str]:
+    """HTML lines for the Overview's coverage: the people covered (and not, with why), the roots, the mounts
+    watched and the filesystems marked, from the status snapshot `weightwarden status` prints too."""
+    try:
+        snapshot = json.loads(status_json) if status_json else None
+    except ValueError:
+        return []
+    if not isinstance(snapshot, dict):
+        return []
+    lines: list[str] = []
+    scope = snapshot.get("scope")
+    if isinstance(scope, dict):
+        users = [u for u in scope.get("users_covered") or [] if isinstance(u, dict)]
+        names = ", ".join(html.escape(str(u.get("name", "?"))) for u in users) or "none"
+        lines.append(f"Users covered: {names}")
+        lines.append(f"Roots: {len(scope.get('protected_roots') or [])} protected, "
+                     f"{len(scope.get('watch_roots') or [])} watched")
+        people = [n for n in scope.get("not_covered") or [] if isinstance(n, dict)
+                  and n.get("why") != "system-account"]
+        for person in people[:5]:
+            lines.append(f"<span style='color:#777'>not covered: {html.escape(str(person.get('name', '?')))} "
+                         f"({html.escape(str(person.get('why', '?')))})</span>")
+    for sensor in snapshot.get("sensors") or []:
+        if isinstance(sensor, dict) and sensor.get("name") in ("fs-writes", "mounts-watched"):
+            what = "Filesystems marked" if sensor["name"] == "fs-writes" else "Mounts watched"
+            lines.append(f"{what}: {html.escape(str(sensor.get('message', '')))}")
+    return lines

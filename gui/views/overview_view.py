@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWi
 from weightwarden.agent.activity import STATUS_KEY
 from weightwarden.agent.events import utc_now
 from weightwarden.agent.store.review_queries import AlertFilter
-from weightwarden.gui.health import agent_health, discovery_progress
+from weightwarden.gui.health import agent_health, coverage_lines, discovery_progress
 from weightwarden.gui.source import DataSource
 from weightwarden.gui.widgets import BarChart, Card, RankedList
 
@@ -109,7 +109,12 @@ class OverviewView(QWidget):
             colour = "#2e7d32" if status == "running" else "#ef6c00"
             lines.append(f"<span style='color:{colour}'>●</span> <b>{name}</b>: {status}"
                          + (f"<br><span style='color:#777'>{message}</span>" if status != "running" else ""))
-        discovery = discovery_progress(self.source.store.state(STATUS_KEY) if self.source.store is not None else None)
+        status_json = self.source.store.state(STATUS_KEY) if self.source.store is not None else None
+        coverage = coverage_lines(status_json)
+        if coverage:
+            lines.append("<br><b style='font-size:14px'>Coverage</b>")
+            lines += coverage
+        discovery = discovery_progress(status_json)
         if discovery is not None:
             lines.append("<br><b style='font-size:14px'>Discovery</b>")
             lines += discovery.lines()
