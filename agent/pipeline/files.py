@@ -55,6 +55,10 @@ from weightwarden.agent.walk import ScanIssue
 FINISH_SECONDS = 30.0
 BURST_QUIET_SECONDS = 5.0  # follow-up rescans are summed up until none came for this long
 FOLLOW_UP = "new directory"  # the reason of a rescan that follows file activity (summed up per burst)
+# Below this no file holds weights worth protecting (a thousand float32s). Filesystem marks report every
+# write on the machine, most of them small (sources, configs, logs, lock files): a closed file the sensor
+# measured below it is not even settled, unless it is an inventoried model changing.
+SMALLEST_MODEL_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +173,9 @@ class FilePipeline:
             return [health_event(SensorHealth(
                 "files", "degraded", "file event queue overflowed; events were lost, rescanning watched roots"), at)]
         if self._ignored(obs.path) and (obs.dest_path is None or self._ignored(obs.dest_path)):
+            return []
+        if obs.kind == "closed" and obs.size is not None and obs.size < SMALLEST_MODEL_BYTES \
+                and self.inventory.get(obs.path) is None:
             return []
         if obs.pid is not None and not obs.is_directory and obs.kind != "deleted":
             self._writers[obs.dest_path or obs.path] = obs.pid  # resolved only if it turns out to be a model

@@ -67,6 +67,7 @@ class FileObservation:
     dest_path: str | None = None
     is_directory: bool = False
     pid: int | None = None  # the writer, when the sensor knows it (fs-writes: fanotify reports it)
+    size: int | None = None  # a closed file's size, when the sensor looked (fs-writes does)
 
 
 @dataclass(frozen=True, slots=True)

@@ -376,7 +376,11 @@ class FsWriteSensor:
         if mask & fan.FAN_MOVED_TO:
             self._emit("created", path, None, is_directory, pid)
         if mask & fan.FAN_CLOSE_WRITE and not is_directory:
-            self._emit("closed", path, None, False, pid)
+            try:
+                size: int | None = os.stat(path, follow_symlinks=False).st_size
+            except OSError:
+                size = None  # gone already: the pipeline finds out
+            self._emit("closed", path, None, False, pid, size)
 
     def _overflowed(self) -> None:
         self.counters.drop()
@@ -388,9 +392,10 @@ class FsWriteSensor:
 
     # ------------------------------------------------------------------ delivery
 
-    def _emit(self, kind: str, path: str, dest: str | None, is_directory: bool, pid: int) -> None:
+    def _emit(self, kind: str, path: str, dest: str | None, is_directory: bool, pid: int,
+              size: int | None = None) -> None:
         self.counters.add()
-        self._deliver(FileObservation(kind, path, dest, is_directory, pid=pid))
+        self._deliver(FileObservation(kind, path, dest, is_directory, pid=pid, size=size))
 
     def _deliver(self, observation: object) -> None:
         with self._gate:

@@ -18,7 +18,15 @@ from tests.agent.cli.helpers import write_config
 from tests.conftest import write_safetensors
 from weightwarden.agent.config import load_config
 from weightwarden.agent.events import Event
-from weightwarden.agent.pipeline.files import BurstQuiet, Examined, Identified, RescanRequest, ScanDone, ScanFound
+from weightwarden.agent.pipeline.files import (
+    SMALLEST_MODEL_BYTES,
+    BurstQuiet,
+    Examined,
+    Identified,
+    RescanRequest,
+    ScanDone,
+    ScanFound,
+)
 from weightwarden.agent.pipeline.testing import SynchronousExecutor
 from weightwarden.agent.sensors.access import AccessObservation, AccessOverflow
 from weightwarden.agent.sensors.files import FileObservation, SensorHealth
@@ -113,3 +121,21 @@ def test_moves_and_deletions_keep_the_inventory_in_step(agent: Agent, tmp_path: 
     actions = [name(r) for r in stored(agent)]
     assert actions[-1] == "model-deleted" and "model-moved" in actions
     assert agent.store.model_files() == []
+
+
+def test_a_small_closed_file_the_sensor_measured_is_not_examined(agent: Agent, tmp_path: Path) -> None:
+    """Filesystem marks report every write on the machine: a closed file below SMALLEST_MODEL_BYTES (as the
+    fs-writes sensor measured it) is not settled nor examined; one the sensor did not measure still is."""
+    tiny = write_safetensors(tmp_path / "models" / "tiny" / "model.safetensors", seed=5, tensors=1, rows=2)
+    assert tiny.stat().st_size < SMALLEST_MODEL_BYTES
+    agent.observations.emitter("control")(RescanRequest(tuple(agent.config.protected_roots), "scan now"))
+    settle(agent)
+    files = agent.observations.emitter("files")
+    measured, unmeasured = tmp_path / "elsewhere" / "a.bin", tmp_path / "elsewhere" / "b.bin"
+    for copy in (measured, unmeasured):
+        shutil.copyfile(tiny, copy)
+    files(FileObservation("closed", str(measured), size=measured.stat().st_size))
+    files(FileObservation("closed", str(unmeasured)))
+    settle(agent)
+    alerted = [r["paths"][-1] for r in stored(agent) if name(r) == "model-copy"]
+    assert alerted == [str(unmeasured)]
