@@ -43,14 +43,16 @@ class ProcessSnapshot:
     taken: float = 0.0
 
 
-def user_name(uid: int | None, _cache: dict[int, str | None] = {}) -> str | None:  # noqa: B006 - memo
+def user_name(uid: int | None, _cache: dict[int, str] = {}) -> str | None:  # noqa: B006 - memo
+    """The account name of a uid; an unknown uid is asked again next time (an account made while the agent
+    runs must be named once it exists)."""
     if uid is None:
         return None
     if uid not in _cache:
         try:
             _cache[uid] = pwd.getpwuid(uid).pw_name
         except KeyError:
-            _cache[uid] = None
+            return None
     return _cache[uid]
 
 

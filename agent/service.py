@@ -116,7 +116,7 @@ class Agent:
         self.writes: FsWriteSensor | None = None
         if config.mode == "system" and config.sensors.file_marks and fs_writes.unavailable() is None:
             writes = self.observations.emitter("fs-writes")
-            self.writes = FsWriteSensor(writes, writes)
+            self.writes = FsWriteSensor(writes, writes, who=lambda pid: self.activity.cache.process_info(pid))
         files = self.observations.emitter("files")
         self.sensor = FileSensor(file_sensor_roots(config, self.scope.watch_roots, marks=self.writes is not None),
                                  files, files)
@@ -300,7 +300,8 @@ class Agent:
         """An access to a protected file as an event; a read also names who may copy it next."""
         event = access_event(obs, self.inventory, at)
         model = self.inventory.get(obs.path) or self.inventory.at_inode(obs.device, obs.inode)
-        if model is not None and event.process is not None and event.action == Action.MODEL_READ:
+        if model is not None and event.process is not None and event.action in (Action.MODEL_OPENED,
+                                                                                Action.MODEL_READ):
             self.upkeep.note_reader(model.path, event.process)
         return [event]
 

@@ -130,7 +130,7 @@ class FilePipeline:
         self._rescans: dict[str, str] = {}  # root -> why
         self._burst: _Burst | None = None
         self._alerted: dict[str, Alert] = {}  # copy alerts raised by a look that the file then outran
-        self._writers: dict[str, int] = {}  # path -> pid of its last writer, until it is examined
+        self._writers: dict[str, int | ProcessInfo] = {}  # path -> its last writer (or pid), until examined
         self._who = who
         self._stopping = threading.Event()
         self._initial: threading.Thread | None = None
@@ -178,7 +178,8 @@ class FilePipeline:
                 and self.inventory.get(obs.path) is None:
             return []
         if obs.pid is not None and not obs.is_directory and obs.kind != "deleted":
-            self._writers[obs.dest_path or obs.path] = obs.pid  # resolved only if it turns out to be a model
+            # the writer as the sensor named it, else its pid, looked up only if the file is a model
+            self._writers[obs.dest_path or obs.path] = obs.process or obs.pid
         if obs.kind == "deleted":
             self._writers.pop(obs.path, None)
             self.settler.forget(obs.path)
@@ -265,8 +266,10 @@ class FilePipeline:
         return records
 
     def _writer(self, path: str) -> ProcessInfo | None:
-        pid = self._writers.get(path)
-        return self._who(pid) if pid is not None and self._who is not None else None
+        writer = self._writers.get(path)
+        if isinstance(writer, int):
+            return self._who(writer) if self._who is not None else None
+        return writer
 
     def found(self, found: ScanFound, at: datetime) -> list[Record]:
         previous = self.inventory.get(found.model.path)

@@ -67,10 +67,18 @@ class InventoryUpkeep:
                                                  process=self._who(writer, [s.path for s in sources])))
 
     def _who(self, writer: ProcessInfo | None, sources: list[str]) -> ProcessInfo | None:
-        """The writer when a sensor named it; else the latest reader of the protected files it copies."""
-        if writer is not None:
+        """Who made the copy: the latest reader of the protected files it copies when that is the writer
+        (its open was held while it was looked at, so it is named as it ran; a writer looked up after it
+        exited may be remembered as what it was before its last exec) or when no sensor named the writer;
+        else the writer."""
+        reader = next((self._readers[p] for p in sources if p in self._readers), None)
+        if writer is None:
+            return reader
+        if reader is None or reader.pid != writer.pid:
             return writer
-        return next((self._readers[p] for p in sources if p in self._readers), None)
+        if reader.user is None and writer.user is not None:  # the writer's user comes from the file it made
+            return dataclasses.replace(reader, uid=writer.uid, user=writer.user)
+        return reader
 
     def accept(self, model: ModelFile, action: Action, alert: Alert | None, *, alert_copies: bool,
                at: datetime, finder: Finder = RESCAN, writer: ProcessInfo | None = None) -> list[Record]:

@@ -44,6 +44,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
+from weightwarden.agent.events import ProcessInfo
 from weightwarden.agent.sensors.base import Counters, SensorStatus, privilege
 from weightwarden.agent.sensors.inotify_tree import Emit, InotifyTree
 
@@ -68,6 +69,7 @@ class FileObservation:
     is_directory: bool = False
     pid: int | None = None  # the writer, when the sensor knows it (fs-writes: fanotify reports it)
     size: int | None = None  # a closed file's size, when the sensor looked (fs-writes does)
+    process: ProcessInfo | None = None  # the writer as the sensor found it at the time (fs-writes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,8 +41,10 @@ import sys
 import termios
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from weightwarden.agent.events import ProcessInfo
+from weightwarden.agent.processes import user_name
 from weightwarden.agent.sensors import fanotify as fan
 from weightwarden.agent.sensors.base import Counters, SensorStatus, SensorThread, privilege
 from weightwarden.agent.sensors.files import FileObservation, SensorHealth, WatchStarted
@@ -107,8 +109,13 @@ class FsWriteSensor:
     name = "fs-writes"
 
     def __init__(self, sink: Callable[[object], None], on_health: Callable[[SensorHealth], None], *,
-                 ignore_pids: Iterable[int] = (), mountinfo: str = "/proc/self/mountinfo") -> None:
+                 ignore_pids: Iterable[int] = (), mountinfo: str = "/proc/self/mountinfo",
+                 who: Callable[[int], ProcessInfo] | None = None) -> None:
+        """`who`: the process of a pid (the process cache), asked when a write is closed, while the writer is
+        most likely still running (a copy's `cp` exits right after): once per pid per read of the queue, so a
+        `tar -x` of 100,000 files costs a handful of lookups."""
         self._sink = sink
+        self._who = who
         self._on_health = on_health
         self._ignored = frozenset({os.getpid(), *ignore_pids})
         self._mountinfo = mountinfo
@@ -336,6 +343,7 @@ class FsWriteSensor:
 
     def _handle_batch(self, data: bytes) -> None:
         resolver = _Resolver(self._filesystem)
+        self._writers: dict[int, ProcessInfo | None] = {}
         for event in fan.parse_fid(data):
             if event.mask & fan.FAN_Q_OVERFLOW:
                 self._overflowed()
@@ -377,10 +385,11 @@ class FsWriteSensor:
             self._emit("created", path, None, is_directory, pid)
         if mask & fan.FAN_CLOSE_WRITE and not is_directory:
             try:
-                size: int | None = os.stat(path, follow_symlinks=False).st_size
+                info: os.stat_result | None = os.stat(path, follow_symlinks=False)
             except OSError:
-                size = None  # gone already: the pipeline finds out
-            self._emit("closed", path, None, False, pid, size)
+                info = None  # gone already: the pipeline finds out
+            self._emit("closed", path, None, False, pid, info.st_size if info else None,
+                       self._writer(pid, info.st_uid if info else None))
 
     def _overflowed(self) -> None:
         self.counters.drop()
@@ -393,9 +402,27 @@ class FsWriteSensor:
     # ------------------------------------------------------------------ delivery
 
     def _emit(self, kind: str, path: str, dest: str | None, is_directory: bool, pid: int,
-              size: int | None = None) -> None:
+              size: int | None = None, process: ProcessInfo | None = None) -> None:
         self.counters.add()
-        self._deliver(FileObservation(kind, path, dest, is_directory, pid=pid, size=size))
+        self._deliver(FileObservation(kind, path, dest, is_directory, pid=pid, size=size, process=process))
+
+    def _writer(self, pid: int, owner: int | None) -> ProcessInfo | None:
+        """The writer; when it had already exited and is remembered with another user (or none) than the
+        file's owner, the owner is who wrote it: a new file belongs to its creator's user, and a process
+        remembered from before its last exec (setpriv, su, sudo switch users, then exec) is stale there."""
+        if self._who is None:
+            return None
+        if pid not in self._writers:
+            try:
+                self._writers[pid] = self._who(pid)
+            except Exception:  # naming is a courtesy: the write is reported whatever happens here
+                log.exception("could not name writer %d", pid)
+                self._writers[pid] = None
+        process = self._writers[pid]
+        if process is not None and owner is not None and process.uid != owner and (process.exited or
+                                                                                   process.uid is None):
+            return replace(process, uid=owner, user=user_name(owner))
+        return process
 
     def _deliver(self, observation: object) -> None:
         with self._gate:

@@ -29,7 +29,7 @@ import pytest
 
 from tests.agent.cli.helpers import WEIGHTWARDEN
 from tests.agent.sensors.conftest import require_fanotify, require_proc_connector
-from tests.agent.sensors.test_mounts import SSHD_CONFIG
+from tests.agent.sensors.test_mounts import sshd  # noqa: F401 - the fixture
 from tests.conftest import write_safetensors
 from tests.waiting import wait_for
 
@@ -210,50 +210,25 @@ def test_a_copy_onto_a_stick_mounted_after_the_agent_started(installed: tuple[In
 
 
 @pytest.fixture
-def share(tmp_path: Path, people: tuple[Person, Person]) -> Iterator[Path]:
-    """An sshfs share (a private sshd on 127.0.0.1) mounted into ana's home after the agent started, as an
-    admin mounts a team share for the people on the machine (allow_other)."""
+def share(sshd: tuple[int, Path], tmp_path: Path, people: tuple[Person, Person]) -> Iterator[Path]:  # noqa: F811
+    """An sshfs share (the private sshd on 127.0.0.1 of the mount sensor's tests) mounted into ana's home
+    after the agent started, as an admin mounts a team share for the people on the machine (allow_other)."""
     ana, _ = people
-    for tool in ("sshfs", "ssh-keygen", "/usr/sbin/sshd"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (Debian: sshfs, openssh-server)")
-    if not os.path.exists("/dev/fuse"):
-        pytest.skip("/dev/fuse is missing: this kernel or container offers no FUSE")
-    import socket
-
-    folder = tmp_path / "ssh"
-    folder.mkdir(mode=0o700)
-    for key in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / key)], check=True)
-    (folder / "authorized_keys").write_text((folder / "client_key.pub").read_text())
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    (folder / "sshd_config").write_text(SSHD_CONFIG.format(port=port, folder=folder))
-    os.makedirs("/run/sshd", exist_ok=True)
-    server = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(folder / "sshd_config")],
-                              stderr=subprocess.DEVNULL)
+    port, key = sshd
     remote = tmp_path / "remote"
     remote.mkdir(mode=0o777)
     point = ana.home / "teamshare"
     point.mkdir()
+    mounted = subprocess.run(
+        ["sshfs", f"root@127.0.0.1:{remote}", str(point), "-p", str(port), "-o",
+         f"IdentityFile={key},StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,BatchMode=yes,allow_other"],
+        capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"sshfs could not mount here: {mounted.stderr.strip()}")
     try:
-        def listening() -> bool:
-            with socket.socket() as client:
-                return client.connect_ex(("127.0.0.1", port)) == 0
-
-        wait_for(listening, timeout=15, what="sshd to listen")
-        mounted = subprocess.run(
-            ["sshfs", f"root@127.0.0.1:{remote}", str(point), "-p", str(port), "-o",
-             f"IdentityFile={folder / 'client_key'},StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,"
-             "BatchMode=yes,allow_other"], capture_output=True, text=True)
-        if mounted.returncode != 0:
-            pytest.skip(f"sshfs could not mount here: {mounted.stderr.strip()}")
         yield point
     finally:
         subprocess.run(["fusermount3", "-u", str(point)], check=False, capture_output=True)
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_a_copy_into_a_share_mounted_after_the_agent_started(installed: tuple[InstalledAgent, Path],
