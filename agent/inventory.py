@@ -91,6 +91,12 @@ class Inventory:
         with self._lock:
             return [f for p, f in self._by_path.items() if p.startswith(prefix)]
 
+    def holds_under(self, directory: str) -> bool:
+        """Whether any known file lies below `directory` (stops at the first)."""
+        prefix = directory.rstrip("/") + "/"
+        with self._lock:
+            return any(p.startswith(prefix) for p in self._by_path)
+
     def protected_paths(self) -> frozenset[str]:
         """The files the agent guards (access marks, status): public weights are known but not guarded."""
         with self._lock:

@@ -116,7 +116,9 @@ class Agent:
         self.writes: FsWriteSensor | None = None
         if config.mode == "system" and config.sensors.file_marks and fs_writes.unavailable() is None:
             writes = self.observations.emitter("fs-writes")
-            self.writes = FsWriteSensor(writes, writes, who=lambda pid: self.activity.cache.process_info(pid))
+            self.writes = FsWriteSensor(writes, writes, who=lambda pid: self.activity.cache.process_info(pid),
+                                        wanted=self.files.worth_examining,
+                                        wanted_gone=self.files.worth_a_deletion)
         files = self.observations.emitter("files")
         self.sensor = FileSensor(file_sensor_roots(config, self.scope.watch_roots, marks=self.writes is not None),
                                  files, files)

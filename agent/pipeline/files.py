@@ -174,8 +174,7 @@ class FilePipeline:
                 "files", "degraded", "file event queue overflowed; events were lost, rescanning watched roots"), at)]
         if self._ignored(obs.path) and (obs.dest_path is None or self._ignored(obs.dest_path)):
             return []
-        if obs.kind == "closed" and obs.size is not None and obs.size < SMALLEST_MODEL_BYTES \
-                and self.inventory.get(obs.path) is None:
+        if obs.kind == "closed" and obs.size is not None and not self.worth_examining(obs.path, obs.size):
             return []
         if obs.pid is not None and not obs.is_directory and obs.kind != "deleted":
             # the writer as the sensor named it, else its pid, looked up only if the file is a model
@@ -200,6 +199,17 @@ class FilePipeline:
         else:
             self.settler.touch(obs.path, time.monotonic())
         return []
+
+    def worth_examining(self, path: str, size: int) -> bool:
+        """Whether a closed file of this size can matter: a model's size, or an inventoried file changing.
+        The fs-writes sensor asks it on its own thread (for the many small writes of a `tar -x` nothing
+        more happens) and so does `observe`; it reads the inventory only, which is safe from any thread."""
+        return size >= SMALLEST_MODEL_BYTES or self.inventory.get(path) is not None
+
+    def worth_a_deletion(self, path: str, is_directory: bool) -> bool:
+        """Whether a deletion can matter: an inventoried file, or a folder holding one (a file still settling
+        that is deleted is simply found gone when its turn comes). Asked on the fs-writes sensor's thread."""
+        return self.inventory.get(path) is not None or (is_directory and self.inventory.holds_under(path))
 
     def request_rescan(self, roots: list[str] | tuple[str, ...], reason: str) -> None:
         for root in roots:

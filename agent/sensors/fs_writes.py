@@ -110,12 +110,20 @@ class FsWriteSensor:
 
     def __init__(self, sink: Callable[[object], None], on_health: Callable[[SensorHealth], None], *,
                  ignore_pids: Iterable[int] = (), mountinfo: str = "/proc/self/mountinfo",
-                 who: Callable[[int], ProcessInfo] | None = None) -> None:
+                 who: Callable[[int], ProcessInfo] | None = None,
+                 wanted: Callable[[str, int], bool] | None = None,
+                 wanted_gone: Callable[[str, bool], bool] | None = None) -> None:
         """`who`: the process of a pid (the process cache), asked when a write is closed, while the writer is
         most likely still running (a copy's `cp` exits right after): once per pid per read of the queue, so a
-        `tar -x` of 100,000 files costs a handful of lookups."""
+        `tar -x` of 100,000 files costs a handful of lookups. `wanted(path, size)`: the file pipeline's
+        answer to whether a closed file can matter (agent/pipeline/files.py worth_examining): the closes it
+        does not want are counted, not handed over; `wanted_gone(path, is_directory)` the same for deletions
+        (worth_a_deletion: only what the inventory holds)."""
         self._sink = sink
         self._who = who
+        self._wanted = wanted
+        self._wanted_gone = wanted_gone
+        self.not_wanted = 0
         self._on_health = on_health
         self._ignored = frozenset({os.getpid(), *ignore_pids})
         self._mountinfo = mountinfo
@@ -203,6 +211,8 @@ class FsWriteSensor:
             message += f"; {self.counters.drops} queue overflows (rescanned)"
         if self.unresolved:
             message += f"; {self.unresolved} events in directories gone before they were read"
+        if self.not_wanted:
+            message += f"; {self.not_wanted} closes and deletions that cannot matter (small, not inventoried)"
         return SensorStatus(self.name, self._state, "fanotify-fid", privilege(), message, self.counters.events,
                             self.counters.rate(), self.counters.drops, self.queued())
 
@@ -388,6 +398,9 @@ class FsWriteSensor:
                 info: os.stat_result | None = os.stat(path, follow_symlinks=False)
             except OSError:
                 info = None  # gone already: the pipeline finds out
+            if info is not None and self._wanted is not None and not self._wanted(path, info.st_size):
+                self.not_wanted += 1
+                return
             self._emit("closed", path, None, False, pid, info.st_size if info else None,
                        self._writer(pid, info.st_uid if info else None))
 
@@ -403,6 +416,9 @@ class FsWriteSensor:
 
     def _emit(self, kind: str, path: str, dest: str | None, is_directory: bool, pid: int,
               size: int | None = None, process: ProcessInfo | None = None) -> None:
+        if kind == "deleted" and self._wanted_gone is not None and not self._wanted_gone(path, is_directory):
+            self.not_wanted += 1
+            return
         self.counters.add()
         self._deliver(FileObservation(kind, path, dest, is_directory, pid=pid, size=size, process=process))
 

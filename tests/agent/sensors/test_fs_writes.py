@@ -263,3 +263,37 @@ def test_a_queue_overflow_is_reported_once(public: Path, collected: Collected) -
         assert "1 queue overflows" in sensor.status().message
     finally:
         sensor.stop()
+
+
+def test_closes_and_deletions_that_cannot_matter_are_counted_not_handed_over(
+        public: Path, collected: Collected) -> None:
+    """The pipeline's answers (worth_examining, worth_a_deletion) are asked on the sensor's thread: a small
+    closed file and the deletion of something not inventoried never reach the queue; a model-sized file
+    and the deletion of an inventoried one do."""
+    require_fid()
+    mount_tmpfs(public / "ram")
+    known = str(public / "ram" / "known.bin")
+    sensor = FsWriteSensor(collected.add, collected.add_health, wanted=lambda path, size: size >= 4096,
+                           wanted_gone=lambda path, is_directory: path == known)
+    sensor.start()
+    try:
+        folder = public / "ram"  # written by another process: the sensor ignores its own
+        write = ("import os, sys\n"
+                 "for name, size in (('small.txt', 100), ('big.bin', 8192), ('known.bin', 8192)):\n"
+                 "    open(os.path.join(sys.argv[1], name), 'wb').write(b'w' * size)\n")
+        subprocess.run([sys.executable, "-c", write, str(folder)], check=True, timeout=60)
+
+        def seen(last: tuple[str, str]) -> list[tuple[str, str]] | None:
+            found = [(o.kind, os.path.basename(o.path)) for o in changes(collected, folder)]
+            return found if last in found else None
+
+        wait_for(lambda: seen(("closed", "known.bin")), timeout=20, what="the closes")
+        delete = "import os, sys\nfor name in sys.argv[2:]:\n    os.unlink(os.path.join(sys.argv[1], name))\n"
+        subprocess.run([sys.executable, "-c", delete, str(folder), "small.txt", "big.bin", "known.bin"],
+                       check=True, timeout=60)
+        found = wait_for(lambda: seen(("deleted", "known.bin")), timeout=20, what="the inventoried file's deletion")
+        assert found == [("closed", "big.bin"), ("closed", "known.bin"), ("deleted", "known.bin")]
+        assert sensor.not_wanted == 3  # the small close, the deletions of small.txt and big.bin
+        assert "cannot matter" in sensor.status().message
+    finally:
+        sensor.stop()
