@@ -176,9 +176,9 @@ class FilePipeline:
             return []
         if obs.kind == "closed" and obs.size is not None and not self.worth_examining(obs.path, obs.size):
             return []
-        if obs.pid is not None and not obs.is_directory and obs.kind != "deleted":
+        if obs.kind == "closed" and obs.pid is not None:
             # the writer as the sensor named it, else its pid, looked up only if the file is a model
-            self._writers[obs.dest_path or obs.path] = obs.process or obs.pid
+            self._writers[obs.path] = obs.process or obs.pid
         if obs.kind == "deleted":
             self._writers.pop(obs.path, None)
             self.settler.forget(obs.path)
