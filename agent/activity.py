@@ -34,7 +34,8 @@ from weightwarden.agent.sensors.processes import PollingProcessSensor, ProcConne
 log = logging.getLogger(__name__)
 
 STATUS_KEY = "status"
-MARK_SYNC_SECONDS = 1.0
+MARK_SYNC_SECONDS = 1.0  # at the latest; a change of the guarded files is marked at once
+MARK_BURST_SECONDS = 0.02  # a discovery burst of many models is marked in a few passes, not one per model
 
 
 class StatusReporter(Protocol):
@@ -122,6 +123,7 @@ class ActivityMonitor:
 
     def stop(self) -> None:
         self._stop.set()
+        self.inventory.protected_changed.set()  # wakes the marking loop
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
@@ -134,7 +136,12 @@ class ActivityMonitor:
 
     def _run(self) -> None:
         last_status = 0.0
-        while not self._stop.wait(MARK_SYNC_SECONDS):
+        changed = self.inventory.protected_changed
+        while not self._stop.is_set():
+            changed.wait(MARK_SYNC_SECONDS)
+            if self._stop.wait(MARK_BURST_SECONDS):
+                break
+            changed.clear()
             try:
                 self.sync_marks()
                 if time.monotonic() - last_status >= self.config.sensors.status_seconds:

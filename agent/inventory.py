@@ -53,6 +53,9 @@ class Inventory:
         self._by_tensor: defaultdict[str, set[str]] = defaultdict(set)
         self._by_model: defaultdict[str, set[str]] = defaultdict(set)
         self._by_inode: dict[tuple[int, int], str] = {}  # (device, inode) -> path: what a file is now called
+        # Set whenever a guarded file comes, goes or changes: the access marks follow at once, so a model
+        # is never left unmarked for a polling interval after it was found.
+        self.protected_changed = threading.Event()
         for file in files:
             self.add(file)
 
@@ -61,6 +64,8 @@ class Inventory:
         with self._lock:
             previous = self._remove_locked(file.path)
             self._by_path[file.path] = file
+            if file.protected or (previous is not None and previous.protected):
+                self.protected_changed.set()
             if file.quick_fingerprint:
                 self._by_quick[file.quick_fingerprint].add(file.path)
             if file.sha256:
@@ -137,6 +142,8 @@ class Inventory:
     def _remove_locked(self, path: str) -> ModelFile | None:
         previous = self._by_path.pop(path, None)
         if previous is not None:
+            if previous.protected:
+                self.protected_changed.set()
             if previous.quick_fingerprint:
                 self._by_quick[previous.quick_fingerprint].discard(path)
             if previous.sha256:

@@ -102,7 +102,10 @@ class InstalledAgent:
         return self.json_lines("models")
 
     def copy_alerts(self, target: str) -> list[dict[str, Any]]:
-        return [a for a in self.json_lines("alerts") if a["rule"] == "model-copy" and target in a["paths"]]
+        """Copy alerts whose destination is `target` (an alert for another copy lists earlier ones among
+        its sources: the sshfs server's own file, on this machine, is such a copy)."""
+        return [a for a in self.json_lines("alerts")
+                if a["rule"] == "model-copy" and (a.get("destination") or {}).get("path") == target]
 
     def stop(self) -> int:
         """SIGTERM, as systemd stops it; killed if it outlives the unit's TimeoutStopSec (the test fails)."""

@@ -145,6 +145,19 @@ def test_a_model_under_a_name_that_is_not_utf8_keeps_every_protection(system_age
     assert read[0]["model"] == created[0]["model"] and read[0]["process"]["name"] == "head"
 
 
+@pytest.mark.root
+def test_a_model_is_guarded_the_moment_it_is_recorded(system_agent: RunningAgent, layout: dict[str, Path]) -> None:
+    """No window between the inventory and the access marks: a model read right after its model-created
+    event is stored has its read recorded (the marks used to follow on a one-second poll)."""
+    fresh = write_safetensors(layout["models"] / "fresh" / "model.safetensors", seed=5, rows=256)
+    wait_for(lambda: [e for e in events(system_agent, "model-created") if e["file"]["path"] == str(fresh)],
+             timeout=30, what="the new model recorded")
+    subprocess.run(["cat", str(fresh)], check=True, stdout=subprocess.DEVNULL)
+    reads = wait_for(lambda: [e for e in events(system_agent, "model-read") if e["file"]["path"] == str(fresh)],
+                     timeout=30, what="the read of the model just recorded")
+    assert reads[0]["process"]["name"] == "cat" and reads[0]["model"] == "fresh"
+
+
 READER = textwrap.dedent("""
     import sys
     with open(sys.argv[1], "rb") as f:
