@@ -284,8 +284,10 @@ class FilePipeline:
     def found(self, found: ScanFound, at: datetime) -> list[Record]:
         previous = self.inventory.get(found.model.path)
         action = Action.MODEL_DISCOVERED if previous is None else Action.MODEL_MODIFIED
-        records = self.upkeep.accept(found.model, action, None, alert_copies=found.alert_copies, at=at,
-                                     finder=found.finder)
+        # A file event's first look may have raised the copy alert already (a copy onto a mount that is
+        # being rescanned as it is watched): the scan does not raise it again.
+        records = self.upkeep.accept(found.model, action, self._alerted.get(found.model.path),
+                                     alert_copies=found.alert_copies, at=at, finder=found.finder)
         accepted = self.inventory.get(found.model.path)
         if previous is None and accepted is not None and accepted.protected:
             records += self._isolated(self.upkeep.posture, found.model, at) or []

@@ -59,6 +59,7 @@ from weightwarden.agent.sensors.filesystems import (
 log = logging.getLogger(__name__)
 
 READ_BYTES = 256 * 1024
+GATHER_SECONDS = 0.01
 INIT_FLAGS = fan.FAN_CLOEXEC | fan.FAN_NONBLOCK | fan.FAN_CLASS_NOTIF | fan.FAN_REPORT_DFID_NAME
 BASE_MASK = fan.FAN_CLOSE_WRITE | fan.FAN_DELETE | fan.FAN_ONDIR
 RENAME_MASK = BASE_MASK | fan.FAN_RENAME
@@ -112,17 +113,24 @@ class FsWriteSensor:
                  ignore_pids: Iterable[int] = (), mountinfo: str = "/proc/self/mountinfo",
                  who: Callable[[int], ProcessInfo] | None = None,
                  wanted: Callable[[str, int], bool] | None = None,
-                 wanted_gone: Callable[[str, bool], bool] | None = None) -> None:
+                 wanted_gone: Callable[[str, bool], bool] | None = None, unlimited_queue: bool = True) -> None:
         """`who`: the process of a pid (the process cache), asked when a write is closed, while the writer is
         most likely still running (a copy's `cp` exits right after): once per pid per read of the queue, so a
         `tar -x` of 100,000 files costs a handful of lookups. `wanted(path, size)`: the file pipeline's
         answer to whether a closed file can matter (agent/pipeline/files.py worth_examining): the closes it
         does not want are counted, not handed over; `wanted_gone(path, is_directory)` the same for deletions
-        (worth_a_deletion: only what the inventory holds)."""
+        (worth_a_deletion: only what the inventory holds).
+
+        `unlimited_queue`: the kernel's queue is not capped at fs.fanotify.max_queued_events (16,384): an
+        `rm -rf` of 100,000 files outruns any reader for a moment, and a bounded queue would then drop the
+        writes made beside it, a blind spot anyone could open at will. The queued events are charged to the
+        agent's memory cgroup; an allocation that fails there still ends as an overflow. (False: tests that
+        make a real overflow with a small queue.)"""
         self._sink = sink
         self._who = who
         self._wanted = wanted
         self._wanted_gone = wanted_gone
+        self._unlimited_queue = unlimited_queue
         self.not_wanted = 0
         self._on_health = on_health
         self._ignored = frozenset({os.getpid(), *ignore_pids})
@@ -147,7 +155,7 @@ class FsWriteSensor:
 
     def start(self) -> None:
         """Mark every local filesystem in the mount table, then start reading. OSError without FID support."""
-        self._fd = fan.init(INIT_FLAGS)
+        self._fd = fan.init(INIT_FLAGS | (fan.FAN_UNLIMITED_QUEUE if self._unlimited_queue else 0))
         with self._gate:
             self._open = True
         self._state = "running"
@@ -339,6 +347,10 @@ class FsWriteSensor:
             if thread.paused or thread.stopping.is_set():
                 continue  # paused while we waited: leave the events queued
             if fd in ready:
+                # Let a burst gather before reading it: a writer whose events find us asleep pays no wake-up,
+                # and one read then parses hundreds of events with one directory lookup each.
+                if thread.stopping.wait(GATHER_SECONDS):
+                    break
                 try:
                     data = os.read(fd, READ_BYTES)
                 except BlockingIOError:
@@ -386,6 +398,10 @@ class FsWriteSensor:
             self.unresolved += 1
             return
         deleted = bool(mask & (fan.FAN_DELETE | fan.FAN_MOVED_FROM))
+        if (deleted and not mask & (fan.FAN_MOVED_TO | fan.FAN_CLOSE_WRITE) and self._wanted_gone is not None
+                and not self._wanted_gone(path, is_directory)):  # a deletion alone, of nothing we hold
+            self.not_wanted += 1
+            return
         if deleted and not os.path.lexists(path):  # whatever else was merged into it is over
             self._emit("deleted", path, None, is_directory, pid)
             return

@@ -139,3 +139,21 @@ def test_a_small_closed_file_the_sensor_measured_is_not_examined(agent: Agent, t
     settle(agent)
     alerted = [r["paths"][-1] for r in stored(agent) if name(r) == "model-copy"]
     assert alerted == [str(unmeasured)]
+
+
+def test_a_copy_met_by_its_file_event_and_a_rescan_at_once_is_one_alert(agent: Agent, tmp_path: Path) -> None:
+    """A copy onto a mount that is being rescanned as it becomes watched: the file event's first look
+    raises the alert, the rescan meets the same file before that look's full examination is back."""
+    agent.observations.emitter("control")(RescanRequest(tuple(agent.config.protected_roots), "scan now"))
+    settle(agent)
+    copy = tmp_path / "elsewhere" / "notes.bin"
+    shutil.copyfile(tmp_path / "models" / "llama" / "model.safetensors", copy)
+    model = agent.files.scanner.examine(str(copy))
+    assert model is not None and not isinstance(model, ScanIssue)
+    pool = agent.observations.emitter("examinations")
+    pool(Identified(model))
+    pool(ScanFound(model, alert_copies=True))
+    pool(Examined(str(copy), model))
+    settle(agent)
+    alerts = [r for r in stored(agent) if name(r) == "model-copy"]
+    assert len(alerts) == 1 and alerts[0]["paths"][-1] == str(copy)

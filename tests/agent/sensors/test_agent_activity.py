@@ -150,8 +150,11 @@ def test_a_model_is_guarded_the_moment_it_is_recorded(system_agent: RunningAgent
     """No window between the inventory and the access marks: a model read right after its model-created
     event is stored has its read recorded (the marks used to follow on a one-second poll)."""
     fresh = write_safetensors(layout["models"] / "fresh" / "model.safetensors", seed=5, rows=256)
-    wait_for(lambda: [e for e in events(system_agent, "model-created") if e["file"]["path"] == str(fresh)],
-             timeout=30, what="the new model recorded")
+    def recorded() -> list[dict[str, Any]]:  # by its file event, or by the rescan of its new folder
+        return [e for e in system_agent.records("events") if e["event"]["action"] in ("model-created",
+                "model-discovered") and e["file"]["path"] == str(fresh)]
+
+    wait_for(recorded, timeout=30, what="the new model recorded")
     subprocess.run(["cat", str(fresh)], check=True, stdout=subprocess.DEVNULL)
     reads = wait_for(lambda: [e for e in events(system_agent, "model-read") if e["file"]["path"] == str(fresh)],
                      timeout=30, what="the read of the model just recorded")
