@@ -34,7 +34,7 @@ from weightwarden.agent.fingerprint import (
 )
 from weightwarden.agent.fingerprint.sha256 import DEFAULT_BLOCK
 from weightwarden.agent.identify import Identifier
-from weightwarden.agent.identify.companions import companion_paths, primary_path
+from weightwarden.agent.identify.companions import companion_paths, onnx_file_seen, primary_path
 from weightwarden.agent.identify.identification import Identification
 from weightwarden.agent.models.known_hashes import known_hash
 from weightwarden.agent.naming import logical_model_name
@@ -81,6 +81,8 @@ class Scanner:
         computed, so a copy can be recognised while a large file is still being read. `recheck_non_model`
         ignores a cached "not a model" (a file whose pair or folder model has become whole since).
         """
+        if path.endswith(".onnx"):
+            onnx_file_seen(path)
         try:
             if info is None:
                 info = os.stat(path, follow_symlinks=False)

@@ -44,6 +44,7 @@ MAX_COMPANIONS = 4096  # companion paths listed per model file (ONNX may keep on
 # A folder listing is cached by the folder's mtime, but a file created within the same timestamp tick as
 # the listing leaves the mtime unchanged; a folder changed this recently is listed afresh ("racy git").
 RACY_FOLDER_NS = 2_000_000_000  # two seconds: the coarsest common mtime granularity (FAT)
+RACY_REUSE_NS = 100_000_000  # a listing of a folder still changing is reused for a tenth of a second
 
 
 def identify_companion(path: str, identify_primary: PrimaryIdentifier) -> Identification | None:
@@ -236,9 +237,30 @@ def _onnx_models(folder: str) -> tuple[str, ...]:
     key = _stat_key(folder)
     if key is None:
         return ()
-    if time.time_ns() - key[3] < RACY_FOLDER_NS:
-        return _list_onnx(folder)  # changed just now: a file added in the same tick keeps this mtime
-    return _onnx_names(folder, key)
+    now = time.time_ns()
+    if now - key[3] >= RACY_FOLDER_NS:
+        return _onnx_names(folder, key)
+    # Changed just now: a file added in the same tick keeps this mtime, so the listing is taken afresh, but
+    # at most once per RACY_REUSE_NS whatever its mtime does: a folder being filled (a wheel installing
+    # thousands of files) changes with each file and would otherwise be listed once per file. An .onnx that
+    # lands after the listing is examined itself (onnx_file_seen) and rechecks its data files then.
+    recent = _racy_listings.get(folder)
+    if recent is not None and now - recent[0] < RACY_REUSE_NS:
+        return recent[1]
+    names = _list_onnx(folder)
+    if len(_racy_listings) >= 1024:
+        _racy_listings.clear()
+    _racy_listings[folder] = (now, names)
+    return names
+
+
+_racy_listings: dict[str, tuple[int, tuple[str, ...]]] = {}  # folder -> (listed at, .onnx names)
+
+
+def onnx_file_seen(path: str) -> None:
+    """An .onnx file is being examined: its folder's listing is taken afresh next time, so the data files
+    rechecked after it (Scanner.stale_partners) see it."""
+    _racy_listings.pop(os.path.dirname(path), None)
 
 
 @functools.lru_cache(maxsize=1024)
