@@ -316,7 +316,8 @@ def locate(canaries: Iterable[Canary], inventory: Iterable[ModelFile] = ()) -> l
         except OSError:
             info = None
         here = info is not None and stat.S_ISREG(info.st_mode) and (
-            canary.inode is None or (info.st_dev, info.st_ino) == (canary.device, canary.inode))
+            canary.inode is None or (info.st_dev, info.st_ino) == (canary.device, canary.inode)) and _same_bytes(
+            canary.path, canary)
         if here:
             found.append(Location(canary, "in place", canary.path))
             continue
@@ -333,7 +334,23 @@ def _still_there(path: str, canary: Canary) -> bool:
         info = os.stat(path, follow_symlinks=False)
     except OSError:
         return False
-    return (info.st_dev, info.st_ino) == (canary.device, canary.inode)
+    return (info.st_dev, info.st_ino) == (canary.device, canary.inode) and _same_bytes(path, canary)
+
+
+def _same_bytes(path: str, canary: Canary) -> bool:
+    """The file at `path` still has the canary's size and quick fingerprint (inode numbers are reused)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        size = os.fstat(fd).st_size
+        return size == canary.size and (canary.quick_fingerprint is None
+                                        or quick_fingerprint(fd, size) == canary.quick_fingerprint)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def relocate(data_dir: str, moves: Mapping[str, str]) -> None:
@@ -364,12 +381,14 @@ class CanaryIndex:
             return None
         if file.device is not None and file.inode is not None:
             known = self._by_inode.get((file.device, file.inode))
-            # the size guards against an inode number reused by a new file after the canary was deleted
-            if known is not None and (file.size is None or file.size == known.size):
+            # not if its content says otherwise: inode numbers are reused (a file written right after the
+            # canary was deleted often gets its number)
+            if known is not None and not _other_content(file, known):
                 return known
         at_path = self._by_path.get(file.path) if file.path else None
-        if at_path is not None and (at_path.inode is None or file.inode is None
-                                    or (file.device, file.inode) == (at_path.device, at_path.inode)):
+        if at_path is not None and not _other_content(file, at_path) and (
+                at_path.inode is None or file.inode is None
+                or (file.device, file.inode) == (at_path.device, at_path.inode)):
             return at_path
         # another file (a copy, or one put in the canary's place) is one only with the canary's bytes
         if file.sha256 and file.sha256 in self._by_sha256:
@@ -381,6 +400,14 @@ class CanaryIndex:
 
     def __len__(self) -> int:
         return len(self.canaries)
+
+
+def _other_content(file: FileInfo, canary: Canary) -> bool:
+    """The event's file is known to hold other bytes than the canary (size or a fingerprint differs)."""
+    return ((file.size is not None and file.size != canary.size)
+            or bool(file.sha256 and file.sha256 != canary.sha256)
+            or bool(file.quick_fingerprint and canary.quick_fingerprint
+                    and file.quick_fingerprint != canary.quick_fingerprint))
 
 
 class Canaries:

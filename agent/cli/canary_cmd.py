@@ -8,6 +8,7 @@ missing), from its recorded identity and the agent's inventory, and records the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 from typing import Any
 
 from weightwarden.agent import canary
@@ -65,10 +66,9 @@ def run_list(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     found = canary.locate(planted, _inventory(config.database_path))
     moves = {f.canary.path: f.path for f in found if f.state == "moved" and f.path}
-    try:
+    # shown below all the same when the registry is not ours to write; the next `canary list` that may records it
+    with contextlib.suppress(OSError, canary.RegistryError):
         canary.relocate(config.data_dir, moves)
-    except (OSError, canary.RegistryError):
-        pass  # shown below all the same; recorded by the next `canary list` that may write the registry
     print_table([(f.canary.planted, f.state, display_path(f.path or f.canary.path), f.canary.owner or "-",
                   f.canary.sha256) for f in found], ("PLANTED", "STATE", "PATH", "OWNER", "SHA256"))
     return EXIT_OK
