@@ -23,7 +23,7 @@ from typing import Any
 
 from weightwarden.agent import __version__, control, systemd_notify
 from weightwarden.agent.activity import ActivityMonitor, StatusReporter
-from weightwarden.agent.canary import CanaryPaths
+from weightwarden.agent.canary import Canaries
 from weightwarden.agent.config import Config
 from weightwarden.agent.detect.policy import Detector, load_policy_rules, settings_from_config
 from weightwarden.agent.discovery import Discovery, DiscoveryDone, DiscoverySettings, default_roots
@@ -83,7 +83,7 @@ class Agent:
         self.store = Store(config.database_path)
         # Every recorded Event passes through the detection rules (agent/detect, docs/rules.md).
         self.detector = Detector(load_policy_rules(config.detect.rule_paths), settings_from_config(config.detect),
-                                 CanaryPaths(config.data_dir))
+                                 Canaries(config.data_dir))
         self.writer = RecordWriter(self.store, batch_size=config.store.batch_size,
                                    flush_seconds=config.store.flush_seconds,
                                    on_written=lambda records: self.evidence.written(records))

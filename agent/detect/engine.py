@@ -24,7 +24,7 @@ import fnmatch
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from weightwarden.agent.alert_evidence import AlertEvidence, RuleMatchEvidence, SequenceStep, TimelineEntry
 from weightwarden.agent.detect.copy import CopyCandidate, copy_alert
@@ -41,12 +41,24 @@ from weightwarden.agent.detect.transfer import (
     parse_staging,
     parse_transfer,
 )
-from weightwarden.agent.events import Action, Alert, Destination, Event, ProcessInfo, format_time, new_id
+from weightwarden.agent.events import Action, Alert, Destination, Event, FileInfo, ProcessInfo, format_time, new_id
 
 READ_ACTIONS = (Action.MODEL_READ, Action.MODEL_HELD)
 ACCESS_ACTIONS = (Action.MODEL_OPENED, Action.MODEL_READ, Action.MODEL_HELD)
 TIMELINE_LIMIT = 50
 TREE_IDLE_SECONDS = 3600.0
+
+
+@runtime_checkable
+class CanaryLookup(Protocol):
+    """Whether a file is a planted canary or a copy of one (agent/canary.py CanaryIndex: by device and
+    inode, then path, then content)."""
+
+    def matches(self, file: FileInfo | None) -> bool: ...
+
+
+# What the engine's `canaries` callable returns: a CanaryLookup, or plain canary paths (replayed fixtures).
+CanarySource = Callable[[], "CanaryLookup | Iterable[str]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +102,7 @@ class _Armed:
 
 class DetectionEngine:
     def __init__(self, rules: RuleSet, settings: DetectSettings | None = None, *,
-                 canaries: Callable[[], Iterable[str]] | None = None,
+                 canaries: CanarySource | None = None,
                  exe_sha256: Callable[[str], str | None] | None = None) -> None:
         self.settings = settings or DetectSettings()
         self.rules = tuple(r for r in rules.rules if r.id not in self.settings.disabled)
@@ -161,7 +173,11 @@ class DetectionEngine:
     def _enrich(self, event: Event, fields: dict[str, Any]) -> tuple[Transfer | None, Staging | None]:
         path = event.file.path if event.file else None
         canaries = self._canaries()
-        fields["canary"] = bool(path) and path in (canaries if isinstance(canaries, set | frozenset) else set(canaries))
+        if isinstance(canaries, CanaryLookup):
+            fields["canary"] = canaries.matches(event.file)
+        else:
+            fields["canary"] = bool(path) and path in (canaries if isinstance(canaries, set | frozenset)
+                                                       else set(canaries))
         name = (event.process.name or "") if event.process else ""
         command_line = event.process.command_line if event.process else None
         exe_name = os.path.basename(event.process.executable or "") if event.process else ""

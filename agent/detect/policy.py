@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from weightwarden.agent.detect.copy import CopyCandidate
 from weightwarden.agent.detect.correlations import settings_keys
-from weightwarden.agent.detect.engine import DetectionEngine, DetectSettings
+from weightwarden.agent.detect.engine import CanarySource, DetectionEngine, DetectSettings
 from weightwarden.agent.detect.rules import Allowlist, ProcessAllow, RuleSet, builtin_rule_files, load_rules
 from weightwarden.agent.events import Alert, Event, ProcessInfo
 
@@ -69,7 +69,7 @@ class Detector:
     any thread (a lookup in the engine's `reading_trees`, which is replaced, never changed in place).
     """
 
-    def __init__(self, rules: RuleSet, settings: DetectSettings, canaries: Callable[[], Iterable[str]]) -> None:
+    def __init__(self, rules: RuleSet, settings: DetectSettings, canaries: CanarySource) -> None:
         for problem in rules.problems:
             log.error("detection rule problem: %s", problem)
         self.rules = rules

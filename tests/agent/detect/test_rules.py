@@ -143,7 +143,7 @@ def test_canary_is_a_valid_unique_safetensors_and_registered(tmp_path: Path) -> 
     assert abs(float(tensors["model.layers.0.self_attn.q_proj.weight"].astype(np.float32).std()) - 0.02) < 0.002
     assert first.sha256 != second.sha256
     assert {c.path for c in canary.load_registry(str(data))} == {first.path, second.path}
-    assert canary.CanaryPaths(str(data))() == {first.path, second.path}
+    assert {c.path for c in canary.Canaries(str(data))().canaries} == {first.path, second.path}
     result = run_cli("canary", "plant", str(tmp_path / "cli.safetensors"),
                      env={"WEIGHTWARDEN_DATA_DIR": str(data)})
     assert result.returncode == 0 and "planted" in result.stdout
