@@ -13,6 +13,7 @@ even when clocks jump.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
@@ -99,20 +100,27 @@ def parse_time(text: str) -> datetime:
 
 # --------------------------------------------------------------------------- paths
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def display_path(path: str | bytes) -> str:
-    """A path as text that always encodes as UTF-8; undecodable bytes become \\xNN escapes."""
-    raw = os.fsencode(path)
-    return raw.decode("utf-8", "backslashreplace")
+    """A path as text that always encodes as UTF-8 and is safe to print: undecodable bytes become \\xNN
+    escapes, and so do control characters (a name holding a newline or a terminal escape sequence must not
+    forge a line in a log or repaint a reviewer's terminal); C1 controls become \\u0080-\\u009f."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x80 else f"\\u{ord(m[0]):04x}", text)
 
 
 def raw_path_hex(path: str | bytes) -> str | None:
     """Hex of the path's bytes when display_path() had to escape them, else None (lossless record)."""
     raw = os.fsencode(path)
     try:
-        raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.hex()
-    return None
+    return raw.hex() if _CONTROL.search(text) else None
 
 
 # --------------------------------------------------------------------------- vocabulary
