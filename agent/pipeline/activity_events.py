@@ -17,7 +17,7 @@ from weightwarden.agent.scope.scope import Scope
 from weightwarden.agent.sensors.access import AccessObservation
 from weightwarden.agent.sensors.files import SensorHealth
 from weightwarden.agent.sensors.mounts import MountObservation
-from weightwarden.agent.sensors.network import ConnectionObservation
+from weightwarden.agent.sensors.network import NETNS_BOUND, ConnectionObservation
 
 _ACCESS_ACTIONS = {"opened": Action.MODEL_OPENED, "read": Action.MODEL_READ, "written": Action.MODEL_WRITTEN,
                    "held": Action.MODEL_HELD}
@@ -53,16 +53,21 @@ def access_event(obs: AccessObservation, inventory: Inventory, at: datetime) -> 
 
 def connection_event(obs: ConnectionObservation, at: datetime) -> Event:
     who = f"{obs.process.name} (pid {obs.process.pid})" if obs.process else "unknown process"
-    sent = f", {obs.bytes_sent} bytes sent" if obs.bytes_sent is not None and obs.phase != "opened" else ""
+    bound = "at most " if obs.bytes_source == NETNS_BOUND else ""
+    sent = (f", {bound}{obs.bytes_sent} bytes sent" if obs.bytes_sent is not None and obs.phase != "opened"
+            else "")
     verb = {"opened": "connected to", "progress": "is sending to"}.get(obs.phase, "closed connection to")
+    udp = " (UDP)" if obs.protocol == "udp" else ""
     return Event(
-        Action.NETWORK_CONNECTION, Category.NETWORK, f"{who} {verb} {obs.remote}:{obs.remote_port}{sent}",
+        Action.NETWORK_CONNECTION, Category.NETWORK, f"{who} {verb} {obs.remote}:{obs.remote_port}{udp}{sent}",
         process=obs.process, time=at,
         details={"phase": obs.phase, "destination": {"kind": "network", "address": obs.remote,
                                                       "port": obs.remote_port},
                  "source": {"address": obs.local, "port": obs.local_port}, "netns": obs.netns,
+                 "network": {"transport": obs.protocol},
                  "bytes_sent": obs.bytes_sent, "bytes_received": obs.bytes_received,
-                 "bytes_source": obs.bytes_source, "seconds": obs.seconds})
+                 "bytes_acked": obs.bytes_acked, "bytes_source": obs.bytes_source, "final": obs.final,
+                 "owner": obs.owner, "seconds": obs.seconds})
 
 
 def mount_event(obs: MountObservation, at: datetime) -> Event:

@@ -1,28 +1,54 @@
-"""Network sensor: outbound TCP connections per process, with bytes sent.
+"""Network sensor: outbound TCP connections and connected UDP flows per process, with bytes sent.
 
-Linux as root: sock_diag dumps of every network namespace in use (containers and `ip netns` included),
-with the kernel's per-socket tcp_info byte counters; the owning process is found by socket inode in
-/proc/*/fd (only when a new socket appears). Elsewhere, or without root: psutil connections, with bytes
-from the process's /proc/<pid>/io write count (an upper bound: it counts every write of the process).
+Linux as root: sock_diag dumps every poll in every network namespace in use (containers and `ip netns`
+included), with the kernel's per-socket tcp_info byte counters; the owning process is found by socket
+inode in /proc/*/fd (only when a new socket appears). Beside the polls, one reader thread, blocked on a
+netlink socket per followed namespace, receives the kernel's notice of every TCP and UDP socket's
+destruction (see sockdiag): a TCP connection's final counts, and connections that opened and closed
+between two polls, which polling alone never saw.
 
-A connection is "outbound" when its local port is not one the namespace listens on. Loopback peers are
-not egress and are left out; so are the agent's own connections (forwarding to the SIEM).
-The sensor reports a connection when first seen and again when it is gone, with its last byte counts.
-While it is open, connections of processes the agent is `interested` in (their process tree read a
-protected model) are also reported as "progress" when they sent another PROGRESS_BYTES, at most once per
-poll, so an egress alert can show how much of the model has left while the transfer runs; a training
-job's trickle of metrics to a dashboard (a KB/s) makes about one record a minute, not one a poll.
+What the record says, honestly:
+- TCP bytes_sent is the payload that left the socket, each byte once (tcpi_bytes_sent less
+  tcpi_bytes_retrans: a lossy upload is not overstated by its retransmissions, and data sent but not yet
+  acknowledged when the socket died still counts as gone); bytes_acked, what the peer acknowledged, rides
+  along. `final` says the counts are the kernel's at the socket's destruction, not the last poll's.
+- A socket seen only at its destruction has no known process: the notice carries no inode or uid (both
+  are zero by then) and its file is gone from /proc. Its record has no process and `owner` says why.
+  A socket a poll saw keeps the process learnt then (joined to its notice by the socket cookie).
+- UDP: the kernel keeps no per-socket or per-process byte count of datagrams sent (sock_diag has none,
+  /proc/<pid>/io counts write() but not send/sendto/sendmsg, the usual UDP and QUIC calls). The best
+  measure without eBPF or netfilter accounting is the namespace's bytes transmitted on its non-loopback
+  interfaces while the flow lived: an upper bound, exact when the flow is the namespace's only traffic
+  (a container), loose in a busy host namespace. bytes_source "netns-egress-bound" names it. Only
+  connected UDP sockets name a destination; an unconnected one (sendto each datagram) is not reported.
+
+A connection is "outbound" when its local port is not one the namespace listens on (TCP) or has bound
+unconnected (UDP). Loopback peers are not egress and are left out; so are the agent's own connections
+(forwarding to the SIEM) when a poll saw them. The sensor reports a connection when a poll first sees it
+and again when it is gone, with its last byte counts; a connection seen only by its destruction is
+reported once, closed. While it is open, connections of processes the agent is `interested` in (their
+process tree read a protected model) are also reported as "progress" when they sent another
+PROGRESS_BYTES, at most once per poll, so an egress alert can show how much of the model has left while
+the transfer runs; a training job's trickle of metrics to a dashboard (a KB/s) makes about one record a
+minute, not one a poll.
+
+Elsewhere, or without root: psutil TCP connections, with bytes from the process's /proc/<pid>/io write
+count ("process-io"): it counts every write() of the process, but not send()/sendto(), so it is neither
+exact nor a bound.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
+import select
 import socket
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,13 +57,20 @@ import psutil
 from weightwarden.agent.events import ProcessInfo
 from weightwarden.agent.processes import ProcessCache, io_counters
 from weightwarden.agent.sensors import sockdiag
-from weightwarden.agent.sensors.base import Counters, SensorStatus, privilege
+from weightwarden.agent.sensors.base import Counters, SensorStatus, SensorThread, privilege
 from weightwarden.agent.sensors.files import SensorHealth
 
 log = logging.getLogger(__name__)
 
 PROGRESS_BYTES = 64 << 10
+RECENT_DESTROYED = 4096  # keys of sockets already reported closed (a poll racing the notice adds nothing)
+MISSING_POLLS = 3  # a socket gone from the dumps this many polls with no notice is closed as last polled
+NAMESPACE_MISSES = 2  # a namespace no process is in for this many rediscoveries is no longer followed
 _OUTBOUND_STATES = {"ESTABLISHED", "SYN_SENT", "FIN_WAIT1", "FIN_WAIT2", "CLOSE_WAIT", "LAST_ACK", "CLOSING"}
+_UDP_CONNECTED = "ESTABLISHED"  # sock_diag reports a connected UDP socket as state 1
+UNKNOWN_OWNER = "unknown: the socket opened and closed between two polls, and the kernel's notice of its " \
+                "destruction names no process or user"
+NETNS_BOUND = "netns-egress-bound"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +84,12 @@ class ConnectionObservation:
     netns: int | None
     bytes_sent: int | None
     bytes_received: int | None
-    bytes_source: str | None  # tcp_info | process-io
-    seconds: float = 0.0
+    bytes_source: str | None  # tcp_info | netns-egress-bound (UDP, an upper bound) | process-io
+    seconds: float | None = 0.0  # None: seen only at its destruction, its age is unknown
+    protocol: str = "tcp"  # tcp | udp
+    final: bool = False  # the counts are the kernel's at the socket's destruction, not the last poll's
+    owner: str | None = None  # how the process was learnt ("socket-inode"), or why it is unknown
+    bytes_acked: int | None = None  # TCP: payload the peer acknowledged
 
 
 @dataclass(slots=True)
@@ -64,12 +101,17 @@ class _Conn:
     remote: str
     remote_port: int
     netns: int | None
-    first_seen: float
+    first_seen: float | None
     bytes_sent: int | None = None
     bytes_received: int | None = None
     wchar_at_open: int | None = None
     source: str | None = None
     reported_sent: int | None = None  # bytes sent when last reported (progress only when it grew)
+    protocol: str = "tcp"
+    bytes_acked: int | None = None
+    owner: str | None = None
+    tx_base: int | None = None  # UDP: the namespace's bytes transmitted before the flow was first seen
+    missing: int = 0  # polls in a row whose dump did not have it
 
 
 def sock_diag_unavailable() -> str | None:
@@ -88,6 +130,17 @@ def sock_diag_unavailable() -> str | None:
     return None
 
 
+def destroy_notices_unavailable() -> str | None:
+    """Why the kernel's socket-destroy notices cannot be received here, or None."""
+    if not sys.platform.startswith("linux"):
+        return "socket destroy notices are Linux only"
+    try:
+        sockdiag.destroy_socket().close()
+    except OSError as error:
+        return f"cannot join the sock_diag destroy groups: {error.strerror or error}"
+    return None
+
+
 def _is_loopback(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address)
@@ -96,6 +149,26 @@ def _is_loopback(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_loopback or ip.is_unspecified
+
+
+def netns_tx_bytes(ns_path: str, netns: int) -> int | None:
+    """Bytes the namespace transmitted on its non-loopback interfaces (/proc/<pid>/net/dev of a process
+    in it), or None when that process has gone or moved."""
+    base = ns_path.rsplit("/ns/net", 1)[0]
+    try:
+        if os.stat(ns_path).st_ino != netns:
+            return None
+        with open(f"{base}/net/dev", "rb") as f:
+            lines = f.read().decode("ascii", "replace").splitlines()[2:]
+    except OSError:
+        return None
+    total = 0
+    for line in lines:
+        name, _, counters = line.partition(":")
+        fields = counters.split()
+        if name.strip() != "lo" and len(fields) >= 9:
+            total += int(fields[8])
+    return total
 
 
 def socket_owners(inodes: set[int]) -> dict[int, int]:
@@ -127,7 +200,8 @@ class NetworkSensor:
     def __init__(self, cache: ProcessCache, sink: Callable[[ConnectionObservation], None],
                  on_health: Callable[[SensorHealth], None], *, interval: float = 1.0,
                  use_sock_diag: bool = True, reason: str = "",
-                 interested: Callable[[ProcessInfo | None], bool] | None = None) -> None:
+                 interested: Callable[[ProcessInfo | None], bool] | None = None,
+                 destroy_notices: bool = True) -> None:
         self.cache = cache
         self._sink = sink
         self._on_health = on_health
@@ -136,14 +210,28 @@ class NetworkSensor:
         self.reason = reason
         self._interested = interested
         self.counters = Counters()
+        self._lock = threading.Lock()  # _conns and the tables below: the poll and the reader thread share them
         self._conns: dict[tuple[int, int], _Conn] = {}
+        self._destroyed: OrderedDict[tuple[int, int], None] = OrderedDict()  # recently reported closed
+        self._ignored: OrderedDict[tuple[int, int], None] = OrderedDict()  # the agent's own sockets
+        self._listening: dict[int, set[int]] = {}  # netns -> TCP ports it listens on (last poll)
+        self._udp_bound: dict[int, set[int]] = {}  # netns -> ports of its unconnected UDP sockets
+        self._tx: dict[int, int] = {}  # netns -> bytes transmitted at the last poll (UDP bounds start there)
         self._diag: dict[int, socket.socket] = {}  # netns inode -> sock_diag socket inside it
+        self._destroy: dict[int, socket.socket] = {}  # netns inode -> its destroy-notice socket
+        self._retired: list[socket.socket] = []  # destroy sockets the reader closes (it polls them)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._reader = SensorThread("ww-network-destroy", self._read_destroyed)
+        self._want_destroy = destroy_notices
+        self.destroy_reason: str | None = None  # why destroy notices are not used, when they are not
+        self.destroy_received = 0
+        self.destroy_lost = 0
         self._own_ns: int | None = None
         self._state = "stopped"
         self._polls = 0
         self._namespaces: dict[int, str] = {}
+        self._ns_misses: dict[int, int] = {}
 
     def start(self) -> None:
         self._stop.clear()
@@ -152,12 +240,23 @@ class NetworkSensor:
         except OSError:
             self._own_ns = None
         self._state = "running" if self.use_sock_diag else "degraded"
+        if not self.use_sock_diag:
+            self.destroy_reason = "needs the sock_diag sensor (root)"
+        elif not self._want_destroy:
+            self.destroy_reason = "turned off"
+        else:
+            self.destroy_reason = destroy_notices_unavailable()
+        if self.destroy_reason is None:
+            self._reader.start()
         self._poll()  # what is already open is the baseline, reported as opened once
         self._thread = threading.Thread(target=self._run, name="ww-network", daemon=True)
         self._thread.start()
         if self.use_sock_diag:
+            exact = ("; final counts from the kernel's socket-destroy notices" if self.destroy_reason is None
+                     else f"; no socket-destroy notices ({self.destroy_reason}): final counts are the last poll's")
             self._on_health(SensorHealth(self.name, "running",
-                                         "sock_diag per network namespace: outbound TCP with bytes sent"))
+                                         "sock_diag per network namespace: outbound TCP with bytes sent, "
+                                         f"connected UDP with a namespace bound{exact}"))
         else:
             self._on_health(SensorHealth(self.name, "degraded",
                                          f"psutil connections with per-process write counts ({self.reason})"))
@@ -167,20 +266,35 @@ class NetworkSensor:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        for sock in self._diag.values():
-            sock.close()
-        self._diag.clear()
+        self._reader.stop()
+        with self._lock:
+            for sock in [*self._diag.values(), *self._destroy.values(), *self._retired]:
+                sock.close()
+            self._diag.clear()
+            self._destroy.clear()
+            self._retired.clear()
         self._state = "stopped"
 
     def status(self) -> SensorStatus:
         method = "sock_diag" if self.use_sock_diag else "psutil"
-        message = (f"{len(self._conns)} outbound connections open, {len(self._diag) or 1} network namespaces"
-                   if self.use_sock_diag else f"psutil: {self.reason}")
+        if self.use_sock_diag:
+            destroy = (f"{self.destroy_received} socket-destroy notices received, {self.destroy_lost} lost"
+                       if self.destroy_reason is None else f"socket-destroy notices unavailable: {self.destroy_reason}")
+            message = (f"{len(self._conns)} outbound connections open, {len(self._diag) or 1} network namespaces; "
+                       f"{destroy}")
+        else:
+            message = f"psutil: {self.reason}"
         return SensorStatus(self.name, self._state, method, privilege(), message, self.counters.events,
                             self.counters.rate(), self.counters.drops, 0)
 
     def connections(self) -> list[_Conn]:
-        return list(self._conns.values())
+        with self._lock:
+            return list(self._conns.values())
+
+    def followed_namespaces(self) -> set[int]:
+        """Namespaces whose socket destructions the sensor hears (all it polls, when notices are on)."""
+        with self._lock:
+            return set(self._destroy)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -191,7 +305,10 @@ class NetworkSensor:
 
     def _poll(self) -> None:
         self._polls += 1
-        current = self._sock_diag_poll() if self.use_sock_diag else self._psutil_poll()
+        if self.use_sock_diag:
+            self._sock_diag_poll()
+            return
+        current = self._psutil_poll()
         now = time.monotonic()
         for key, conn in current.items():
             known = self._conns.get(key)
@@ -201,7 +318,6 @@ class NetworkSensor:
                 conn.reported_sent = conn.bytes_sent
                 self._sink(self._observation("opened", conn, now))
             else:
-                known.bytes_sent, known.bytes_received = conn.bytes_sent, conn.bytes_received
                 if known.source == "process-io" and known.process is not None:
                     io = io_counters(known.process.pid)
                     if io and known.wchar_at_open is not None:
@@ -212,19 +328,23 @@ class NetworkSensor:
             self.counters.add()
             self._sink(self._observation("closed", conn, now))
 
-    def _report_progress(self, conn: _Conn, now: float) -> None:
+    def _report_progress(self, conn: _Conn, now: float) -> ConnectionObservation | None:
         if self._interested is None or (conn.bytes_sent or 0) < (conn.reported_sent or 0) + PROGRESS_BYTES:
-            return
+            return None
         if not self._interested(conn.process):  # only trees that read a model: others cost nothing
-            return
+            return None
         conn.reported_sent = conn.bytes_sent
         self.counters.add()
-        self._sink(self._observation("progress", conn, now))
+        observation = self._observation("progress", conn, now)
+        if not self.use_sock_diag:
+            self._sink(observation)
+        return observation
 
-    def _observation(self, phase: str, conn: _Conn, now: float) -> ConnectionObservation:
+    def _observation(self, phase: str, conn: _Conn, now: float, *, final: bool = False) -> ConnectionObservation:
+        seconds = None if conn.first_seen is None else round(now - conn.first_seen, 3)
         return ConnectionObservation(phase, conn.process, conn.local, conn.local_port, conn.remote, conn.remote_port,
-                                     conn.netns, conn.bytes_sent, conn.bytes_received, conn.source,
-                                     round(now - conn.first_seen, 3))
+                                     conn.netns, conn.bytes_sent, conn.bytes_received, conn.source, seconds,
+                                     conn.protocol, final, conn.owner, conn.bytes_acked)
 
     # ------------------------------------------------------------------ sock_diag
 
@@ -239,7 +359,27 @@ class NetworkSensor:
                     continue
                 found.setdefault(inode, path)
             self._namespaces = found
+            self._forget_namespaces(found)
         return self._namespaces
+
+    def _forget_namespaces(self, found: dict[int, str]) -> None:
+        """Stop following a namespace no process is in any more: our sockets in it would keep it alive.
+        Not at once: its last sockets may still be closing when its last process has gone."""
+        for netns in [n for n in self._diag if n not in found and n != self._own_ns]:
+            self._ns_misses[netns] = self._ns_misses.get(netns, 0) + 1
+            if self._ns_misses[netns] < NAMESPACE_MISSES:
+                continue
+            del self._ns_misses[netns]
+            self._diag.pop(netns).close()
+            with self._lock:
+                destroy = self._destroy.pop(netns, None)
+                if destroy is not None:
+                    self._retired.append(destroy)
+                for table in (self._listening, self._udp_bound, self._tx):
+                    table.pop(netns, None)
+            self._reader.waker.wake()
+        for netns in found:
+            self._ns_misses.pop(netns, None)
 
     def _diag_socket(self, netns: int, path: str) -> socket.socket | None:
         sock = self._diag.get(netns)
@@ -250,51 +390,198 @@ class NetworkSensor:
                 log.debug("cannot enter network namespace %s: %s", path, error)
                 return None
             self._diag[netns] = sock
+            if self.destroy_reason is None:
+                self._listen_for_destroy(netns, path)
         return sock
 
-    def _sock_diag_poll(self) -> dict[tuple[int, int], _Conn]:
+    def _listen_for_destroy(self, netns: int, path: str) -> None:
+        try:
+            raw = sockdiag.diag_socket() if netns == self._own_ns else sockdiag.socket_in_netns(path)
+            sock = sockdiag.destroy_socket(raw)
+        except OSError as error:
+            log.warning("no socket-destroy notices from network namespace %s: %s", path, error)
+            return
+        with self._lock:
+            self._destroy[netns] = sock
+        self._reader.waker.wake()
+
+    def _sock_diag_poll(self) -> None:
         namespaces = self._namespace_paths()
         if self._own_ns is not None:
             namespaces = {self._own_ns: "/proc/self/ns/net", **namespaces}
-        current: dict[tuple[int, int], _Conn] = {}
-        fresh: list[tuple[int, sockdiag.TcpSocket]] = []
+        seen: dict[tuple[int, int], sockdiag.TcpSocket] = {}
+        fresh: list[tuple[int, sockdiag.TcpSocket, int | None]] = []
+        listening: dict[int, set[int]] = {}
+        udp_bound: dict[int, set[int]] = {}
+        tx: dict[int, int | None] = {}
+        with self._lock:
+            known = set(self._conns)
+            skip = set(self._destroyed) | set(self._ignored)
+            tx_before = dict(self._tx)
         for netns, path in namespaces.items():
             sock = self._diag_socket(netns, path)
             if sock is None:
                 continue
             try:
-                sockets = sockdiag.dump_tcp(sock)
+                tcp = sockdiag.dump_tcp(sock)
+                udp = sockdiag.dump_udp(sock)
             except OSError:  # the namespace is gone
                 self._diag.pop(netns, None)
                 sock.close()
                 continue
-            listening = {s.local_port for s in sockets if s.state == "LISTEN"}
-            for s in sockets:
-                if s.state not in _OUTBOUND_STATES or s.local_port in listening or _is_loopback(s.remote):
-                    continue
-                if s.inode == 0:  # orphaned (closed by its process, still flushing): nothing to attribute
-                    continue
-                key = (netns, s.inode)
-                known = self._conns.get(key)
-                if known is not None:
-                    current[key] = _Conn(key, known.process, s.local, s.local_port, s.remote, s.remote_port,
-                                         netns, known.first_seen, s.bytes_sent, s.bytes_received,
-                                         source="tcp_info")
-                else:
-                    fresh.append((netns, s))
-        if fresh:
-            owners = socket_owners({s.inode for _, s in fresh})
-            now = time.monotonic()
-            own = os.getpid()
-            for netns, s in fresh:
+            tx[netns] = netns_tx_bytes(path, netns)
+            listening[netns] = ports = {s.local_port for s in tcp if s.state == "LISTEN"}
+            udp_bound[netns] = bound = {s.local_port for s in udp if s.state != _UDP_CONNECTED}
+            for s in [*tcp, *udp]:
+                key = (netns, s.cookie)
+                if key in known:
+                    seen[key] = s  # in any state, orphaned too: its counts still grow until it is destroyed
+                elif key not in skip and s.inode != 0 and self._outbound(s, ports, bound):
+                    fresh.append((netns, s, tx_before.get(netns, tx[netns])))
+        owners = socket_owners({s.inode for _, s, _ in fresh}) if fresh else {}
+        own = os.getpid()
+        processes = {inode: self.cache.process_info(pid) for inode, pid in owners.items() if pid != own}
+        now = time.monotonic()
+        emit: list[ConnectionObservation] = []
+        with self._lock:
+            self._listening.update(listening)
+            self._udp_bound.update(udp_bound)
+            self._tx.update({n: t for n, t in tx.items() if t is not None})
+            for netns, s, tx_base in fresh:
+                key = (netns, s.cookie)
                 pid = owners.get(s.inode)
-                if pid == own:
+                if key in self._destroyed:  # its notice came while we looked for its owner
                     continue
-                process = self.cache.process_info(pid) if pid is not None else None
-                current[(netns, s.inode)] = _Conn((netns, s.inode), process, s.local, s.local_port, s.remote,
-                                                  s.remote_port, netns, now, s.bytes_sent, s.bytes_received,
-                                                  source="tcp_info")
-        return current
+                if pid == own:
+                    self._remember(self._ignored, key)
+                    continue
+                process = processes.get(s.inode)
+                is_udp = s.protocol == socket.IPPROTO_UDP
+                conn = _Conn(key, process, s.local, s.local_port, s.remote, s.remote_port, netns, now,
+                             protocol="udp" if is_udp else "tcp", tx_base=tx_base if is_udp else None,
+                             owner="socket-inode" if process is not None else "unknown: the socket had no "
+                                                                              "process when it was first seen")
+                self._update(conn, s, tx.get(netns))
+                conn.reported_sent = conn.bytes_sent
+                self._conns[key] = conn
+                seen[key] = s
+                self.counters.add()
+                emit.append(self._observation("opened", conn, now))
+            for key, conn in list(self._conns.items()):
+                s_now = seen.get(key)
+                if s_now is not None:
+                    conn.missing = 0
+                    self._update(conn, s_now, tx.get(key[0]))
+                    progress = self._report_progress(conn, now)
+                    if progress is not None:
+                        emit.append(progress)
+                else:
+                    conn.missing += 1
+                    # with destroy notices its final counts are on their way; without (or if the notice
+                    # was lost, or its namespace is no longer dumped) it is closed with what the last poll saw
+                    if key[0] not in tx or key[0] not in self._destroy or conn.missing >= MISSING_POLLS:
+                        del self._conns[key]
+                        self._remember(self._destroyed, key)
+                        self.counters.add()
+                        emit.append(self._observation("closed", conn, now))
+        for observation in emit:
+            self._sink(observation)
+
+    @staticmethod
+    def _outbound(s: sockdiag.TcpSocket, listening: set[int], udp_bound: set[int], *, destroyed: bool = False) -> bool:
+        """A connection this host opened to a non-loopback peer. A destroyed TCP socket is in state CLOSE
+        whatever it was, so then only its port tells (the listening ports of the last poll)."""
+        if _is_loopback(s.remote) or s.remote_port == 0:
+            return False
+        if s.protocol == socket.IPPROTO_UDP:
+            return s.state == _UDP_CONNECTED and s.local_port not in udp_bound
+        return (destroyed or s.state in _OUTBOUND_STATES) and s.state != "LISTEN" and s.local_port not in listening
+
+    def _update(self, conn: _Conn, s: sockdiag.TcpSocket, tx: int | None) -> None:
+        if s.protocol == socket.IPPROTO_UDP:
+            if tx is not None and conn.tx_base is not None:
+                conn.bytes_sent, conn.source = max(tx - conn.tx_base, 0), NETNS_BOUND
+        elif s.bytes_sent is not None:  # a TIME_WAIT entry has no tcp_info: keep the last counts
+            conn.bytes_sent, conn.bytes_acked, conn.bytes_received = s.bytes_sent, s.bytes_acked, s.bytes_received
+            conn.source = "tcp_info"
+
+    @staticmethod
+    def _remember(table: OrderedDict[tuple[int, int], None], key: tuple[int, int]) -> None:
+        table[key] = None
+        if len(table) > RECENT_DESTROYED:
+            table.popitem(last=False)
+
+    # ------------------------------------------------------------------ destroy notices
+
+    def _read_destroyed(self) -> None:
+        """The reader thread: blocked in poll() on every followed namespace's destroy socket."""
+        poller = select.poll()
+        waker = self._reader.waker.fileno()
+        poller.register(waker, select.POLLIN)
+        registered: dict[int, tuple[int, socket.socket]] = {}  # fd -> (netns, socket)
+        while not self._reader.stopping.is_set():
+            with self._lock:
+                wanted = {sock.fileno(): (netns, sock) for netns, sock in self._destroy.items()}
+                retired, self._retired = self._retired, []
+            for fd in [fd for fd in registered if fd not in wanted]:
+                poller.unregister(fd)
+                del registered[fd]
+            for sock in retired:
+                sock.close()
+            for fd, entry in wanted.items():
+                if fd not in registered:
+                    poller.register(fd, select.POLLIN)
+                    registered[fd] = entry
+            for fd, _event in poller.poll():
+                if fd == waker:
+                    self._reader.waker.drain()
+                elif fd in registered:
+                    self._drain(*registered[fd])
+
+    def _drain(self, netns: int, sock: socket.socket) -> None:
+        for _ in range(256):  # bounded: the other namespaces get their turn
+            try:
+                data = sock.recv(1 << 16, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError as error:
+                if error.errno == errno.ENOBUFS:  # the kernel dropped notices: their sockets close by poll
+                    self.destroy_lost += 1
+                    self.counters.drop()
+                    continue
+                log.warning("socket-destroy notices from namespace %s failed: %s", netns, error)
+                return
+            try:
+                self._on_destroyed(netns, sockdiag.destroyed(data))
+            except Exception:
+                log.exception("socket-destroy notice not handled")
+
+    def _on_destroyed(self, netns: int, sockets: list[sockdiag.TcpSocket]) -> None:
+        now = time.monotonic()
+        emit: list[ConnectionObservation] = []
+        with self._lock:
+            path = self._namespaces.get(netns) or ("/proc/self/ns/net" if netns == self._own_ns else None)
+            for s in sockets:
+                self.destroy_received += 1
+                key = (netns, s.cookie)
+                conn = self._conns.pop(key, None)
+                if conn is None:
+                    if key in self._destroyed or key in self._ignored or s.state == "LISTEN":
+                        continue
+                    if not self._outbound(s, self._listening.get(netns, set()), self._udp_bound.get(netns, set()),
+                                          destroyed=True):
+                        continue
+                    is_udp = s.protocol == socket.IPPROTO_UDP
+                    conn = _Conn(key, None, s.local, s.local_port, s.remote, s.remote_port, netns, None,
+                                 protocol="udp" if is_udp else "tcp", owner=UNKNOWN_OWNER,
+                                 tx_base=self._tx.get(netns) if is_udp else None)
+                self._remember(self._destroyed, key)
+                tx = netns_tx_bytes(path, netns) if conn.protocol == "udp" and path else None
+                self._update(conn, s, tx)
+                self.counters.add()
+                emit.append(self._observation("closed", conn, now, final=True))
+        for observation in emit:
+            self._sink(observation)
 
     # ------------------------------------------------------------------ psutil
 

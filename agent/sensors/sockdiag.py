@@ -1,5 +1,20 @@
-"""NETLINK_SOCK_DIAG (the interface `ss -ti` uses): every TCP socket of a network namespace, with the
-kernel's per-socket byte counters (tcp_info bytes_sent / bytes_acked / bytes_received) and its inode.
+"""NETLINK_SOCK_DIAG (the interface `ss -ti` uses): every TCP or UDP socket of a network namespace, with
+the kernel's per-socket TCP byte counters (tcp_info) and its inode and cookie; and the kernel's notice of
+each socket's destruction (multicast groups SKNLGRP_INET{,6}_{TCP,UDP}_DESTROY), which carries the final
+tcp_info of a TCP socket, however short it lived.
+
+Facts from the kernel's uapi headers (linux/sock_diag.h, linux/inet_diag.h, linux/tcp.h) and its
+net/core/sock_diag.c, checked on 6.18:
+- A destroy notice is an inet_diag_msg (family, state, ports, addresses, cookie) with INET_DIAG_PROTOCOL
+  and, for TCP, INET_DIAG_INFO; idiag_uid and idiag_inode are zero (the socket has no file any more), so
+  the cookie (stable for the socket's life, also in every dump) is the only key joining it to a dump.
+- Receiving them needs no privilege beyond being in the namespace (the family allows non-root
+  listeners) and not CONFIG_INET_DIAG_DESTROY (that one is SOCK_DESTROY, killing sockets).
+- While anyone listens, the kernel builds each notice on a workqueue as sockets are freed: cheap, but
+  not free, so the sensor listens only in namespaces it follows.
+- tcp_info: bytes_sent counts every payload byte transmitted, retransmissions included; bytes_retrans
+  the retransmitted ones (both since 4.19); bytes_acked counts acknowledged sequence space, which
+  includes the SYN and the FIN (one each). UDP sockets have no byte counters at all.
 
 A netlink socket answers for the network namespace it was created in, so `socket_in_netns` creates one
 inside another namespace (setns on a short-lived helper thread: setns changes only the calling thread)
@@ -24,6 +39,13 @@ NLM_F_DUMP = 0x300
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
 INET_DIAG_INFO = 2
+INET_DIAG_PROTOCOL = 10
+SOL_NETLINK = 270
+# linux/sock_diag.h enum sknetlink_groups: 1 INET_TCP_DESTROY, 2 INET_UDP_DESTROY, 3 INET6_TCP_DESTROY,
+# 4 INET6_UDP_DESTROY; bound as the bitmask of the socket address (1 << (group - 1))
+DESTROY_GROUPS = 0b1111
+SO_RCVBUFFORCE = 33
+DESTROY_BUFFER = 4 << 20  # a burst of closes (a server shutting down) fits; more is counted as lost
 CLONE_NEWNET = 0x40000000
 
 TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2", 6: "TIME_WAIT",
@@ -32,16 +54,20 @@ TCP_LISTEN = 10
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _REQ = struct.Struct("=BBBBI")  # family, protocol, ext, pad, states; then the 48-byte sockid
-_SOCKID = struct.Struct(">HH16s16sII")  # ports big-endian; if + cookie native (we never read them back)
+_SOCKID = struct.Struct(">HH16s16s")  # ports and addresses in network order
+_SOCKID_TAIL = struct.Struct("=III")  # interface, cookie low and high 32 bits (native order)
 _MSG = struct.Struct("=BBBB")  # family, state, timer, retrans
 _MSG_TAIL = struct.Struct("=IIIII")  # expires, rqueue, wqueue, uid, inode
 _RTA = struct.Struct("=HH")
-# struct tcp_info offsets (linux/tcp.h): bytes_acked 120, bytes_received 128, bytes_sent 200 (4.19+)
-_TCPI_BYTES_ACKED, _TCPI_BYTES_RECEIVED, _TCPI_BYTES_SENT = 120, 128, 200
+# struct tcp_info offsets (linux/tcp.h): bytes_acked 120, bytes_received 128, bytes_sent and bytes_retrans
+# 200 and 208 (4.19+)
+_TCPI_BYTES_ACKED, _TCPI_BYTES_RECEIVED, _TCPI_BYTES_SENT, _TCPI_BYTES_RETRANS = 120, 128, 200, 208
 
 
 @dataclass(frozen=True, slots=True)
 class TcpSocket:
+    """A TCP or UDP socket as sock_diag describes it (UDP: no byte counts, state 1 = connected, 7 = not)."""
+
     family: int
     state: str
     local: str
@@ -50,14 +76,27 @@ class TcpSocket:
     remote_port: int
     uid: int
     inode: int
-    bytes_sent: int | None
-    bytes_acked: int | None
+    bytes_sent: int | None  # payload bytes that left, each once: tcpi_bytes_sent - tcpi_bytes_retrans
+    bytes_acked: int | None  # payload bytes the peer acknowledged (tcpi_bytes_acked less the SYN and FIN)
     bytes_received: int | None
+    cookie: int = 0
+    protocol: int = socket.IPPROTO_TCP
 
 
-def _request(family: int) -> bytes:
+def unique_bytes_sent(info_sent: int | None, retrans: int | None, acked: int | None) -> int | None:
+    """Payload bytes transmitted, each byte once: bytes_sent counts a retransmitted byte again (so it
+    overstates a lossy upload), bytes_acked misses what left but was not acknowledged yet when the socket
+    died; before 4.19 (no bytes_sent) the acknowledged sequence space less the SYN is what there is."""
+    if info_sent is not None:
+        return info_sent - (retrans or 0)
+    if acked is not None:
+        return max(acked - 1, 0)
+    return None
+
+
+def _request(family: int, protocol: int = socket.IPPROTO_TCP) -> bytes:
     sockid = b"\0" * 48
-    body = _REQ.pack(family, socket.IPPROTO_TCP, 1 << (INET_DIAG_INFO - 1), 0, 0xFFFFFFFF) + sockid
+    body = _REQ.pack(family, protocol, 1 << (INET_DIAG_INFO - 1), 0, 0xFFFFFFFF) + sockid
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body
 
 
@@ -67,9 +106,18 @@ def _address(family: int, raw: bytes) -> str:
 
 def dump_tcp(sock: socket.socket) -> list[TcpSocket]:
     """Every TCP socket (IPv4 and IPv6) the namespace of `sock` holds."""
+    return dump(sock, socket.IPPROTO_TCP)
+
+
+def dump_udp(sock: socket.socket) -> list[TcpSocket]:
+    """Every UDP socket (IPv4 and IPv6) the namespace of `sock` holds."""
+    return dump(sock, socket.IPPROTO_UDP)
+
+
+def dump(sock: socket.socket, protocol: int) -> list[TcpSocket]:
     found: list[TcpSocket] = []
     for family in (socket.AF_INET, socket.AF_INET6):
-        sock.send(_request(family))
+        sock.send(_request(family, protocol))
         done = False
         while not done:
             data = sock.recv(1 << 20)
@@ -87,14 +135,29 @@ def dump_tcp(sock: socket.socket) -> list[TcpSocket]:
                         raise OSError(error, f"sock_diag: {os.strerror(error)}")
                     done = True
                 elif kind == SOCK_DIAG_BY_FAMILY:
-                    found.append(_parse(data, offset + _NLMSGHDR.size, offset + length))
+                    found.append(_parse(data, offset + _NLMSGHDR.size, offset + length, protocol))
                 offset += (length + 3) & ~3
     return found
 
 
-def _parse(data: bytes, start: int, end: int) -> TcpSocket:
+def destroyed(data: bytes) -> list[TcpSocket]:
+    """The sockets named by one read of a destroy-group socket (several notices may share a read)."""
+    found: list[TcpSocket] = []
+    offset = 0
+    while offset + _NLMSGHDR.size <= len(data):
+        length, kind, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+        if length < _NLMSGHDR.size or offset + length > len(data):
+            break
+        if kind == SOCK_DIAG_BY_FAMILY and length >= _NLMSGHDR.size + 72:
+            found.append(_parse(data, offset + _NLMSGHDR.size, offset + length, None))
+        offset += (length + 3) & ~3
+    return found
+
+
+def _parse(data: bytes, start: int, end: int, protocol: int | None) -> TcpSocket:
     fam, state, _timer, _retrans = _MSG.unpack_from(data, start)
-    sport, dport, src, dst, _if, _cookie = _SOCKID.unpack_from(data, start + 4)
+    sport, dport, src, dst = _SOCKID.unpack_from(data, start + 4)
+    _if, cookie_low, cookie_high = _SOCKID_TAIL.unpack_from(data, start + 4 + _SOCKID.size)
     _expires, _rq, _wq, uid, inode = _MSG_TAIL.unpack_from(data, start + 52)
     info: bytes = b""
     at = start + 72
@@ -104,17 +167,41 @@ def _parse(data: bytes, start: int, end: int) -> TcpSocket:
             break
         if rta_type == INET_DIAG_INFO:
             info = data[at + _RTA.size:at + rta_len]
+        elif rta_type == INET_DIAG_PROTOCOL and protocol is None and rta_len > _RTA.size:
+            protocol = data[at + _RTA.size]
         at += (rta_len + 3) & ~3
 
     def u64(offset: int) -> int | None:
         return struct.unpack_from("=Q", info, offset)[0] if len(info) >= offset + 8 else None
 
+    acked = u64(_TCPI_BYTES_ACKED)
+    sent = unique_bytes_sent(u64(_TCPI_BYTES_SENT), u64(_TCPI_BYTES_RETRANS), acked)
+    # the SYN takes one of the acknowledged sequence numbers; an acknowledged FIN another, and it comes
+    # after all the data, so the payload acknowledged is never more than the payload sent
+    payload_acked = None if acked is None else max(min(acked - 1, sent if sent is not None else acked - 1), 0)
     return TcpSocket(fam, TCP_STATES.get(state, str(state)), _address(fam, src), sport, _address(fam, dst), dport,
-                     uid, inode, u64(_TCPI_BYTES_SENT), u64(_TCPI_BYTES_ACKED), u64(_TCPI_BYTES_RECEIVED))
+                     uid, inode, sent, payload_acked, u64(_TCPI_BYTES_RECEIVED), cookie_low | cookie_high << 32,
+                     protocol if protocol is not None else socket.IPPROTO_TCP)
 
 
 def diag_socket() -> socket.socket:
     return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
+
+
+def destroy_socket(sock: socket.socket | None = None) -> socket.socket:
+    """A sock_diag socket (new, or `sock` made in another namespace) subscribed to the destroy notices
+    of TCP and UDP sockets, IPv4 and IPv6, of the namespace it was created in."""
+    sock = sock if sock is not None else diag_socket()
+    try:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, DESTROY_BUFFER)
+        except OSError:  # not root: the ordinary limit (net.core.rmem_max)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, DESTROY_BUFFER)
+        sock.bind((0, DESTROY_GROUPS))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def socket_in_netns(ns_path: str) -> socket.socket:
