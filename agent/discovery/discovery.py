@@ -219,7 +219,7 @@ class Discovery:
         self.phase = f"pass {self.pass_number}" + (" (resumed)" if resumed else "")
         self.tally = WalkTally()
         alert_copies = state.passes_done > 0  # the first pass finds what is there: no history, no copies
-        mounts = MountFilter(self._mounts(), network=self.settings.network)
+        mounts = MountFilter(self._mounts(), network=self.settings.network, roots=tuple(roots))
         seen: set[str] = set()
         started, saved, handled = self._clock(), self._clock(), 0
         for index in range(start, len(roots)):

@@ -8,7 +8,8 @@ Filesystems: a mount point under a root is entered only when its filesystem hold
 pseudo filesystems (proc, sysfs, cgroup, ...) and the kernel's trees (/proc, /sys, /dev, /run) are never
 entered; network and FUSE filesystems only with `[inventory] discover_network = true` (a hung share must not
 stall the pass, and remote bytes are not this machine's to index); a bind mount of a subtree (its mount
-root is not "/") is left out, since what it shows is walked where its filesystem is mounted. The decision is
+root is not "/") is left out, since what it shows is walked where its filesystem is mounted, and so is an
+overlay whose layers all lie in the walked tree (each model is found once, by its own path). The decision is
 made from /proc/self/mountinfo by path, before the mount point is stat'ed, so a hung share is never touched.
 """
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 from weightwarden.agent.config import Config
 from weightwarden.agent.paths import drop_nested, existing, home, unique_paths
+from weightwarden.agent.sensors.filesystems import overlay_layers
 
 KERNEL_TREES = ("/proc", "/sys", "/dev", "/run")
 PSEUDO_TYPES = frozenset({
@@ -41,6 +43,7 @@ class Mount:
     point: str
     fstype: str
     root: str  # the subtree of its filesystem this mount shows: "/" unless it is a bind mount
+    layers: tuple[str, ...] = ()  # an overlay's lower and upper folders (its super options)
 
 
 def read_mounts(path: str = "/proc/self/mountinfo") -> dict[str, Mount]:
@@ -58,16 +61,22 @@ def read_mounts(path: str = "/proc/self/mountinfo") -> dict[str, Mount]:
             point, root, fstype = _unescape(fields[4]), _unescape(fields[3]), fields[separator + 1]
         except (ValueError, IndexError):
             continue
-        mounts[point] = Mount(point, fstype, root)  # a later mount over the same point hides the earlier one
+        layers: tuple[str, ...] = ()
+        if fstype == "overlay" and len(fields) > separator + 3:
+            found = overlay_layers(fields[separator + 3])
+            layers = (*found.lower, *([found.upper] if found.upper else []))
+        mounts[point] = Mount(point, fstype, root, layers)  # a later mount over the same point hides the earlier
     return mounts
 
 
 class MountFilter:
     """Whether a directory discovery is about to enter is a mount point it must leave alone, and why."""
 
-    def __init__(self, mounts: dict[str, Mount], *, network: bool = False) -> None:
+    def __init__(self, mounts: dict[str, Mount], *, network: bool = False, roots: tuple[str, ...] = ()) -> None:
+        """`roots`: what the pass walks; an overlay whose every layer lies under them is walked there."""
         self._mounts = mounts
         self._network = network
+        self._roots = roots
 
     def skip_reason(self, path: str) -> str | None:
         if path in KERNEL_TREES or any(path.startswith(tree + "/") for tree in KERNEL_TREES):
@@ -82,7 +91,13 @@ class MountFilter:
             return f"network or FUSE filesystem ({mount.fstype}; [inventory] discover_network)"
         if mount.root != "/":
             return f"bind mount of {mount.root} ({mount.fstype})"
+        if mount.layers and all(_under(layer, self._roots) for layer in mount.layers):
+            return "overlay of folders walked where they are"  # each model once, by its own path
         return None
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
 
 def default_roots(config: Config, homes: Iterable[str] | None = None) -> list[str]:

@@ -37,6 +37,7 @@ class MountEntry:
     fstype: str
     source: str
     options: str  # per-mount options (ro, nosuid, ...)
+    super_options: str = ""  # the filesystem's own (an overlay's lowerdir, upperdir, workdir)
 
 
 def _unescape(field: bytes) -> str:
@@ -61,8 +62,41 @@ def read_entries(path: str = "/proc/self/mountinfo") -> list[MountEntry]:
             continue
         entries.append(MountEntry(mount_id, fields[2].decode("ascii", "replace"), _unescape(fields[3]),
                                   _unescape(fields[4]), os.fsdecode(tail[0]), _unescape(tail[1]),
-                                  fields[5].decode("ascii", "replace")))
+                                  fields[5].decode("ascii", "replace"),
+                                  os.fsdecode(tail[2]) if len(tail) > 2 else ""))
     return entries
+
+
+@dataclass(frozen=True, slots=True)
+class OverlayLayers:
+    lower: tuple[str, ...]
+    upper: str | None
+    work: str | None
+
+
+def overlay_layers(super_options: str) -> OverlayLayers:
+    """An overlay's folders from its super options (as mountinfo shows them: octal escapes, and a comma or
+    colon inside a folder name escaped with a backslash)."""
+    lower: list[str] = []
+    upper = work = None
+    for option in _split_escaped(super_options, ","):
+        key, _, value = option.partition("=")
+        if key in ("lowerdir", "lowerdir+", "datadir+"):
+            lower += [_layer(v) for v in _split_escaped(value, ":") if v]
+        elif key == "upperdir":
+            upper = _layer(value)
+        elif key == "workdir":
+            work = _layer(value)
+    return OverlayLayers(tuple(lower), upper, work)
+
+
+def _layer(text: str) -> str:
+    return _unescape(os.fsencode(re.sub(r"\\([,:])", r"\1", text)))
+
+
+def _split_escaped(text: str, separator: str) -> list[str]:
+    parts = re.split(rf"(?<!\\){re.escape(separator)}", text)
+    return parts
 
 
 def is_pseudo(fstype: str) -> bool:

@@ -52,6 +52,7 @@ from weightwarden.agent.sensors.filesystems import (
     MountEntry,
     by_device,
     is_fuse,
+    overlay_layers,
     read_entries,
     whole_tree_first,
 )
@@ -142,6 +143,10 @@ class FsWriteSensor:
         self._by_device: dict[str, MarkedFilesystem] = {}
         self._by_fsid: dict[int, MarkedFilesystem] = {}
         self.fallbacks: dict[str, tuple[str, str]] = {}  # mount point -> (fstype, why)
+        # Overlays: (upper folder, work folder, mount point). A write through an overlay lands in its upper
+        # folder, on a marked filesystem, under overlay's own work names first: it is reported by the path
+        # people see (the overlay's), once, and the work folder's shuffles not at all.
+        self._overlays: tuple[tuple[str, str | None, str], ...] = ()
         self._gate = threading.Lock()  # held while delivering; stop() closes it
         self._open = False
         self._state = "stopped"
@@ -254,7 +259,17 @@ class FsWriteSensor:
         self._sync()
 
     def _sync(self) -> None:
-        grouped = by_device(read_entries(self._mountinfo))
+        entries = read_entries(self._mountinfo)
+        overlays = []
+        for entry in entries:
+            if entry.fstype == "overlay":
+                layers = overlay_layers(entry.super_options)
+                if layers.upper:
+                    overlays.append((layers.upper.rstrip("/") + "/", layers.work.rstrip("/") + "/"
+                                     if layers.work else None, entry.mount_point.rstrip("/") + "/"))
+        with self._lock:
+            self._overlays = tuple(overlays)
+        grouped = by_device(entries)
         started: list[tuple[str, str]] = []
         with self._lock:
             known, fallbacks = dict(self._by_device), dict(self.fallbacks)
@@ -432,11 +447,30 @@ class FsWriteSensor:
 
     def _emit(self, kind: str, path: str, dest: str | None, is_directory: bool, pid: int,
               size: int | None = None, process: ProcessInfo | None = None) -> None:
+        if self._overlays:
+            path, dest = self._through_overlay(path), self._through_overlay(dest) if dest else dest
+            if path is None or (kind == "moved" and dest is None):
+                if kind == "moved" and dest is not None:  # out of the work folder into view: it appeared
+                    kind, path, dest = "created", dest, None
+                else:
+                    return
         if kind == "deleted" and self._wanted_gone is not None and not self._wanted_gone(path, is_directory):
             self.not_wanted += 1
             return
         self.counters.add()
         self._deliver(FileObservation(kind, path, dest, is_directory, pid=pid, size=size, process=process))
+
+    def _through_overlay(self, path: str) -> str | None:
+        """The path as the overlay shows it when it lies in an overlay's upper folder; None in its work
+        folder; else unchanged."""
+        for upper, work, merged in self._overlays:
+            if work is not None and path.startswith(work):
+                return None
+            if path.startswith(upper):
+                return merged + path[len(upper):]
+            if path + "/" == upper:
+                return merged.rstrip("/")
+        return path
 
     def _writer(self, pid: int, owner: int | None) -> ProcessInfo | None:
         """The writer; when it had already exited and is remembered with another user (or none) than the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from tests.waiting import wait_for
 from weightwarden.agent.discovery import Discovery, DiscoveryDone, DiscoverySettings
 from weightwarden.agent.discovery.discovery import STATE_KEY
 from weightwarden.agent.discovery.priority import IDLE_NICE, IOPRIO_CLASS_IDLE, IOPRIO_CLASS_SHIFT, ioprio_get
+from weightwarden.agent.discovery.roots import Mount, read_mounts
 from weightwarden.agent.discovery.throttle import RateLimit
 from weightwarden.agent.fingerprint import FingerprintCache
 from weightwarden.agent.identify import Identifier
@@ -30,14 +32,15 @@ class Harness:
     """A Discovery with an in-memory state table and a list standing in for the ordered queue."""
 
     def __init__(self, roots: list[Path], *, settings: DiscoverySettings | None = None,
-                 state: dict[str, str] | None = None, cache: FingerprintCache | None = None) -> None:
+                 state: dict[str, str] | None = None, cache: FingerprintCache | None = None,
+                 mounts: Callable[[], dict[str, Mount]] = dict) -> None:
         self.state = state if state is not None else {}
         self.emitted: list[Any] = []
         self.cache = cache if cache is not None else FingerprintCache()
         self.discovery = Discovery(
             Scanner(Identifier(), self.cache, workers=1), self.emitted.append, lambda: [str(r) for r in roots],
             settings or DiscoverySettings(), load_state=self.state.get, save_state=self.state.__setitem__,
-            mounts=dict)
+            mounts=mounts)
 
     def found(self) -> dict[str, ScanFound]:
         return {os.path.basename(o.model.path): o for o in self.emitted if isinstance(o, ScanFound)}
@@ -231,3 +234,37 @@ def test_not_a_model_verdicts_cost_bytes_not_hundreds_of_bytes_per_file() -> Non
     cache.put(FileKey(1, 7, 100, 1_700_000_000_000_000_007), model)  # the same key, now a model
     assert cache.get(FileKey(1, 7, 100, 1_700_000_000_000_000_007)) == model
     assert cache.drain_unsaved() == {FileKey(1, 7, 100, 1_700_000_000_000_000_007): model}
+
+
+def mounted_overlay(lower: Path, upper: Path, at: Path) -> Path:
+    work = upper.parent / (upper.name + "-work")
+    for folder in (lower, upper, work, at):
+        folder.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                             f"lowerdir={lower},upperdir={upper},workdir={work}", str(at)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount an overlay here: {result.stderr.strip()}")
+    return at
+
+
+def test_an_overlay_is_counted_once_and_one_over_other_folders_is_walked(tmp_path: Path) -> None:
+    """An overlay whose layers lie in the walked tree shows its models a second time: it is left out (each
+    model found once, by its own path); one whose lower layer lies outside is walked like any folder."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting an overlay needs root")
+    home, outside = tmp_path / "home", tmp_path / "outside"
+    write_safetensors(home / "layers" / "lower" / "llama" / "model.safetensors", seed=21)
+    write_safetensors(outside / "base" / "image.safetensors", seed=22)
+    views = [mounted_overlay(home / "layers" / "lower", home / "layers" / "upper", home / "merged"),
+             mounted_overlay(outside, home / "layers" / "upper2", home / "container")]
+    try:
+        harness = Harness([home], mounts=read_mounts)
+        assert harness.discovery.run_pass() is True
+        found = sorted(o.model.path for o in harness.emitted if isinstance(o, ScanFound))
+        assert found == [str(home / "container" / "base" / "image.safetensors"),
+                         str(home / "layers" / "lower" / "llama" / "model.safetensors")]
+        assert harness.discovery.snapshot()["skipped"]["mounts"] == 1
+    finally:
+        for view in views:
+            subprocess.run(["umount", "-l", str(view)], check=False)

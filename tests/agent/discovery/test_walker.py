@@ -136,3 +136,14 @@ def test_system_homes_are_login_accounts_and_root_never_slash() -> None:
                           account("ana", 1000, "/home/ana"), account("bo", 1001, "/srv/bo"),
                           account("nobody", 65534, "/nonexistent"), account("odd", 1002, "/")])
     assert homes == ["/home", "/root", "/home/ana", "/srv/bo"]
+
+
+def test_an_overlays_layers_are_read_with_their_escapes(tmp_path: Path) -> None:
+    table = tmp_path / "mountinfo"
+    table.write_text("90 1 0:55 / /home/ana/view rw,relatime - overlay overlay rw,"
+                     "lowerdir=/home/ana/a\\,b:/srv/c\\:d,upperdir=/home/ana/up\\040per,workdir=/home/ana/w\n")
+    (view,) = read_mounts(str(table)).values()
+    assert view.layers == ("/home/ana/a,b", "/srv/c:d", "/home/ana/up per")
+    assert MountFilter({view.point: view}, roots=("/home/ana",)).skip_reason(view.point) is None  # /srv
+    inside = Mount(view.point, "overlay", "/", ("/home/ana/a,b", "/home/ana/up per"))
+    assert "overlay" in (MountFilter({view.point: inside}, roots=("/home/ana",)).skip_reason(view.point) or "")

@@ -155,3 +155,31 @@ def test_user_mode_watches_the_whole_home_and_mounts_that_appear(tmp_path: Path)
             assert running.stop() == 0
         run("umount", "-l", str(point))
         shutil.rmtree(point, ignore_errors=True)
+
+
+def test_a_copy_into_an_overlay_mounted_after_start_is_one_alert(agent: tuple[RunningAgent, Path],
+                                                                 public: Path) -> None:  # noqa: F811
+    """An overlay (a container's root, a build sandbox) has no file-id marks: it is watched by inotify
+    from the moment it appears, and its upper layer's own writes (on a marked filesystem, under overlay's
+    work names) do not make a second alert."""
+    running, model = agent
+    layers = {name: public / "overlay" / name for name in ("lower", "upper", "work", "merged")}
+    for folder in layers.values():
+        folder.mkdir(parents=True)
+    result = run("mount", "-t", "overlay", "overlay", "-o", f"lowerdir={layers['lower']},"
+                 f"upperdir={layers['upper']},workdir={layers['work']}", str(layers["merged"]))
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount an overlay here: {result.stderr.strip()}")
+    try:
+        layers["merged"].chmod(0o1777)
+        wait_for(lambda: any(e["event"]["action"] == "sensor-health" and str(layers["merged"]) in e["message"]
+                             and "inotify" in e["message"] for e in running.records("events")),
+                 timeout=15, what="the overlay to be handed to inotify")
+        copy = layers["merged"] / "weights.bin"
+        copy_as_nobody(model, copy)
+        one_alert(running, copy)
+        assert running.stop() == 0
+        copies = [a for a in running.records("alerts") if a["rule"] == "model-copy"]
+        assert [a["destination"]["path"] for a in copies] == [str(copy)], copies
+    finally:
+        run("umount", "-l", str(layers["merged"]))
