@@ -448,12 +448,14 @@ class FsWriteSensor:
     def _emit(self, kind: str, path: str, dest: str | None, is_directory: bool, pid: int,
               size: int | None = None, process: ProcessInfo | None = None) -> None:
         if self._overlays:
-            path, dest = self._through_overlay(path), self._through_overlay(dest) if dest else dest
-            if path is None or (kind == "moved" and dest is None):
-                if kind == "moved" and dest is not None:  # out of the work folder into view: it appeared
-                    kind, path, dest = "created", dest, None
-                else:
-                    return
+            seen, seen_dest = self._through_overlay(path), self._through_overlay(dest) if dest else None
+            if kind == "moved" and seen is None and seen_dest is not None:  # out of the work folder: appeared
+                kind, seen, seen_dest = "created", seen_dest, None
+            elif kind == "moved" and seen is not None and seen_dest is None:  # into the work folder: gone
+                kind = "deleted"
+            if seen is None:
+                return
+            path, dest = seen, seen_dest
         if kind == "deleted" and self._wanted_gone is not None and not self._wanted_gone(path, is_directory):
             self.not_wanted += 1
             return
