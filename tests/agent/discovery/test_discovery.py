@@ -268,3 +268,33 @@ def test_an_overlay_is_counted_once_and_one_over_other_folders_is_walked(tmp_pat
     finally:
         for view in views:
             subprocess.run(["umount", "-l", str(view)], check=False)
+
+
+def test_a_mount_that_goes_away_mid_pass_ends_its_part_and_the_pass_goes_on(tmp_path: Path) -> None:
+    """A stick pulled (a lazy unmount) while the pass walks it: the rest of the stick is simply not there,
+    nothing raises or hangs, and what comes after it in the tree is still found."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    home = tmp_path / "home"
+    stick = home / "a-stick"
+    stick.mkdir(parents=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "wwtest", str(stick)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        for index in range(200):
+            random_bytes_file(stick / f"f{index:03}", 64, seed=index)
+        write_safetensors(home / "z-after" / "model.safetensors", seed=31)
+        harness = Harness([home], settings=DiscoverySettings(files_per_second=100.0), mounts=read_mounts)
+        result: list[bool] = []
+        walker = threading.Thread(target=lambda: result.append(harness.discovery.run_pass()))
+        walker.start()
+        wait_for(lambda: str(harness.discovery.position or "").startswith(str(stick) + "/f1"), timeout=30,
+                 what="the pass to be half way through the stick")
+        subprocess.run(["umount", "-l", str(stick)], check=True)
+        walker.join(timeout=60)
+        assert not walker.is_alive() and result == [True]
+        assert set(harness.found()) == {"model.safetensors"}
+        (done,) = harness.done()
+        assert done.complete and done.files < 200  # the stick's last files were gone when their turn came
+    finally:
+        subprocess.run(["umount", "-l", str(stick)], check=False, capture_output=True)
