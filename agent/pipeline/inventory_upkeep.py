@@ -63,6 +63,8 @@ class InventoryUpkeep:
         if self.inventory.get(model.path) is not None:
             return None  # a known file changed in place: not a copy
         sources = [m for m in self.inventory.matches(model) if m.protected]
+        if not sources:  # nothing to copy from: spare the mount table and realpath of every new model file
+            return None
         return self._detector.copy(CopyCandidate(model, tuple(sources), destination_kind=destination_kind(model.path),
                                                  process=self._who(writer, [s.path for s in sources])))
 
