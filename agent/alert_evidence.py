@@ -312,12 +312,12 @@ def evidence_from(raw: object) -> AlertEvidence:
 
 def _reader(raw: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], AlertEvidence]:
     """Which kind wrote `raw`: by the keys only that kind writes."""
+    if "flow_processes" in raw or "output_bytes" in raw:
+        return _lineage_evidence
     if raw.get("matched_on") == "tensor_fingerprints" or "tensor_share" in raw or "source_model" in raw:
         return _derived_copy
     if "copy_path" in raw or "source_path" in raw or "matched_on" in raw:
         return _copy
-    if "flow_processes" in raw or "output_bytes" in raw:
-        return _lineage_evidence
     if "bytes_sent" in raw or "model_bytes" in raw or "progress" in raw:
         return _egress
     if "distinct_models" in raw:

@@ -7,8 +7,9 @@ the caller. One thread (the dispatcher) calls it.
 
 Decisions, and why:
 - X is the protected bytes the flow read (fd position at close; a memory-mapped or unmeasured read counts
-  as the whole file). Outputs are counted in bytes: a file by its size at its last close, at most its
-  allocated blocks (a sparse file claims what it never wrote), a connection by the bytes sent. The
+  as the whole file; a file still held open counts as its size, the most it can have read so far: an
+  uploader that keeps the model open while it sends is judged during the upload, not after). Outputs are
+  counted in bytes: a file by its size at its last close, at most its allocated blocks (a sparse file claims what it never wrote), a connection by the bytes sent. The
   share is output / X, capped at 1 (base64 writes 4/3 of its input, an archive's headers add some); the
   uncapped figure is output_bytes beside bytes_read.
 - Output files that are model files are not this rule's: a byte or tensor copy is model-copy's alert
@@ -56,6 +57,10 @@ class _Read:
     path: str
     size: int
     bytes: int
+    open: bool = False  # opened, not closed yet: it may have read the whole file by now
+
+    def counted(self) -> int:
+        return max(self.bytes, self.size) if self.open else self.bytes
 
 
 @dataclass(slots=True)
@@ -123,12 +128,13 @@ class LineageLedger:
         got = bytes_read if bytes_read is not None else 0
         known = state.reads.get(path)
         if known is None:
-            state.reads[path] = _Read(model, path, size or 0, got)
+            known = state.reads[path] = _Read(model, path, size or 0, got)
         else:
             known.bytes = max(known.bytes, got)
             known.size = size or known.size
+        known.open = bytes_read is None  # an open (the read is reported at its close)
         if state.reader is None or (bytes_read and state.reader.pid != process.pid
-                                    and got >= max(r.bytes for r in state.reads.values())):
+                                    and got >= max(r.counted() for r in state.reads.values())):
             state.reader = process
 
     def read_whole(self, flow: int, path: str) -> None:
@@ -233,7 +239,7 @@ class LineageLedger:
 
     def _decide(self, state: _Flow, now: float, file_state: FileState) -> Alert | None:
         rule = self.rule
-        read = sum(r.bytes for r in state.reads.values())
+        read = sum(r.counted() for r in state.reads.values())
         if rule is None or read < self.min_bytes:
             state.due = None
             return None
@@ -270,7 +276,7 @@ class LineageLedger:
             if keys <= before and severity <= before_severity and counted < before_bytes * 1.25:
                 return None  # nothing new worth an update
         state.reported = (keys, severity, counted)
-        main = max(state.reads.values(), key=lambda r: r.bytes)
+        main = max(state.reads.values(), key=lambda r: r.counted())
         share = min(1.0, counted / read) if read else 0.0
         for out in state.outputs.values():  # outputs inherit the taint
             if out.kind == "file" and not out.deleted and file_state(out.where) not in (COPY, MODEL):

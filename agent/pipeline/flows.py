@@ -38,6 +38,19 @@ FDS_READ = 4096  # descriptors read per process
 MEMBERS_KEPT = 65536  # (pid, start) -> flow over every flow; the oldest are forgotten first
 PIPES_KEPT = 65536
 LIVE_CHECK_SECONDS = 1.0
+# A child joins its tainted parent's flow by descent alone when it was forked after the parent's read,
+# within this long of the flow's latest read, and did not exec (a forked worker holds the parent's memory:
+# multiprocessing, a DataLoader); a child that exec'd another program carries nothing of its parent's but
+# what its descriptors give it, so it joins through a pipe or socket it shares with the flow. A long-lived
+# process that once loaded a model (an IDE, a notebook kernel, a test runner) does not make every program it
+# starts afterwards part of that flow.
+CHILD_SECONDS = 30.0
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def boot_ticks() -> int:
+    """Now, in /proc/<pid>/stat starttime's unit (clock ticks since boot)."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * _TICKS)
 
 Key = tuple[int, int | None]  # (pid, start time in clock ticks since boot; None: unknown, it had exited)
 
@@ -84,6 +97,20 @@ def fd_links(pid: int) -> set[str]:
     return found
 
 
+def program_of(pid: int) -> tuple[str | None, bytes | None]:
+    """(executable, raw command line) of a live process: equal to its parent's until it execs."""
+    try:
+        exe: str | None = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        exe = None
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline: bytes | None = handle.read(1 << 16)
+    except OSError:
+        cmdline = None
+    return exe, cmdline
+
+
 def children_of(pid: int) -> list[int]:
     """Children of every thread of `pid` (/proc/<pid>/task/<tid>/children)."""
     found: list[int] = []
@@ -117,6 +144,10 @@ class FlowTracker:
         # pid -> (start, flow, parent pid): every process placed in a flow, bounded
         self._members: OrderedDict[int, tuple[int | None, int, int | None]] = OrderedDict()
         self._pipes: OrderedDict[str, int] = OrderedDict()  # pipe/socket link -> flow
+        self._read_at: OrderedDict[int, tuple[float, int]] = OrderedDict()  # flow -> its first read (monotonic,
+        # boot ticks: children forked before it do not inherit) and latest read (monotonic) below
+        self._last_read: dict[int, float] = {}
+        self._programs: OrderedDict[int, tuple[str | None, bytes | None]] = OrderedDict()  # member -> program
         self._next_flow = 1
         self._copies: set[str] = set()  # outputs model-copy raised an alert for (display paths)
         self._last_live_check = 0.0
@@ -138,11 +169,17 @@ class FlowTracker:
             return
         flow = self._flow_of(obs.process.pid, create=True)
         assert flow is not None
+        if flow not in self._read_at:
+            self._read_at[flow] = (now, boot_ticks())
+            while len(self._read_at) > MEMBERS_KEPT:
+                self._last_read.pop(self._read_at.popitem(last=False)[0], None)
+        self._last_read[flow] = now
         if taint is not None:
             self.ledger.inherit(flow, obs.process, taint, obs.path, obs.size or 0, now)
         elif model is not None:
+            # an open (or a file still held) may read the whole file; a read's count comes at its close
             self.ledger.read(flow, obs.process, model.model, model.path, obs.size or model.size,
-                             obs.bytes_read, now)
+                             None if obs.kind in ("opened", "held") else (obs.bytes_read or 0), now)
             if obs.kind != "opened" and (obs.bytes_read is None or (obs.mapped and not obs.bytes_read)):
                 self.ledger.read_whole(flow, model.path)
         self._expand(obs.process.pid, flow)
@@ -177,7 +214,10 @@ class FlowTracker:
                           time.monotonic())
 
     def connection(self, obs: ConnectionObservation) -> None:
-        if obs.process is None or not self._members or not obs.bytes_sent or obs.phase == "opened":
+        if obs.process is None or not self._members:
+            return
+        if obs.phase == "opened" or not obs.bytes_sent:
+            self._flow_of(obs.process.pid, process=obs.process)  # placed while it runs (its start time known)
             return
         flow = self._flow_of(obs.process.pid, process=obs.process)
         if flow is None or not self.ledger.has_read(flow):
@@ -241,22 +281,25 @@ class FlowTracker:
         """A process nobody placed that writes or sends: a descendant of a member (its parent chain, as the
         process cache remembers it), or a peer holding one of a flow's pipes. Never a member's parent: a
         shell, an IDE or a CI runner holding its child's output pipe would join every flow it starts."""
-        chain: list[int | None] = [process.ppid] if process is not None and process.ppid else []
-        if process is not None:
-            chain += [p.pid for p in process.parents]
-        elif start is not None:
-            chain.append(parent_of(pid))
-        for parent in chain:
+        chain: list[int | None] = [process.ppid] if process is not None and process.ppid else [parent_of(pid)]
+        for parent in chain[:1]:  # the direct parent: a forked worker of a member
             if parent is not None and parent in self._members:
                 flow = self._members[parent][1]
-                self._join(pid, start, flow, chain[0])
-                return flow
+                if self._inherits(flow, start) and start is not None and \
+                        program_of(pid) == self._programs.get(parent, (None, None)):
+                    self._join(pid, start, flow, parent)
+                    return flow
         if start is None:
             return None
+        parent = parent_of(pid)
         for link in fd_links(pid):
             peer = self._pipes.get(link)
-            if peer is not None and not any(m[1] == peer and m[2] == pid for m in self._members.values()):
-                self._join(pid, start, peer, parent_of(pid))
+            if peer is None:
+                continue
+            # a pipeline peer (its parent is a member's parent: the shell that made the pipe) or a member's
+            # child; a grandchild holding its ancestor's pipe (a test runner's or IDE's captured output) is not
+            if any(m[1] == peer and (m[2] == parent or member == parent) for member, m in self._members.items()):
+                self._join(pid, start, peer, parent)
                 return peer
         return None
 
@@ -264,6 +307,10 @@ class FlowTracker:
               links: set[str] | None = None) -> None:
         self._members[pid] = (start, flow, parent)
         self._members.move_to_end(pid)
+        self._programs[pid] = program_of(pid)
+        self._programs.move_to_end(pid)
+        while len(self._programs) > MEMBERS_KEPT:
+            self._programs.popitem(last=False)
         self.joined += 1
         while len(self._members) > MEMBERS_KEPT:
             self._members.popitem(last=False)
@@ -274,7 +321,8 @@ class FlowTracker:
             self._pipes.popitem(last=False)
 
     def _expand(self, pid: int, flow: int) -> None:
-        """Children join; the parent's other children join when they share a pipe or socket with the flow
+        """Forked workers join; children and the parent's other children join when they share a pipe or socket
+        with the flow
         (repeated until none joins: in `a | b | c`, c shares a pipe with b only). At most SCAN_BUDGET
         processes are looked at."""
         todo, seen, budget = [pid], {pid}, SCAN_BUDGET
@@ -296,10 +344,11 @@ class FlowTracker:
                 if started is None or (known is not None and known[0] == started):
                     continue
                 links = fd_links(candidate)
-                if is_child:
+                if is_child and self._inherits(flow, started) and \
+                        program_of(candidate) == self._programs.get(current, (None, None)):
                     self._join(candidate, started, flow, its_parent, links)
                     todo.append(candidate)
-                else:
+                else:  # a sibling, or a child that exec'd: through a shared pipe or socket
                     waiting[candidate] = (started, its_parent, links)
             joined = True
             while joined:
@@ -311,6 +360,14 @@ class FlowTracker:
                         self._join(candidate, born, flow, their_parent, their_links)
                         todo.append(candidate)
                         joined = True
+
+    def _inherits(self, flow: int, start: int | None) -> bool:
+        """Whether a descendant started at `start` (None: unknown, it exited) carries the flow's data: forked
+        after the flow's first read, within CHILD_SECONDS of its latest."""
+        first = self._read_at.get(flow)
+        if first is None or time.monotonic() - self._last_read.get(flow, first[0]) > CHILD_SECONDS:
+            return False
+        return start is None or start >= first[1] - 1  # a tick of slack: starttime is rounded down
 
     def _publish(self) -> None:
         pids = frozenset(self._members)
