@@ -9,7 +9,8 @@ Decisions, and why:
 - X is the protected bytes the flow read (fd position at close; a memory-mapped or unmeasured read counts
   as the whole file; a file still held open counts as its size, the most it can have read so far: an
   uploader that keeps the model open while it sends is judged during the upload, not after). Outputs are
-  counted in bytes: a file by its size at its last close, at most its allocated blocks (a sparse file claims what it never wrote), a connection by the bytes sent. The
+  counted in bytes: a file by its size at its last close, at most its allocated blocks (a sparse file
+  claims what it never wrote), a connection by the bytes sent. The
   share is output / X, capped at 1 (base64 writes 4/3 of its input, an archive's headers add some); the
   uncapped figure is output_bytes beside bytes_read.
 - Output files that are model files are not this rule's: a byte or tensor copy is model-copy's alert
