@@ -188,12 +188,17 @@ class LineageLedger:
             self._add_output(state, connection, _Output("network", "network", where, size, now))
         self._consider(state, now)
 
-    def moved(self, old: str, new: str, place: str, now: float) -> None:
-        """An output file renamed: the outputs that name it follow, and so does its taint."""
+    def moved(self, old: str, new: str, place: str, now: float, *, size: int | None = None,
+              device: int | None = None, inode: int | None = None) -> None:
+        """An output file renamed (`size`: what it holds now): the outputs that name it follow, and so does
+        its taint."""
         for state in self._flows.values():
             for out in state.outputs.values():
                 if out.kind == "file" and out.where == old:
                     out.where, out.place = new, place
+                    if size is not None:
+                        out.bytes = max(out.bytes, size)
+                        out.device, out.inode = out.device or device, out.inode or inode
                     self._consider(state, now)
         if old in self._taints:
             self._taints[new] = self._taints.pop(old)

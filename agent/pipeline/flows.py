@@ -111,6 +111,34 @@ def program_of(pid: int) -> tuple[str | None, bytes | None]:
     return exe, cmdline
 
 
+def files_written(pid: int) -> set[str]:
+    """Regular files a process holds open for writing (a shell's redirection `> out` handed to its child:
+    the close may be reported for the shell, which holds the last reference)."""
+    found: set[str] = set()
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return found
+    for name in names[:FDS_READ]:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if not link.startswith("/") or link.startswith(("/dev/", "/proc/", "/sys/")):
+            continue
+        try:
+            with open(f"/proc/{pid}/fdinfo/{name}", "rb") as handle:
+                info = handle.read(4096)
+        except OSError:
+            continue
+        for line in info.splitlines():
+            if line.startswith(b"flags:"):
+                if int(line.split()[1], 8) & 3:  # O_WRONLY or O_RDWR
+                    found.add(link)
+                break
+    return found
+
+
 def children_of(pid: int) -> list[int]:
     """Children of every thread of `pid` (/proc/<pid>/task/<tid>/children)."""
     found: list[int] = []
@@ -149,6 +177,7 @@ class FlowTracker:
         self._last_read: dict[int, float] = {}
         self._programs: OrderedDict[int, tuple[str | None, bytes | None]] = OrderedDict()  # member -> program
         self._next_flow = 1
+        self._written: OrderedDict[str, int] = OrderedDict()  # files members hold open for writing -> flow
         self._copies: set[str] = set()  # outputs model-copy raised an alert for (display paths)
         self._last_live_check = 0.0
         # read from other threads: replaced whole, never changed in place
@@ -188,7 +217,13 @@ class FlowTracker:
     def file(self, obs: FileObservation) -> None:
         """A file closed after writing, moved or deleted: an output of a tainted flow, or a tainted file moved."""
         if obs.kind == "moved" and obs.dest_path is not None and not obs.is_directory:
-            self.ledger.moved(obs.path, obs.dest_path, destination_kind(obs.dest_path), time.monotonic())
+            try:  # zip and others write a temporary name and rename it: gone before its close was looked at
+                st: os.stat_result | None = os.stat(obs.dest_path, follow_symlinks=False)
+            except OSError:
+                st = None
+            self.ledger.moved(obs.path, obs.dest_path, destination_kind(obs.dest_path), time.monotonic(),
+                              size=_written_bytes(st) if st is not None else None,
+                              device=st.st_dev if st is not None else None, inode=st.st_ino if st is not None else None)
             return
         if obs.kind == "deleted":
             self.ledger.deleted(obs.path)
@@ -196,6 +231,8 @@ class FlowTracker:
         if obs.kind != "closed" or obs.pid is None or self._ignored(obs.path) or not self._members:
             return
         flow = self._flow_of(obs.pid, process=obs.process)
+        if flow is None:  # a file a member wrote through a descriptor someone else closed last
+            flow = self._written.get(obs.path)
         if flow is None or not self.ledger.has_read(flow):
             return
         try:
@@ -205,10 +242,7 @@ class FlowTracker:
         else:
             if self._model_of(obs.path, st.st_dev, st.st_ino) is not None:
                 return  # a protected model rewritten in place: not an output
-            allocated = st.st_blocks * 512
-            # A sparse file claims bytes it never wrote; a file with no blocks reported (inline data) its size.
-            size = min(st.st_size, allocated) if allocated else st.st_size
-            device, inode = st.st_dev, st.st_ino
+            size, device, inode = _written_bytes(st), st.st_dev, st.st_ino
         process = obs.process or ProcessInfo(pid=obs.pid)
         self.ledger.wrote(flow, process, obs.path, destination_kind(obs.path), size, device, inode,
                           time.monotonic())
@@ -319,6 +353,11 @@ class FlowTracker:
             self._pipes.move_to_end(link)
         while len(self._pipes) > PIPES_KEPT:
             self._pipes.popitem(last=False)
+        for path in files_written(pid):
+            self._written[path] = flow
+            self._written.move_to_end(path)
+        while len(self._written) > PIPES_KEPT:
+            self._written.popitem(last=False)
 
     def _expand(self, pid: int, flow: int) -> None:
         """Forked workers join; children and the parent's other children join when they share a pipe or socket
@@ -373,6 +412,13 @@ class FlowTracker:
         pids = frozenset(self._members)
         if pids != self.tainted_pids:
             self.tainted_pids = pids
+
+
+def _written_bytes(st: os.stat_result) -> int:
+    """What a closed file holds: its size, at most its allocated blocks (a sparse file claims bytes it never
+    wrote); a file with no blocks reported (inline data, some network filesystems) counts its size."""
+    allocated = st.st_blocks * 512
+    return min(st.st_size, allocated) if allocated else st.st_size
 
 
 def file_state(pending: Callable[[str], bool], inventoried: Callable[[str], bool]) -> Callable[[str], str]:
