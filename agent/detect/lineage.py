@@ -138,6 +138,10 @@ class LineageLedger:
                                     and got >= max(r.counted() for r in state.reads.values())):
             state.reader = process
 
+    def member(self, flow: int, process: ProcessInfo, now: float) -> None:
+        """A process joined the flow (named in the evidence even if it neither read nor wrote: gzip)."""
+        self._member(self._flow(flow, now), process)
+
     def read_whole(self, flow: int, path: str) -> None:
         """A read measured as nothing but a memory mapping (or unmeasured): count the whole file as read."""
         state = self._flows.get(flow)
@@ -303,7 +307,8 @@ class LineageLedger:
         user = reader.user if reader is not None else None
         if user is None:
             user = next((p.user for p in state.processes.values() if p.user), None)
-        target = next(o for o in outputs if o.place == worst and o.state in ("counted", "deleted"))
+        target = max((o for o in outputs if o.place == worst and o.state in ("counted", "deleted")),
+                     key=lambda o: o.bytes)  # the biggest output of the most dangerous kind
         if target.kind == "network":
             address, _, port = target.where.rpartition(":")
             destination = Destination("network", address, int(port) if port.isdigit() else None)

@@ -341,6 +341,7 @@ class FlowTracker:
               links: set[str] | None = None) -> None:
         self._members[pid] = (start, flow, parent)
         self._members.move_to_end(pid)
+        self.ledger.member(flow, ProcessInfo(pid=pid, name=_comm(pid), ppid=parent), time.monotonic())
         self._programs[pid] = program_of(pid)
         self._programs.move_to_end(pid)
         while len(self._programs) > MEMBERS_KEPT:
@@ -412,6 +413,14 @@ class FlowTracker:
         pids = frozenset(self._members)
         if pids != self.tainted_pids:
             self.tainted_pids = pids
+
+
+def _comm(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as handle:
+            return handle.read(64).strip().decode("utf-8", "backslashreplace") or None
+    except OSError:
+        return None
 
 
 def _written_bytes(st: os.stat_result) -> int:
