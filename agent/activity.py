@@ -53,11 +53,16 @@ class ActivityMonitor:
                  write_state: Callable[[str, str], None] | None = None,
                  interested: Callable[[ProcessInfo | None], bool] | None = None,
                  scope: Callable[[], Scope] | None = None,
+                 urgent: Callable[[], bool] | None = None,
+                 extra_marks: Callable[[], frozenset[str]] | None = None,
                  sections: Mapping[str, Callable[[], dict[str, Any]]] | None = None,
                  extra_gaps: Callable[[], dict[str, str]] | None = None) -> None:
         """`sections`: extra entries of the status snapshot by name (discovery's progress), each asked for
         its dict when the snapshot is written. `extra_gaps`: coverage lost while running (e.g. inotify limits
-        reached), shown with the plan's."""
+        reached), shown with the plan's. `urgent`: the network sensor polls quickly while it says so (a flow
+        that read a model is running); `extra_marks`: files the access sensor watches besides the protected
+        models (outputs tainted by a model's bytes: agent/pipeline/flows.py)."""
+        self._extra_marks = extra_marks
         self.config = config
         self._scope = scope  # the agent's scope in effect, for the snapshot's "scope" entry
         self._extra_gaps = extra_gaps
@@ -92,7 +97,8 @@ class ActivityMonitor:
             self.network = NetworkSensor(self.cache, network, network, interval=settings.network_poll_seconds,
                                          use_sock_diag=self.plan.network == "sock_diag",
                                          reason=self.plan.gaps.get("network", ""),
-                                         interested=interested)  # live progress of these trees' uploads
+                                         interested=interested,  # live progress of these trees' uploads
+                                         urgent=urgent)
             self.sensors.append(self.network)
         self.mounts: MountSensor | None = None
         if self.plan.mounts:
@@ -155,6 +161,8 @@ class ActivityMonitor:
         if self.access is None:
             return
         paths = self.inventory.protected_paths()
+        if self._extra_marks is not None:
+            paths = paths | self._extra_marks()
         if paths != self._marked_generation:
             self.access.protect(paths)
             self._marked_generation = paths

@@ -205,6 +205,40 @@ class DerivedCopyEvidence(AlertEvidence):
         return _with_severity_by(AlertEvidence.to_dict(self), self.severity_by)
 
 
+@dataclass(frozen=True, slots=True)
+class LineageOutput:
+    """One output of a flow that read a protected model: a file it wrote or a connection it sent on."""
+
+    kind: str  # file | network
+    place: str  # detect/places.py kind of the file's place (removable, ..., local), or "network"
+    where: str  # the file's path, or address:port
+    bytes: int  # written (file size at its last close, at most its allocated blocks) or sent
+    state: str = "counted"  # counted | recognised-copy (model-copy's) | model-file (a local model file) | deleted
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineageEvidence(AlertEvidence):
+    """model-lineage: a flow of processes read a protected model and wrote or sent `share` of it, any shape."""
+
+    kind: ClassVar[str] = "lineage"
+    _own: ClassVar[tuple[str, ...]] = ("source_model", "source_path", "bytes_read", "model_bytes", "output_bytes",
+                                       "share", "ratio", "outputs", "processes", "flow_processes", "user",
+                                       "inherited_from")
+
+    source_model: str = ""
+    source_path: str = ""
+    bytes_read: int = 0  # protected bytes the flow read (X)
+    model_bytes: int = 0  # the model file's size
+    output_bytes: int = 0  # counted outputs' bytes
+    share: float = 0.0  # output_bytes / bytes_read, capped at 1 (encodings and archives can exceed it)
+    ratio: float = 0.0  # the threshold in effect
+    outputs: tuple[LineageOutput, ...] = ()
+    processes: tuple[str, ...] = ()  # "name[pid]" of the flow's processes, up to PROCESSES_LISTED
+    flow_processes: int = 0  # how many processes the flow had (all of them, listed or not)
+    user: str | None = None
+    inherited_from: str | None = None  # the tainted file a later flow read (outputs inherit the taint)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EgressBudgetEvidence(AlertEvidence):
     """egress-budget: a process tree sent `ratio` of the protected bytes it read (or more)."""
@@ -278,6 +312,8 @@ def evidence_from(raw: object) -> AlertEvidence:
 
 def _reader(raw: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], AlertEvidence]:
     """Which kind wrote `raw`: by the keys only that kind writes."""
+    if "flow_processes" in raw or "output_bytes" in raw:
+        return _lineage_evidence
     if raw.get("matched_on") == "tensor_fingerprints" or "tensor_share" in raw or "source_model" in raw:
         return _derived_copy
     if "copy_path" in raw or "source_path" in raw or "matched_on" in raw:
@@ -369,6 +405,28 @@ def _egress(raw: Mapping[str, Any]) -> AlertEvidence:
         model_bytes=read.get("model_bytes", _whole, 0), ratio=read.get("ratio", _number, 0.0),
         progress=read.get("progress", _number, 0.0), connections=read.get("connections", _byte_counts, ()),
         models=read.get("models", _texts, ()), files=read.get("files", _texts, ()), other=read.other())
+
+
+def _lineage_evidence(raw: Mapping[str, Any]) -> AlertEvidence:
+    read = _Fields(raw)
+    shared = read.shared()
+    return LineageEvidence(
+        **shared, source_model=read.get("source_model", _text, ""), source_path=read.get("source_path", _text, ""),
+        bytes_read=read.get("bytes_read", _whole, 0), model_bytes=read.get("model_bytes", _whole, 0),
+        output_bytes=read.get("output_bytes", _whole, 0), share=read.get("share", _number, 0.0),
+        ratio=read.get("ratio", _number, 0.0), outputs=read.get("outputs", _items(_lineage_output), ()),
+        processes=read.get("processes", _texts, ()), flow_processes=read.get("flow_processes", _whole, 0),
+        user=read.get("user", _optional_text, None), inherited_from=read.get("inherited_from", _optional_text, None),
+        other=read.other())
+
+
+def _lineage_output(raw: Mapping[str, Any]) -> LineageOutput | None:
+    if not isinstance(raw.get("where"), str):
+        return None
+    size = raw.get("bytes")
+    return LineageOutput(str(raw.get("kind", "file")), str(raw.get("place", "local")), raw["where"],
+                         size if isinstance(size, int) and not isinstance(size, bool) else 0,
+                         str(raw.get("state", "counted")))
 
 
 def _bulk(raw: Mapping[str, Any]) -> AlertEvidence:
@@ -497,7 +555,7 @@ def _plain(item: Any) -> dict[str, Any]:
 
 
 def _json(value: Any) -> Any:
-    if isinstance(value, TimelineEntry | SequenceStep | TransferFacts | StagingFacts | Lineage):
+    if isinstance(value, TimelineEntry | SequenceStep | TransferFacts | StagingFacts | Lineage | LineageOutput):
         return _plain(value)
     if isinstance(value, tuple):
         return [_json(item) for item in value]

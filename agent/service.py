@@ -27,7 +27,7 @@ from weightwarden.agent.canary import Canaries
 from weightwarden.agent.config import Config
 from weightwarden.agent.detect.policy import Detector, load_policy_rules, settings_from_config
 from weightwarden.agent.discovery import Discovery, DiscoveryDone, DiscoverySettings, default_roots
-from weightwarden.agent.events import Action, Category, Event, Record, display_path
+from weightwarden.agent.events import Action, Alert, Category, Event, ModelFile, Record, display_path
 from weightwarden.agent.evidence import Evidence
 from weightwarden.agent.fingerprint import FingerprintCache
 from weightwarden.agent.identify import Identifier
@@ -50,6 +50,7 @@ from weightwarden.agent.pipeline.files import (
     ScanDone,
     ScanFound,
 )
+from weightwarden.agent.pipeline.flows import FlowTracker, file_state
 from weightwarden.agent.pipeline.inventory_upkeep import InventoryUpkeep
 from weightwarden.agent.pipeline.mount_coverage import LEAVING_KINDS, MountCoverage, file_sensor_roots
 from weightwarden.agent.pipeline.ordered_queue import ObservationQueue
@@ -110,6 +111,12 @@ class Agent:
                                   self.observations.emitter("examine"), self.dispatcher.isolated, self._save_cache,
                                   executor=executor, scope=self.scope,
                                   who=lambda pid: self.activity.cache.process_info(pid))
+        # Lineage: which processes pass data to each other (flows), what each flow read from protected models
+        # and wrote or sent (agent/pipeline/flows.py -> agent/detect/lineage.py, rule model-lineage).
+        self.flows = FlowTracker(
+            self.detector.engine.lineage, model_of=self._protected_model,
+            file_state=file_state(self.files.examining, lambda path: self.inventory.get(path) is not None),
+            ignored=self.files.ignored)
         # Files: in system mode fanotify filesystem marks see every write with its writer (fs-writes); the
         # inotify sensor then takes only the mounts they cannot cover. Otherwise inotify watches the scope's
         # watch roots (the whole home in user mode). Mounts that come and go are given to one or the other.
@@ -118,7 +125,8 @@ class Agent:
             writes = self.observations.emitter("fs-writes")
             self.writes = FsWriteSensor(writes, writes, who=lambda pid: self.activity.cache.process_info(pid),
                                         wanted=self.files.worth_examining,
-                                        wanted_gone=self.files.worth_a_deletion)
+                                        wanted_gone=self.files.worth_a_deletion,
+                                        wanted_writer=lambda pid: pid in self.flows.tainted_pids)
         files = self.observations.emitter("files")
         self.sensor = FileSensor(file_sensor_roots(config, self.scope.watch_roots, marks=self.writes is not None),
                                  files, files)
@@ -151,16 +159,18 @@ class Agent:
         self.activity = ActivityMonitor(config, self.inventory, self.observations.emitter,
                                         reporters=reporters, sections=sections, extra_gaps=self._file_gaps,
                                         write_state=self.store.set_state, interested=self.detector.read_models,
-                                        scope=lambda: self.scope)
+                                        scope=lambda: self.scope, urgent=self.flows.urgent,
+                                        extra_marks=lambda: self.flows.tainted_paths)
         self._own = self.observations.emitter("agent")
         self._register_handlers()
 
     def _register_handlers(self) -> None:
         on, files = self.dispatcher.on, self.files
-        on(FileObservation, files.observe)
-        on(Identified, files.identified)
-        on(Examined, files.examined)
-        on(ScanFound, files.found)
+        flows = self.flows
+        on(FileObservation, self._file)
+        on(Identified, lambda found, at: flows.copy_alerts(files.identified(found, at)))
+        on(Examined, lambda found, at: flows.copy_alerts(files.examined(found, at)))
+        on(ScanFound, lambda found, at: flows.copy_alerts(files.found(found, at)))
         on(ScanIssue, files.issue)
         on(ScanDone, files.scan_done)
         on(DiscoveryDone, lambda done, at: discovery_finished(self.upkeep, done, at))
@@ -170,7 +180,7 @@ class Agent:
         on(AccessOverflow, lambda obs, at: files.rescan(
             RescanRequest(tuple(self.scope.protected_roots), "access events lost"), at))
         on(ScopeChanged, self._scope_changed)
-        on(ConnectionObservation, lambda obs, at: [connection_event(obs, at)])
+        on(ConnectionObservation, self._connection)
         mounts = self.mount_coverage
         on(MountObservation, mounts.mount)
         on(MarkFallback, mounts.fallback)
@@ -179,6 +189,7 @@ class Agent:
         on(SensorHealth, lambda health, at: [health_event(health, at)])
         on(Event, lambda event, at: [event])  # made whole elsewhere: evidence, reviews, forwarders
         self.dispatcher.every_turn(files.tick)
+        self.dispatcher.every_turn(self._lineage_tick)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -298,8 +309,37 @@ class Agent:
         roots = dict.fromkeys([*self.scope.protected_roots, *self.scope.watch_roots, *leaving])
         return self.files.rescan(RescanRequest(tuple(roots), "file writes lost"), at)
 
+    def _file(self, obs: FileObservation, at: datetime) -> list[Record]:
+        """A file event: an output of a tainted flow (any size) for lineage, then the file pipeline."""
+        self.dispatcher.isolated(self.flows.file, obs)
+        return self.files.observe(obs, at)
+
+    def _connection(self, obs: ConnectionObservation, at: datetime) -> list[Record]:
+        self.dispatcher.isolated(self.flows.connection, obs)
+        return [connection_event(obs, at)]
+
+    def _lineage_tick(self, now: float) -> float | None:
+        """The lineage decisions that are due (alerts recorded in order); seconds until the next one."""
+        marked = self.flows.tainted_paths
+        alerts: list[Alert] = self.flows.tick(now)
+        for alert in alerts:
+            self.dispatcher.record(alert)
+        if self.flows.tainted_paths != marked:
+            self.inventory.protected_changed.set()  # the access sensor marks the tainted outputs too
+        return self.flows.due_in(now)
+
+    def _protected_model(self, path: str, device: int, inode: int) -> ModelFile | None:
+        model = self.inventory.get(path) or self.inventory.at_inode(device, inode)
+        return model if model is not None and model.protected else None
+
     def _access(self, obs: AccessObservation, at: datetime) -> list[Record]:
-        """An access to a protected file as an event; a read also names who may copy it next."""
+        """An access to a protected file as an event; a read also names who may copy it next. An access to
+        a tainted output (marked for lineage only) is lineage's alone."""
+        model = self._protected_model(obs.path, obs.device, obs.inode)
+        self.dispatcher.isolated(self.flows.access, obs, model)
+        if model is None and self.inventory.get(obs.path) is None and \
+                self.inventory.at_inode(obs.device, obs.inode) is None:
+            return []
         event = access_event(obs, self.inventory, at)
         model = self.inventory.get(obs.path) or self.inventory.at_inode(obs.device, obs.inode)
         if model is not None and event.process is not None and event.action in (Action.MODEL_OPENED,

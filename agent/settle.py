@@ -40,6 +40,10 @@ class Settler:
             earliest = min(self._last.values())
         return max(0.0, earliest + self.settle_seconds - now)
 
+    def holds(self, path: str) -> bool:
+        with self._lock:
+            return path in self._last
+
     def forget(self, path: str) -> None:
         with self._lock:
             self._last.pop(path, None)

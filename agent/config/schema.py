@@ -259,6 +259,10 @@ class DetectSection:
     bulk_window_seconds: float | None = _key(
         "The bulk collection window. Unset: each bulk rule's own within applies (the built-in rule's is 600 "
         "seconds).", None, limits=(1, 86_400), example=600.0)
+    lineage_ratio: float | None = _key(
+        "A flow that read protected model bytes alerts once the files it wrote and the bytes it sent reach this "
+        "share of them, in any shape (archive, cipher, encoding, parts). Unset: the lineage rule's own ratio "
+        "applies (the built-in rule's is 0.5).", None, limits=(0.01, 10), example=0.5)
     disabled_rules: tuple[str, ...] = _key("Rule ids turned off.", ())
     rule_paths: tuple[str, ...] = _key("Extra rule files or folders (*.yml) loaded with the built-in rules.", (),
                                        path=True)

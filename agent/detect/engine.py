@@ -30,7 +30,9 @@ from weightwarden.agent.alert_evidence import AlertEvidence, RuleMatchEvidence, 
 from weightwarden.agent.detect.copy import CopyCandidate, copy_alert
 from weightwarden.agent.detect.correlations import Correlation, Situation, Verdict, correlation, settings_keys
 from weightwarden.agent.detect.correlations.copy import Copy
+from weightwarden.agent.detect.correlations.lineage import Lineage as LineageKind
 from weightwarden.agent.detect.fields import event_fields, tree_key
+from weightwarden.agent.detect.lineage import LineageLedger
 from weightwarden.agent.detect.rules import Allowlist, Rule, RuleSet
 from weightwarden.agent.detect.state import TreeState
 from weightwarden.agent.detect.transfer import (
@@ -71,6 +73,7 @@ class DetectSettings:
     egress_ratio: float | None = None
     bulk_models: int | None = None
     bulk_window_seconds: float | None = None
+    lineage_ratio: float | None = None
     disabled: tuple[str, ...] = ()
 
     def overrides(self) -> dict[str, float | None]:
@@ -115,6 +118,10 @@ class DetectionEngine:
         self._event_rules = tuple(a for a in armed if a.correlation is None or a.correlation.on_events)
         # The copy rule is fed new files through copy(), not events; None when it is disabled or absent.
         self.copy_rule = next((a.rule for a in armed if isinstance(a.correlation, Copy)), None)
+        # The lineage rule is fed the agent's flow accounting (detect/lineage.py), not events.
+        lineage = next((a for a in armed if isinstance(a.correlation, LineageKind)), None)
+        self.lineage = LineageLedger(lineage.rule if lineage else None, lineage.values if lineage else {},
+                                     lineage.allow.destinations if lineage else ())
         # How long model reads are kept per tree: as long as the longest window a correlation needs.
         self._read_history = max((a.correlation.history(a.values) for a in armed if a.correlation), default=0.0)
         self._canaries = canaries or (lambda: ())

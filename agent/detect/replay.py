@@ -13,16 +13,28 @@ A fixture event is a flat mapping, far shorter than the Event it stands for:
 file matching a protected model (`source:`, default /models/MODEL/model.safetensors), byte for byte, or
 with `derived:` for a share of its tensors (matched and total tensors, matched and total bytes), written
 by `process:` when given.
+
+A `lineage:` entry is one step of a flow's accounting, fed to the lineage ledger (agent/detect/lineage.py)
+the way the agent's flow tracker feeds it:
+
+    {at: 0, lineage: read, flow: 1, path: /m/a.safetensors, model: a, size: 1000, bytes: 1000, process: {...}}
+    {at: 1, lineage: wrote, flow: 1, path: /home/ana/out.zip, place: local, bytes: 900, state: other}
+    {at: 1, lineage: sent, flow: 1, address: 203.0.113.9, port: 443, bytes: 900}
+    {at: 2, lineage: decide}                        # the decisions due by then
+
+`state` says what the file pipeline made of an output file (other, copy, model, pending).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from weightwarden.agent.detect.copy import CopyCandidate
-from weightwarden.agent.events import Action, Category, Event, FileInfo, ModelFile, ProcessInfo, ProcessRef
+from weightwarden.agent.detect.lineage import OTHER, LineageLedger
+from weightwarden.agent.events import Action, Alert, Category, Event, FileInfo, ModelFile, ProcessInfo, ProcessRef
 from weightwarden.agent.inventory import TensorMatch
 
 START = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
@@ -40,11 +52,42 @@ def process_from(raw: Mapping[str, Any] | None) -> ProcessInfo | None:
                        parents=parents, bytes_read=raw.get("bytes_read"), mapped=raw.get("mapped"))
 
 
-def event_from(raw: Mapping[str, Any], start: datetime = START) -> Event | CopyCandidate:
-    """The Event (or, for `copy:`, the CopyCandidate of a new file) a fixture mapping stands for."""
+@dataclass(frozen=True, slots=True)
+class LineageStep:
+    """One `lineage:` fixture entry (see the module's docstring)."""
+
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def apply(self, ledger: LineageLedger, states: dict[str, str]) -> list[Alert]:
+        """Feed the step to the ledger; the alerts a `decide` step raises. `states`: outputs' file states."""
+        raw, at = self.raw, float(self.raw.get("at", 0))
+        op, flow = str(raw["lineage"]), int(raw.get("flow", 1))
+        process = process_from(raw.get("process")) or ProcessInfo(pid=100 + flow, name="proc", user="ana", uid=1000)
+        if op == "read":
+            ledger.read(flow, process, str(raw.get("model", "model")), str(raw["path"]), raw.get("size"),
+                        raw.get("bytes"), at)
+        elif op == "wrote":
+            states[str(raw["path"])] = str(raw.get("state", OTHER))
+            ledger.wrote(flow, process, str(raw["path"]), str(raw.get("place", "local")), int(raw["bytes"]),
+                         None, None, at)
+        elif op == "sent":
+            ledger.sent(flow, process, f"{raw.get('address')}:{raw.get('port')}/{raw.get('local_port', 40000)}",
+                        str(raw["address"]), raw.get("port"), int(raw["bytes"]), at)
+        elif op == "decide":
+            return ledger.decide(at, lambda path: states.get(path, OTHER))
+        else:
+            raise ValueError(f"unknown lineage step {op!r}")
+        return []
+
+
+def event_from(raw: Mapping[str, Any], start: datetime = START) -> Event | CopyCandidate | LineageStep:
+    """The Event (or, for `copy:`, the CopyCandidate of a new file; for `lineage:`, a step of a flow's
+    accounting) a fixture mapping stands for."""
     moment = start + timedelta(seconds=float(raw.get("at", 0)))
     if "copy" in raw:
         return copy_candidate_from(raw)
+    if "lineage" in raw:
+        return LineageStep(raw)
     action = Action(str(raw["action"]))
     process = process_from(raw.get("process"))
     if process is not None and action in (Action.MODEL_READ, Action.MODEL_HELD):

@@ -206,6 +206,11 @@ class FilePipeline:
         more happens) and so does `observe`; it reads the inventory only, which is safe from any thread."""
         return size >= SMALLEST_MODEL_BYTES or self.inventory.get(path) is not None
 
+    def examining(self, path: str) -> bool:
+        """Whether a closed file is still settling or being examined (is it a model, a copy?): lineage waits
+        for the answer before it counts the file as an output."""
+        return path in self._writers or self.settler.holds(path)
+
     def worth_a_deletion(self, path: str, is_directory: bool) -> bool:
         """Whether a deletion can matter: an inventoried file, or a folder holding one (a file still settling
         that is deleted is simply found gone when its turn comes). Asked on the fs-writes sensor's thread."""

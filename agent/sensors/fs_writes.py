@@ -114,13 +114,16 @@ class FsWriteSensor:
                  ignore_pids: Iterable[int] = (), mountinfo: str = "/proc/self/mountinfo",
                  who: Callable[[int], ProcessInfo] | None = None,
                  wanted: Callable[[str, int], bool] | None = None,
-                 wanted_gone: Callable[[str, bool], bool] | None = None, unlimited_queue: bool = True) -> None:
+                 wanted_gone: Callable[[str, bool], bool] | None = None,
+                 wanted_writer: Callable[[int], bool] | None = None, unlimited_queue: bool = True) -> None:
         """`who`: the process of a pid (the process cache), asked when a write is closed, while the writer is
         most likely still running (a copy's `cp` exits right after): once per pid per read of the queue, so a
         `tar -x` of 100,000 files costs a handful of lookups. `wanted(path, size)`: the file pipeline's
         answer to whether a closed file can matter (agent/pipeline/files.py worth_examining): the closes it
         does not want are counted, not handed over; `wanted_gone(path, is_directory)` the same for deletions
-        (worth_a_deletion: only what the inventory holds).
+        (worth_a_deletion: only what the inventory holds). `wanted_writer(pid)`: closes by this writer are
+        handed over whatever `wanted` says (a process of a flow that read a protected model: its small
+        outputs count too, agent/pipeline/flows.py).
 
         `unlimited_queue`: the kernel's queue is not capped at fs.fanotify.max_queued_events (16,384): an
         `rm -rf` of 100,000 files outruns any reader for a moment, and a bounded queue would then drop the
@@ -131,6 +134,7 @@ class FsWriteSensor:
         self._who = who
         self._wanted = wanted
         self._wanted_gone = wanted_gone
+        self._wanted_writer = wanted_writer
         self._unlimited_queue = unlimited_queue
         self.not_wanted = 0
         self._on_health = on_health
@@ -429,7 +433,8 @@ class FsWriteSensor:
                 info: os.stat_result | None = os.stat(path, follow_symlinks=False)
             except OSError:
                 info = None  # gone already: the pipeline finds out
-            if info is not None and self._wanted is not None and not self._wanted(path, info.st_size):
+            if (info is not None and self._wanted is not None and not self._wanted(path, info.st_size)
+                    and not (self._wanted_writer is not None and self._wanted_writer(pid))):
                 self.not_wanted += 1
                 return
             self._emit("closed", path, None, False, pid, info.st_size if info else None,

@@ -63,6 +63,7 @@ from weightwarden.agent.sensors.files import SensorHealth
 log = logging.getLogger(__name__)
 
 PROGRESS_BYTES = 64 << 10
+URGENT_INTERVAL = 0.05  # seconds between polls while a flow that read a model runs
 RECENT_DESTROYED = 4096  # keys of sockets already reported closed (a poll racing the notice adds nothing)
 MISSING_POLLS = 3  # a socket gone from the dumps this many polls with no notice is closed as last polled
 NAMESPACE_MISSES = 2  # a namespace no process is in for this many rediscoveries is no longer followed
@@ -201,8 +202,11 @@ class NetworkSensor:
                  on_health: Callable[[SensorHealth], None], *, interval: float = 1.0,
                  use_sock_diag: bool = True, reason: str = "",
                  interested: Callable[[ProcessInfo | None], bool] | None = None,
-                 destroy_notices: bool = True) -> None:
+                 destroy_notices: bool = True, urgent: Callable[[], bool] | None = None) -> None:
+        """`urgent`: while it returns True (a flow that read a protected model is running), polls come every
+        URGENT_INTERVAL, so a short upload is seen with its process before its socket is destroyed."""
         self.cache = cache
+        self._urgent = urgent
         self._sink = sink
         self._on_health = on_health
         self.interval = interval
@@ -297,7 +301,8 @@ class NetworkSensor:
             return set(self._destroy)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.wait(min(self.interval, URGENT_INTERVAL) if self._urgent and self._urgent()
+                                  else self.interval):
             try:
                 self._poll()
             except Exception:

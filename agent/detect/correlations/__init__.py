@@ -8,10 +8,11 @@ from weightwarden.agent.detect.correlations.base import Correlation, Parameter, 
 from weightwarden.agent.detect.correlations.bulk_collection import BulkCollection
 from weightwarden.agent.detect.correlations.copy import Copy
 from weightwarden.agent.detect.correlations.egress_budget import EgressBudget
+from weightwarden.agent.detect.correlations.lineage import Lineage
 from weightwarden.agent.detect.correlations.staging import Staging
 from weightwarden.agent.detect.correlations.transfer_tool import TransferTool
 
-REGISTRY: tuple[Correlation, ...] = (EgressBudget(), BulkCollection(), TransferTool(), Staging(), Copy())
+REGISTRY: tuple[Correlation, ...] = (EgressBudget(), BulkCollection(), TransferTool(), Staging(), Copy(), Lineage())
 KINDS: dict[str, Correlation] = {correlation.kind: correlation for correlation in REGISTRY}
 
 

@@ -20,7 +20,7 @@ from weightwarden.agent.config import load_config
 from weightwarden.agent.detect.copy import CopyCandidate
 from weightwarden.agent.detect.engine import DetectionEngine, DetectSettings
 from weightwarden.agent.detect.policy import settings_from_config
-from weightwarden.agent.detect.replay import event_from
+from weightwarden.agent.detect.replay import LineageStep, event_from
 from weightwarden.agent.detect.rules import RuleSet, builtin_rule_files, load_rules
 from weightwarden.agent.events import Alert
 
@@ -81,9 +81,12 @@ def run_case(case: Mapping[str, Any], workdir: Path) -> list[Alert]:
     engine = DetectionEngine(rules_of(case, workdir), detect_settings(case.get("settings", {}), workdir),
                              canaries=lambda: canaries, exe_sha256=hashes.get)
     alerts: list[Alert] = []
+    states: dict[str, str] = {}  # lineage outputs: what the file pipeline made of each
     for raw in case["events"]:
         item = event_from(raw)
-        if isinstance(item, CopyCandidate):
+        if isinstance(item, LineageStep):
+            alerts.extend(item.apply(engine.lineage, states))
+        elif isinstance(item, CopyCandidate):
             alerts.extend(a for a in [engine.copy(item)] if a is not None)
         else:
             alerts.extend(engine.process(item))
