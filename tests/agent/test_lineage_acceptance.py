@@ -11,6 +11,7 @@ Benign work (sha256sum, du, a loop reading the model three times and writing a 1
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -52,8 +53,17 @@ PUT_SERVER = textwrap.dedent("""
             data += chunk
         if b"expect: 100-continue" in data.lower():
             conn.sendall(b"HTTP/1.1 100 Continue\\r\\n\\r\\n")
-        total = len(data)
-        while not data.endswith(b"\\r\\n0\\r\\n\\r\\n"):
+        head, _, body = data.partition(b"\\r\\n\\r\\n")
+        length = next((int(line.split(b":", 1)[1]) for line in head.lower().split(b"\\r\\n")
+                       if line.startswith(b"content-length:")), None)
+        total, got = len(data), len(body)
+        while length is not None and got < length:  # curl -T FILE: a Content-Length upload
+            chunk = conn.recv(1 << 20)
+            if not chunk:
+                break
+            got += len(chunk)
+            total += len(chunk)
+        while length is None and not data.endswith(b"\\r\\n0\\r\\n\\r\\n"):  # curl -T -: chunked
             chunk = conn.recv(1 << 20)
             if not chunk:
                 break
@@ -80,11 +90,12 @@ def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, int]]:
-    """An HTTP PUT sink in a network namespace of its own, reached from the host over a veth pair (10.x)."""
+@contextlib.contextmanager
+def put_server_in_a_namespace(subnet: str = "10.231.44") -> Iterator[tuple[str, int]]:
+    """An HTTP PUT sink in a network namespace of its own, reached from the host over a veth pair (10.x).
+    Raises NamespaceUnavailable where iproute2, curl or namespaces are missing (tests skip, benchmarks say so)."""
     if shutil.which("ip") is None or shutil.which("curl") is None:
-        pytest.skip("iproute2 and curl are needed")
+        raise NamespaceUnavailable("iproute2 and curl are needed")
     tag = uuid.uuid4().hex[:6]
     namespace, host_end, ns_end = f"ww-l-{tag}", f"wwlh{tag}", f"wwln{tag}"
     made = False
@@ -94,17 +105,18 @@ def server() -> Iterator[tuple[str, int]]:
             ip("netns", "add", namespace)
             made = True
             ip("link", "add", host_end, "type", "veth", "peer", "name", ns_end, "netns", namespace)
-            ip("addr", "add", "10.231.44.1/24", "dev", host_end)
+            ip("addr", "add", f"{subnet}.1/24", "dev", host_end)
             ip("link", "set", host_end, "up")
-            ip("-n", namespace, "addr", "add", "10.231.44.2/24", "dev", ns_end)
+            ip("-n", namespace, "addr", "add", f"{subnet}.2/24", "dev", ns_end)
             ip("-n", namespace, "link", "set", ns_end, "up")
             ip("-n", namespace, "link", "set", "lo", "up")
         except subprocess.CalledProcessError as error:
-            pytest.skip(f"cannot create a network namespace here: {error.stderr.decode().strip()}")
+            raise NamespaceUnavailable(f"cannot create a network namespace here: "
+                                       f"{error.stderr.decode().strip()}") from error
         listener = subprocess.Popen(["ip", "netns", "exec", namespace, sys.executable, "-c", PUT_SERVER,
-                                     "10.231.44.2", "8080"], stdout=subprocess.PIPE, text=True)
+                                     f"{subnet}.2", "8080"], stdout=subprocess.PIPE, text=True)
         assert listener.stdout is not None and listener.stdout.readline().strip() == "listening"
-        yield "10.231.44.2", 8080
+        yield f"{subnet}.2", 8080
     finally:
         if listener is not None:
             listener.kill()
@@ -114,6 +126,19 @@ def server() -> Iterator[tuple[str, int]]:
         if made:  # deleting the namespace deletes the veth pair (both ends)
             subprocess.run(["ip", "netns", "del", namespace], check=False, capture_output=True)
         subprocess.run(["ip", "link", "del", host_end], check=False, capture_output=True)
+
+
+class NamespaceUnavailable(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, int]]:
+    try:
+        with put_server_in_a_namespace() as address:
+            yield address
+    except NamespaceUnavailable as why:
+        pytest.skip(str(why))
 
 
 @pytest.fixture(scope="module")
