@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import psutil
 
 from weightwarden.agent.events import ProcessInfo, ProcessRef
+from weightwarden.agent.executables import ExecutableHashes, Identity, identify_process
 
 MAX_PARENT_DEPTH = 16
 
@@ -231,8 +232,9 @@ def open_holders(paths: Collection[str]) -> dict[str, list[int]]:
 class ProcessCache:
     """pid -> snapshot, including processes that exited in the last `retain_seconds`."""
 
-    def __init__(self, retain_seconds: float = 120.0) -> None:
+    def __init__(self, retain_seconds: float = 120.0, hashes: ExecutableHashes | None = None) -> None:
         self.retain_seconds = retain_seconds
+        self.hashes = hashes or ExecutableHashes()
         self._procs: dict[int, ProcessSnapshot] = {}
         self._exited_at: dict[int, float] = {}
         self._exit_read: dict[int, int] = {}  # pid -> bytes read over its life (taskstats, KiB-rounded)
@@ -421,7 +423,30 @@ class ProcessCache:
             parents.append(ProcessRef(pid=parent.pid, name=parent.name, executable=parent.executable,
                                       command_line=parent.command_line, user=user_name(parent.uid)))
             current = parent
+        who = self.identity(snap)
         return ProcessInfo(pid=snap.pid, name=snap.name, executable=snap.executable,
                            command_line=snap.command_line, user=user_name(snap.uid), uid=snap.uid,
                            ppid=snap.ppid, session_id=snap.session_id, parents=tuple(parents),
-                           exited=snap.exited or None)
+                           exited=snap.exited or None, executable_sha256=who.executable_sha256,
+                           program=who.program, program_sha256=who.program_sha256, interpreter=who.interpreter,
+                           script=who.script)
+
+    def identity(self, snap: ProcessSnapshot) -> Identity:
+        """What the snapshotted process runs (agent/executables.py), read through /proc/<pid>/exe while that
+        is still the snapshot's executable (not after an exec, not a reused pid)."""
+        if snap.executable is None:
+            return Identity()
+        try:
+            argv = shlex.split(snap.command_line or "")
+        except ValueError:
+            argv = []
+        pid: int | None = snap.pid
+        cwd: str | None = None
+        try:
+            if os.readlink(f"/proc/{snap.pid}/exe") != snap.executable:
+                pid = None
+            else:
+                cwd = os.readlink(f"/proc/{snap.pid}/cwd")
+        except OSError:
+            pid = None
+        return identify_process(self.hashes, pid, snap.executable, argv, cwd)
