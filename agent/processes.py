@@ -120,6 +120,15 @@ def snapshot(pid: int) -> ProcessSnapshot | None:
                            exited=fields[0:1] in ([b"Z"], [b"X"]), taken=time.monotonic())
 
 
+def running(pid: int) -> bool:
+    """Whether `pid` exists and has not exited (a zombie has): one small read of /proc/<pid>/stat."""
+    stat = _read(f"/proc/{pid}/stat", 4096)
+    if not stat:
+        return False
+    state = stat.rpartition(b") ")[2][:1]
+    return state not in (b"Z", b"X", b"")
+
+
 def io_counters(pid: int) -> dict[str, int] | None:
     """/proc/<pid>/io (rchar, wchar, read_bytes, ...) or None when unreadable."""
     raw = _read(f"/proc/{pid}/io", 4096)

@@ -49,6 +49,7 @@ from weightwarden.agent.processes import (
     mapped_resident,
     maps_file,
     open_holders,
+    running,
     snapshot,
 )
 from weightwarden.agent.sensors import fanotify as fan
@@ -59,6 +60,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_SECONDS = 0.2
 SETTLE_SECONDS = 2.0  # at most this long, an ended session waits for news of its process's exec and exit
+GONE_SECONDS = 0.3  # a session whose process is gone ends this long after that was seen (its close first)
 FINISHED_SECONDS = 30.0  # a session ended early (its reader exited) ignores a close that comes after
 
 
@@ -101,6 +103,7 @@ class _Session:
     resident: int = 0  # the most of the file ever resident in its mappings (smaps Rss)
     last_sample: float = 0.0
     reads: int = 0
+    gone_since: float | None = None  # when sampling first found its process gone
     remains: str | None = None  # the comm its process showed once gone (a zombie still has one)
     inherited: bool = False  # a child reading a descriptor its parent opened: no close of its own comes
     shared: bool = False  # children read through this descriptor: its position counts their reads too
@@ -460,8 +463,7 @@ class AccessSensor:
 
     def _holds(self, session: _Session) -> bool:
         """Whether the session's process still has the file open or mapped."""
-        live = snapshot(session.pid)
-        if live is None or live.exited:
+        if not running(session.pid):
             return False
         return bool(fd_positions(session.pid, *session.key)) or maps_file(session.pid, *session.key)
 
@@ -550,10 +552,13 @@ class AccessSensor:
             interval = SAMPLE_SECONDS if age < 10 else 2.0
             if now - session.last_sample >= interval:
                 self._sample(session, now, maps=not session.mapped)
-            live = snapshot(session.pid) if session.inherited or age > 5 else None
-            if (session.inherited or age > 5) and (live is None or live.exited):
-                # Gone, and its close went (or will go) to another process that shares the descriptor.
-                self._finish(session, "read", now)
+            if (session.inherited or age > 5) and not running(session.pid):
+                # Gone, and its close went (or will go) to another process that shares the descriptor. Its own
+                # close, if one comes, is queued already: give the loop a pass to handle it (it says written).
+                if session.gone_since is None:
+                    session.gone_since = now
+                elif now - session.gone_since >= GONE_SECONDS:
+                    self._finish(session, "read", now)
         self._settle(now)
         for ended in [k for k, at in self._finished.items() if now - at > FINISHED_SECONDS]:
             del self._finished[ended]

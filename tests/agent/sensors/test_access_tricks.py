@@ -1,15 +1,17 @@
 """Attribution that survives tricks, with real processes and the real AccessSensor: a shell's redirection (the
 shell opens, the program it execs reads), a descriptor inherited by a child, and memory-mapped reads measured
-by the pages the process actually touched."""
+by the pages the process actually touched. The actor is an ordinary user (nobody); the agent's side is root."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,22 +22,37 @@ from weightwarden.agent.sensors.access import AccessObservation, AccessSensor
 pytestmark = pytest.mark.root
 
 MiB = 1 << 20
+NOBODY = 65534
+ACTOR: dict[str, Any] = {"user": NOBODY, "group": NOBODY, "extra_groups": []}  # subprocess: run as nobody
+
+
+def open_to_actor(path: Path) -> Path:
+    """Let the actor reach `path` through the test's private folders (pytest makes them 0700) and read it."""
+    for folder in path.parents:
+        if folder == Path("/"):
+            break
+        folder.chmod(folder.stat().st_mode | stat.S_IXOTH)
+    path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
+    return path
 
 
 @pytest.fixture
 def model(tmp_path: Path) -> Path:
-    return write_safetensors(tmp_path / "models" / "llama" / "model.safetensors", rows=4096)  # ~1.5 MB
+    return open_to_actor(write_safetensors(tmp_path / "models" / "llama" / "model.safetensors", rows=4096))
 
 
 @pytest.fixture
 def gnupg_home(tmp_path: Path) -> Iterator[Path]:
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
+    os.chown(home, NOBODY, NOBODY)
+    open_to_actor(home)
+    home.chmod(0o700)
     try:
         yield home
     finally:  # gpg starts an agent for the home: stop it with the test
         subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, **ACTOR)
 
 
 def protected(sensor: AccessSensor, path: Path) -> None:
@@ -65,6 +82,7 @@ def assert_redirected(read: AccessObservation, opened: AccessObservation) -> Non
     """dash opens a redirection in the shell and forks the reader; bash forks first (or, for a lone command,
     does not fork) and the child that opened execs the reader in its own pid."""
     assert opened.process.name in ("sh", "dash", "bash")
+    assert read.process.user == opened.process.user == "nobody"
     assert read.process.pid == opened.process.pid or read.process.ppid == opened.process.pid
     assert read.opened_by is not None and read.opened_by.pid == opened.process.pid
     assert read.opened_by.name in ("sh", "dash", "bash") and read.opened_by.executable is not None
@@ -86,11 +104,11 @@ def test_gpg_reading_a_shell_redirection_is_named_as_the_reader(access_sensor: A
     if shutil.which("gpg") is None or shutil.which(shell) is None:
         pytest.skip(f"gpg or {shell} is not installed")
     protected(access_sensor, model)
-    out = tmp_path / "out.gpg"
+    out = gnupg_home / "out.gpg"
     subprocess.run(
         [shell, "-c", f"gpg --batch --symmetric --passphrase x --pinentry-mode loopback -o {out} < {model}"],
-        env={**os.environ, "GNUPGHOME": str(gnupg_home)}, check=True, timeout=60,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env={**os.environ, "GNUPGHOME": str(gnupg_home), "HOME": str(gnupg_home)}, check=True, timeout=60,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **ACTOR)
     read = read_by(collected, "gpg")
     assert read.process.executable == os.path.realpath(shutil.which("gpg") or "gpg")
     assert read.process.command_line is not None and "--symmetric" in read.process.command_line
@@ -107,7 +125,7 @@ def test_cat_reading_a_shell_redirection_is_named_as_the_reader(access_sensor: A
     if shutil.which(shell) is None:
         pytest.skip(f"{shell} is not installed")
     protected(access_sensor, model)
-    subprocess.run([shell, "-c", script.format(model=model)], check=True, timeout=30)
+    subprocess.run([shell, "-c", script.format(model=model)], check=True, timeout=30, **ACTOR)
     read = read_by(collected, "cat")
     assert_read_whole(read, model)
     opened = shell_open(collected, shell)
@@ -121,12 +139,13 @@ def test_a_child_reading_an_inherited_descriptor_is_the_reader(access_sensor: Ac
     """The shell opens the model as fd 3 and keeps it while a child cat reads it from its stdin: cat's exit
     closes nothing (the shell still holds the file), so cat's read is reported when it is seen gone."""
     protected(access_sensor, model)
-    subprocess.run(["sh", "-c", f"exec 3< {model}; cat <&3 > /dev/null; exec 3<&-"], check=True, timeout=30)
+    subprocess.run(["sh", "-c", f"exec 3< {model}; cat <&3 > /dev/null; exec 3<&-"], check=True, timeout=30,
+                   **ACTOR)
     read = read_by(collected, "cat")
     opened = shell_open(collected, "sh")
     assert opened.process.name in ("sh", "dash", "bash") and read.process.pid != opened.process.pid
     assert read.opened_by is not None and read.opened_by.pid == opened.process.pid
-    assert read.process.ppid == opened.process.pid
+    assert read.process.ppid == opened.process.pid and read.process.user == "nobody"
     size = model.stat().st_size
     assert read.bytes_read is not None and size - 1024 < read.bytes_read <= size
     # the shell's own close is reported too, without the child's bytes counted as its own
@@ -149,6 +168,14 @@ MAPPER = textwrap.dedent("""
 """)
 
 
+def actor_python() -> str:
+    """A Python the actor may run (the test's own may live under /root, closed to others)."""
+    for candidate in (PYTHON, shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")):
+        if candidate and all(os.stat(p).st_mode & stat.S_IXOTH for p in [*Path(candidate).parents][:-1]):
+            return candidate
+    pytest.skip("no Python that an ordinary user may run")
+
+
 def big_file(path: Path, size: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as handle:
@@ -160,10 +187,10 @@ def big_file(path: Path, size: int) -> Path:
 @pytest.mark.parametrize("touch", [16 * MiB, 64 * MiB], ids=["a-quarter", "all"])
 def test_mapped_read_counts_the_pages_touched(access_sensor: AccessSensor, collected: Collected, tmp_path: Path,
                                               touch: int) -> None:
-    model = big_file(tmp_path / "models" / "big.bin", 64 * MiB)
+    model = open_to_actor(big_file(tmp_path / "models" / "big.bin", 64 * MiB))
     protected(access_sensor, model)
-    mapper = subprocess.Popen([PYTHON, "-c", MAPPER, str(model), str(touch)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    mapper = subprocess.Popen([actor_python(), "-c", MAPPER, str(model), str(touch)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, **ACTOR)
     assert mapper.stdin is not None and mapper.stdout is not None
     try:
         assert mapper.stdout.readline().strip() == "ready"
@@ -179,7 +206,7 @@ def test_mapped_read_counts_the_pages_touched(access_sensor: AccessSensor, colle
         mapper.stdin.flush()
         assert mapper.stdout.readline().strip() == "closed"
         (read,) = wait_for(lambda: collected.access("read", mapper.pid), timeout=10, what="the mapping's close")
-        assert read.mapped is True
+        assert read.mapped is True and read.process.user == "nobody"
         assert read.bytes_read_source == "mapped-resident"
         # page-granular: the kernel maps up to 64 KiB of already-cached neighbours around a fault
         assert read.bytes_read is not None and touch <= read.bytes_read <= touch + 128 * 1024, read.bytes_read
