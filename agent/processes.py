@@ -283,7 +283,7 @@ class ProcessCache:
         snap = snapshot(pid)
         if snap is None:
             return
-        if snap.exited:
+        if snap.exited or snap.executable is None:  # a zombie, or exiting (its memory gone already)
             with self._cond:
                 known = self._procs.get(pid)
             if known is not None and known.command_line is not None and known.name == snap.name:

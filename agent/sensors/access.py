@@ -110,6 +110,13 @@ class _Session:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+def _by_remains(known: ProcessInfo, name: str) -> ProcessInfo:
+    """The process `known` after it exec'd a program known only by its name (it was gone before it could be
+    looked at): same pid, user and parents, the new name, nothing of the old program's identity."""
+    return replace(known, name=name, executable=None, command_line=None, exited=True, executable_sha256=None,
+                   program=None, program_sha256=None, interpreter=None, script=None)
+
+
 @dataclass(slots=True)
 class _Ending:
     session: _Session
@@ -380,7 +387,11 @@ class AccessSensor:
         if not sessions:
             return None  # opened before we marked the file
         ancestors = self._ancestors(pid)
-        parent = next((s for s in sessions if s.pid in ancestors), sessions[0])
+        parent = next((s for s in sessions if s.pid in ancestors), None)
+        if parent is None:
+            if ancestors or len(sessions) > 1:
+                return None  # not a child of an opener: a reader whose own open we did not see
+            parent = sessions[0]  # its parents are unknown (gone already): the one opener is the likeliest
         parent.shared = True
         if parent.reads == 0:  # the position it was sampled at moved by the child's reads, not its own
             parent.max_position, parent.positioned = 0, False
@@ -429,7 +440,7 @@ class AccessSensor:
         if remains is None and self.cache.exit_accounting and not final:
             return False  # its exit record will say which program ended
         if remains is not None and remains != known.name:
-            session.process = replace(known, name=remains, executable=None, command_line=None, exited=True)
+            session.process = _by_remains(known, remains)
         return True
 
     @staticmethod
@@ -438,6 +449,11 @@ class AccessSensor:
         if (current.name, current.executable, current.command_line) == (known.name, known.executable,
                                                                         known.command_line):
             return False
+        if current.executable is None:  # what remains of a process (exiting, a zombie): its name, no more
+            if current.name == known.name or current.name is None:
+                return False  # the same program: what we knew is richer
+            session.process = _by_remains(known, current.name)
+            return True
         session.process = current
         return True
 
