@@ -405,7 +405,7 @@ class AccessSensor:
 
     def _ancestors(self, pid: int) -> set[int]:
         found: set[int] = set()
-        current = self.cache.lookup(pid)
+        current = self.cache.lookup(pid, wait=0.1)  # a child gone already: the proc connector's fork news may lag
         while current is not None and current.ppid and current.ppid not in found and len(found) < 32:
             found.add(current.ppid)
             current = self.cache.lookup(current.ppid)
