@@ -217,6 +217,17 @@ class ProcessInfo:
     # What this process did to the file of the event (access sensor): bytes read and how.
     bytes_read: int | None = None
     mapped: bool | None = None  # memory-mapped (inference, training loaders) rather than read() (copies)
+    # The process that opened the file, when another one read it: a shell's redirection (`gpg < model`: the
+    # shell opened, then exec'd gpg in the same pid) or a descriptor inherited by a child.
+    opened_by: ProcessRef | None = None
+    # What the process is, whatever it is called (agent/executables.py): the executable's SHA-256 (of the file
+    # the kernel runs, /proc/<pid>/exe); the program actually run (the one `ld.so PROGRAM` loads, else the
+    # executable) and its SHA-256; for an interpreter (a file that is CPython, a shell...), the script it runs.
+    executable_sha256: str | None = None
+    program: str | None = None
+    program_sha256: str | None = None
+    interpreter: str | None = None  # the language: python | shell | perl | ruby | node
+    script: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import psutil
 
 from weightwarden.agent.events import ProcessInfo, ProcessRef
+from weightwarden.agent.executables import ExecutableHashes, Identity, identify_process
 
 MAX_PARENT_DEPTH = 16
 
@@ -69,6 +70,28 @@ def _read(path: str, limit: int = 65536) -> bytes | None:
         os.close(fd)
 
 
+def _read_all(path: str, limit: int) -> bytes | None:
+    """All of a /proc file that a single read() returns in pieces (seq_file: smaps, maps), up to `limit`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size < limit:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
 def snapshot(pid: int) -> ProcessSnapshot | None:
     """Read /proc/<pid> now; None when there is no such process (any more)."""
     stat = _read(f"/proc/{pid}/stat", 4096)
@@ -95,6 +118,15 @@ def snapshot(pid: int) -> ProcessSnapshot | None:
             break
     return ProcessSnapshot(pid, ppid, name, exe, shlex.join(args) if args else None, uid, session, start,
                            exited=fields[0:1] in ([b"Z"], [b"X"]), taken=time.monotonic())
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` exists and has not exited (a zombie has): one small read of /proc/<pid>/stat."""
+    stat = _read(f"/proc/{pid}/stat", 4096)
+    if not stat:
+        return False
+    state = stat.rpartition(b") ")[2][:1]
+    return state not in (b"Z", b"X", b"")
 
 
 def io_counters(pid: int) -> dict[str, int] | None:
@@ -134,7 +166,7 @@ def fd_positions(pid: int, device: int, inode: int) -> list[tuple[int, int]]:
 
 def maps_file(pid: int, device: int, inode: int) -> bool:
     """Whether `pid` has (device, inode) memory-mapped (/proc/<pid>/maps lists dev as major:minor hex)."""
-    raw = _read(f"/proc/{pid}/maps", 1 << 24)
+    raw = _read_all(f"/proc/{pid}/maps", 1 << 24)  # one read() stops at a page: a big process maps more
     if not raw:
         return False
     dev = f"{os.major(device):02x}:{os.minor(device):02x}".encode()
@@ -144,6 +176,33 @@ def maps_file(pid: int, device: int, inode: int) -> bool:
         if len(parts) >= 5 and parts[4] == ino and parts[3] == dev:
             return True
     return False
+
+
+_HEX = frozenset(bytes([c]) for c in b"0123456789abcdef")
+
+
+def mapped_resident(pid: int, device: int, inode: int) -> int | None:
+    """Bytes of (device, inode) that `pid` has resident in its mappings of it, summed over those mappings
+    (/proc/<pid>/smaps Rss): the pages it touched (plus the kernel's fault-around, up to 64 KiB next to each
+    fault, of pages already cached). None when it has no such mapping or smaps is unreadable."""
+    raw = _read_all(f"/proc/{pid}/smaps", 1 << 26)
+    if not raw:
+        return None
+    total: int | None = None
+    ours = False
+    for line in raw.splitlines():
+        if line[:1] in _HEX:  # a mapping's header (field lines start with a capital: "Rss:", "VmFlags:")
+            parts = line.split(None, 5)  # start-end perms offset dev inode [path]
+            ours = False
+            if len(parts) >= 5 and parts[4] == str(inode).encode():
+                major, _, minor = parts[3].partition(b":")
+                try:
+                    ours = os.makedev(int(major, 16), int(minor, 16)) == device
+                except ValueError:
+                    ours = False
+        elif ours and line.startswith(b"Rss:"):
+            total = (total or 0) + int(line.split()[1]) * 1024
+    return total
 
 
 def holders(path: str, pids: Iterable[int] | None = None) -> Iterator[int]:
@@ -182,11 +241,15 @@ def open_holders(paths: Collection[str]) -> dict[str, list[int]]:
 class ProcessCache:
     """pid -> snapshot, including processes that exited in the last `retain_seconds`."""
 
-    def __init__(self, retain_seconds: float = 120.0) -> None:
+    def __init__(self, retain_seconds: float = 120.0, hashes: ExecutableHashes | None = None) -> None:
         self.retain_seconds = retain_seconds
+        self.hashes = hashes or ExecutableHashes()
         self._procs: dict[int, ProcessSnapshot] = {}
         self._exited_at: dict[int, float] = {}
         self._exit_read: dict[int, int] = {}  # pid -> bytes read over its life (taskstats, KiB-rounded)
+        self._exit_comm: dict[int, str] = {}  # pid -> its comm as it exited (taskstats): the program that ended
+        self._execs: dict[int, int] = {}  # pid -> exec news heard for it (a pid that ran another program)
+        self.exit_accounting = False  # set by the process sensor: taskstats exit records will tell bytes read
         self._cond = threading.Condition()
         self.misses = 0
 
@@ -215,10 +278,12 @@ class ProcessCache:
             self._put(snap)
 
     def on_exec(self, pid: int) -> None:
+        with self._cond:
+            self._execs[pid] = self._execs.get(pid, 0) + 1
         snap = snapshot(pid)
         if snap is None:
             return
-        if snap.exited:
+        if snap.exited or snap.executable is None:  # a zombie, or exiting (its memory gone already)
             with self._cond:
                 known = self._procs.get(pid)
             if known is not None and known.command_line is not None and known.name == snap.name:
@@ -229,11 +294,13 @@ class ProcessCache:
                 return
         self._put(snap)
 
-    def remember(self, pid: int) -> None:
+    def remember(self, pid: int) -> ProcessSnapshot | None:
         """Snapshot a process that is known to be alive right now (e.g. blocked in an open we hold)."""
         snap = snapshot(pid)
         if snap is not None and not snap.exited:
             self._put(snap)
+            return snap
+        return None
 
     def on_comm(self, pid: int, name: str) -> None:
         with self._cond:
@@ -247,14 +314,35 @@ class ProcessCache:
             if old is not None:
                 self._procs[pid] = dataclasses.replace(old, exited=True)
                 self._exited_at[pid] = time.monotonic()
+            self._cond.notify_all()
 
-    def on_exit_io(self, pid: int, read_chars: int) -> None:
+    def has_exited(self, pid: int) -> bool:
+        """Whether news of `pid`'s exit was heard (and it has not been replaced by a new process since)."""
+        with self._cond:
+            cached = self._procs.get(pid)
+            return cached is not None and cached.exited
+
+    def execs(self, pid: int) -> int:
+        """How many execs (and re-reads after lost news) were heard for `pid`: a change since a moment means
+        the process may run another program now (`sh` that opened a file, then exec'd `gpg`)."""
+        with self._cond:
+            return self._execs.get(pid, 0)
+
+    def on_exit_io(self, pid: int, read_chars: int, comm: str | None = None) -> None:
         with self._cond:
             self._exit_read[pid] = read_chars
+            if comm:
+                self._exit_comm[pid] = comm
             if len(self._exit_read) > 50000:  # bounded: drop the oldest half (dicts keep insertion order)
                 for old in list(self._exit_read)[:25000]:
                     del self._exit_read[old]
+                    self._exit_comm.pop(old, None)
             self._cond.notify_all()
+
+    def exit_comm(self, pid: int) -> str | None:
+        """The comm `pid` had as it exited (the program it ran last), if its exit was accounted."""
+        with self._cond:
+            return self._exit_comm.get(pid)
 
     def exit_read_chars(self, pid: int, *, wait: float = 0.0) -> int | None:
         """What the exited process `pid` read in its life (KiB-rounded), if its exit was accounted."""
@@ -271,12 +359,18 @@ class ProcessCache:
                 self._exited_at.pop(pid, None)
                 self._procs.pop(pid, None)
                 self._exit_read.pop(pid, None)
+                self._exit_comm.pop(pid, None)
+                self._execs.pop(pid, None)
 
     def _put(self, snap: ProcessSnapshot) -> None:
         with self._cond:
+            old = self._procs.get(snap.pid)
             self._procs[snap.pid] = snap
             self._exited_at.pop(snap.pid, None)
-            self._exit_read.pop(snap.pid, None)  # a new process under a reused pid
+            if old is not None and old.start_ticks is not None and old.start_ticks != snap.start_ticks:
+                self._exit_read.pop(snap.pid, None)  # a new process under a reused pid
+                self._exit_comm.pop(snap.pid, None)
+            # (the same start time: the same process, e.g. late news of its exec, after its exit was accounted)
             self._cond.notify_all()
 
     # -- used by sensors
@@ -289,6 +383,9 @@ class ProcessCache:
             cached = self._procs.get(pid)
             # Running now: /proc is the truth (a reused pid is the new process). A zombie keeps no command
             # line: for one, keep what was remembered from its exec.
+            if live is not None and not live.exited and live.executable is None and cached is not None \
+                    and cached.executable is not None and cached.name == live.name:
+                live = dataclasses.replace(live, exited=True)  # exiting (its memory is gone): keep what we saw
             if live is not None and not live.exited:
                 self._procs[pid] = live
                 self._exited_at.pop(pid, None)
@@ -313,9 +410,11 @@ class ProcessCache:
             return cached
         return self.lookup(pid)
 
-    def process_info(self, pid: int, *, wait: float = 0.0) -> ProcessInfo:
-        """ProcessInfo with its parent chain up to the session leader (or init)."""
-        snap = self.lookup(pid, wait=wait)
+    def process_info(self, pid: int, *, wait: float = 0.0, taken: ProcessSnapshot | None = None) -> ProcessInfo:
+        """ProcessInfo with its parent chain up to the session leader (or init); of the snapshot `taken` when
+        given (what the process was at a moment that matters, e.g. its open of a model: it may have exec'd
+        another program since)."""
+        snap = taken if taken is not None else self.lookup(pid, wait=wait)
         if snap is None:
             return ProcessInfo(pid=pid, exited=True)
         parents: list[ProcessRef] = []
@@ -333,7 +432,30 @@ class ProcessCache:
             parents.append(ProcessRef(pid=parent.pid, name=parent.name, executable=parent.executable,
                                       command_line=parent.command_line, user=user_name(parent.uid)))
             current = parent
+        who = self.identity(snap)
         return ProcessInfo(pid=snap.pid, name=snap.name, executable=snap.executable,
                            command_line=snap.command_line, user=user_name(snap.uid), uid=snap.uid,
                            ppid=snap.ppid, session_id=snap.session_id, parents=tuple(parents),
-                           exited=snap.exited or None)
+                           exited=snap.exited or None, executable_sha256=who.executable_sha256,
+                           program=who.program, program_sha256=who.program_sha256, interpreter=who.interpreter,
+                           script=who.script)
+
+    def identity(self, snap: ProcessSnapshot) -> Identity:
+        """What the snapshotted process runs (agent/executables.py), read through /proc/<pid>/exe while that
+        is still the snapshot's executable (not after an exec, not a reused pid)."""
+        if snap.executable is None:
+            return Identity()
+        try:
+            argv = shlex.split(snap.command_line or "")
+        except ValueError:
+            argv = []
+        pid: int | None = snap.pid
+        cwd: str | None = None
+        try:
+            if os.readlink(f"/proc/{snap.pid}/exe") != snap.executable:
+                pid = None
+            else:
+                cwd = os.readlink(f"/proc/{snap.pid}/cwd")
+        except OSError:
+            pid = None
+        return identify_process(self.hashes, pid, snap.executable, argv, cwd)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -35,13 +34,14 @@ from weightwarden.agent.detect.fields import event_fields, tree_key
 from weightwarden.agent.detect.lineage import LineageLedger
 from weightwarden.agent.detect.rules import Allowlist, Rule, RuleSet
 from weightwarden.agent.detect.state import TreeState
+from weightwarden.agent.detect.tools import identify_tool
 from weightwarden.agent.detect.transfer import (
     STAGING_TOOLS,
     TRANSFER_TOOLS,
     Staging,
     Transfer,
-    parse_staging,
-    parse_transfer,
+    staging_of,
+    transfer_of,
 )
 from weightwarden.agent.events import Action, Alert, Destination, Event, FileInfo, ProcessInfo, format_time, new_id
 
@@ -106,7 +106,8 @@ class _Armed:
 class DetectionEngine:
     def __init__(self, rules: RuleSet, settings: DetectSettings | None = None, *,
                  canaries: CanarySource | None = None,
-                 exe_sha256: Callable[[str], str | None] | None = None) -> None:
+                 exe_sha256: Callable[[str], str | None] | None = None,
+                 tool_hashes: Callable[[], Mapping[str, str]] | None = None) -> None:
         self.settings = settings or DetectSettings()
         self.rules = tuple(r for r in rules.rules if r.id not in self.settings.disabled)
         overrides = self.settings.overrides()
@@ -126,6 +127,7 @@ class DetectionEngine:
         self._read_history = max((a.correlation.history(a.values) for a in armed if a.correlation), default=0.0)
         self._canaries = canaries or (lambda: ())
         self._exe_sha256 = exe_sha256
+        self._tool_hashes = tool_hashes or (lambda: {})  # SHA-256 -> tool name (detect/tools.py)
         self._trees: dict[str, TreeState] = {}
         self._incidents: dict[tuple[str, str, str], _Incident] = {}
         # Trees that read protected bytes: replaced (never changed in place) so another thread may read it.
@@ -185,18 +187,19 @@ class DetectionEngine:
         else:
             fields["canary"] = bool(path) and path in (canaries if isinstance(canaries, set | frozenset)
                                                        else set(canaries))
-        name = (event.process.name or "") if event.process else ""
-        command_line = event.process.command_line if event.process else None
-        exe_name = os.path.basename(event.process.executable or "") if event.process else ""
+        # The tool by what the process runs (its program's hash, script or file), never its command name.
+        tool = identify_tool(event.process, self._tool_hashes()) if event.process else None
         transfer = staging = None
-        if name in TRANSFER_TOOLS or exe_name in TRANSFER_TOOLS or name.startswith("python"):
-            transfer = parse_transfer(command_line)
+        if tool is not None:
+            fields.update({"process.tool": tool.name, "process.tool.identified_by": tool.identified_by})
+        if tool is not None and tool.name in TRANSFER_TOOLS:
+            transfer = transfer_of(tool.name, tool.args)
             if transfer is not None:
                 fields.update({"transfer.tool": transfer.tool, "transfer.destination": transfer.destination,
                                "transfer.kind": transfer.kind, "transfer.host": transfer.host,
                                "transfer.sources": list(transfer.sources)})
-        if name in STAGING_TOOLS or exe_name in STAGING_TOOLS:
-            staging = parse_staging(command_line)
+        if tool is not None and tool.name in STAGING_TOOLS:
+            staging = staging_of(tool.name, tool.args)
             if staging is not None:
                 fields.update({"staging.tool": staging.tool, "staging.operation": staging.operation,
                                "staging.output": staging.output, "staging.inputs": list(staging.inputs)})
@@ -288,12 +291,16 @@ class DetectionEngine:
         return matched
 
     def _allowed(self, allow: Allowlist, fields: dict[str, Any]) -> bool:
-        executable = fields.get("process.executable")
+        # The real program (the one `ld.so` loads, else the executable) by its path, and by its content's hash
+        # as the process ran it when the sensor read it: a renamed or copied binary matches neither.
+        executable = fields.get("process.program") or fields.get("process.executable")
         for entry in allow.processes:
             if executable and fnmatch.fnmatchcase(str(executable), entry.executable):
                 if entry.sha256 is None:
                     return True
-                digest = self._exe_sha256(str(executable)) if self._exe_sha256 else None
+                digest = fields.get("process.program_sha256")
+                if not isinstance(digest, str):
+                    digest = self._exe_sha256(str(executable)) if self._exe_sha256 else None
                 if digest is not None and digest.lower() == entry.sha256:
                     return True
         user = fields.get("process.user")

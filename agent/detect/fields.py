@@ -2,7 +2,9 @@
 
 Besides the event's own fields (event.action, file.path, process.name, details.bytes_sent, ...) the
 engine adds derived ones: `process.tree` (the process tree's key: its session), `process.tree.names` and
-`process.tree.executables` (the process and its parents), `canary` (the file is a planted decoy),
+`process.tree.executables` (the process and its parents), `process.program.name` and `process.script.name`
+(the file names of the real program and of an interpreter's script), `process.tool` (which tool the process
+is by its identity: detect/tools.py), `canary` (the file is a planted decoy),
 `transfer.*` (a transfer tool's parsed command line) and `staging.*` (an archiver's parsed output).
 """
 
@@ -52,6 +54,11 @@ def event_fields(event: Event) -> dict[str, Any]:
         fields["process.tree.executables"] = [e for e in (process.executable, *(p.executable for p in process.parents))
                                               if e]
         fields["process.parent.name"] = process.parents[0].name if process.parents else None
+        # The real program's and the script's file names (agent/executables.py): what it is, not its comm.
+        program = process.program or process.executable
+        fields["process.program"] = program  # the real program: the one `ld.so` loads, else the executable
+        fields["process.program.name"] = os.path.basename(program) if program else None
+        fields["process.script.name"] = os.path.basename(process.script) if process.script else None
     _flatten("details", event.details, fields)
     destination = event.details.get("destination")
     if isinstance(destination, dict):

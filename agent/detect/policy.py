@@ -1,24 +1,27 @@
 """The running agent's detection: rules from the package and the config, and the [detect] section.
 
 The engine itself is pure (engine.py); this module does what it cannot: reads rule files, hashes
-executables for allowlist entries with a SHA-256 (cached by path, size and mtime), reads the canary
+executables for allowlist entries with a SHA-256 (agent/executables.py: cached by device, inode, mtime and
+size), hashes the installed transfer and staging tools so a renamed copy is still known, reads the canary
 registry. It neither locks nor catches: the agent's dispatcher calls it from one thread and is the one
 place that isolates a failure (docs/design.md).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-from collections.abc import Iterable
+import shutil
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from weightwarden.agent.detect.copy import CopyCandidate
 from weightwarden.agent.detect.correlations import settings_keys
 from weightwarden.agent.detect.engine import CanarySource, DetectionEngine, DetectSettings
 from weightwarden.agent.detect.rules import Allowlist, ProcessAllow, RuleSet, builtin_rule_files, load_rules
+from weightwarden.agent.detect.transfer import STAGING_TOOLS, TRANSFER_TOOLS
 from weightwarden.agent.events import Alert, Event, ProcessInfo
+from weightwarden.agent.executables import ExecutableHashes
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +44,29 @@ def load_policy_rules(rule_paths: Iterable[str] = ()) -> RuleSet:
     return load_rules([*builtin_rule_files(), *rule_paths])
 
 
-class ExecutableHashes:
-    """SHA-256 of executables, for allowlist entries that pin one; cached by (path, size, mtime)."""
+class InstalledTools:
+    """SHA-256 -> tool name of the transfer and staging tools installed on this machine (found on the agent's
+    PATH and the usual folders), hashed once on first use: a copy of /usr/bin/curl under any name is curl."""
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, int, int], str] = {}
+    FOLDERS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin", "/snap/bin")
 
-    def __call__(self, path: str) -> str | None:
-        try:
-            info = os.stat(path)
-            key = (path, info.st_size, info.st_mtime_ns)
-            if key not in self._cache:
-                digest = hashlib.sha256()
-                with open(path, "rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        digest.update(block)
-                self._cache[key] = digest.hexdigest()
-            return self._cache[key]
-        except OSError:
-            return None
+    def __init__(self, hashes: ExecutableHashes | None = None, extra: Mapping[str, str] | None = None) -> None:
+        self._hashes = hashes or ExecutableHashes()
+        self._extra = {k.lower(): v for k, v in (extra or {}).items()}
+        self._known: dict[str, str] | None = None
+
+    def __call__(self) -> Mapping[str, str]:
+        if self._known is None:
+            known: dict[str, str] = {}
+            path = os.pathsep.join([os.environ.get("PATH", ""), *self.FOLDERS])
+            for name in (*TRANSFER_TOOLS, *STAGING_TOOLS):
+                found = shutil.which(name, path=path)
+                digest = self._hashes(os.path.realpath(found)) if found else None
+                if digest is not None:
+                    known.setdefault(digest, name)  # gzip and pigz may be one file: the first name stays
+            known.update(self._extra)
+            self._known = known
+        return self._known
 
 
 class Detector:
@@ -73,7 +80,9 @@ class Detector:
         for problem in rules.problems:
             log.error("detection rule problem: %s", problem)
         self.rules = rules
-        self.engine = DetectionEngine(rules, settings, canaries=canaries, exe_sha256=ExecutableHashes())
+        hashes = ExecutableHashes()
+        self.engine = DetectionEngine(rules, settings, canaries=canaries, exe_sha256=hashes,
+                                      tool_hashes=InstalledTools(hashes))
 
     def process(self, event: Event) -> list[Alert]:
         return self.engine.process(event)

@@ -49,7 +49,12 @@ def process_from(raw: Mapping[str, Any] | None) -> ProcessInfo | None:
     return ProcessInfo(pid=int(raw.get("pid", 100)), name=name, executable=raw.get("exe", f"/usr/bin/{name}"),
                        command_line=raw.get("cmd", name), user=raw.get("user", "ana"), uid=raw.get("uid", 1000),
                        ppid=parents[0].pid if parents else None, session_id=raw.get("session", 1),
-                       parents=parents, bytes_read=raw.get("bytes_read"), mapped=raw.get("mapped"))
+                       parents=parents, bytes_read=raw.get("bytes_read"), mapped=raw.get("mapped"),
+                       # what it runs, as the sensor reads it (agent/executables.py): fixtures name it when it
+                       # matters (a renamed binary, an interpreter, a program run through ld.so)
+                       executable_sha256=raw.get("exe_sha256", raw.get("sha256")), program=raw.get("program"),
+                       program_sha256=raw.get("sha256"), interpreter=raw.get("interpreter"),
+                       script=raw.get("script"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 `parse_transfer` names the tool, the local paths it sends and where they go: `s3://bucket/key`,
 `gs://bucket/key`, `https://account.blob.core.windows.net/container`, `hf://org/repo`, a git remote, or
 `host:path` for scp/rsync/sftp. `parse_staging` names the archive, compressed, encrypted or split output an
-archiver writes. Pure text functions: the engine decides what they mean.
+archiver writes. Pure text functions: the engine decides what they mean. The engine calls `transfer_of` and
+`staging_of` with the tool as the process's identity names it (detect/tools.py), never its argv[0].
 """
 
 from __future__ import annotations
@@ -74,10 +75,18 @@ def _remote(arg: str) -> tuple[str, str | None] | None:
 
 @lru_cache(maxsize=4096)  # the same command line opens many files (rsync -a of a model folder)
 def parse_transfer(command_line: str | None) -> Transfer | None:
-    """The transfer a command line asks for, or None when it is not a transfer tool sending something."""
+    """The transfer a command line asks for, naming the tool by argv[0] (for text without a process: the
+    engine names the tool by what the process runs, detect/tools.py, and calls transfer_of)."""
     if not command_line:
         return None
     tool, args = _tool(_split(command_line))
+    return transfer_of(tool, tuple(args))
+
+
+@lru_cache(maxsize=4096)
+def transfer_of(tool: str, arguments: tuple[str, ...]) -> Transfer | None:
+    """The transfer `tool` run with `arguments` asks for, or None when it is not a transfer tool sending."""
+    args = list(arguments)
     positional = [a for a in args if not a.startswith("-")]
     if tool in ("scp", "rsync", "sftp"):
         remotes = [(a, _remote(a)) for a in positional]
@@ -176,10 +185,18 @@ def _url_host(url: str) -> str | None:
 
 @lru_cache(maxsize=4096)
 def parse_staging(command_line: str | None) -> Staging | None:
-    """What an archiver, compressor, encrypter or splitter writes, or None for another command."""
+    """What an archiver, compressor, encrypter or splitter writes (tool named by argv[0]: see parse_transfer)."""
     if not command_line:
         return None
     tool, args = _tool(_split(command_line))
+    return staging_of(tool, tuple(args))
+
+
+@lru_cache(maxsize=4096)
+def staging_of(tool: str, arguments: tuple[str, ...]) -> Staging | None:
+    """What `tool` run with `arguments` writes, or None when it is not an archiver, compressor, encrypter or
+    splitter."""
+    args = list(arguments)
     positional = [a for a in args if not a.startswith("-")]
     if tool == "tar":
         output = _option(args, ("-f", "--file")) or _bundled_f(args)

@@ -5,9 +5,19 @@ second on other files never reaches us. Opens are taken as FAN_OPEN_PERM permiss
 waits (microseconds) while we snapshot it, so even a process that exits right after is named with its
 exe, command line, user and parent chain. We always answer "allow": this is a monitor, not a gate.
 
-While a file stays open, its session is sampled (fd position in /proc/<pid>/fdinfo, /proc/<pid>/maps) on
-each read notification and every `sample_seconds`; the close notification then reports bytes read
-(position, else the process's rchar growth when it is still alive) and whether it was memory-mapped.
+While a file stays open, its session is sampled (fd position in /proc/<pid>/fdinfo, /proc/<pid>/maps, and
+for a mapped file the resident pages of its mappings in /proc/<pid>/smaps) on each read notification and
+every `sample_seconds`; the close notification then reports bytes read (position, else the process's rchar
+growth when it is still alive; for a mapped file the most of it ever resident, "mapped-resident") and
+whether it was memory-mapped.
+
+The read is the reader's, not the opener's. `gpg -c < model`: the shell's child opens the model (that is
+the pid the open names, snapshotted as `sh`), then execs gpg in the same pid, which reads. Each read
+notification and the close compare the process with what opened (the process cache hears every exec
+through the proc connector: ProcessCache.execs), so the read names gpg and keeps the shell as `opened_by`.
+A descriptor inherited by a child (fork after the open; the child reads) gets a session of its own from
+the child's first read notification, named after the child; it ends when the child exits or the file's
+last descriptor closes.
 
 The agent's own reads (hashing) carry our pid and are answered and dropped at once. A queue overflow is
 counted, reported, and handed to `on_overflow` so the agent rescans; the processes that hold a protected
@@ -26,11 +36,22 @@ import sys
 import termios
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from weightwarden.agent.events import ProcessInfo
-from weightwarden.agent.processes import ProcessCache, fd_positions, io_counters, maps_file, open_holders
+from weightwarden.agent.events import ProcessInfo, ProcessRef
+from weightwarden.agent.processes import (
+    ProcessCache,
+    ProcessSnapshot,
+    fd_positions,
+    io_counters,
+    mapped_resident,
+    maps_file,
+    open_holders,
+    running,
+    snapshot,
+)
 from weightwarden.agent.sensors import fanotify as fan
 from weightwarden.agent.sensors.base import Counters, SensorStatus, SensorThread, privilege
 from weightwarden.agent.sensors.files import SensorHealth
@@ -38,6 +59,9 @@ from weightwarden.agent.sensors.files import SensorHealth
 log = logging.getLogger(__name__)
 
 SAMPLE_SECONDS = 0.2
+SETTLE_SECONDS = 2.0  # at most this long, an ended session waits for news of its process's exec and exit
+GONE_SECONDS = 0.3  # a session whose process is gone ends this long after that was seen (its close first)
+FINISHED_SECONDS = 30.0  # a session ended early (its reader exited) ignores a close that comes after
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +73,11 @@ class AccessObservation:
     size: int | None
     process: ProcessInfo
     bytes_read: int | None = None
-    bytes_read_source: str | None = None  # fd-position | process-io | None (unmeasured)
+    bytes_read_source: str | None = None  # fd-position | process-io | exit-io | mapped-resident | None
     mapped: bool | None = None
     seconds_open: float | None = None
     seen_monotonic: float = 0.0
+    opened_by: ProcessInfo | None = None  # the opener, when the process that read is another one
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +94,35 @@ class _Session:
     process: ProcessInfo
     opened: float
     rchar_at_open: int | None
+    opener: ProcessInfo
+    execs_at_open: int  # the process cache's exec news for pid when it opened: more since means an exec
     opens: int = 1
     max_position: int = 0
     positioned: bool = False
     mapped: bool = False
+    resident: int = 0  # the most of the file ever resident in its mappings (smaps Rss)
     last_sample: float = 0.0
     reads: int = 0
+    gone_since: float | None = None  # when sampling first found its process gone
+    remains: str | None = None  # the comm its process showed once gone (a zombie still has one)
+    inherited: bool = False  # a child reading a descriptor its parent opened: no close of its own comes
+    shared: bool = False  # children read through this descriptor: its position counts their reads too
     extra: dict[str, int] = field(default_factory=dict)
+
+
+def _by_remains(known: ProcessInfo, name: str) -> ProcessInfo:
+    """The process `known` after it exec'd a program known only by its name (it was gone before it could be
+    looked at): same pid, user and parents, the new name, nothing of the old program's identity."""
+    return replace(known, name=name, executable=None, command_line=None, exited=True, executable_sha256=None,
+                   program=None, program_sha256=None, interpreter=None, script=None)
+
+
+@dataclass(slots=True)
+class _Ending:
+    session: _Session
+    kind: str  # read | written
+    closed: float
+    deadline: float
 
 
 class AccessSensor:
@@ -96,6 +143,10 @@ class AccessSensor:
         self._marks_lock = threading.Lock()
         self._sessions: dict[tuple[int, tuple[int, int]], _Session] = {}
         self._rchar_at_open: dict[int, int | None] = {}
+        self._execs_at_open: dict[int, int] = {}
+        self._opener: dict[int, ProcessSnapshot | None] = {}  # taken while the open waited for our answer
+        self._finished: dict[tuple[int, tuple[int, int]], float] = {}  # sessions ended before their close
+        self._ending: deque[_Ending] = deque()  # ended sessions waiting for news of their process (_settle)
         self._thread = SensorThread("ww-fanotify", self._run)
         self._state = "stopped"
         self._message = ""
@@ -202,7 +253,8 @@ class AccessSensor:
             if not thread.wait_resumed(0.2):
                 continue
             try:  # idle: sleep until an event (or stop); with files open, wake to sample them
-                ready = [fd for fd, _ in poller.poll(SAMPLE_SECONDS * 1000 if self._sessions else 30_000)]
+                ready = [fd for fd, _ in poller.poll(
+                    50 if self._ending else SAMPLE_SECONDS * 1000 if self._sessions else 30_000)]
             except InterruptedError:
                 continue
             if thread.waker.fileno() in ready:
@@ -264,7 +316,8 @@ class AccessSensor:
         if event.mask & fan.FAN_OPEN_PERM:
             # The opener waits for our answer: take its snapshot (the part that cannot wait), answer, and
             # only then do the rest (parent chain, fd sampling) while it runs on.
-            self.cache.remember(event.pid)
+            self._opener[event.pid] = self.cache.remember(event.pid)
+            self._execs_at_open[event.pid] = self.cache.execs(event.pid)
             io = io_counters(event.pid)  # before it can read: the baseline of what it reads from here on
             self._rchar_at_open[event.pid] = io.get("rchar") if io else None
             fan.allow(self._fd, event.fd)
@@ -274,10 +327,11 @@ class AccessSensor:
             self.counters.add()
             self._opened(event.pid, key, path, st.st_size, now)
         if event.mask & fan.FAN_ACCESS:
-            session = self._sessions.get((event.pid, key))
+            session = self._sessions.get((event.pid, key)) or self._inherited(event.pid, key, now)
             if session is not None:
                 session.reads += 1
-                if now - session.last_sample > 0.02:
+                if session.reads == 1 or now - session.last_sample > 0.02:
+                    self._follow_exec(session, final=False)
                     self._sample(session, now, maps=False)
         if event.mask & (fan.FAN_CLOSE_WRITE | fan.FAN_CLOSE_NOWRITE):
             self.counters.add()
@@ -305,48 +359,197 @@ class AccessSensor:
         session = self._sessions.get((pid, key))
         if session is not None:
             session.opens += 1
+            for taken in (self._opener, self._execs_at_open, self._rchar_at_open):
+                taken.pop(pid, None)
             return  # a second descriptor on the same file by the same process: one session
-        process = self.cache.process_info(pid, wait=0.05)
+        # The process as it opened: once answered, it may exec another program before we get here.
+        process = self.cache.process_info(pid, wait=0.05, taken=self._opener.pop(pid, None))
         if pid in self._rchar_at_open:
             rchar = self._rchar_at_open.pop(pid)
         else:
             io = io_counters(pid)
             rchar = io.get("rchar") if io else None
-        session = _Session(pid, key, path, size, process, now, rchar)
+        execs = self._execs_at_open.pop(pid, None)
+        session = _Session(pid, key, path, size, process, now, rchar, process,
+                           self.cache.execs(pid) if execs is None else execs)
         self._sessions[(pid, key)] = session
+        self._finished.pop((pid, key), None)
         self._sample(session, now, maps=False)
         self._sink(AccessObservation("opened", path, key[0], key[1], size, process, seen_monotonic=now))
 
+    def _inherited(self, pid: int, key: tuple[int, int], now: float) -> _Session | None:
+        """A read by a process with no open of its own: a child reading a descriptor it inherited (`sh` opened
+        the model for `( cat ) < model`, or Python handed its open file to a child). The reader gets its own
+        session, opened by the opener of its parent's."""
+        if (pid, key) in self._finished:
+            return None  # a read notification queued before its exit, which was handled already
+        sessions = [s for s in self._sessions.values() if s.key == key]
+        if not sessions:
+            return None  # opened before we marked the file
+        ancestors = self._ancestors(pid)
+        parent = next((s for s in sessions if s.pid in ancestors), None)
+        if parent is None:
+            if ancestors or len(sessions) > 1:
+                return None  # not a child of an opener: a reader whose own open we did not see
+            parent = sessions[0]  # its parents are unknown (gone already): the one opener is the likeliest
+        parent.shared = True
+        if parent.reads == 0:  # the position it was sampled at moved by the child's reads, not its own
+            parent.max_position, parent.positioned = 0, False
+        process = self.cache.process_info(pid, wait=0.05)
+        # A child's read counter starts at zero at its fork: all of it may be reads of this descriptor. Its
+        # exec news count from zero too: any exec heard for it since the fork is news of its program.
+        session = _Session(pid, key, parent.path, parent.size, process, now, 0, parent.opener, 0, inherited=True)
+        self._sessions[(pid, key)] = session
+        self._finished.pop((pid, key), None)
+        return session
+
+    def _ancestors(self, pid: int) -> set[int]:
+        found: set[int] = set()
+        current = self.cache.lookup(pid, wait=0.1)  # a child gone already: the proc connector's fork news may lag
+        while current is not None and current.ppid and current.ppid not in found and len(found) < 32:
+            found.add(current.ppid)
+            current = self.cache.lookup(current.ppid)
+        return found
+
+    def _follow_exec(self, session: _Session, *, final: bool) -> bool:
+        """Name the program that runs in the session's process now, if it exec'd since the open (or since it
+        was last named). False when that cannot be told yet: the process is gone and neither the proc
+        connector's news of it (it lags under load) nor its exit record are in. `final`: decide now with what
+        there is; a process seen to run another program, but gone before it could be snapshotted, is named by
+        its remains (a zombie's comm, or the comm in its exit record), without an executable."""
+        pid, known = session.pid, session.process
+        live = snapshot(pid)
+        execs = self.cache.execs(pid)
+        if live is not None and live.exited is False and live.executable is None:
+            live = replace(live, exited=True)  # exiting: its memory (exe, command line) is gone already
+        if live is not None and not live.exited:
+            if (live.executable, live.command_line) != (known.executable, known.command_line):
+                self.cache.remember(pid)
+                self._rename(session, self.cache.process_info(pid))
+            session.execs_at_open = execs
+            return True
+        if live is not None:
+            session.remains = live.name or session.remains
+        if execs > session.execs_at_open:
+            session.execs_at_open = execs
+            if self._rename(session, self.cache.process_info(pid)):
+                return True
+        elif not self.cache.has_exited(pid) and not final:
+            return False  # no news of it yet
+        remains = session.remains or self.cache.exit_comm(pid)
+        if remains is None and self.cache.exit_accounting and not final:
+            return False  # its exit record will say which program ended
+        if remains is not None and remains != known.name:
+            session.process = _by_remains(known, remains)
+        return True
+
+    @staticmethod
+    def _rename(session: _Session, current: ProcessInfo) -> bool:
+        known = session.process
+        if (current.name, current.executable, current.command_line) == (known.name, known.executable,
+                                                                        known.command_line):
+            return False
+        if current.executable is None:  # what remains of a process (exiting, a zombie): its name, no more
+            if current.name == known.name or current.name is None:
+                return False  # the same program: what we knew is richer
+            session.process = _by_remains(known, current.name)
+            return True
+        session.process = current
+        return True
+
     def _closed(self, pid: int, key: tuple[int, int], path: str, size: int, wrote: bool, now: float) -> None:
         session = self._sessions.get((pid, key))
-        if session is not None:
+        if session is not None and session.opens > 1:
             session.opens -= 1
-            if session.opens > 0:
-                return
-            del self._sessions[(pid, key)]
-        else:  # closed by another process (inherited descriptor): take any session on this file
-            others = [s for (p, k), s in self._sessions.items() if k == key]
-            session = others[0] if others else None
-            if session is not None:
-                del self._sessions[(session.pid, key)]
-        if session is None:  # opened before we marked it
+            return  # another descriptor of the same process on the file is still open
+        if session is None and self._finished.pop((pid, key), None) is not None:
+            return  # ended already, when its process was seen gone
+        # The last descriptor of this open is gone. It ends the closer's session, and those of the processes
+        # that shared it and no longer hold the file (an inherited reader that exited, an opener that passed
+        # its descriptor on and exited).
+        ending = [s for s in list(self._sessions.values())
+                  if s.key == key and (s.pid == pid or not self._holds(s))]
+        if not ending:  # opened before we marked it
             process = self.cache.process_info(pid, wait=0.05)
             self._sink(AccessObservation("written" if wrote else "read", path, key[0], key[1], size, process,
                                          seen_monotonic=now))
             return
-        bytes_read, source = self._bytes_read(session, pid)
-        self._sink(AccessObservation(
-            "written" if wrote else "read", path, key[0], key[1], size, session.process,
-            bytes_read=bytes_read, bytes_read_source=source, mapped=session.mapped,
-            seconds_open=round(now - session.opened, 3), seen_monotonic=now))
+        for ended in ending:
+            self._finish(ended, "written" if wrote and ended.pid == pid else "read", now)
 
-    def _bytes_read(self, session: _Session, pid: int) -> tuple[int | None, str | None]:
-        best, source = (session.max_position, "fd-position") if session.positioned else (None, None)
+    def _holds(self, session: _Session) -> bool:
+        """Whether the session's process still has the file open or mapped."""
+        if not running(session.pid):
+            return False
+        return bool(fd_positions(session.pid, *session.key)) or maps_file(session.pid, *session.key)
+
+    def _finish(self, session: _Session, kind: str, now: float) -> None:
+        """The session ended: report it once what it needs is known (see _settle)."""
+        self._sessions.pop((session.pid, session.key), None)
+        self._finished[(session.pid, session.key)] = now
+        self._ending.append(_Ending(session, kind, now, now + SETTLE_SECONDS))
+        self._settle(now)
+
+    def _settle(self, now: float) -> None:
+        """Report ended sessions whose reader is known. A process that exec'd and exited within a millisecond
+        may be gone before the proc connector's news of it is handled, and the kernel's exit accounting (its
+        bytes read) comes on another socket: rather than hold this thread (and every opener waiting on a
+        permission answer), an ended session waits here, in order, until both are in or SETTLE_SECONDS passed."""
+        while self._ending:
+            ending = self._ending[0]
+            final = now >= ending.deadline
+            if not self._follow_exec(ending.session, final=final) and not final:
+                return
+            if not final and self._exit_io_due(ending.session):
+                return
+            self._ending.popleft()
+            self._report(ending.session, ending.kind, ending.closed)
+
+    def _exit_io_due(self, session: _Session) -> bool:
+        """Its bytes read can only come from its exit accounting, and that has not arrived yet."""
+        if session.rchar_at_open is None or session.shared or session.mapped or not self._taskstats_expected():
+            return False
+        if io_counters(session.pid) is not None:
+            return False
+        return self.cache.exit_read_chars(session.pid) is None
+
+    def _taskstats_expected(self) -> bool:
+        return self.cache.exit_accounting
+
+    def _report(self, session: _Session, kind: str, now: float) -> None:
+        bytes_read, source = self._bytes_read(session)
+        process, opener = session.process, session.opener
+        opened_by = None
+        if process.pid != opener.pid or (process.name, process.executable, process.command_line) != (
+                opener.name, opener.executable, opener.command_line):
+            opened_by = opener
+            process = replace(process, opened_by=ProcessRef(pid=opener.pid, name=opener.name,
+                                                            executable=opener.executable,
+                                                            command_line=opener.command_line, user=opener.user))
+        self._sink(AccessObservation(
+            kind, session.path, session.key[0], session.key[1], session.size, process,
+            bytes_read=bytes_read, bytes_read_source=source, mapped=session.mapped,
+            seconds_open=round(now - session.opened, 3), seen_monotonic=now, opened_by=opened_by))
+
+    def _bytes_read(self, session: _Session) -> tuple[int | None, str | None]:
+        pid = session.pid
+        best: int | None = None
+        source: str | None = None
+        if session.shared:
+            # Children read through its descriptor: the shared position counts their reads, and its read counter
+            # counts them too once it has reaped them. Its own: the position before they read.
+            return session.max_position, "fd-position"
+        if session.positioned:
+            best, source = session.max_position, "fd-position"
+        if session.mapped and session.resident and (best is None or session.resident > best):
+            best, source = min(session.resident, session.size or session.resident), "mapped-resident"
+        if session.mapped:
+            return best, source  # its read counter says what else it read (its code, its data), not this file
         io = io_counters(pid) if session.rchar_at_open is not None else None
         total, how = (io.get("rchar"), "process-io") if io is not None else (None, None)
         if total is None and session.rchar_at_open is not None:
             # Gone already (a `cat` reaped by its shell): the kernel's exit accounting still says what it read.
-            total, how = self.cache.exit_read_chars(pid, wait=0.1), "exit-io"
+            total, how = self.cache.exit_read_chars(pid), "exit-io"
         if total is not None and session.rchar_at_open is not None:
             # Everything the process read since the open: an upper bound when it read other files too.
             grown = max(0, total - session.rchar_at_open)
@@ -365,19 +568,32 @@ class AccessSensor:
             interval = SAMPLE_SECONDS if age < 10 else 2.0
             if now - session.last_sample >= interval:
                 self._sample(session, now, maps=not session.mapped)
-            if age > 5 and not os.path.exists(f"/proc/{session.pid}"):
-                self._sessions.pop((session.pid, session.key), None)  # its close went to another process
+            if (session.inherited or age > 5) and not running(session.pid):
+                # Gone, and its close went (or will go) to another process that shares the descriptor. Its own
+                # close, if one comes, is queued already: give the loop a pass to handle it (it says written).
+                if session.gone_since is None:
+                    session.gone_since = now
+                elif now - session.gone_since >= GONE_SECONDS:
+                    self._finish(session, "read", now)
+        self._settle(now)
+        for ended in [k for k, at in self._finished.items() if now - at > FINISHED_SECONDS]:
+            del self._finished[ended]
 
     def _sample(self, session: _Session, now: float, *, maps: bool) -> None:
         session.last_sample = now
-        positions = fd_positions(session.pid, *session.key)
+        positions = fd_positions(session.pid, *session.key) if not session.shared else []
         if positions and max(pos for _, pos in positions) > 0:  # at 0 it has not read yet: no measurement
             session.positioned = True
             session.max_position = max(session.max_position, *(pos for _, pos in positions))
         if maps and maps_file(session.pid, *session.key):
             session.mapped = True
+        if session.mapped:
+            resident = mapped_resident(session.pid, *session.key)
+            if resident is not None and resident > session.resident:
+                session.resident = resident
 
     def session_view(self) -> list[dict[str, object]]:
         """Open sessions, for status and tests."""
         return [{"pid": s.pid, "path": s.path, "mapped": s.mapped, "max_position": s.max_position,
-                 "positioned": s.positioned} for s in list(self._sessions.values())]
+                 "positioned": s.positioned, "resident": s.resident, "name": s.process.name,
+                 "inherited": s.inherited} for s in list(self._sessions.values())]

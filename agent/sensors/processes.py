@@ -89,6 +89,7 @@ class ProcConnectorSensor:
         except OSError as error:  # bytes read by processes that exit at once stay unmeasured
             self._taskstats = None
             self.taskstats_problem = f"taskstats unavailable ({error.strerror or error})"
+        self.cache.exit_accounting = self._taskstats is not None  # the access sensor waits for exit records
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_CONNECTOR)
         try:
             sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.receive_buffer)  # beyond rmem_max

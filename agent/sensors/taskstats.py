@@ -34,7 +34,7 @@ TASKSTATS_TYPE_STATS = 3
 TASKSTATS_TYPE_AGGR_PID = 4
 NLM_F_REQUEST = 1
 # struct taskstats (linux/taskstats.h, version >= 8): offsets of the fields we read
-_AC_PID, _READ_CHAR = 128, 216
+_AC_COMM, _AC_PID, _READ_CHAR = 80, 128, 216  # ac_comm: char[32], NUL-terminated
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _GENL = struct.Struct("=BBH")
@@ -161,5 +161,7 @@ class TaskstatsListener:
                         # the layout check: ac_pid must be the pid the message is about
                         if struct.unpack_from("=I", stats, _AC_PID)[0] == pid:
                             self.messages += 1
-                            self.cache.on_exit_io(pid, struct.unpack_from("=Q", stats, _READ_CHAR)[0])
+                            comm = stats[_AC_COMM:_AC_COMM + 32].split(b"\0", 1)[0]
+                            self.cache.on_exit_io(pid, struct.unpack_from("=Q", stats, _READ_CHAR)[0],
+                                                  comm.decode("utf-8", "backslashreplace") or None)
             offset += (length + 3) & ~3

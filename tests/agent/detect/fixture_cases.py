@@ -78,8 +78,9 @@ def run_case(case: Mapping[str, Any], workdir: Path) -> list[Alert]:
     """The alerts the real engine raises for a case's events (and copies), in order."""
     canaries = case.get("canaries", [])
     hashes = case.get("exe_sha256", {})
+    tools = case.get("tool_sha256", {})  # SHA-256 -> tool name: the installed tools the agent hashed
     engine = DetectionEngine(rules_of(case, workdir), detect_settings(case.get("settings", {}), workdir),
-                             canaries=lambda: canaries, exe_sha256=hashes.get)
+                             canaries=lambda: canaries, exe_sha256=hashes.get, tool_hashes=lambda: tools)
     alerts: list[Alert] = []
     states: dict[str, str] = {}  # lineage outputs: what the file pipeline made of each
     for raw in case["events"]:
