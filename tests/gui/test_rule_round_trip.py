@@ -4,6 +4,7 @@ alerts get their progress bar."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def test_a_rule_alert_reads_back_and_shows_its_rule(rule_id: str, qtbot: QtBot, 
     finally:
         reader.close()
     report = (tmp_path / "report.html").read_text()
-    assert f"Rule: {rule.title}" in report
+    assert f"Rule: {html.escape(rule.title)}" in report
     assert all(technique in report for technique in rule.techniques)
     assert (BAR in report) == egress
     if isinstance(alert.evidence, EgressBudgetEvidence):

@@ -180,8 +180,9 @@ MAPPER = textwrap.dedent("""
 def actor_python() -> str:
     """A Python the actor may run (the test's own may live under /root, closed to others)."""
     for candidate in (PYTHON, shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")):
-        if candidate and all(os.stat(p).st_mode & stat.S_IXOTH for p in [*Path(candidate).parents][:-1]):
-            return candidate
+        real = Path(os.path.realpath(candidate)) if candidate else None  # a venv's python is a symlink
+        if real and all(os.stat(p).st_mode & stat.S_IXOTH for p in [*real.parents][:-1]):
+            return str(real)
     pytest.skip("no Python that an ordinary user may run")
 
 
