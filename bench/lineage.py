@@ -6,8 +6,9 @@ Run by hand, as root, from the repository root:
                                       [--processes 10000] [--no-write]
 
 (a) Overhead, without and with the agent (system mode, the model protected), alternating `--runs` times:
-    - a training-like loop: a Python process streams the protected model `--passes` times in 1 MiB reads
-      (10 GiB with the defaults, from the page cache: the worst case, no disk time to hide in);
+    - a training-like loop: a Python process opens the protected model once and streams it `--passes`
+      times in 1 MiB reads (10 GiB with the defaults, from the page cache: the worst case, no disk and no
+      compute to hide in);
     - write-heavy work: `tar -x` of 100,000 small files onto a tmpfs (bench.fs_marks' tarball).
 (b) Latency: `head -c HALF model > out` (a new output each run) and a 1 GiB upload with `curl -T model`
     to an HTTP sink in a network namespace the benchmark makes; from the command's end to the
@@ -22,6 +23,7 @@ Results: docs/benchmarks.md section "lineage".
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import secrets
@@ -37,6 +39,7 @@ from pathlib import Path
 from bench.common import load_average, log
 from bench.fs_marks import Running, Work, make_tarball, percentile, timed
 from bench.sections import write_section
+from tests.agent.cli.helpers import WEIGHTWARDEN
 from tests.agent.test_lineage_acceptance import NamespaceUnavailable, put_server_in_a_namespace
 from tests.conftest import write_safetensors
 from weightwarden.agent.store import Store
@@ -49,8 +52,9 @@ POLL_SECONDS = 0.01
 TRAINING_LOOP = textwrap.dedent("""
     import sys
     total = 0
-    for _ in range(int(sys.argv[2])):
-        with open(sys.argv[1], "rb", buffering=0) as handle:
+    with open(sys.argv[1], "rb", buffering=0) as handle:  # opened once, streamed epoch after epoch
+        for _ in range(int(sys.argv[2])):
+            handle.seek(0)
             while block := handle.read(1 << 20):
                 total += len(block)
     print(total)
@@ -70,7 +74,8 @@ def overhead(root: Path, models: Path, model: Path, runs: int, passes: int) -> d
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2g", "wwlineage", str(ram)], check=True)
     tarball = root / "tree.tar"
     make_tarball(tarball, 100_000)
-    works = [Work(f"training-like loop: {passes} passes over the model in 1 MiB reads", root,
+    works = [Work(f"training-like loop: {passes} passes over the {model.stat().st_size / (1 << 30):.1f} GiB model "
+                  "in 1 MiB reads", root,
                   lambda _into: [sys.executable, "-c", TRAINING_LOOP, str(model), str(passes)]),
              Work("tar -x 100,000 small files onto tmpfs", ram,
                   lambda into: ["tar", "-xf", str(tarball), "-C", str(into)])]
@@ -92,6 +97,19 @@ def overhead(root: Path, models: Path, model: Path, runs: int, passes: int) -> d
     return results
 
 
+def wait_marked(running: Running, files: int, timeout: float = 180.0) -> None:
+    """Until the access sensor guards `files` files (the models are hashed and marked, not just found)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = subprocess.run([WEIGHTWARDEN, "status", "--json", "--config", str(running.config)],
+                                capture_output=True, text=True)
+        sensors = json.loads(result.stdout).get("sensors", []) if result.stdout.strip() else []
+        if any(s["name"] == "access" and f"{files} files marked" in s["message"] for s in sensors):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the access sensor did not mark {files} files within {timeout:.0f} s")
+
+
 def lineage_alert_after(store: Store, after: int, naming: str, deadline: float) -> float | None:
     while time.monotonic() < deadline:
         for row in store.review.alerts_after(after, AlertFilter(every_update=True)):
@@ -103,6 +121,7 @@ def lineage_alert_after(store: Store, after: int, naming: str, deadline: float) 
 
 def latencies(root: Path, models: Path, model: Path, big: Path, runs: int) -> dict[str, list[float]]:
     running = Running(root, models)
+    wait_marked(running, 2)
     store = Store(running.database, read_only=True)
     out = Path(tempfile.mkdtemp(prefix="ww-lineage-out-", dir="/var/tmp"))
     found: dict[str, list[float]] = {"head -c HALF model > out": [], "curl -T (1 GiB upload)": []}
@@ -147,7 +166,7 @@ def flow_memory(root: Path, models: Path, model: Path, processes: int) -> tuple[
     running = Running(root, models)
     pid = running.agent.process.pid
     try:
-        time.sleep(3.0)
+        wait_marked(running, 2)
         before = rss_kib(pid)
         script = (f"cat '{model}' | {{ i=0; while [ $i -lt {processes} ]; do sleep 600 & i=$((i+1)); done; "
                   "cat > /dev/null; echo started; wait; }")
