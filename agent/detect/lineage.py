@@ -171,23 +171,24 @@ class LineageLedger:
             state.updates = origin.updates
 
     def wrote(self, flow: int, process: ProcessInfo, path: str, place: str, size: int,
-              device: int | None, inode: int | None, now: float, *, measure: str = "size") -> None:
-        """An output file closed (`measure`: how `size` was measured, LineageOutput.measure). A file deleted
-        before its close keeps its `deleted` mark."""
+              device: int | None, inode: int | None, now: float, *, measure: str = "size",
+              gone: bool = False) -> None:
+        """An output file closed (`measure`: how `size` was measured, LineageOutput.measure; `gone`: deleted
+        before its close was looked at)."""
         state = self._flow(flow, now)
         self._member(state, process)
         key = f"{device}:{inode}" if device is not None and inode is not None else path
         known = state.outputs.get(key)
-        if known is None and device is None:  # gone before its close: the output its deletion marked
+        if known is None and gone:  # the output its deletion marked
             known = next((o for o in state.outputs.values() if o.kind == "file" and o.where == path), None)
         if known is not None:
             if size >= known.bytes:
                 known.bytes, known.measure = size, measure
             known.where, known.place = path, place
-            known.deleted = known.deleted and device is None
+            known.deleted = gone
         else:
             self._add_output(state, key, _Output("file", place, path, size, now, device, inode, measure=measure,
-                                                 deleted=device is None))
+                                                 deleted=gone))
         self._taint_early(state, path, size, device, inode)
         self._consider(state, now)
 

@@ -262,12 +262,12 @@ class FlowTracker:
             flow = self._written.get(obs.path)
         if flow is None or not self.ledger.has_read(flow):
             return
-        measure = "size"
+        measure, gone = "size", False
         held = self._held.pop(obs.path, None)
         try:
             st = os.stat(obs.path, follow_symlinks=False)
         except OSError:  # deleted: measured through the descriptor held on it, else bounded by its writes
-            size, device, inode = obs.size or 0, None, None
+            size, device, inode, gone = obs.size or 0, None, None, True
             if held is not None:
                 with _closing(held):
                     size, measure = max(size, _written_bytes(os.fstat(held))), "held-open"
@@ -281,7 +281,7 @@ class FlowTracker:
             size, device, inode = _written_bytes(st), st.st_dev, st.st_ino
         process = obs.process or ProcessInfo(pid=obs.pid)
         self.ledger.wrote(flow, process, obs.path, destination_kind(obs.path), size, device, inode,
-                          time.monotonic(), measure=measure)
+                          time.monotonic(), measure=measure, gone=gone)
         self._publish_taints()
 
     def connection(self, obs: ConnectionObservation) -> None:
