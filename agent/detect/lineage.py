@@ -22,7 +22,12 @@ Decisions, and why:
   temporary file and renames it; split writes many parts). Later outputs update the incident (a new
   alert record naming the first), coalesced the same way.
 - Outputs inherit the taint: each counted output file is remembered by (device, inode) and path with the
-  model and the share it holds; a flow that reads it later joins the same incident.
+  model and the share it holds; a flow that reads it later joins the same incident. An output that alone
+  holds `ratio` of what the flow read is remembered as soon as it is written (a copy of it may be read
+  milliseconds later), the others at the decision.
+- An output file deleted before its close (`gone`) keeps its `deleted` state; how its bytes were measured
+  is said (`measure`: size, held-open, writes-upper-bound), and so is a connection whose process was
+  inferred (`owner`).
 """
 
 from __future__ import annotations

@@ -15,8 +15,13 @@ that read the model and exited before any write is still a member, so its childr
 
 Runs on the dispatcher's thread and feeds the pure ledger (agent/detect/lineage.py). Two things are read
 from other threads, each a frozenset replaced whole: `tainted_pids` (the fs-writes sensor hands over every
-close of a tainted flow's process, whatever its size: a 1 KB base64 part counts) and `tainted_paths` (the
-access sensor marks tainted outputs, so a flow reading one later inherits the taint).
+close of a tainted flow's process, whatever its size: a 1 KB base64 part counts, and its deletions) and
+`tainted_paths` (the access sensor marks tainted outputs, so a flow reading one later inherits the taint).
+
+Bad input: a file a member deletes while a member still writes it is held open through /proc/<pid>/fd and
+measured at its close; one gone before that counts its writer's write() bytes since it joined (an upper
+bound, named so). A connection seen only at its socket's destruction names no process: it goes to the one
+flow whose opener of a model or tainted file has just exited (SENDER_SECONDS), marked as inferred.
 """
 
 from __future__ import annotations
