@@ -241,6 +241,11 @@ class LineageLedger:
     def tainted_paths(self) -> frozenset[str]:
         return frozenset(k for k in self._taints if isinstance(k, str))
 
+    def incident_of(self, flow: int) -> str | None:
+        """The incident a flow raised or extends (None: none yet)."""
+        state = self._flows.get(flow)
+        return None if state is None else state.incident
+
     def flows(self) -> int:
         return len(self._flows)
 

@@ -306,15 +306,20 @@ class FlowTracker:
         self.ledger.sent(flow, obs.process, key, obs.remote, obs.remote_port, obs.bytes_sent, time.monotonic())
 
     def _nameless(self, obs: ConnectionObservation) -> None:
-        """A socket seen only at its destruction: the one flow whose opener has just exited sent it, if one."""
+        """A socket seen only at its destruction: the one flow (or the latest of one incident's flows) whose
+        opener has just exited sent it."""
         now = time.monotonic()
-        flows = {flow for pid, (at, start, flow) in self._openers.items()
-                 if now - at <= SENDER_SECONDS and self.ledger.has_read(flow) and _exited(pid, start)}
-        if len(flows) != 1:
-            return
+        latest: dict[int, float] = {}  # candidate flow -> its latest opener's open
+        for pid, (at, start, flow) in self._openers.items():
+            if now - at <= SENDER_SECONDS and self.ledger.has_read(flow) and _exited(pid, start):
+                latest[flow] = max(at, latest.get(flow, at))
+        incidents = {self.ledger.incident_of(flow) for flow in latest}
+        if len(latest) != 1 and (len(incidents) != 1 or None in incidents):
+            return  # flows of different incidents (or not yet alerted) could have sent it: nobody's
         key = f"{obs.netns}:{obs.local}:{obs.local_port}->{obs.remote}:{obs.remote_port}/{obs.protocol}"
-        self.ledger.sent(flows.pop(), None, key, obs.remote, obs.remote_port, obs.bytes_sent or 0, now,
-                         owner="inferred")
+        # of one incident's flows (mv of a tainted file, then curl -T of the copy), the latest opener's
+        self.ledger.sent(max(latest, key=latest.__getitem__), None, key, obs.remote, obs.remote_port,
+                         obs.bytes_sent or 0, now, owner="inferred")
 
     def _hold(self, pid: int, path: str) -> None:
         """A member deleted a file: if one of the flow's live processes still writes it, hold a descriptor on

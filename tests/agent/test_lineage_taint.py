@@ -34,16 +34,20 @@ from tests.agent.test_lineage_acceptance import (  # noqa: F401 - fixtures
 )
 from tests.waiting import wait_for
 
-# Writes the first half of the model to OUT, deletes OUT while it holds it open, waits a moment, writes the
-# rest, closes it: nothing is left on disk, the whole model went through the file.
+# Writes the first half of the model to OUT, deletes OUT while it holds it open, writes the rest over a
+# second (a slow writer), closes it and lingers a moment: nothing is left on disk, the whole model went
+# through the file. (A writer that deletes, finishes and exits within the agent's lag is the known gap.)
 DELETED_WHILE_WRITTEN = textwrap.dedent("""
     import os, sys, time
     data = open(sys.argv[1], "rb").read()
+    half = len(data) // 2
     with open(sys.argv[2], "wb") as out:
-        out.write(data[:len(data) // 2]); out.flush()
+        out.write(data[:half]); out.flush()
         os.unlink(sys.argv[2])
-        time.sleep(0.5)
-        out.write(data[len(data) // 2:])
+        for start in range(half, len(data), len(data) // 8):
+            time.sleep(0.2)
+            out.write(data[start:start + len(data) // 8]); out.flush()
+    time.sleep(1)
 """)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -132,6 +136,8 @@ def test_a_tainted_file_moved_across_filesystems_keeps_its_taint(service: tuple[
     try:
         ana.run("mv", str(blob), str(moved))
         assert not blob.exists() and moved.exists()
+        # mv read the tainted file and wrote the new inode: an update naming it (then it is tainted and marked)
+        expect_update(agent, ana, "mv blob.gpg /dev/shm/x", str(moved), incident, time.time())
         address, port = server
         before = {a["id"] for a in lineage_alerts(agent)}
         ana.run("curl", "-sS", "-T", str(moved), f"http://{address}:{port}/x")
@@ -158,5 +164,7 @@ def test_an_output_deleted_while_written_counts_what_was_written(service: tuple[
     assert not out.exists()
     alert = expect_one(agent, ana, "write, unlink, write, close", str(out), time.time())
     (written,) = [o for o in alert["evidence"]["outputs"] if o["where"] == str(out)]
-    assert written["state"] == "deleted" and written["measure"] == "held-open", written
+    # held open when its deletion was handled while it was written (the usual case), else its writes' bound
+    assert written["state"] == "deleted" and written["measure"] in ("held-open", "writes-upper-bound"), written
+    print(f"deleted while written: {written['bytes']} bytes, measured {written['measure']}")
     assert written["bytes"] >= model.stat().st_size, written  # the whole model, not the half before the unlink

@@ -22,6 +22,7 @@ from tests.waiting import wait_for
 from weightwarden.agent.alert_evidence import LineageEvidence
 from weightwarden.agent.events import ModelFile, ProcessInfo
 from weightwarden.agent.pipeline.flows import FlowTracker, start_ticks
+from weightwarden.agent.sensors.access import AccessObservation
 from weightwarden.agent.sensors.files import FileObservation
 from weightwarden.agent.sensors.network import ConnectionObservation
 
@@ -186,3 +187,28 @@ def test_a_small_output_is_not_tainted_before_the_decision(model: ModelFile, tmp
     st = result.stat()
     ledger.wrote(1, ProcessInfo(pid=10, name="python3"), str(result), "local", 1024, st.st_dev, st.st_ino, 0.0)
     assert ledger.taint(st.st_dev, st.st_ino, str(result)) is None and not ledger.tainted_paths()
+
+
+def test_a_nameless_socket_after_a_copy_of_a_tainted_file_goes_to_the_latest_flow_of_the_incident(
+        model: ModelFile, tmp_path: Path) -> None:  # noqa: F811
+    tracker = tracker_for(model)
+    mover, uploader = sleeper(), sleeper()
+    try:
+        reading(tracker, model, mover.pid)  # mv: read (here: the model) and wrote the copy
+        copy = tmp_path / "x"
+        copy.write_bytes(os.urandom(SIZE))
+        tracker.file(FileObservation("closed", str(copy), pid=mover.pid, size=SIZE))
+        (first,) = tracker.tick(time.monotonic() + 5)
+        st = copy.stat()
+        tracker.access(AccessObservation("opened", str(copy), st.st_dev, st.st_ino, SIZE,
+                                         ProcessInfo(pid=uploader.pid, name="curl", user="ana")), None)
+    finally:
+        for process in (mover, uploader):
+            process.kill()
+            process.wait(timeout=10)
+    tracker.connection(nameless(SIZE))  # both flows' openers just exited; both are the one incident
+    (update,) = tracker.tick(time.monotonic() + 10)
+    assert isinstance(update.evidence, LineageEvidence) and update.evidence.incident == first.id
+    (output,) = update.evidence.outputs
+    assert (output.where, output.owner) == ("10.9.9.9:8080", "inferred")
+    assert update.evidence.inherited_from == str(copy)
