@@ -214,6 +214,14 @@ class LineageOutput:
     where: str  # the file's path, or address:port
     bytes: int  # written (file size at its last close, at most its allocated blocks) or sent
     state: str = "counted"  # counted | recognised-copy (model-copy's) | model-file (a local model file) | deleted
+    # how `bytes` was measured: "size" (a file's size at its close, a connection's bytes sent), "held-open" (a
+    # file deleted while its writer held it open, measured through a descriptor the agent took on it then),
+    # "writes-upper-bound" (such a file gone before the agent could hold it: the writer's write() bytes since
+    # it joined the flow, every file and pipe it wrote included: at most this much)
+    measure: str = "size"
+    # who sent (network): "known" (the socket's process), or "inferred" (a socket seen only at its destruction,
+    # whose process the kernel no longer names, given to the one tainted flow whose reader had just exited)
+    owner: str = "known"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -426,7 +434,8 @@ def _lineage_output(raw: Mapping[str, Any]) -> LineageOutput | None:
     size = raw.get("bytes")
     return LineageOutput(str(raw.get("kind", "file")), str(raw.get("place", "local")), raw["where"],
                          size if isinstance(size, int) and not isinstance(size, bool) else 0,
-                         str(raw.get("state", "counted")))
+                         str(raw.get("state", "counted")), str(raw.get("measure", "size")),
+                         str(raw.get("owner", "known")))
 
 
 def _bulk(raw: Mapping[str, Any]) -> AlertEvidence:

@@ -161,6 +161,9 @@ class Agent:
                                         write_state=self.store.set_state, interested=self.detector.read_models,
                                         scope=lambda: self.scope, urgent=self.flows.urgent,
                                         extra_marks=lambda: self.flows.tainted_paths)
+        if self.activity.network is not None:
+            self.flows.on_joined = self.activity.network.wake
+        self.flows.on_tainted = self.inventory.protected_changed.set  # the access sensor marks them at once
         self._own = self.observations.emitter("agent")
         self._register_handlers()
 
@@ -252,6 +255,7 @@ class Agent:
                      **self.evidence.final_signature()}))  # signs everything before it
         self.evidence.stop()  # lets the forwarders deliver agent-stopped
         self.dispatcher.drain()  # what the forwarders reported while delivering it is kept too
+        self.flows.close()  # descriptors held on deleted outputs
         self.writer.close()
         self._save_cache()
         self.store.close()

@@ -22,7 +22,12 @@ Decisions, and why:
   temporary file and renames it; split writes many parts). Later outputs update the incident (a new
   alert record naming the first), coalesced the same way.
 - Outputs inherit the taint: each counted output file is remembered by (device, inode) and path with the
-  model and the share it holds; a flow that reads it later joins the same incident.
+  model and the share it holds; a flow that reads it later joins the same incident. An output that alone
+  holds `ratio` of what the flow read is remembered as soon as it is written (a copy of it may be read
+  milliseconds later), the others at the decision.
+- An output file deleted before its close (`gone`) keeps its `deleted` state; how its bytes were measured
+  is said (`measure`: size, held-open, writes-upper-bound), and so is a connection whose process was
+  inferred (`owner`).
 """
 
 from __future__ import annotations
@@ -74,6 +79,8 @@ class _Output:
     device: int | None = None
     inode: int | None = None
     deleted: bool = False
+    measure: str = "size"  # LineageOutput.measure
+    owner: str = "known"  # LineageOutput.owner
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +106,7 @@ class _Flow:
     more_bytes: int = 0
     reader: ProcessInfo | None = None
     inherited: Taint | None = None
+    inherited_via: str | None = None  # the tainted file it read
     due: float | None = None
     incident: str | None = None
     updates: int = 0
@@ -117,6 +125,7 @@ class LineageLedger:
         self._allowed = tuple(destinations_allowed)
         self._flows: OrderedDict[int, _Flow] = OrderedDict()
         self._taints: OrderedDict[tuple[int, int] | str, Taint] = OrderedDict()
+        self.taints_changed = 0  # counts every taint remembered: the caller republishes tainted_paths on change
         self.alerts = 0
 
     # ------------------------------------------------------------------ what happened
@@ -153,7 +162,8 @@ class LineageLedger:
         """The flow read a tainted output file: it read `taint.share` of the model, through that file."""
         state = self._flow(flow, now)
         self._member(state, process)
-        state.inherited = state.inherited or taint
+        if state.inherited is None:
+            state.inherited, state.inherited_via = taint, path
         model_size = int(size / taint.share) if taint.share > 0 else size
         known = state.reads.get(path)
         if known is None:
@@ -166,19 +176,29 @@ class LineageLedger:
             state.updates = origin.updates
 
     def wrote(self, flow: int, process: ProcessInfo, path: str, place: str, size: int,
-              device: int | None, inode: int | None, now: float) -> None:
+              device: int | None, inode: int | None, now: float, *, measure: str = "size",
+              gone: bool = False) -> None:
+        """An output file closed (`measure`: how `size` was measured, LineageOutput.measure; `gone`: deleted
+        before its close was looked at)."""
         state = self._flow(flow, now)
         self._member(state, process)
         key = f"{device}:{inode}" if device is not None and inode is not None else path
         known = state.outputs.get(key)
+        if known is None and gone:  # the output its deletion marked
+            known = next((o for o in state.outputs.values() if o.kind == "file" and o.where == path), None)
         if known is not None:
-            known.bytes, known.where, known.place, known.deleted = max(known.bytes, size), path, place, False
+            if size >= known.bytes:
+                known.bytes, known.measure = size, measure
+            known.where, known.place = path, place
+            known.deleted = gone
         else:
-            self._add_output(state, key, _Output("file", place, path, size, now, device, inode))
+            self._add_output(state, key, _Output("file", place, path, size, now, device, inode, measure=measure,
+                                                 deleted=gone))
+        self._taint_early(state, path, size, device, inode)
         self._consider(state, now)
 
     def sent(self, flow: int, process: ProcessInfo | None, connection: str, address: str, port: int | None,
-             size: int, now: float) -> None:
+             size: int, now: float, *, owner: str = "known") -> None:
         if any(fnmatch.fnmatchcase(address, glob) for glob in self._allowed):
             return
         state = self._flow(flow, now)
@@ -189,7 +209,7 @@ class LineageLedger:
         if known is not None:
             known.bytes = max(known.bytes, size)
         else:
-            self._add_output(state, connection, _Output("network", "network", where, size, now))
+            self._add_output(state, connection, _Output("network", "network", where, size, now, owner=owner))
         self._consider(state, now)
 
     def moved(self, old: str, new: str, place: str, now: float, *, size: int | None = None,
@@ -205,6 +225,7 @@ class LineageLedger:
                         out.device, out.inode = out.device or device, out.inode or inode
                     self._consider(state, now)
         if old in self._taints:
+            self.taints_changed += 1
             self._taints[new] = self._taints.pop(old)
 
     def deleted(self, path: str) -> None:
@@ -219,6 +240,11 @@ class LineageLedger:
 
     def tainted_paths(self) -> frozenset[str]:
         return frozenset(k for k in self._taints if isinstance(k, str))
+
+    def incident_of(self, flow: int) -> str | None:
+        """The incident a flow raised or extends (None: none yet)."""
+        state = self._flows.get(flow)
+        return None if state is None else state.incident
 
     def flows(self) -> int:
         return len(self._flows)
@@ -269,7 +295,8 @@ class LineageLedger:
                     status = "model-file"
             if status in ("counted", "deleted"):
                 counted += out.bytes
-            outputs.append(LineageOutput(out.kind, out.place, display_path(out.where), out.bytes, status))
+            outputs.append(LineageOutput(out.kind, out.place, display_path(out.where), out.bytes, status,
+                                         out.measure, out.owner))
         counted += state.more_bytes
         if waiting:
             state.due = now + GRACE_SECONDS / 3
@@ -314,10 +341,10 @@ class LineageLedger:
             destination = Destination("network", address, int(port) if port.isdigit() else None)
         else:
             destination = Destination(target.place, path=target.where)
-        listed = ", ".join(f"{o.where} ({o.place}, {o.bytes} bytes{'' if o.state == 'counted' else ', ' + o.state})"
-                           for o in outputs[:8])
+        listed = ", ".join(f"{o.where} ({o.place}, {_bytes(o)}{'' if o.state == 'counted' else ', ' + o.state}"
+                           f"{', process inferred' if o.owner == 'inferred' else ''})" for o in outputs[:8])
         more = f" and {len(outputs) - 8 + state.more_outputs} more" if len(outputs) > 8 or state.more_outputs else ""
-        via = f" through {display_path(state.inherited.source_path)}'s tainted output" if state.inherited else ""
+        via = f" through {display_path(state.inherited_via or '?')}, a tainted output" if state.inherited else ""
         message = (f"{user or 'unknown user'}'s flow {' | '.join(processes[:6])} read {read} bytes of "
                    f"{display_path(main.path)} (model {main.model}){via} and wrote or sent {counted} bytes "
                    f"({share:.0%} of what it read): {listed}{more}")
@@ -331,7 +358,7 @@ class LineageLedger:
             bytes_read=read, model_bytes=main.size, output_bytes=counted, share=round(share, 4),
             ratio=self.ratio, outputs=tuple(outputs), processes=tuple(processes),
             flow_processes=state.process_count, user=user,
-            inherited_from=display_path(state.inherited.source_path) if state.inherited else None)
+            inherited_from=display_path(state.inherited_via) if state.inherited_via else None)
         if first is None:
             state.incident = alert_id
         paths = tuple(dict.fromkeys([display_path(main.path),
@@ -372,7 +399,20 @@ class LineageLedger:
         if state.due is None and state.reads:
             state.due = now + GRACE_SECONDS
 
+    def _taint_early(self, state: _Flow, path: str, size: int, device: int | None, inode: int | None) -> None:
+        """An output that alone holds `ratio` of what the flow read is tainted at once, before the decision
+        (grace, examination): `mv blob.gpg /dev/shm/x && curl -T /dev/shm/x` reads the copy milliseconds
+        after it is written. The decision confirms it (or a model-copy takes it over: protected itself)."""
+        read = sum(r.counted() for r in state.reads.values())
+        if device is None or inode is None or read < self.min_bytes or size < self.ratio * read:
+            return
+        main = max(state.reads.values(), key=lambda r: r.counted())
+        taint = Taint(state.id, main.model, main.path, min(1.0, size / read))
+        self._remember_taint(path, taint)
+        self._remember_taint((device, inode), taint)
+
     def _remember_taint(self, key: tuple[int, int] | str, taint: Taint) -> None:
+        self.taints_changed += 1
         self._taints[key] = taint
         self._taints.move_to_end(key)
         while len(self._taints) > TAINTS_KEPT:
@@ -383,3 +423,11 @@ class LineageLedger:
             del self._flows[flow]
         while len(self._flows) > FLOWS_KEPT:
             self._flows.popitem(last=False)
+
+
+def _bytes(out: LineageOutput) -> str:
+    if out.measure == "writes-upper-bound":
+        return f"at most {out.bytes} bytes (its writer's write count)"
+    if out.measure == "held-open":
+        return f"{out.bytes} bytes (measured while deleted and held open)"
+    return f"{out.bytes} bytes"

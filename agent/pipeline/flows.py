@@ -15,16 +15,22 @@ that read the model and exited before any write is still a member, so its childr
 
 Runs on the dispatcher's thread and feeds the pure ledger (agent/detect/lineage.py). Two things are read
 from other threads, each a frozenset replaced whole: `tainted_pids` (the fs-writes sensor hands over every
-close of a tainted flow's process, whatever its size: a 1 KB base64 part counts) and `tainted_paths` (the
-access sensor marks tainted outputs, so a flow reading one later inherits the taint).
+close of a tainted flow's process, whatever its size: a 1 KB base64 part counts, and its deletions) and
+`tainted_paths` (the access sensor marks tainted outputs, so a flow reading one later inherits the taint).
+
+Bad input: a file a member deletes while a member still writes it is held open through /proc/<pid>/fd and
+measured at its close; one gone before that counts its writer's write() bytes since it joined (an upper
+bound, named so). A connection seen only at its socket's destruction names no process: it goes to the one
+flow whose opener of a model or tainted file has just exited (SENDER_SECONDS), marked as inferred.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from weightwarden.agent.detect.lineage import COPY, MODEL, OTHER, PENDING, LineageLedger
 from weightwarden.agent.detect.places import destination_kind
@@ -45,6 +51,12 @@ LIVE_CHECK_SECONDS = 1.0
 # process that once loaded a model (an IDE, a notebook kernel, a test runner) does not make every program it
 # starts afterwards part of that flow.
 CHILD_SECONDS = 30.0
+HELD_KEPT = 64  # descriptors held on deleted outputs still being written (measured at their close)
+# A socket seen only at its destruction names no process (agent/sensors/network.py). It is given to a
+# tainted flow when exactly one flow has a process that opened a protected model or a tainted output within
+# this long and has exited since (curl -T FILE: opens, connects, sends, closes, exits within milliseconds,
+# before the network sensor could name it); the output says its process was inferred.
+SENDER_SECONDS = 2.0
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -179,10 +191,22 @@ class FlowTracker:
         self._next_flow = 1
         self._written: OrderedDict[str, int] = OrderedDict()  # files members hold open for writing -> flow
         self._copies: set[str] = set()  # outputs model-copy raised an alert for (display paths)
+        self._held: OrderedDict[str, int] = OrderedDict()  # deleted output still written -> our descriptor on it
+        self._wchar: OrderedDict[int, int] = OrderedDict()  # member -> its write() bytes when it joined
+        self._openers: OrderedDict[int, tuple[float, int | None, int]] = OrderedDict()  # pid that opened a
+        # model or tainted output -> (monotonic time, start ticks, flow): candidates for a nameless socket
         self._last_live_check = 0.0
         # read from other threads: replaced whole, never changed in place
         self.tainted_pids: frozenset[int] = frozenset()
         self.tainted_paths: frozenset[str] = frozenset()
+        # called when processes join a tainted flow (the agent wakes the network sensor: an upload of a
+        # tainted file can start and end between two ordinary polls, and a socket seen only at its
+        # destruction names no process)
+        self.on_joined: Callable[[frozenset[int]], None] = lambda pids: None
+        # called when tainted_paths changed outside tick() (an output tainted as it is written: the agent has
+        # the access sensor mark it at once)
+        self.on_tainted: Callable[[], None] = lambda: None
+        self._taints_seen = 0
         self.joined = 0
         self.scanned = 0
 
@@ -198,11 +222,16 @@ class FlowTracker:
             return
         flow = self._flow_of(obs.process.pid, create=True)
         assert flow is not None
+        self._publish()  # before the slower look at its pipes and children: it may be uploading already
         if flow not in self._read_at:
             self._read_at[flow] = (now, boot_ticks())
             while len(self._read_at) > MEMBERS_KEPT:
                 self._last_read.pop(self._read_at.popitem(last=False)[0], None)
         self._last_read[flow] = now
+        self._openers[obs.process.pid] = (now, self._members.get(obs.process.pid, (None,))[0], flow)
+        self._openers.move_to_end(obs.process.pid)
+        while len(self._openers) > HELD_KEPT * 16:
+            self._openers.popitem(last=False)
         if taint is not None:
             self.ledger.inherit(flow, obs.process, taint, obs.path, obs.size or 0, now)
         elif model is not None:
@@ -224,9 +253,12 @@ class FlowTracker:
             self.ledger.moved(obs.path, obs.dest_path, destination_kind(obs.dest_path), time.monotonic(),
                               size=_written_bytes(st) if st is not None else None,
                               device=st.st_dev if st is not None else None, inode=st.st_ino if st is not None else None)
+            self._publish_taints()
             return
         if obs.kind == "deleted":
             self.ledger.deleted(obs.path)
+            if obs.pid is not None and not obs.is_directory and obs.pid in self._members:
+                self._hold(obs.pid, obs.path)
             return
         if obs.kind != "closed" or obs.pid is None or self._ignored(obs.path) or not self._members:
             return
@@ -235,20 +267,34 @@ class FlowTracker:
             flow = self._written.get(obs.path)
         if flow is None or not self.ledger.has_read(flow):
             return
+        measure, gone = "size", False
+        held = self._held.pop(obs.path, None)
         try:
             st = os.stat(obs.path, follow_symlinks=False)
-        except OSError:  # deleted before we looked: what the sensor measured at the close
-            size, device, inode = obs.size or 0, None, None
+        except OSError:  # deleted: measured through the descriptor held on it, else bounded by its writes
+            size, device, inode, gone = obs.size or 0, None, None, True
+            if held is not None:
+                with _closing(held):
+                    size, measure = max(size, _written_bytes(os.fstat(held))), "held-open"
+            elif (bound := self._writes_since_join(obs.pid)) is not None and bound > size:
+                size, measure = bound, "writes-upper-bound"
         else:
+            if held is not None:
+                os.close(held)
             if self._model_of(obs.path, st.st_dev, st.st_ino) is not None:
                 return  # a protected model rewritten in place: not an output
             size, device, inode = _written_bytes(st), st.st_dev, st.st_ino
         process = obs.process or ProcessInfo(pid=obs.pid)
         self.ledger.wrote(flow, process, obs.path, destination_kind(obs.path), size, device, inode,
-                          time.monotonic())
+                          time.monotonic(), measure=measure, gone=gone)
+        self._publish_taints()
 
     def connection(self, obs: ConnectionObservation) -> None:
-        if obs.process is None or not self._members:
+        if obs.process is None:
+            if self._members and obs.phase == "closed" and obs.final and obs.bytes_sent:
+                self._nameless(obs)
+            return
+        if not self._members:
             return
         if obs.phase == "opened" or not obs.bytes_sent:
             self._flow_of(obs.process.pid, process=obs.process)  # placed while it runs (its start time known)
@@ -258,6 +304,60 @@ class FlowTracker:
             return
         key = f"{obs.netns}:{obs.local}:{obs.local_port}->{obs.remote}:{obs.remote_port}/{obs.protocol}"
         self.ledger.sent(flow, obs.process, key, obs.remote, obs.remote_port, obs.bytes_sent, time.monotonic())
+
+    def _nameless(self, obs: ConnectionObservation) -> None:
+        """A socket seen only at its destruction: the one flow (or the latest of one incident's flows) whose
+        opener has just exited sent it."""
+        now = time.monotonic()
+        latest: dict[int, float] = {}  # candidate flow -> its latest opener's open
+        for pid, (at, start, flow) in self._openers.items():
+            if now - at <= SENDER_SECONDS and self.ledger.has_read(flow) and _exited(pid, start):
+                latest[flow] = max(at, latest.get(flow, at))
+        incidents = {self.ledger.incident_of(flow) for flow in latest}
+        if len(latest) != 1 and (len(incidents) != 1 or None in incidents):
+            return  # flows of different incidents (or not yet alerted) could have sent it: nobody's
+        key = f"{obs.netns}:{obs.local}:{obs.local_port}->{obs.remote}:{obs.remote_port}/{obs.protocol}"
+        # of one incident's flows (mv of a tainted file, then curl -T of the copy), the latest opener's
+        self.ledger.sent(max(latest, key=latest.__getitem__), None, key, obs.remote, obs.remote_port,
+                         obs.bytes_sent or 0, now, owner="inferred")
+
+    def _hold(self, pid: int, path: str) -> None:
+        """A member deleted a file: if one of the flow's live processes still writes it, hold a descriptor on
+        it (through /proc/<pid>/fd) so its size can be read when it is closed."""
+        if path in self._held:
+            return
+        flow = self._members[pid][1]
+        writers = [pid, *(p for p, m in reversed(self._members.items()) if m[1] == flow and p != pid)]
+        gone = f"{path} (deleted)"
+        for writer in writers[:SCAN_BUDGET]:
+            try:
+                names = os.listdir(f"/proc/{writer}/fd")
+            except OSError:
+                continue
+            for name in names[:FDS_READ]:
+                try:
+                    if os.readlink(f"/proc/{writer}/fd/{name}") != gone:
+                        continue
+                    held = os.open(f"/proc/{writer}/fd/{name}", os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                self._held[path] = held
+                while len(self._held) > HELD_KEPT:
+                    os.close(self._held.popitem(last=False)[1])
+                return
+
+    def _writes_since_join(self, pid: int | None) -> int | None:
+        """The member's write() bytes since it joined (/proc/<pid>/io wchar; files, pipes and sockets alike),
+        or None when it is gone or unknown."""
+        if pid is None or pid not in self._wchar:
+            return None
+        now = _wchar_of(pid)
+        return None if now is None else max(0, now - self._wchar[pid])
+
+    def close(self) -> None:
+        """Let go of the descriptors held on deleted outputs."""
+        while self._held:
+            os.close(self._held.popitem()[1])
 
     def copy_alerts(self, records: list[Record]) -> list[Record]:
         """The file pipeline's records, passed through: its model-copy alerts name outputs lineage folds."""
@@ -344,6 +444,12 @@ class FlowTracker:
         self.ledger.member(flow, ProcessInfo(pid=pid, name=_comm(pid), ppid=parent), time.monotonic())
         self._programs[pid] = program_of(pid)
         self._programs.move_to_end(pid)
+        wchar = _wchar_of(pid)
+        if wchar is not None:
+            self._wchar[pid] = wchar
+            self._wchar.move_to_end(pid)
+            while len(self._wchar) > MEMBERS_KEPT:
+                self._wchar.popitem(last=False)
         while len(self._programs) > MEMBERS_KEPT:
             self._programs.popitem(last=False)
         self.joined += 1
@@ -409,10 +515,21 @@ class FlowTracker:
             return False
         return start is None or start >= first[1] - 1  # a tick of slack: starttime is rounded down
 
+    def _publish_taints(self) -> None:
+        if self.ledger.taints_changed != self._taints_seen:
+            self._taints_seen = self.ledger.taints_changed
+            tainted = self.ledger.tainted_paths()
+            if tainted != self.tainted_paths:
+                self.tainted_paths = tainted
+                self.on_tainted()
+
     def _publish(self) -> None:
         pids = frozenset(self._members)
         if pids != self.tainted_pids:
+            grew = not pids <= self.tainted_pids
             self.tainted_pids = pids
+            if grew:
+                self.on_joined(pids)
 
 
 def _comm(pid: int) -> str | None:
@@ -421,6 +538,38 @@ def _comm(pid: int) -> str | None:
             return handle.read(64).strip().decode("utf-8", "backslashreplace") or None
     except OSError:
         return None
+
+
+def _wchar_of(pid: int) -> int | None:
+    """/proc/<pid>/io wchar: bytes the process passed to write() and its kin, whatever they went to."""
+    try:
+        with open(f"/proc/{pid}/io", "rb") as handle:
+            for line in handle.read(4096).splitlines():
+                if line.startswith(b"wchar:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _exited(pid: int, start: int | None) -> bool:
+    """Whether the process that had this pid (started at `start`) has exited (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read(4096).rpartition(b") ")[2].split()
+    except OSError:
+        return True
+    if len(fields) < 20:
+        return True
+    return fields[0] == b"Z" or (start is not None and int(fields[19]) != start)
+
+
+@contextlib.contextmanager
+def _closing(fd: int) -> Iterator[int]:
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def _written_bytes(st: os.stat_result) -> int:

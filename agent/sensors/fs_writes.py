@@ -123,7 +123,8 @@ class FsWriteSensor:
         does not want are counted, not handed over; `wanted_gone(path, is_directory)` the same for deletions
         (worth_a_deletion: only what the inventory holds). `wanted_writer(pid)`: closes by this writer are
         handed over whatever `wanted` says (a process of a flow that read a protected model: its small
-        outputs count too, agent/pipeline/flows.py).
+        outputs count too, agent/pipeline/flows.py), and so are its deletions (a file it deletes while it
+        still writes it is measured through its descriptor).
 
         `unlimited_queue`: the kernel's queue is not capped at fs.fanotify.max_queued_events (16,384): an
         `rm -rf` of 100,000 files outruns any reader for a moment, and a bounded queue would then drop the
@@ -418,7 +419,8 @@ class FsWriteSensor:
             return
         deleted = bool(mask & (fan.FAN_DELETE | fan.FAN_MOVED_FROM))
         if (deleted and not mask & (fan.FAN_MOVED_TO | fan.FAN_CLOSE_WRITE) and self._wanted_gone is not None
-                and not self._wanted_gone(path, is_directory)):  # a deletion alone, of nothing we hold
+                and not self._wanted_gone(path, is_directory)
+                and not self._by_wanted_writer(pid)):  # a deletion alone, of nothing we hold
             self.not_wanted += 1
             return
         if deleted and not os.path.lexists(path):  # whatever else was merged into it is over
@@ -434,11 +436,16 @@ class FsWriteSensor:
             except OSError:
                 info = None  # gone already: the pipeline finds out
             if (info is not None and self._wanted is not None and not self._wanted(path, info.st_size)
-                    and not (self._wanted_writer is not None and self._wanted_writer(pid))):
+                    and not self._by_wanted_writer(pid)):
                 self.not_wanted += 1
                 return
             self._emit("closed", path, None, False, pid, info.st_size if info else None,
                        self._writer(pid, info.st_uid if info else None))
+
+    def _by_wanted_writer(self, pid: int) -> bool:
+        """Whether the event's process is one whose writes and deletions are all wanted (a tainted flow's: a
+        file it deletes may be one it still holds open and writes)."""
+        return self._wanted_writer is not None and self._wanted_writer(pid)
 
     def _overflowed(self) -> None:
         self.counters.drop()
@@ -461,7 +468,8 @@ class FsWriteSensor:
             if seen is None:
                 return
             path, dest = seen, seen_dest
-        if kind == "deleted" and self._wanted_gone is not None and not self._wanted_gone(path, is_directory):
+        if kind == "deleted" and self._wanted_gone is not None and not self._wanted_gone(path, is_directory) \
+                and not self._by_wanted_writer(pid):
             self.not_wanted += 1
             return
         self.counters.add()

@@ -49,7 +49,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import psutil
@@ -172,11 +172,12 @@ def netns_tx_bytes(ns_path: str, netns: int) -> int | None:
     return total
 
 
-def socket_owners(inodes: set[int]) -> dict[int, int]:
-    """socket inode -> pid, from /proc/*/fd links (`socket:[12345]`)."""
+def socket_owners(inodes: set[int], first: Collection[int] = ()) -> dict[int, int]:
+    """socket inode -> pid, from /proc/*/fd links (`socket:[12345]`); the pids in `first` are looked at before
+    the rest (processes of a tainted flow: a short upload's socket is found before it is gone)."""
     owners: dict[int, int] = {}
     own = os.getpid()
-    for pid in psutil.pids():
+    for pid in [*first, *psutil.pids()]:
         if pid == own or len(owners) == len(inodes):
             continue
         try:
@@ -225,6 +226,8 @@ class NetworkSensor:
         self._destroy: dict[int, socket.socket] = {}  # netns inode -> its destroy-notice socket
         self._retired: list[socket.socket] = []  # destroy sockets the reader closes (it polls them)
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by wake() or stop(): poll now (or leave)
+        self._suspects: frozenset[int] = frozenset()  # pids whose sockets are looked for first (wake())
         self._thread: threading.Thread | None = None
         self._reader = SensorThread("ww-network-destroy", self._read_destroyed)
         self._want_destroy = destroy_notices
@@ -265,8 +268,16 @@ class NetworkSensor:
             self._on_health(SensorHealth(self.name, "degraded",
                                          f"psutil connections with per-process write counts ({self.reason})"))
 
+    def wake(self, suspects: Collection[int] = ()) -> None:
+        """Poll now, not at the end of the current wait, and look for new sockets' owners among `suspects`
+        first: processes have just joined a tainted flow (one that opened a tainted output may upload it
+        within milliseconds; a socket seen only at its destruction has no process). Any thread may call it."""
+        self._suspects = frozenset(suspects)
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -301,8 +312,12 @@ class NetworkSensor:
             return set(self._destroy)
 
     def _run(self) -> None:
-        while not self._stop.wait(min(self.interval, URGENT_INTERVAL) if self._urgent and self._urgent()
-                                  else self.interval):
+        while True:
+            self._wake.wait(min(self.interval, URGENT_INTERVAL) if self._urgent and self._urgent()
+                            else self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             try:
                 self._poll()
             except Exception:
@@ -443,7 +458,7 @@ class NetworkSensor:
                     seen[key] = s  # in any state, orphaned too: its counts still grow until it is destroyed
                 elif key not in skip and s.inode != 0 and self._outbound(s, ports, bound):
                     fresh.append((netns, s, tx_before.get(netns, tx[netns])))
-        owners = socket_owners({s.inode for _, s, _ in fresh}) if fresh else {}
+        owners = socket_owners({s.inode for _, s, _ in fresh}, self._suspects) if fresh else {}
         own = os.getpid()
         processes = {inode: self.cache.process_info(pid) for inode, pid in owners.items() if pid != own}
         now = time.monotonic()

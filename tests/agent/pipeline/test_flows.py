@@ -20,7 +20,7 @@ from weightwarden.agent.detect.engine import DetectionEngine
 from weightwarden.agent.detect.lineage import OTHER, OUTPUTS_KEPT, PROCESSES_KEPT
 from weightwarden.agent.detect.policy import load_policy_rules
 from weightwarden.agent.events import ModelFile, ProcessInfo
-from weightwarden.agent.pipeline.flows import MEMBERS_KEPT, FlowTracker, children_of, start_ticks
+from weightwarden.agent.pipeline.flows import MEMBERS_KEPT, FlowTracker, children_of
 from weightwarden.agent.sensors.access import AccessObservation
 from weightwarden.agent.sensors.files import FileObservation
 
@@ -81,13 +81,20 @@ def test_a_reader_that_exits_before_any_write_still_taints_its_pipe_peer(
     tracker.access(opened(model, first), model)
     tracker.access(opened(model, first, "read", SIZE), model)
     os.kill(first, 9)
-    wait_for(lambda: start_ticks(first) is None or Path(f"/proc/{first}/stat").read_text().split(") ")[1][0] == "Z",
-             timeout=10, what="the reader to exit")
+    wait_for(lambda: exited(first), timeout=10, what="the reader to exit")
     out = tmp_path / "exfil.bin"
     out.write_bytes(os.urandom(SIZE))
     tracker.file(closed(out, second))
     alerts = tracker.tick(time.monotonic() + 5)
     assert len(alerts) == 1 and alerts[0].model == "secret" and str(out) in alerts[0].paths
+
+
+def exited(pid: int) -> bool:
+    """Gone, or a zombie (it may be reaped between the two looks)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def test_a_reused_pid_is_another_process(model: ModelFile, pipeline: tuple[int, int, subprocess.Popen[bytes]],
