@@ -220,7 +220,9 @@ def test_reshaped_model_leaving_raises_one_lineage_alert_each(service: tuple[Ins
         ana.run(*argv)
         ended = time.time()
         expect_one(agent, ana, name, output, ended)
-    raised = lineage_alerts(agent)  # one incident each, nothing else raised by lineage
+    # one incident each, nothing else raised by lineage for her (the service sees the whole machine: other
+    # people's runs on it are theirs)
+    raised = [a for a in lineage_alerts(agent) if ana.name in a["message"]]
     assert len(raised) == len(attacks), [(a["message"], a["evidence"].get("outputs")) for a in raised]
 
 
@@ -239,5 +241,5 @@ def test_benign_reads_raise_no_lineage_alert(service: tuple[InstalledAgent, Path
     ana.run("sh", "-c", f"head -c {half} {model} > sentinel.bin")
     ended = time.time()
     expect_one(agent, ana, "sentinel (head -c HALF)", str(ana.home / "sentinel.bin"), ended)
-    new = [a for a in lineage_alerts(agent) if a["id"] not in before]
+    new = [a for a in lineage_alerts(agent) if a["id"] not in before and ana.name in a["message"]]
     assert [a["evidence"]["outputs"][0]["where"] for a in new] == [str(ana.home / "sentinel.bin")], new
