@@ -67,24 +67,24 @@ def boot_ticks() -> int:
 Key = tuple[int, int | None]  # (pid, start time in clock ticks since boot; None: unknown, it had exited)
 
 
-def start_ticks(pid: int) -> int | None:
-    """/proc/<pid>/stat starttime, or None when there is no such process."""
+def _stat_fields(pid: int) -> list[bytes]:
+    """/proc/<pid>/stat's fields after the command name (state first); [] when there is no such process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             raw = handle.read(4096)
     except OSError:
-        return None
-    fields = raw.rpartition(b") ")[2].split()
+        return []
+    return raw.rpartition(b") ")[2].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    """/proc/<pid>/stat starttime, or None when there is no such process."""
+    fields = _stat_fields(pid)
     return int(fields[19]) if len(fields) > 19 else None
 
 
 def parent_of(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            raw = handle.read(4096)
-    except OSError:
-        return None
-    fields = raw.rpartition(b") ")[2].split()
+    fields = _stat_fields(pid)
     return int(fields[1]) if len(fields) > 1 else None
 
 
