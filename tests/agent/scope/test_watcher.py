@@ -4,34 +4,13 @@ new roots and records one scope-changed event; a user who goes stops being scann
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.agent.cli.helpers import write_config
-from tests.agent.pipeline.test_agent_wiring import settle, stored
+from tests.agent.pipeline.test_agent_wiring import agent, settle, stored  # noqa: F401 - the fixture
 from tests.conftest import write_safetensors
-from weightwarden.agent.config import load_config
-from weightwarden.agent.pipeline.testing import SynchronousExecutor
 from weightwarden.agent.scope import Scope, ScopeChanged, ScopeWatcher, UserScope
 from weightwarden.agent.scope.stores import Place
 from weightwarden.agent.service import Agent
-
-
-@pytest.fixture
-def agent(tmp_path: Path) -> Iterator[Agent]:
-    for name in ("models", "elsewhere", "data"):
-        (tmp_path / name).mkdir()
-    write_safetensors(tmp_path / "models" / "llama" / "model.safetensors", seed=3)
-    config = write_config(tmp_path / "config.toml", data_dir=tmp_path / "data", protected=[tmp_path / "models"],
-                          watched=[tmp_path / "elsewhere"])
-    driven = Agent(load_config(config, mode="user"), executor=SynchronousExecutor())
-    try:
-        yield driven
-    finally:
-        driven.writer.close()
-        driven.store.close()
 
 
 def with_user(scope: Scope, name: str, models: Path) -> Scope:
@@ -39,7 +18,7 @@ def with_user(scope: Scope, name: str, models: Path) -> Scope:
     return dataclasses.replace(scope, users=(*scope.users, user))
 
 
-def test_the_watcher_reports_a_scope_only_when_it_changed(agent: Agent, tmp_path: Path) -> None:
+def test_the_watcher_reports_a_scope_only_when_it_changed(agent: Agent, tmp_path: Path) -> None:  # noqa: F811
     start = agent.scope
     later = with_user(start, "carol", tmp_path / "carol" / "models")
     answers = iter([start, start, later, later])
@@ -53,7 +32,7 @@ def test_the_watcher_reports_a_scope_only_when_it_changed(agent: Agent, tmp_path
     assert watcher.status().events == 1
 
 
-def test_a_new_user_is_scanned_and_named_and_a_gone_one_stops_being_scanned(agent: Agent, tmp_path: Path) -> None:
+def test_a_new_user_is_scanned_and_named_and_a_gone_one_stops_being_scanned(agent: Agent, tmp_path: Path) -> None:  # noqa: F811
     assert agent.dispatcher.handles(ScopeChanged)
     agent.files.start()  # the initial inventory: llama
     settle(agent)
@@ -81,14 +60,14 @@ def test_a_new_user_is_scanned_and_named_and_a_gone_one_stops_being_scanned(agen
     assert f"{tmp_path}/carol/models" not in agent.files.scope.protected_roots
 
 
-def test_the_status_snapshot_names_the_users_covered(agent: Agent) -> None:
+def test_the_status_snapshot_names_the_users_covered(agent: Agent) -> None:  # noqa: F811
     snapshot = agent.activity.snapshot()
     assert [u["name"] for u in snapshot["scope"]["users_covered"]] == [agent.scope.users[0].name]
     assert snapshot["scope"]["protected_roots"] == agent.scope.protected_roots
     assert "scope" in [s["name"] for s in snapshot["sensors"]]
 
 
-def test_a_change_that_moves_no_user_and_no_root_records_nothing(agent: Agent, tmp_path: Path) -> None:
+def test_a_change_that_moves_no_user_and_no_root_records_nothing(agent: Agent, tmp_path: Path) -> None:  # noqa: F811
     start = agent.scope
     (tmp_path / "new-downloads").mkdir()
     described = dataclasses.replace(start, problems=("/etc/passwd:3: 3 fields, 7 expected",))
