@@ -15,7 +15,8 @@ agent keeps running, its status fresh, its resident memory bounded.
 A pipe passed over a Unix socket: B, a receiver ana started earlier on its own (setsid: neither the
 parent, a child nor a sibling of A), waits on a Unix socket. A makes a pipe, passes its read end to B with
 SCM_RIGHTS and writes the model into the write end; B uploads whatever it reads to an HTTP server in a
-network namespace the test creates. One alert names the model, ana and B's destination.
+network namespace the test creates, or gzips it into a file. One alert names the model, ana and B's
+destination or file, B among the flow's processes. A missing alert says what the agent recorded of B.
 """
 
 from __future__ import annotations
@@ -248,11 +249,12 @@ def test_a_fork_storm_of_siblings_of_the_reader(service: tuple[InstalledAgent, P
 
 
 # B: binds a Unix socket, says it is ready (its pid and parent) in READY, waits (at most 60 s) for one
-# connection bringing a descriptor (SCM_RIGHTS), uploads what it reads from it to http://HOST:PORT/fd as a
-# chunked PUT while it reads, and appends the bytes it sent to READY.
+# connection bringing a descriptor (SCM_RIGHTS) and passes on what it reads from it, as it reads, to DEST: an
+# upload to http://DEST/fd (a chunked PUT) when DEST is HOST:PORT, else gzip -1 into the file DEST (not a
+# model file: a plain copy is model-copy's alert, not lineage's). Then appends the bytes it passed to READY.
 RECEIVER = textwrap.dedent("""
-    import os, socket, sys
-    path, host, port, ready = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    import gzip, os, socket, sys
+    path, ready, dest = sys.argv[1], sys.argv[2], sys.argv[3]
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen(1)
@@ -265,16 +267,24 @@ RECEIVER = textwrap.dedent("""
     conn.close()
     server.close()
     os.unlink(path)
-    sent = 0
-    with os.fdopen(fds[0], "rb", buffering=0) as source, socket.create_connection((host, port), timeout=30) as up:
-        up.sendall(b"PUT /fd HTTP/1.1\\r\\nHost: sink\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n")
-        while block := source.read(1 << 20):
-            up.sendall(b"%x\\r\\n" % len(block) + block + b"\\r\\n")
-            sent += len(block)
-        up.sendall(b"0\\r\\n\\r\\n")
-        up.recv(1024)
+    passed = 0
+    with os.fdopen(fds[0], "rb", buffering=0) as source:
+        if dest.startswith("/"):
+            with gzip.open(dest, "wb", compresslevel=1) as sink:
+                while block := source.read(1 << 20):
+                    sink.write(block)
+                    passed += len(block)
+        else:
+            host, _, port = dest.rpartition(":")
+            with socket.create_connection((host, int(port)), timeout=30) as up:
+                up.sendall(b"PUT /fd HTTP/1.1\\r\\nHost: sink\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n")
+                while block := source.read(1 << 20):
+                    up.sendall(b"%x\\r\\n" % len(block) + block + b"\\r\\n")
+                    passed += len(block)
+                up.sendall(b"0\\r\\n\\r\\n")
+                up.recv(1024)
     with open(ready, "a") as note:
-        note.write(f"sent {sent}\\n")
+        note.write(f"passed {passed}\\n")
 """)
 
 # A: makes a pipe, passes its read end over the Unix socket SOCKET (SCM_RIGHTS), keeps only the write end,
@@ -309,7 +319,7 @@ def server() -> Iterator[tuple[str, int]]:
 
 
 @contextlib.contextmanager
-def receiver(person: Person, socket_path: Path, address: str, port: int) -> Iterator[tuple[int, int, Path]]:
+def receiver(person: Person, socket_path: Path, dest: str) -> Iterator[tuple[int, int, Path]]:
     """B, started on its own (setsid -f: its parent exits, it is nobody's child or sibling in this test):
     (its pid, its parent's pid, the note it writes)."""
     ready = person.home / f"receiver-{uuid.uuid4().hex[:6]}.ready"
@@ -317,13 +327,13 @@ def receiver(person: Person, socket_path: Path, address: str, port: int) -> Iter
     script.write_text(RECEIVER)
     os.chown(script, person.uid, person.gid)
     person.run("sh", "-c", 'setsid -f "$@" </dev/null >/dev/null 2>&1', "sh", sys.executable, str(script),
-               str(socket_path), address, str(port), str(ready))
+               str(socket_path), str(ready), dest)
     text = wait_for(lambda: ready.exists() and ready.read_text(), timeout=15, what="the receiver to listen")
     pid, parent = (int(n) for n in text.split()[:2])
     try:
         yield pid, parent, ready
     finally:
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError):  # ours (ana's, by its pid), if it is still waiting
             if Path(f"/proc/{pid}").exists() and os.stat(f"/proc/{pid}").st_uid == person.uid:
                 os.kill(pid, signal.SIGKILL)
         socket_path.unlink(missing_ok=True)
@@ -341,15 +351,49 @@ def ancestors(pid: int) -> list[int]:
     return chain
 
 
-def seen_sending(agent: InstalledAgent, address: str, pid: int) -> str:
-    """What the agent recorded of connections to `address` (which process, how many bytes): a missing alert
-    then says whether the connection was not seen, seen without its process, or seen and not joined."""
-    seen = [(e.get("process") or {}, e.get("details") or {}) for e in agent.json_lines("events")
-            if e["event"]["action"] == "network-connection"
-            and ((e.get("details") or {}).get("destination") or {}).get("address") == address]
-    lines = [f"{p.get('name')}[{p.get('pid')}] {d.get('phase', '?')} {d.get('bytes_sent', '?')} bytes"
-             for p, d in seen]
-    return f"connections to {address} recorded (the receiver is pid {pid}): {lines or 'none'}"
+def seen_passing(agent: InstalledAgent, dest: str, pid: int) -> str:
+    """What the agent recorded of B (connections to DEST's address, or closes of the file DEST): a missing
+    alert then says whether B's output was not seen, seen without its process, or seen and not joined."""
+    address = dest.rpartition(":")[0]
+    seen = []
+    for e in agent.json_lines("events"):
+        details, process = e.get("details") or {}, e.get("process") or {}
+        if e["event"]["action"] == "network-connection" and (details.get("destination") or {}).get("address") \
+                == address:
+            seen.append(f"{process.get('name')}[{process.get('pid')}] {details.get('phase')} "
+                        f"{details.get('bytes_sent')} bytes")
+        elif (e.get("file") or {}).get("path") == dest or process.get("pid") == pid:
+            seen.append(f"{e['event']['action']} by {process.get('name')}[{process.get('pid')}]")
+    return f"recorded of the receiver (pid {pid}) and {dest}: {seen or 'nothing'}"
+
+
+def pass_the_model_over_a_unix_socket(agent: InstalledAgent, model: Path, ana: Person, name: str,
+                                      dest: str) -> dict[str, Any]:
+    """A passes a pipe's read end to B (started earlier, unrelated) and writes the model into the pipe; B
+    passes it on to `dest`. The one alert naming `dest`, with B among the flow's processes."""
+    socket_path = ana.home / f"fd-{uuid.uuid4().hex[:6]}.sock"
+    with receiver(ana, socket_path, dest) as (b_pid, b_parent, ready):
+        b_ancestors = ancestors(b_pid)
+        sender = ana.run(sys.executable, "-c", SENDER, str(model), str(socket_path))
+        ended = time.time()
+        a_pid, a_parent = (int(n) for n in sender.stdout.split()[:2])
+        # unrelated: neither is the other's ancestor, and they have no parent in common (not siblings)
+        assert a_pid not in b_ancestors and b_pid not in (a_parent, *ancestors(a_parent)), (b_ancestors, a_parent)
+        assert b_parent != a_parent and (not b_ancestors or b_ancestors[0] != a_parent), (b_parent, a_parent)
+        note = wait_for(lambda: "passed" in ready.read_text() and ready.read_text(), timeout=15,
+                        what="the receiver to pass on what it read")
+        assert int(note.split("passed")[1]) == model.stat().st_size, note
+        try:
+            alert = expect_one(agent, ana, name, dest, ended)
+        except AssertionError as missing:
+            raise AssertionError(f"{missing}; {seen_passing(agent, dest, b_pid)}") from None
+    evidence = alert["evidence"]
+    assert any(p.endswith(f"[{b_pid}]") for p in evidence["processes"]), evidence["processes"]
+    assert evidence["output_bytes"] >= model.stat().st_size // 2 and MODEL in alert["message"], evidence
+    mine = [a for a in lineage_alerts(agent) if a["evidence"].get("user") == ana.name
+            and dest in [o.get("where") for o in a["evidence"].get("outputs", [])]]
+    assert len(mine) == 1, [a["message"] for a in mine]
+    return alert
 
 
 def test_a_pipe_passed_over_a_unix_socket_to_an_unrelated_uploader(
@@ -358,28 +402,15 @@ def test_a_pipe_passed_over_a_unix_socket_to_an_unrelated_uploader(
     agent, model = service
     ana, _ = people
     address, port = server
-    socket_path = ana.home / f"fd-{uuid.uuid4().hex[:6]}.sock"
-    with receiver(ana, socket_path, address, port) as (b_pid, b_parent, ready):
-        b_ancestors = ancestors(b_pid)
-        sender = ana.run(sys.executable, "-c", SENDER, str(model), str(socket_path))
-        ended = time.time()
-        a_pid, a_parent = (int(n) for n in sender.stdout.split()[:2])
-        # unrelated: neither is the other's ancestor, and they have no parent in common (not siblings)
-        assert a_pid not in b_ancestors and b_pid not in (a_parent, *ancestors(a_parent)), (b_ancestors, a_parent)
-        assert b_parent != a_parent and (not b_ancestors or b_ancestors[0] != a_parent), (b_parent, a_parent)
-        note = wait_for(lambda: "sent" in ready.read_text() and ready.read_text(), timeout=15,
-                        what="the receiver to upload what it read")
-        sent = int(note.split("sent")[1])
-        assert sent == model.stat().st_size, note
-        try:
-            alert = expect_one(agent, ana, "pipe over SCM_RIGHTS, B uploads", f"{address}:{port}", ended)
-        except AssertionError as missing:
-            raise AssertionError(f"{missing}; {seen_sending(agent, address, b_pid)}") from None
+    alert = pass_the_model_over_a_unix_socket(agent, model, ana, "pipe over SCM_RIGHTS, B uploads",
+                                              f"{address}:{port}")
     assert alert["destination"]["address"] == address, alert["destination"]
-    names = {p.rpartition("[")[0] for p in alert["evidence"]["processes"]}
-    assert any(p.endswith(f"[{b_pid}]") for p in alert["evidence"]["processes"]), names
-    assert alert["evidence"]["output_bytes"] >= model.stat().st_size // 2, alert["evidence"]
-    mine = [a for a in lineage_alerts(agent) if a["evidence"].get("user") == ana.name
-            and f"{address}:{port}" in [o.get("where") for o in a["evidence"].get("outputs", [])]]
-    assert len(mine) == 1, [a["message"] for a in mine]
-    assert MODEL in alert["message"]
+
+
+def test_a_pipe_passed_over_a_unix_socket_to_an_unrelated_writer(
+        service: tuple[InstalledAgent, Path], people: tuple[Person, Person]) -> None:  # noqa: F811
+    agent, model = service
+    ana, _ = people
+    out = ana.home / f"received-{uuid.uuid4().hex[:6]}.gz"
+    alert = pass_the_model_over_a_unix_socket(agent, model, ana, "pipe over SCM_RIGHTS, B writes", str(out))
+    assert alert["destination"]["path"] == str(out), alert["destination"]
