@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from weightwarden.agent.config import Config
@@ -54,14 +54,16 @@ class ActivityMonitor:
                  interested: Callable[[ProcessInfo | None], bool] | None = None,
                  scope: Callable[[], Scope] | None = None,
                  urgent: Callable[[], bool] | None = None,
+                 tainted: Callable[[], Collection[int]] | None = None,
                  extra_marks: Callable[[], frozenset[str]] | None = None,
                  sections: Mapping[str, Callable[[], dict[str, Any]]] | None = None,
                  extra_gaps: Callable[[], dict[str, str]] | None = None) -> None:
         """`sections`: extra entries of the status snapshot by name (discovery's progress), each asked for
         its dict when the snapshot is written. `extra_gaps`: coverage lost while running (e.g. inotify limits
         reached), shown with the plan's. `urgent`: the network sensor polls quickly while it says so (a flow
-        that read a model is running); `extra_marks`: files the access sensor watches besides the protected
-        models (outputs tainted by a model's bytes: agent/pipeline/flows.py)."""
+        that read a model is running); `tainted`: the processes of such flows (agent/sensors/network.py);
+        `extra_marks`: files the access sensor watches besides the protected models (outputs tainted by a
+        model's bytes: agent/pipeline/flows.py)."""
         self._extra_marks = extra_marks
         self.config = config
         self._scope = scope  # the agent's scope in effect, for the snapshot's "scope" entry
@@ -98,7 +100,7 @@ class ActivityMonitor:
                                          use_sock_diag=self.plan.network == "sock_diag",
                                          reason=self.plan.gaps.get("network", ""),
                                          interested=interested,  # live progress of these trees' uploads
-                                         urgent=urgent)
+                                         urgent=urgent, tainted=tainted)
             self.sensors.append(self.network)
         self.mounts: MountSensor | None = None
         if self.plan.mounts:

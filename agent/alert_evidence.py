@@ -217,7 +217,8 @@ class LineageOutput:
     # how `bytes` was measured: "size" (a file's size at its close, a connection's bytes sent), "held-open" (a
     # file deleted while its writer held it open, measured through a descriptor the agent took on it then),
     # "writes-upper-bound" (such a file gone before the agent could hold it: the writer's write() bytes since
-    # it joined the flow, every file and pipe it wrote included: at most this much)
+    # it joined the flow, every file and pipe it wrote included: at most this much), "relayed" (sent by a local
+    # listener the flow connected to, a proxy or a port forwarder: what it sent since, at most what it was fed)
     measure: str = "size"
     # who sent (network): "known" (the socket's process), or "inferred" (a socket seen only at its destruction,
     # whose process the kernel no longer names, given to the one tainted flow whose reader had just exited)

@@ -27,7 +27,7 @@ from weightwarden.agent.canary import Canaries
 from weightwarden.agent.config import Config
 from weightwarden.agent.detect.policy import Detector, load_policy_rules, settings_from_config
 from weightwarden.agent.discovery import Discovery, DiscoveryDone, DiscoverySettings, default_roots
-from weightwarden.agent.events import Action, Alert, Category, Event, ModelFile, Record, display_path
+from weightwarden.agent.events import Action, Alert, Category, Event, ModelFile, ProcessInfo, Record, display_path
 from weightwarden.agent.evidence import Evidence
 from weightwarden.agent.fingerprint import FingerprintCache
 from weightwarden.agent.identify import Identifier
@@ -158,14 +158,21 @@ class Agent:
         # Who touches a model: access, process, network and mount sensors (agent/activity.py).
         self.activity = ActivityMonitor(config, self.inventory, self.observations.emitter,
                                         reporters=reporters, sections=sections, extra_gaps=self._file_gaps,
-                                        write_state=self.store.set_state, interested=self.detector.read_models,
+                                        write_state=self.store.set_state, interested=self._sends_matter,
                                         scope=lambda: self.scope, urgent=self.flows.urgent,
+                                        tainted=lambda: self.flows.tainted_pids,
                                         extra_marks=lambda: self.flows.tainted_paths)
         if self.activity.network is not None:
             self.flows.on_joined = self.activity.network.wake
         self.flows.on_tainted = self.inventory.protected_changed.set  # the access sensor marks them at once
         self._own = self.observations.emitter("agent")
         self._register_handlers()
+
+    def _sends_matter(self, process: ProcessInfo | None) -> bool:
+        """Whether a connection's growing byte count is reported live: its process tree read a protected
+        model, or it belongs to a flow that did (a local proxy the flow feeds, a forked uploader)."""
+        return self.detector.read_models(process) or (process is not None
+                                                       and process.pid in self.flows.tainted_pids)
 
     def _register_handlers(self) -> None:
         on, files = self.dispatcher.on, self.files

@@ -30,6 +30,8 @@ TEST_DEBS+=(syslog-ng-core libestr0 libfastjson4 liblognorm5 libgnutls30 libzstd
 # detection scenarios (tests/agent/detect/test_scenarios.py): real archivers, transfer tools and an sshd in
 # a network namespace the test creates; a loop-mounted ext4 stands in for a USB stick (mkfs from e2fsprogs)
 TEST_DEBS+=(openssh-server openssh-client rsync rclone zip gnupg e2fsprogs git)
+# lineage through local relays (tests/agent/test_lineage_relays.py): a SOCKS5 proxy and a port forwarder
+TEST_DEBS+=(microsocks socat)
 
 log() { printf '\033[1m[weightwarden]\033[0m %s\n' "$*" >&2; }
 

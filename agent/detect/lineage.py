@@ -198,7 +198,7 @@ class LineageLedger:
         self._consider(state, now)
 
     def sent(self, flow: int, process: ProcessInfo | None, connection: str, address: str, port: int | None,
-             size: int, now: float, *, owner: str = "known") -> None:
+             size: int, now: float, *, owner: str = "known", measure: str = "size") -> None:
         if any(fnmatch.fnmatchcase(address, glob) for glob in self._allowed):
             return
         state = self._flow(flow, now)
@@ -209,7 +209,8 @@ class LineageLedger:
         if known is not None:
             known.bytes = max(known.bytes, size)
         else:
-            self._add_output(state, connection, _Output("network", "network", where, size, now, owner=owner))
+            self._add_output(state, connection, _Output("network", "network", where, size, now, owner=owner,
+                                                        measure=measure))
         self._consider(state, now)
 
     def moved(self, old: str, new: str, place: str, now: float, *, size: int | None = None,
@@ -426,6 +427,8 @@ class LineageLedger:
 
 
 def _bytes(out: LineageOutput) -> str:
+    if out.measure == "relayed":
+        return f"{out.bytes} bytes relayed by a local proxy the flow fed"
     if out.measure == "writes-upper-bound":
         return f"at most {out.bytes} bytes (its writer's write count)"
     if out.measure == "held-open":

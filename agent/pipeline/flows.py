@@ -4,12 +4,21 @@ A flow is a process that read a protected model, its children, and the processes
 local sockets (a shell pipeline `dd | gzip | curl` is one flow). Membership is learnt only for processes
 that matter, never for every process on the machine:
 - when a process opens or reads a protected model (or a tainted output of another flow), its open
-  descriptors are read (/proc/<pid>/fd: `pipe:[INODE]`, `socket:[INODE]`), then its children and its
-  parent's other children (/proc/<pid>/task/*/children): a child joins; a sibling joins when it holds one of
-  the flow's pipe or socket inodes (the shell made the pipe and handed each end to one of them); whoever
-  joins is looked at the same way, within SCAN_BUDGET processes per look;
-- when a process nobody has placed writes a file or sends while some flow is tainted, its parent chain (the
-  process cache's, it outlives the processes) and its descriptors are checked against the flows.
+  descriptors are read (/proc/<pid>/fd: `pipe:[INODE]` with the end it holds, from fdinfo; `socket:[INODE]`),
+  then its children and its parent's other children (/proc/<pid>/task/*/children): a forked child joins; a
+  sibling or a child that exec'd joins when data passes to it: it reads a pipe a member writes into (the
+  shell made the pipe and handed each end to one of them), or holds the peer of a member's connected Unix
+  socket (sock_diag UNIX_DIAG_PEER). Holding the same end as a member is not enough: every job of a CI
+  runner inherits its stdin. Whoever joins is looked at the same way, within SCAN_BUDGET processes per look;
+- when a process nobody has placed writes a file or sends while some flow is tainted, its parent (a forked
+  worker of a member) and its descriptors are checked against the flows the same way, whoever started it:
+  a pipe's read end passed over a Unix socket (SCM_RIGHTS) carries the data to an unrelated process. Never
+  a member's ancestor: a shell, an IDE or a test runner reading its child's output would join every flow.
+- a member's TCP connection to a local listener (the network sensor names the listener's process: its
+  `peer`) makes that process a relay of the flow: a SOCKS or HTTP proxy, ssh -D, a port forwarder. Its
+  sends count for the flow from then on (a connection it already had counts from the first look after,
+  one it opened since counts whole), never more than the flow fed it: an old tunnel's other traffic is not
+  the model. A relay's files are its own.
 Processes are keyed by (pid, start time): a pid reused during a flow is a different process. A process
 that read the model and exited before any write is still a member, so its children and pipe peers carry it.
 
@@ -28,13 +37,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 from weightwarden.agent.detect.lineage import COPY, MODEL, OTHER, PENDING, LineageLedger
 from weightwarden.agent.detect.places import destination_kind
 from weightwarden.agent.events import Alert, ModelFile, ProcessInfo, Record, display_path
+from weightwarden.agent.sensors import sockdiag
 from weightwarden.agent.sensors.access import AccessObservation
 from weightwarden.agent.sensors.files import FileObservation
 from weightwarden.agent.sensors.network import ConnectionObservation
@@ -57,6 +69,10 @@ HELD_KEPT = 64  # descriptors held on deleted outputs still being written (measu
 # this long and has exited since (curl -T FILE: opens, connects, sends, closes, exits within milliseconds,
 # before the network sensor could name it); the output says its process was inferred.
 SENDER_SECONDS = 2.0
+WRITES, READS = ">", "<"  # the end of a pipe a descriptor holds (fd_links)
+PEERS_SECONDS = 0.05  # one dump of the Unix sockets' peers serves the looks within this long
+ANCESTORS_WALKED = 32
+PASSED_SCAN = 4096  # processes looked at for the reader of a pipe nobody near the flow reads
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -89,9 +105,9 @@ def parent_of(pid: int) -> int | None:
 
 
 def fd_links(pid: int) -> set[str]:
-    """The pipe and socket links (`pipe:[123]`, `socket:[456]`) among a process's open descriptors, standard
-    error left out: processes that share only where their messages go (a CI runner's captured stderr, a
-    `make -j`'s jobs) pass no data to each other."""
+    """The pipe ends and sockets among a process's open descriptors: `pipe:[123]>` (it writes into the pipe),
+    `pipe:[123]<` (it reads from it), `socket:[456]`. Standard error is left out: processes that share only
+    where their messages go (a CI runner's captured stderr, a `make -j`'s jobs) pass no data to each other."""
     found: set[str] = set()
     try:
         names = os.listdir(f"/proc/{pid}/fd")
@@ -104,9 +120,52 @@ def fd_links(pid: int) -> set[str]:
             link = os.readlink(f"/proc/{pid}/fd/{name}")
         except OSError:
             continue
-        if link.startswith(("pipe:[", "socket:[")):
+        if link.startswith("socket:["):
+            found.add(link)
+        elif link.startswith("pipe:["):
+            mode = _access_mode(pid, name)
+            if mode in (None, os.O_WRONLY, os.O_RDWR):
+                found.add(link + WRITES)
+            if mode in (None, os.O_RDONLY, os.O_RDWR):
+                found.add(link + READS)
+    return found
+
+
+def _pipe_links(pid: int) -> set[str]:
+    """The pipes (`pipe:[123]`) among a process's descriptors, whichever end: the cheap first look."""
+    found: set[str] = set()
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return found
+    for name in names[:FDS_READ]:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if link.startswith("pipe:["):
             found.add(link)
     return found
+
+
+def _pids() -> list[int]:
+    try:
+        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+
+
+def _access_mode(pid: int, fd: str) -> int | None:
+    """O_RDONLY, O_WRONLY or O_RDWR of a descriptor (/proc/<pid>/fdinfo flags), None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as handle:
+            info = handle.read(4096)
+    except OSError:
+        return None
+    for line in info.splitlines():
+        if line.startswith(b"flags:"):
+            return int(line.split()[1], 8) & os.O_ACCMODE
+    return None
 
 
 def program_of(pid: int) -> tuple[str | None, bytes | None]:
@@ -138,16 +197,8 @@ def files_written(pid: int) -> set[str]:
             continue
         if not link.startswith("/") or link.startswith(("/dev/", "/proc/", "/sys/")):
             continue
-        try:
-            with open(f"/proc/{pid}/fdinfo/{name}", "rb") as handle:
-                info = handle.read(4096)
-        except OSError:
-            continue
-        for line in info.splitlines():
-            if line.startswith(b"flags:"):
-                if int(line.split()[1], 8) & 3:  # O_WRONLY or O_RDWR
-                    found.add(link)
-                break
+        if _access_mode(pid, name) in (os.O_WRONLY, os.O_RDWR):
+            found.add(link)
     return found
 
 
@@ -183,7 +234,9 @@ class FlowTracker:
         self._own = own_pid if own_pid is not None else os.getpid()
         # pid -> (start, flow, parent pid): every process placed in a flow, bounded
         self._members: OrderedDict[int, tuple[int | None, int, int | None]] = OrderedDict()
-        self._pipes: OrderedDict[str, int] = OrderedDict()  # pipe/socket link -> flow
+        self._pipes: OrderedDict[str, tuple[int, int]] = OrderedDict()  # pipe end or socket -> (flow, holder)
+        self._peers: tuple[float, dict[int, int]] = (-1.0, {})  # (when, Unix socket inode -> peer inode)
+        self._diag: socket.socket | None = None
         self._read_at: OrderedDict[int, tuple[float, int]] = OrderedDict()  # flow -> its first read (monotonic,
         # boot ticks: children forked before it do not inherit) and latest read (monotonic) below
         self._last_read: dict[int, float] = {}
@@ -196,6 +249,7 @@ class FlowTracker:
         self._openers: OrderedDict[int, tuple[float, int | None, int]] = OrderedDict()  # pid that opened a
         # model or tainted output -> (monotonic time, start ticks, flow): candidates for a nameless socket
         self._last_live_check = 0.0
+        self._relays: OrderedDict[int, _Relay] = OrderedDict()  # local proxies the flows feed, by pid
         # read from other threads: replaced whole, never changed in place
         self.tainted_pids: frozenset[int] = frozenset()
         self.tainted_paths: frozenset[str] = frozenset()
@@ -296,14 +350,67 @@ class FlowTracker:
             return
         if not self._members:
             return
+        key = f"{obs.netns}:{obs.local}:{obs.local_port}->{obs.remote}:{obs.remote_port}/{obs.protocol}"
+        if obs.peer is not None:
+            self._feeds(obs, key)
+            return
+        relay = self._relays.get(obs.process.pid)
+        if relay is not None and start_ticks(obs.process.pid) in (relay.start, None):  # None: it has exited
+            self._relayed(relay, obs, key)
+            return
         if obs.phase == "opened" or not obs.bytes_sent:
             self._flow_of(obs.process.pid, process=obs.process)  # placed while it runs (its start time known)
             return
         flow = self._flow_of(obs.process.pid, process=obs.process)
         if flow is None or not self.ledger.has_read(flow):
             return
-        key = f"{obs.netns}:{obs.local}:{obs.local_port}->{obs.remote}:{obs.remote_port}/{obs.protocol}"
         self.ledger.sent(flow, obs.process, key, obs.remote, obs.remote_port, obs.bytes_sent, time.monotonic())
+
+    def _feeds(self, obs: ConnectionObservation, key: str) -> None:
+        """A member's connection to a local listener (its `peer`): the listener is a relay of the flow (a local
+        proxy, a port forwarder) whose sends count, up to what the flow fed it."""
+        assert obs.process is not None and obs.peer is not None
+        flow = self._flow_of(obs.process.pid, process=obs.process)
+        peer = obs.peer.pid
+        if flow is None or not self.ledger.has_read(flow) or peer == self._own:
+            return
+        relay = self._relays.get(peer)
+        start = start_ticks(peer)
+        if relay is None or relay.flow != flow or start not in (relay.start, None):  # None: it has exited
+            if start is None or (peer in self._members and self._members[peer][1] == flow):
+                return  # gone before it was seen; or the flow's own listener, whose sends count already
+            relay = self._relays[peer] = _Relay(flow, start, time.monotonic() - (obs.seconds or 0.0))
+            self._relays.move_to_end(peer)
+            while len(self._relays) > HELD_KEPT:
+                self._relays.popitem(last=False)
+            self.ledger.member(flow, obs.peer, time.monotonic())
+            self._publish()  # the network sensor reports its open connections at once: their baselines
+        relay.fed[key] = max(relay.fed.get(key, 0), obs.bytes_sent or 0)
+        self._recount(relay)
+
+    def _relayed(self, relay: _Relay, obs: ConnectionObservation, key: str) -> None:
+        """A relay's own connection: what it sent since the flow began feeding it (the first look at a
+        connection it already had is its baseline)."""
+        assert obs.process is not None
+        sent = obs.bytes_sent or 0
+        if key not in relay.base:  # opened since the flow began feeding it: all of it counts
+            opened = None if obs.seconds is None else time.monotonic() - obs.seconds
+            relay.base[key] = 0 if opened is None or opened >= relay.since - 0.001 else sent
+        relay.sent[key] = (max(sent, relay.sent[key][0]) if key in relay.sent else sent,
+                           obs.process, obs.remote, obs.remote_port)
+        self._recount(relay)
+
+    def _recount(self, relay: _Relay) -> None:
+        """The relay's sends count for its flow up to what the flow fed it, its connections in order."""
+        if not self.ledger.has_read(relay.flow):
+            return
+        left = sum(relay.fed.values())
+        now = time.monotonic()
+        for key, (sent, process, address, port) in relay.sent.items():
+            counted = min(max(0, sent - relay.base[key]), left)
+            left -= counted
+            if counted:
+                self.ledger.sent(relay.flow, process, key, address, port, counted, now, measure="relayed")
 
     def _nameless(self, obs: ConnectionObservation) -> None:
         """A socket seen only at its destruction: the one flow (or the latest of one incident's flows) whose
@@ -355,7 +462,10 @@ class FlowTracker:
         return None if now is None else max(0, now - self._wchar[pid])
 
     def close(self) -> None:
-        """Let go of the descriptors held on deleted outputs."""
+        """Let go of the descriptors held on deleted outputs and of the sock_diag socket."""
+        if self._diag is not None:
+            self._diag.close()
+            self._diag = None
         while self._held:
             os.close(self._held.popitem()[1])
 
@@ -381,8 +491,8 @@ class FlowTracker:
             self.tainted_paths = self.ledger.tainted_paths()
         if self.tainted_pids and now - self._last_live_check >= LIVE_CHECK_SECONDS:
             self._last_live_check = now
-            live = frozenset(p for p in self.tainted_pids
-                             if p in self._members and start_ticks(p) == self._members[p][0])
+            live = frozenset(p for p in self.tainted_pids if start_ticks(p) in (
+                self._members[p][0] if p in self._members else -1, self._relays[p].start if p in self._relays else -1))
             if live != self.tainted_pids:
                 self.tainted_pids = live
         return alerts
@@ -412,9 +522,8 @@ class FlowTracker:
         return flow
 
     def _place(self, pid: int, start: int | None, process: ProcessInfo | None) -> int | None:
-        """A process nobody placed that writes or sends: a descendant of a member (its parent chain, as the
-        process cache remembers it), or a peer holding one of a flow's pipes. Never a member's parent: a
-        shell, an IDE or a CI runner holding its child's output pipe would join every flow it starts."""
+        """A process nobody placed that writes or sends: a forked worker of a member, or a process the flow's
+        data reaches through a pipe or a Unix socket (_feeding), never a member's ancestor."""
         chain: list[int | None] = [process.ppid] if process is not None and process.ppid else [parent_of(pid)]
         for parent in chain[:1]:  # the direct parent: a forked worker of a member
             if parent is not None and parent in self._members:
@@ -425,17 +534,60 @@ class FlowTracker:
                     return flow
         if start is None:
             return None
-        parent = parent_of(pid)
-        for link in fd_links(pid):
-            peer = self._pipes.get(link)
-            if peer is None:
+        found = self._feeding(fd_links(pid))
+        if found is None:
+            return None
+        flow, holder = found
+        if self._is_ancestor(pid, holder):
+            return None  # an IDE, a shell or a test runner reading its child's output: it would join every flow
+        self._join(pid, start, flow, parent_of(pid))
+        return flow
+
+    def _feeding(self, links: set[str]) -> tuple[int, int] | None:
+        """(flow, member) whose data reaches a process holding `links`: it reads a pipe a member writes into
+        (passed to it by a shell, a parent, or over a Unix socket), or holds the peer of a member's connected
+        Unix socket. Holding the same end as a member passes nothing between them (the stdin every job of a
+        CI runner inherits, a service's journal stream)."""
+        peers: dict[int, int] | None = None
+        for link in links:
+            if link.endswith(READS):
+                found = self._pipes.get(link[:-1] + WRITES)
+            elif link.startswith("socket:["):
+                if peers is None:
+                    peers = self._unix_peers()
+                peer = peers.get(int(link[8:-1]))
+                found = self._pipes.get(f"socket:[{peer}]") if peer else None
+            else:
                 continue
-            # a pipeline peer (its parent is a member's parent: the shell that made the pipe) or a member's
-            # child; a grandchild holding its ancestor's pipe (a test runner's or IDE's captured output) is not
-            if any(m[1] == peer and (m[2] == parent or member == parent) for member, m in self._members.items()):
-                self._join(pid, start, peer, parent)
-                return peer
+            if found is not None:
+                return found
         return None
+
+    def _unix_peers(self) -> dict[int, int]:
+        """Unix socket inode -> its peer's (sock_diag), dumped at most every PEERS_SECONDS; {} if unavailable."""
+        when, peers = self._peers
+        now = time.monotonic()
+        if now - when < PEERS_SECONDS:
+            return peers
+        try:
+            if self._diag is None:
+                self._diag = sockdiag.diag_socket()
+            peers = sockdiag.unix_peers(self._diag)
+        except OSError:
+            peers = {}
+        self._peers = (now, peers)
+        return peers
+
+    def _is_ancestor(self, pid: int, member: int) -> bool:
+        known = self._members.get(member)
+        current = known[2] if known is not None else parent_of(member)
+        for _ in range(ANCESTORS_WALKED):
+            if current is None or current <= 1:
+                return False
+            if current == pid:
+                return True
+            current = parent_of(current)
+        return False
 
     def _join(self, pid: int, start: int | None, flow: int, parent: int | None,
               links: set[str] | None = None) -> None:
@@ -456,7 +608,7 @@ class FlowTracker:
         while len(self._members) > MEMBERS_KEPT:
             self._members.popitem(last=False)
         for link in fd_links(pid) if links is None else links:
-            self._pipes[link] = flow
+            self._pipes[link] = (flow, pid)
             self._pipes.move_to_end(link)
         while len(self._pipes) > PIPES_KEPT:
             self._pipes.popitem(last=False)
@@ -472,6 +624,7 @@ class FlowTracker:
         (repeated until none joins: in `a | b | c`, c shares a pipe with b only). At most SCAN_BUDGET
         processes are looked at."""
         todo, seen, budget = [pid], {pid}, SCAN_BUDGET
+        joined_now = {pid}
         waiting: dict[int, tuple[int | None, int | None, set[str]]] = {}  # siblings not joined (yet)
         while todo and budget > 0:
             current = todo.pop()
@@ -493,19 +646,52 @@ class FlowTracker:
                 if is_child and self._inherits(flow, started) and \
                         program_of(candidate) == self._programs.get(current, (None, None)):
                     self._join(candidate, started, flow, its_parent, links)
+                    joined_now.add(candidate)
                     todo.append(candidate)
                 else:  # a sibling, or a child that exec'd: through a shared pipe or socket
                     waiting[candidate] = (started, its_parent, links)
             joined = True
-            while joined:
+            while joined:  # in `a | b | c`, c reads what b writes only once b has joined
                 joined = False
-                mine = {link for link, f in self._pipes.items() if f == flow}
                 for candidate, (born, their_parent, their_links) in list(waiting.items()):
-                    if their_links & mine:
+                    found = self._feeding(their_links)
+                    if found is not None and found[0] == flow:
                         del waiting[candidate]
                         self._join(candidate, born, flow, their_parent, their_links)
+                        joined_now.add(candidate)
                         todo.append(candidate)
                         joined = True
+        self._follow_passed_pipes(pid, flow, joined_now, seen)
+
+    def _follow_passed_pipes(self, pid: int, flow: int, joined_now: set[int], seen: set[int]) -> None:
+        """Pipes the flow's new members write into that none of the processes looked at reads: a read end
+        passed to an unrelated process (over a Unix socket, SCM_RIGHTS), or the output an ancestor reads (an
+        IDE, a runner: not joined). Ancestors are looked at first; then every process, at most
+        PASSED_SCAN of them, and only when a pipe is still unaccounted for (a shell pipeline never is)."""
+        written = {link[:-1] for link, (f, holder) in self._pipes.items()
+                   if f == flow and holder in joined_now and link.endswith(WRITES)}
+        written -= {link[:-1] for link, (f, _) in self._pipes.items() if f == flow and link.endswith(READS)}
+        if not written:
+            return
+        ancestors: list[int] = []
+        current = parent_of(pid)
+        while current is not None and current > 1 and len(ancestors) < ANCESTORS_WALKED:
+            ancestors.append(current)
+            written -= {link[:-1] for link in fd_links(current) if link.endswith(READS)}
+            current = parent_of(current)
+        if not written:
+            return
+        skip = seen | set(ancestors) | {self._own}
+        for candidate in _pids()[:PASSED_SCAN]:
+            if candidate in skip:
+                continue
+            self.scanned += 1
+            if not any(pipe in written for pipe in _pipe_links(candidate)):
+                continue
+            links = fd_links(candidate)
+            started = start_ticks(candidate)
+            if started is not None and any(link[:-1] in written for link in links if link.endswith(READS)):
+                self._join(candidate, started, flow, parent_of(candidate), links)
 
     def _inherits(self, flow: int, start: int | None) -> bool:
         """Whether a descendant started at `start` (None: unknown, it exited) carries the flow's data: forked
@@ -524,12 +710,25 @@ class FlowTracker:
                 self.on_tainted()
 
     def _publish(self) -> None:
-        pids = frozenset(self._members)
+        pids = frozenset([*self._members, *self._relays])
         if pids != self.tainted_pids:
             grew = not pids <= self.tainted_pids
             self.tainted_pids = pids
             if grew:
                 self.on_joined(pids)
+
+
+@dataclass(slots=True)
+class _Relay:
+    """A local listener a flow feeds (a proxy): its sends count for the flow, at most what it was fed."""
+
+    flow: int
+    start: int
+    since: float  # monotonic: when the sensor first saw the flow's connection to it
+    fed: dict[str, int] = field(default_factory=dict)  # the flow's connection to it -> bytes sent on it
+    base: dict[str, int] = field(default_factory=dict)  # its connection -> bytes it had sent when first seen
+    # its connection -> (bytes sent, its process, remote address, port), as last seen
+    sent: dict[str, tuple[int, ProcessInfo, str, int | None]] = field(default_factory=dict)
 
 
 def _comm(pid: int) -> str | None:

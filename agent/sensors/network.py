@@ -24,13 +24,24 @@ What the record says, honestly:
 
 A connection is "outbound" when its local port is not one the namespace listens on (TCP) or has bound
 unconnected (UDP). Loopback peers are not egress and are left out; so are the agent's own connections
-(forwarding to the SIEM) when a poll saw them. The sensor reports a connection when a poll first sees it
-and again when it is gone, with its last byte counts; a connection seen only by its destruction is
-reported once, closed. While it is open, connections of processes the agent is `interested` in (their
-process tree read a protected model) are also reported as "progress" when they sent another
-PROGRESS_BYTES, at most once per poll, so an egress alert can show how much of the model has left while
-the transfer runs; a training job's trickle of metrics to a dashboard (a KB/s) makes about one record a
-minute, not one a poll.
+(forwarding to the SIEM) when a poll saw them. While a flow that read a protected model runs (`tainted`
+processes), two more kinds are reported for its processes:
+- a connection a listener accepted from a remote host, when a tainted process holds the listener
+  (`python3 -m http.server` serving the model): what a server sends is egress. A download that ends
+  before a poll saw it is placed when its destroy notice comes, by the listener's holders, up to
+  SERVED_LATE_SECONDS later (the server may join the flow after the notice); a socket seen only at its
+  destruction is outbound only if its port was not listening then (asked of the kernel if unknown);
+- a loopback connection to a local listener, with the listener's process as `peer` (a proxy the flow
+  feeds: agent/pipeline/flows.py counts its sends).
+Just after processes join a flow, polls come every BURST_INTERVAL for BURST_SECONDS: a transfer through a
+proxy over a fast link can start and end within one urgent interval.
+
+The sensor reports a connection when a poll first sees it and again when it is gone, with its last byte
+counts; a connection seen only by its destruction is reported once, closed. While it is open, connections of
+processes the agent is `interested` in (their process tree read a protected model) are also reported as
+"progress" when they sent another PROGRESS_BYTES, at most once per poll, so an egress alert can show how
+much of the model has left while the transfer runs; a training job's trickle of metrics to a dashboard (a
+KB/s) makes about one record a minute, not one a poll.
 
 Elsewhere, or without root: psutil TCP connections, with bytes from the process's /proc/<pid>/io write
 count ("process-io"): it counts every write() of the process, but not send()/sendto(), so it is neither
@@ -48,7 +59,7 @@ import socket
 import sys
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
@@ -64,6 +75,13 @@ log = logging.getLogger(__name__)
 
 PROGRESS_BYTES = 64 << 10
 URGENT_INTERVAL = 0.05  # seconds between polls while a flow that read a model runs
+# Just after processes join a flow (wake()): a transfer through a local proxy or from a local server over a
+# fast link can start and end within one urgent interval, and only a poll names its processes (a socket's
+# destruction notice names none)
+BURST_SECONDS = 0.25
+BURST_INTERVAL = 0.005
+SERVED_LATE_SECONDS = 2.0
+LISTEN_REFRESH_SECONDS = 0.01
 RECENT_DESTROYED = 4096  # keys of sockets already reported closed (a poll racing the notice adds nothing)
 MISSING_POLLS = 3  # a socket gone from the dumps this many polls with no notice is closed as last polled
 NAMESPACE_MISSES = 2  # a namespace no process is in for this many rediscoveries is no longer followed
@@ -91,6 +109,9 @@ class ConnectionObservation:
     final: bool = False  # the counts are the kernel's at the socket's destruction, not the last poll's
     owner: str | None = None  # how the process was learnt ("socket-inode"), or why it is unknown
     bytes_acked: int | None = None  # TCP: payload the peer acknowledged
+    # a loopback connection of a tainted process to a local listener: the listener's process (a local proxy
+    # that may carry what it is fed further: ssh -D, a SOCKS or HTTP proxy, a port forwarder)
+    peer: ProcessInfo | None = None
 
 
 @dataclass(slots=True)
@@ -113,6 +134,7 @@ class _Conn:
     owner: str | None = None
     tx_base: int | None = None  # UDP: the namespace's bytes transmitted before the flow was first seen
     missing: int = 0  # polls in a row whose dump did not have it
+    peer: ProcessInfo | None = None  # ConnectionObservation.peer
 
 
 def sock_diag_unavailable() -> str | None:
@@ -172,12 +194,45 @@ def netns_tx_bytes(ns_path: str, netns: int) -> int | None:
     return total
 
 
-def socket_owners(inodes: set[int], first: Collection[int] = ()) -> dict[int, int]:
+def _feeds_a_listener(s: sockdiag.TcpSocket, listening: set[int]) -> bool:
+    """A TCP connection to a local listener from an unlistened port (a client feeding a local proxy)."""
+    return (s.protocol == socket.IPPROTO_TCP and s.state in _OUTBOUND_STATES and _is_loopback(s.remote)
+            and s.remote_port in listening and s.local_port not in listening)
+
+
+def _served(s: sockdiag.TcpSocket, listening: set[int]) -> bool:
+    """A TCP connection a listener here accepted from a remote host: what a local server sends is egress."""
+    return (s.protocol == socket.IPPROTO_TCP and s.state != "LISTEN" and s.remote_port != 0
+            and not _is_loopback(s.remote) and s.local_port in listening)
+
+
+def socket_holders(inodes: set[int]) -> dict[int, set[int]]:
+    """socket inode -> every pid holding it (a listener shared by a server's forked workers)."""
+    holders: dict[int, set[int]] = {}
+    own = os.getpid()
+    for pid in psutil.pids():
+        if pid == own:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:[") and (inode := int(link[8:-1])) in inodes:
+                holders.setdefault(inode, set()).add(pid)
+    return holders
+
+
+def socket_owners(inodes: set[int], first: Collection[int] = (), *, only_first: bool = False) -> dict[int, int]:
     """socket inode -> pid, from /proc/*/fd links (`socket:[12345]`); the pids in `first` are looked at before
-    the rest (processes of a tainted flow: a short upload's socket is found before it is gone)."""
+    the rest (processes of a tainted flow: a short upload's socket is found before it is gone), or alone."""
     owners: dict[int, int] = {}
     own = os.getpid()
-    for pid in [*first, *psutil.pids()]:
+    for pid in [*first] if only_first else [*first, *psutil.pids()]:
         if pid == own or len(owners) == len(inodes):
             continue
         try:
@@ -203,9 +258,25 @@ class NetworkSensor:
                  on_health: Callable[[SensorHealth], None], *, interval: float = 1.0,
                  use_sock_diag: bool = True, reason: str = "",
                  interested: Callable[[ProcessInfo | None], bool] | None = None,
-                 destroy_notices: bool = True, urgent: Callable[[], bool] | None = None) -> None:
+                 destroy_notices: bool = True, urgent: Callable[[], bool] | None = None,
+                 tainted: Callable[[], Collection[int]] | None = None) -> None:
         """`urgent`: while it returns True (a flow that read a protected model is running), polls come every
-        URGENT_INTERVAL, so a short upload is seen with its process before its socket is destroyed."""
+        URGENT_INTERVAL, so a short upload is seen with its process before its socket is destroyed.
+        `tainted`: the processes of flows that read a protected model; their accepted connections (a model
+        served to a remote host) and their loopback connections to local listeners (proxies) are reported
+        too."""
+        self._tainted = tainted
+        self._checked: OrderedDict[tuple[int, int], frozenset[int]] = OrderedDict()  # socket -> tainted set
+        # its owner was looked for among (not found: looked for again only when the set changes)
+        self._announce: frozenset[int] = frozenset()
+        self._burst_until = 0.0  # monotonic: polls come every BURST_INTERVAL until then (wake())
+        self._reader_diag: dict[int, socket.socket] = {}  # netns -> the destroy reader's sock_diag socket
+        self._listen_cache: dict[int, tuple[float, set[int]]] = {}  # netns -> (when, its listening ports)
+        self._listeners: dict[tuple[int, int], int] = {}  # (netns, port) -> its listening socket's inode (last poll)
+        # accepted connections destroyed before a poll saw them: (when, netns, socket), placed by _served_late
+        self._unplaced: deque[tuple[float, int, sockdiag.TcpSocket]] = deque(maxlen=1024)
+        self._servers: dict[tuple[int, int], tuple[int, frozenset[int]]] = {}  # (netns, port) -> (listener inode,
+        # the processes holding it): whose accepted connections are whose
         self.cache = cache
         self._urgent = urgent
         self._sink = sink
@@ -273,6 +344,8 @@ class NetworkSensor:
         first: processes have just joined a tainted flow (one that opened a tainted output may upload it
         within milliseconds; a socket seen only at its destruction has no process). Any thread may call it."""
         self._suspects = frozenset(suspects)
+        self._announce = self._suspects  # their open connections are reported at the next poll, whatever sent
+        self._burst_until = time.monotonic() + BURST_SECONDS
         self._wake.set()
 
     def stop(self) -> None:
@@ -283,8 +356,9 @@ class NetworkSensor:
             self._thread = None
         self._reader.stop()
         with self._lock:
-            for sock in [*self._diag.values(), *self._destroy.values(), *self._retired]:
+            for sock in [*self._diag.values(), *self._destroy.values(), *self._retired, *self._reader_diag.values()]:
                 sock.close()
+            self._reader_diag.clear()
             self._diag.clear()
             self._destroy.clear()
             self._retired.clear()
@@ -313,8 +387,11 @@ class NetworkSensor:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(min(self.interval, URGENT_INTERVAL) if self._urgent and self._urgent()
-                            else self.interval)
+            if time.monotonic() < self._burst_until:
+                wait = BURST_INTERVAL
+            else:
+                wait = min(self.interval, URGENT_INTERVAL) if self._urgent and self._urgent() else self.interval
+            self._wake.wait(wait)
             self._wake.clear()
             if self._stop.is_set():
                 break
@@ -364,7 +441,7 @@ class NetworkSensor:
         seconds = None if conn.first_seen is None else round(now - conn.first_seen, 3)
         return ConnectionObservation(phase, conn.process, conn.local, conn.local_port, conn.remote, conn.remote_port,
                                      conn.netns, conn.bytes_sent, conn.bytes_received, conn.source, seconds,
-                                     conn.protocol, final, conn.owner, conn.bytes_acked)
+                                     conn.protocol, final, conn.owner, conn.bytes_acked, conn.peer)
 
     # ------------------------------------------------------------------ sock_diag
 
@@ -434,6 +511,10 @@ class NetworkSensor:
         listening: dict[int, set[int]] = {}
         udp_bound: dict[int, set[int]] = {}
         tx: dict[int, int | None] = {}
+        tainted = self._tainted_now()
+        near: list[tuple[int, sockdiag.TcpSocket, list[sockdiag.TcpSocket]]] = []  # feeding a local proxy
+        served: list[tuple[int, sockdiag.TcpSocket]] = []  # accepted from a remote host
+        listeners: dict[tuple[int, int], int] = {}  # (netns, port) -> listening socket's inode
         with self._lock:
             known = set(self._conns)
             skip = set(self._destroyed) | set(self._ignored)
@@ -458,13 +539,41 @@ class NetworkSensor:
                     seen[key] = s  # in any state, orphaned too: its counts still grow until it is destroyed
                 elif key not in skip and s.inode != 0 and self._outbound(s, ports, bound):
                     fresh.append((netns, s, tx_before.get(netns, tx[netns])))
+                elif tainted and key not in skip and s.inode != 0 and self._checked.get(key) != tainted:
+                    if _feeds_a_listener(s, ports):
+                        near.append((netns, s, tcp))
+                    elif _served(s, ports):
+                        served.append((netns, s))
+            listeners.update({(netns, s.local_port): s.inode for s in tcp if s.state == "LISTEN"})
         owners = socket_owners({s.inode for _, s, _ in fresh}, self._suspects) if fresh else {}
+        near_owners = socket_owners({s.inode for _, s, _ in near}, tainted, only_first=True) if near else {}
+        peers = self._peers_of(near, near_owners)
+        owners.update(near_owners)
+        if tainted:  # while a flow runs, who holds each listener: a download can end before the next poll
+            self._learn_listeners(listeners)
+        fed: list[tuple[int, sockdiag.TcpSocket, int | None]] = []
+        for netns, s in served:  # by the processes holding its listener: one of them sends
+            pid = self._server_among(netns, s.local_port, tainted)
+            if pid is not None:
+                owners[s.inode] = pid
+                fed.append((netns, s, None))
+            else:
+                self._check(netns, s, tainted)
+        for netns, s, _ in near:
+            if s.inode in near_owners:
+                fed.append((netns, s, None))
+            else:
+                self._check(netns, s, tainted)
+        fresh = fed + fresh  # a proxy's connection out is reported after the one that feeds it: it is a relay then
         own = os.getpid()
         processes = {inode: self.cache.process_info(pid) for inode, pid in owners.items() if pid != own}
         now = time.monotonic()
         emit: list[ConnectionObservation] = []
+        announce, self._announce = self._announce, frozenset()
         with self._lock:
             self._listening.update(listening)
+            self._listeners = listeners
+            emit.extend(self._served_late(tainted, now))
             self._udp_bound.update(udp_bound)
             self._tx.update({n: t for n, t in tx.items() if t is not None})
             for netns, s, tx_base in fresh:
@@ -480,7 +589,8 @@ class NetworkSensor:
                 conn = _Conn(key, process, s.local, s.local_port, s.remote, s.remote_port, netns, now,
                              protocol="udp" if is_udp else "tcp", tx_base=tx_base if is_udp else None,
                              owner="socket-inode" if process is not None else "unknown: the socket had no "
-                                                                              "process when it was first seen")
+                                                                              "process when it was first seen",
+                             peer=peers.get(key))
                 self._update(conn, s, tx.get(netns))
                 conn.reported_sent = conn.bytes_sent
                 self._conns[key] = conn
@@ -495,6 +605,10 @@ class NetworkSensor:
                     progress = self._report_progress(conn, now)
                     if progress is not None:
                         emit.append(progress)
+                    elif conn.process is not None and conn.process.pid in announce:
+                        conn.reported_sent = conn.bytes_sent  # what it had sent when its process joined a flow
+                        self.counters.add()
+                        emit.append(self._observation("progress", conn, now))
                 else:
                     conn.missing += 1
                     # with destroy notices its final counts are on their way; without (or if the notice
@@ -516,6 +630,94 @@ class NetworkSensor:
         if s.protocol == socket.IPPROTO_UDP:
             return s.state == _UDP_CONNECTED and s.local_port not in udp_bound
         return (destroyed or s.state in _OUTBOUND_STATES) and s.state != "LISTEN" and s.local_port not in listening
+
+    def _listening_now(self, netns: int, path: str | None, known: set[int]) -> set[int]:
+        """The namespace's listening ports asked of the kernel now, at most every LISTEN_REFRESH_SECONDS (a
+        socket seen only at its destruction is outbound only if its port is not one: a server started since
+        the last poll accepted it). The reader thread's own sock_diag socket: the poll's is the poll's."""
+        now = time.monotonic()
+        when, ports = self._listen_cache.get(netns, (-1.0, known))
+        if now - when < LISTEN_REFRESH_SECONDS or path is None:
+            return ports | known
+        try:
+            sock = self._reader_diag.get(netns)
+            if sock is None:
+                sock = sockdiag.diag_socket() if netns == self._own_ns else sockdiag.socket_in_netns(path)
+                self._reader_diag[netns] = sock
+            ports = sockdiag.listening_ports(sock)
+        except OSError:
+            ports = set()
+        self._listen_cache[netns] = (now, ports)
+        return ports | known
+
+    def _served_late(self, tainted: frozenset[int], now: float) -> list[ConnectionObservation]:
+        """Connections a listener accepted that were gone before a poll saw them (a fast download): each
+        reported, closed with its final counts, when a tainted process holds its listener, within
+        SERVED_LATE_SECONDS of its end (its server may join a flow only after the notice came). Under the lock."""
+        emit: list[ConnectionObservation] = []
+        if not self._unplaced:
+            return emit
+        if tainted:
+            self._learn_listeners({(n, s.local_port): self._listeners.get((n, s.local_port), 0)
+                                   for _, n, s in self._unplaced})
+        kept: deque[tuple[float, int, sockdiag.TcpSocket]] = deque(maxlen=self._unplaced.maxlen)
+        for ended, netns, s in self._unplaced:
+            server = self._server_among(netns, s.local_port, tainted) if tainted else None
+            key = (netns, s.cookie)
+            if server is not None and key not in self._destroyed:
+                self._remember(self._destroyed, key)
+                conn = _Conn(key, self.cache.process_info(server), s.local, s.local_port, s.remote, s.remote_port,
+                             netns, None, owner="listener")
+                self._update(conn, s, None)
+                self.counters.add()
+                emit.append(self._observation("closed", conn, now, final=True))
+            elif server is None and now - ended < SERVED_LATE_SECONDS:
+                kept.append((ended, netns, s))
+        self._unplaced = kept
+        return emit
+
+    def _tainted_now(self) -> frozenset[int]:
+        return frozenset(self._tainted()) if self._tainted is not None else frozenset()
+
+    def _check(self, netns: int, s: sockdiag.TcpSocket, tainted: frozenset[int]) -> None:
+        """No tainted process owns it: looked at again only when the tainted processes change."""
+        self._checked[(netns, s.cookie)] = tainted
+        if len(self._checked) > RECENT_DESTROYED:
+            self._checked.popitem(last=False)
+
+    def _learn_listeners(self, wanted: dict[tuple[int, int], int]) -> None:
+        """The processes holding each listening socket (a server and its forked workers), looked for once per
+        listener (a new socket on the port is looked for again)."""
+        stale = {inode: key for key, inode in wanted.items() if inode and self._servers.get(key, (0,))[0] != inode}
+        if not stale:
+            return
+        found = socket_holders(set(stale))
+        for inode, key in stale.items():
+            self._servers[key] = (inode, frozenset(found.get(inode, ())))
+        while len(self._servers) > RECENT_DESTROYED:
+            self._servers.pop(next(iter(self._servers)))
+
+    def _server_among(self, netns: int, port: int, tainted: frozenset[int]) -> int | None:
+        holders = self._servers.get((netns, port), (0, frozenset()))[1]
+        return next((pid for pid in sorted(holders) if pid in tainted), None)
+
+    def _peers_of(self, near: list[tuple[int, sockdiag.TcpSocket, list[sockdiag.TcpSocket]]],
+                  owners: dict[int, int]) -> dict[tuple[int, int], ProcessInfo]:
+        """For each loopback connection of a tainted process: the process of the socket its listener
+        accepted for it (the other end: addresses and ports crossed)."""
+        ends: dict[int, tuple[int, int]] = {}  # the accepted end's inode -> the feeding connection's key
+        for netns, s, tcp in near:
+            if s.inode not in owners or not _is_loopback(s.remote):
+                continue
+            for other in tcp:
+                if (other.local, other.local_port, other.remote, other.remote_port) == \
+                        (s.remote, s.remote_port, s.local, s.local_port) and other.inode:
+                    ends[other.inode] = (netns, s.cookie)
+                    break
+        if not ends:
+            return {}
+        found = socket_owners(set(ends))
+        return {ends[inode]: self.cache.process_info(pid) for inode, pid in found.items()}
 
     def _update(self, conn: _Conn, s: sockdiag.TcpSocket, tx: int | None) -> None:
         if s.protocol == socket.IPPROTO_UDP:
@@ -588,8 +790,13 @@ class NetworkSensor:
                 if conn is None:
                     if key in self._destroyed or key in self._ignored or s.state == "LISTEN":
                         continue
-                    if not self._outbound(s, self._listening.get(netns, set()), self._udp_bound.get(netns, set()),
-                                          destroyed=True):
+                    listening = self._listening.get(netns, set())
+                    if s.protocol == socket.IPPROTO_TCP and s.local_port not in listening:
+                        listening = self._listening_now(netns, path, listening)  # a server started since
+                    if _served(s, listening):  # served between two polls: whose, once its server is known
+                        self._unplaced.append((now, netns, s))
+                        continue
+                    if not self._outbound(s, listening, self._udp_bound.get(netns, set()), destroyed=True):
                         continue
                     is_udp = s.protocol == socket.IPPROTO_UDP
                     conn = _Conn(key, None, s.local, s.local_port, s.remote, s.remote_port, netns, None,

@@ -30,6 +30,7 @@ import os
 import socket
 import struct
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 NETLINK_SOCK_DIAG = 4
@@ -59,6 +60,10 @@ _SOCKID_TAIL = struct.Struct("=III")  # interface, cookie low and high 32 bits (
 _MSG = struct.Struct("=BBBB")  # family, state, timer, retrans
 _MSG_TAIL = struct.Struct("=IIIII")  # expires, rqueue, wqueue, uid, inode
 _RTA = struct.Struct("=HH")
+_UNIX_REQ = struct.Struct("=BBHIIIII")  # family, protocol, pad, states, inode, show, cookie (unix_diag_req)
+_UNIX_MSG = struct.Struct("=BBBBIII")  # family, type, state, pad, inode, cookie (unix_diag_msg)
+UDIAG_SHOW_PEER = 0x4
+UNIX_DIAG_PEER = 2
 # struct tcp_info offsets (linux/tcp.h): bytes_acked 120, bytes_received 128, bytes_sent and bytes_retrans
 # 200 and 208 (4.19+)
 _TCPI_BYTES_ACKED, _TCPI_BYTES_RECEIVED, _TCPI_BYTES_SENT, _TCPI_BYTES_RETRANS = 120, 128, 200, 208
@@ -94,9 +99,9 @@ def unique_bytes_sent(info_sent: int | None, retrans: int | None, acked: int | N
     return None
 
 
-def _request(family: int, protocol: int = socket.IPPROTO_TCP) -> bytes:
+def _request(family: int, protocol: int = socket.IPPROTO_TCP, states: int = 0xFFFFFFFF) -> bytes:
     sockid = b"\0" * 48
-    body = _REQ.pack(family, protocol, 1 << (INET_DIAG_INFO - 1), 0, 0xFFFFFFFF) + sockid
+    body = _REQ.pack(family, protocol, 1 << (INET_DIAG_INFO - 1), 0, states) + sockid
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body
 
 
@@ -117,27 +122,61 @@ def dump_udp(sock: socket.socket) -> list[TcpSocket]:
 def dump(sock: socket.socket, protocol: int) -> list[TcpSocket]:
     found: list[TcpSocket] = []
     for family in (socket.AF_INET, socket.AF_INET6):
-        sock.send(_request(family, protocol))
-        done = False
-        while not done:
-            data = sock.recv(1 << 20)
-            offset = 0
-            while offset + _NLMSGHDR.size <= len(data):
-                length, kind, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
-                if length < _NLMSGHDR.size:
-                    done = True
-                    break
-                if kind == NLMSG_DONE:
-                    done = True
-                elif kind == NLMSG_ERROR:
-                    error = -struct.unpack_from("=i", data, offset + _NLMSGHDR.size)[0]
-                    if error:
-                        raise OSError(error, f"sock_diag: {os.strerror(error)}")
-                    done = True
-                elif kind == SOCK_DIAG_BY_FAMILY:
-                    found.append(_parse(data, offset + _NLMSGHDR.size, offset + length, protocol))
-                offset += (length + 3) & ~3
+        answers = _answers(sock, _request(family, protocol))
+        found.extend(_parse(data, start, end, protocol) for data, start, end in answers)
     return found
+
+
+def listening_ports(sock: socket.socket) -> set[int]:
+    """The TCP ports the namespace of `sock` listens on now (a dump of listening sockets only: cheap)."""
+    ports: set[int] = set()
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for data, start, _end in _answers(sock, _request(family, socket.IPPROTO_TCP, 1 << TCP_LISTEN)):
+            ports.add(_SOCKID.unpack_from(data, start + 4)[0])
+    return ports
+
+
+def unix_peers(sock: socket.socket) -> dict[int, int]:
+    """Unix socket inode -> its peer's inode, for every connected Unix socket of the namespace of `sock`
+    (the two ends of a socketpair, a client and the socket its server accepted; UNIX_DIAG_PEER)."""
+    body = _UNIX_REQ.pack(socket.AF_UNIX, 0, 0, 0xFFFFFFFF, 0, UDIAG_SHOW_PEER, 0, 0)
+    request = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body
+    peers: dict[int, int] = {}
+    for data, start, end in _answers(sock, request):
+        if end - start < _UNIX_MSG.size:
+            continue
+        _family, _kind, _state, _pad, inode, _cookie_low, _cookie_high = _UNIX_MSG.unpack_from(data, start)
+        at = start + _UNIX_MSG.size
+        while at + _RTA.size <= end:
+            rta_len, rta_type = _RTA.unpack_from(data, at)
+            if rta_len < _RTA.size:
+                break
+            if rta_type == UNIX_DIAG_PEER and rta_len >= _RTA.size + 4:
+                peer = struct.unpack_from("=I", data, at + _RTA.size)[0]
+                if peer:
+                    peers[inode] = peer
+            at += (rta_len + 3) & ~3
+    return peers
+
+
+def _answers(sock: socket.socket, request: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """Send a dump request; each answer as (buffer, start of its body, end)."""
+    sock.send(request)
+    while True:
+        data = sock.recv(1 << 20)
+        offset = 0
+        while offset + _NLMSGHDR.size <= len(data):
+            length, kind, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+            if length < _NLMSGHDR.size or kind == NLMSG_DONE:
+                return
+            if kind == NLMSG_ERROR:
+                error = -struct.unpack_from("=i", data, offset + _NLMSGHDR.size)[0]
+                if error:
+                    raise OSError(error, f"sock_diag: {os.strerror(error)}")
+                return
+            if kind == SOCK_DIAG_BY_FAMILY:
+                yield data, offset + _NLMSGHDR.size, min(offset + length, len(data))
+            offset += (length + 3) & ~3
 
 
 def destroyed(data: bytes) -> list[TcpSocket]:

@@ -47,9 +47,19 @@ class Person:
 
     def run(self, *argv: str | bytes, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         """A command as this user (not root): their uid, gid and groups, their HOME."""
-        return subprocess.run(["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--",
-                               *argv], env={"HOME": str(self.home), "PATH": "/usr/bin:/bin", "USER": self.name},
-                              cwd=self.home, check=check, capture_output=True, timeout=120)
+        return subprocess.run(self._as_me(argv), env=self._environment(), cwd=self.home, check=check,
+                              capture_output=True, timeout=120)
+
+    def start(self, *argv: str | bytes) -> subprocess.Popen[bytes]:
+        """A long-running command as this user (a server, a proxy): the caller stops it."""
+        return subprocess.Popen(self._as_me(argv), env=self._environment(), cwd=self.home,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def _as_me(self, argv: tuple[str | bytes, ...]) -> list[str | bytes]:
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--", *argv]
+
+    def _environment(self) -> dict[str, str]:
+        return {"HOME": str(self.home), "PATH": "/usr/bin:/bin", "USER": self.name}
 
 
 @pytest.fixture(scope="module")

@@ -91,15 +91,14 @@ def ip(*args: str) -> None:
 
 
 @contextlib.contextmanager
-def put_server_in_a_namespace(subnet: str = "10.231.44") -> Iterator[tuple[str, int]]:
-    """An HTTP PUT sink in a network namespace of its own, reached from the host over a veth pair (10.x).
-    Raises NamespaceUnavailable where iproute2, curl or namespaces are missing (tests skip, benchmarks say so)."""
-    if shutil.which("ip") is None or shutil.which("curl") is None:
-        raise NamespaceUnavailable("iproute2 and curl are needed")
+def namespace_pair(subnet: str) -> Iterator[tuple[str, str, str]]:
+    """A network namespace of its own reached from the host over a veth pair: (its name, the host's address,
+    its address), 10.x. Raises NamespaceUnavailable where iproute2 or namespaces are missing."""
+    if shutil.which("ip") is None:
+        raise NamespaceUnavailable("iproute2 is needed")
     tag = uuid.uuid4().hex[:6]
     namespace, host_end, ns_end = f"ww-l-{tag}", f"wwlh{tag}", f"wwln{tag}"
     made = False
-    listener: subprocess.Popen[str] | None = None
     try:
         try:
             ip("netns", "add", namespace)
@@ -113,19 +112,30 @@ def put_server_in_a_namespace(subnet: str = "10.231.44") -> Iterator[tuple[str, 
         except subprocess.CalledProcessError as error:
             raise NamespaceUnavailable(f"cannot create a network namespace here: "
                                        f"{error.stderr.decode().strip()}") from error
-        listener = subprocess.Popen(["ip", "netns", "exec", namespace, sys.executable, "-c", PUT_SERVER,
-                                     f"{subnet}.2", "8080"], stdout=subprocess.PIPE, text=True)
-        assert listener.stdout is not None and listener.stdout.readline().strip() == "listening"
-        yield f"{subnet}.2", 8080
+        yield namespace, f"{subnet}.1", f"{subnet}.2"
     finally:
-        if listener is not None:
+        if made:  # deleting the namespace deletes the veth pair (both ends)
+            subprocess.run(["ip", "netns", "del", namespace], check=False, capture_output=True)
+        subprocess.run(["ip", "link", "del", host_end], check=False, capture_output=True)
+
+
+@contextlib.contextmanager
+def put_server_in_a_namespace(subnet: str = "10.231.44") -> Iterator[tuple[str, int]]:
+    """An HTTP PUT sink in a network namespace of its own, reached from the host over a veth pair (10.x).
+    Raises NamespaceUnavailable where iproute2, curl or namespaces are missing (tests skip, benchmarks say so)."""
+    if shutil.which("curl") is None:
+        raise NamespaceUnavailable("curl is needed")
+    with namespace_pair(subnet) as (namespace, _, address):
+        listener = subprocess.Popen(["ip", "netns", "exec", namespace, sys.executable, "-c", PUT_SERVER,
+                                     address, "8080"], stdout=subprocess.PIPE, text=True)
+        try:
+            assert listener.stdout is not None and listener.stdout.readline().strip() == "listening"
+            yield address, 8080
+        finally:
             listener.kill()
             listener.wait(timeout=10)
             if listener.stdout is not None:
                 listener.stdout.close()
-        if made:  # deleting the namespace deletes the veth pair (both ends)
-            subprocess.run(["ip", "netns", "del", namespace], check=False, capture_output=True)
-        subprocess.run(["ip", "link", "del", host_end], check=False, capture_output=True)
 
 
 class NamespaceUnavailable(Exception):
