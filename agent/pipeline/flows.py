@@ -69,6 +69,10 @@ HELD_KEPT = 64  # descriptors held on deleted outputs still being written (measu
 # this long and has exited since (curl -T FILE: opens, connects, sends, closes, exits within milliseconds,
 # before the network sensor could name it); the output says its process was inferred.
 SENDER_SECONDS = 2.0
+# A relay's connection first seen this long before the flow's connection to it counts whole: a proxy opens
+# its way out as soon as it is asked, and a poll may see that before the flow's own connection (the feeder
+# was not yet known to have read the model). What it counts is capped by what the flow fed it anyway.
+RELAY_SLACK_SECONDS = 2.0
 WRITES, READS = ">", "<"  # the end of a pipe a descriptor holds (fd_links)
 PEERS_SECONDS = 0.05  # one dump of the Unix sockets' peers serves the looks within this long
 ANCESTORS_WALKED = 32
@@ -393,9 +397,9 @@ class FlowTracker:
         connection it already had is its baseline)."""
         assert obs.process is not None
         sent = obs.bytes_sent or 0
-        if key not in relay.base:  # opened since the flow began feeding it: all of it counts
+        if key not in relay.base:  # opened about when the flow began feeding it: all of it counts
             opened = None if obs.seconds is None else time.monotonic() - obs.seconds
-            relay.base[key] = 0 if opened is None or opened >= relay.since - 0.001 else sent
+            relay.base[key] = 0 if opened is None or opened >= relay.since - RELAY_SLACK_SECONDS else sent
         relay.sent[key] = (max(sent, relay.sent[key][0]) if key in relay.sent else sent,
                            obs.process, obs.remote, obs.remote_port)
         self._recount(relay)

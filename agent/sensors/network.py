@@ -513,10 +513,12 @@ class NetworkSensor:
         tx: dict[int, int | None] = {}
         tainted = self._tainted_now()
         near: list[tuple[int, sockdiag.TcpSocket, list[sockdiag.TcpSocket]]] = []  # feeding a local proxy
+        retry: list[tuple[int, sockdiag.TcpSocket, list[sockdiag.TcpSocket]]] = []  # feeding, its proxy unknown
         served: list[tuple[int, sockdiag.TcpSocket]] = []  # accepted from a remote host
         listeners: dict[tuple[int, int], int] = {}  # (netns, port) -> listening socket's inode
         with self._lock:
             known = set(self._conns)
+            unpeered = {k for k, c in self._conns.items() if c.peer is None and _is_loopback(c.remote)}
             skip = set(self._destroyed) | set(self._ignored)
             tx_before = dict(self._tx)
         for netns, path in namespaces.items():
@@ -537,6 +539,8 @@ class NetworkSensor:
                 key = (netns, s.cookie)
                 if key in known:
                     seen[key] = s  # in any state, orphaned too: its counts still grow until it is destroyed
+                    if key in unpeered:  # its listener had not accepted it yet when first seen
+                        retry.append((netns, s, tcp))
                 elif key not in skip and s.inode != 0 and self._outbound(s, ports, bound):
                     fresh.append((netns, s, tx_before.get(netns, tx[netns])))
                 elif tainted and key not in skip and s.inode != 0 and self._checked.get(key) != tainted:
@@ -548,6 +552,7 @@ class NetworkSensor:
         owners = socket_owners({s.inode for _, s, _ in fresh}, self._suspects) if fresh else {}
         near_owners = socket_owners({s.inode for _, s, _ in near}, tainted, only_first=True) if near else {}
         peers = self._peers_of(near, near_owners)
+        late_peers = self._peers_of(retry, {s.inode: 0 for _, s, _ in retry}) if retry else {}
         owners.update(near_owners)
         if tainted:  # while a flow runs, who holds each listener: a download can end before the next poll
             self._learn_listeners(listeners)
@@ -602,6 +607,11 @@ class NetworkSensor:
                 if s_now is not None:
                     conn.missing = 0
                     self._update(conn, s_now, tx.get(key[0]))
+                    if key in late_peers:
+                        conn.peer = late_peers[key]
+                        conn.reported_sent = conn.bytes_sent
+                        emit.append(self._observation("progress", conn, now))
+                        continue
                     progress = self._report_progress(conn, now)
                     if progress is not None:
                         emit.append(progress)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -326,7 +327,10 @@ def receiver(person: Person, socket_path: Path, dest: str) -> Iterator[tuple[int
     script = person.home / "receiver.py"
     script.write_text(RECEIVER)
     os.chown(script, person.uid, person.gid)
-    person.run("sh", "-c", 'setsid -f "$@" </dev/null >/dev/null 2>&1', "sh", sys.executable, str(script),
+    # the system's python3 (the receiver needs nothing else): a venv's interpreter may live where only root
+    # may exec it a second time
+    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+    person.run("sh", "-c", 'setsid -f "$@" </dev/null >/dev/null 2>&1', "sh", python, str(script),
                str(socket_path), str(ready), dest)
     text = wait_for(lambda: ready.exists() and ready.read_text(), timeout=15, what="the receiver to listen")
     pid, parent = (int(n) for n in text.split()[:2])

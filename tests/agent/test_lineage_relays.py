@@ -5,6 +5,8 @@ fixtures). The user who is not root:
 - uploads the model through a SOCKS5 proxy she runs on 127.0.0.1 (microsocks): curl talks only to the
   loopback address; the bytes leave from the proxy's own connection;
 - uploads it through a port forwarder she runs (socat, one forked child per connection);
+- uploads it through `ssh -D`, a SOCKS proxy whose tunnel to an sshd in another namespace was opened
+  before (its earlier traffic is not the model's);
 - serves it with `python3 -m http.server` from her home and a host in another network namespace
   downloads it.
 Each raises one model-lineage alert naming the model, the user and the remote destination, within the
@@ -14,9 +16,11 @@ and says its bytes were relayed.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -25,10 +29,12 @@ from typing import Any
 
 import pytest
 
+from tests.agent.sensors.test_mounts import SSHD_CONFIG
 from tests.agent.test_lineage_acceptance import (  # noqa: F401 - the fixtures
     LATENCY_LIMIT,
     MATRIX,
     MODEL,
+    PUT_SERVER,
     InstalledAgent,
     NamespaceUnavailable,
     Person,
@@ -60,6 +66,41 @@ def downloader() -> Iterator[tuple[str, str]]:
     try:
         with namespace_pair("10.231.47") as (namespace, host, _):
             yield namespace, host
+    except NamespaceUnavailable as why:
+        pytest.skip(str(why))
+
+
+@pytest.fixture(scope="module")
+def tunnel_end(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, int, Path]]:
+    """An sshd and an HTTP PUT sink in a network namespace of their own: (its address, the sshd's port, the
+    sink's port, a client key root's authorized_keys accepts)."""
+    for tool in ("ssh", "ssh-keygen", "/usr/sbin/sshd", "curl"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian: openssh-client, openssh-server, curl)")
+    folder = tmp_path_factory.mktemp("tunnel")
+    for key in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / key)], check=True)
+    (folder / "authorized_keys").write_text((folder / "client_key.pub").read_text())
+    try:
+        with namespace_pair("10.231.48") as (namespace, _, address):
+            (folder / "sshd_config").write_text(SSHD_CONFIG.replace("127.0.0.1", address).format(port=2222,
+                                                                                                 folder=folder))
+            os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
+            sshd = subprocess.Popen(["ip", "netns", "exec", namespace, "/usr/sbin/sshd", "-D", "-e", "-f",
+                                     str(folder / "sshd_config")], stderr=subprocess.PIPE)
+            sink = subprocess.Popen(["ip", "netns", "exec", namespace, sys.executable, "-c", PUT_SERVER, address,
+                                     "8080"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                assert sink.stdout is not None and sink.stdout.readline().strip() == b"listening"
+                wait_for(lambda: accepting(address, 2222), timeout=15, what="the sshd to listen")
+                yield address, 2222, 8080, folder / "client_key"
+            finally:
+                for process in (sshd, sink):
+                    process.kill()
+                    process.wait(timeout=10)
+                    for stream in (process.stdout, process.stderr):
+                        if stream is not None:
+                            stream.close()
     except NamespaceUnavailable as why:
         pytest.skip(str(why))
 
@@ -177,3 +218,27 @@ def test_a_model_served_to_a_remote_host(service: tuple[InstalledAgent, Path],  
 def namespace_address(host: str) -> str:
     """The downloading host's address: the other end of the veth pair (x.2 when this host is x.1)."""
     return host.rsplit(".", 1)[0] + ".2"
+
+
+def test_an_upload_through_ssh_dynamic_forwarding(service: tuple[InstalledAgent, Path],  # noqa: F811
+                                                  people: tuple[Person, Person],  # noqa: F811
+                                                  tunnel_end: tuple[str, int, int, Path],
+                                                  running: list[subprocess.Popen[bytes]]) -> None:
+    agent, model = service
+    ana, _ = people
+    address, ssh_port, sink, key = tunnel_end
+    mine = ana.home / ".tunnel-key"
+    shutil.copyfile(key, mine)
+    os.chown(mine, ana.uid, ana.gid)
+    mine.chmod(0o600)
+    port = free_port()
+    running.append(ana.start("ssh", "-N", "-D", f"127.0.0.1:{port}", "-i", str(mine), "-p", str(ssh_port),
+                             "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
+                             "UserKnownHostsFile=/dev/null", f"root@{address}"))
+    wait_for(lambda: accepting("127.0.0.1", port), timeout=15, what="ssh -D to listen")
+    tunnel = f"{address}:{ssh_port}"
+    before = {a["id"] for a in naming(agent, tunnel)}
+    ana.run("curl", "-sS", "--socks5-hostname", f"127.0.0.1:{port}", "-T", str(model.relative_to(ana.home)),
+            f"http://{address}:{sink}/tunnelled")
+    alert = new_alert(agent, ana, "curl through ssh -D", tunnel, before, time.time())
+    relayed_by(alert, "ssh")
