@@ -19,11 +19,13 @@ from typing import Any, Protocol
 
 from weightwarden.agent.config import Config
 from weightwarden.agent.events import ProcessInfo, format_time, utc_now
+from weightwarden.agent.evidence_files import WRITES_ONLY, EvidenceKind, evidence_directories
 from weightwarden.agent.inventory import Inventory
 from weightwarden.agent.processes import ProcessCache
 from weightwarden.agent.scope import Scope
 from weightwarden.agent.sensors.access import AccessOverflow, AccessSensor
 from weightwarden.agent.sensors.base import Sensor, SensorStatus, privilege
+from weightwarden.agent.sensors.evidence_guard import EvidenceGuard
 from weightwarden.agent.sensors.files import SensorHealth
 from weightwarden.agent.sensors.holders import HolderSensor
 from weightwarden.agent.sensors.mounts import MountSensor
@@ -102,6 +104,12 @@ class ActivityMonitor:
                                          interested=interested,  # live progress of these trees' uploads
                                          urgent=urgent, tainted=tainted)
             self.sensors.append(self.network)
+        self.evidence_guard: EvidenceGuard | None = None
+        if config.mode == "system" and self.plan.access == "fanotify":  # root: the evidence is root's alone
+            guard = emitter("evidence")
+            self.evidence_guard = EvidenceGuard(self.cache, guard, guard, directories=evidence_directories(config),
+                                                names=EvidenceKind(config), writes_only=WRITES_ONLY)
+            self.sensors.append(self.evidence_guard)
         self.mounts: MountSensor | None = None
         if self.plan.mounts:
             mounts = emitter("mounts")

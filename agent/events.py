@@ -168,6 +168,8 @@ class Action(StrEnum):
     ALERT_REVIEWED = "alert-reviewed"
     # Scope (issue 13): accounts or their model folders appeared or went; names users and roots added/removed.
     SCOPE_CHANGED = "scope-changed"
+    # Evidence (issue 15): a process other than the agent opened its database, journal, key or config for writing.
+    EVIDENCE_WRITTEN = "evidence-written"
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from weightwarden.agent.models.protection import ProtectPolicy
 from weightwarden.agent.pipeline.activity_events import (
     access_event,
     connection_event,
+    evidence_written,
     health_event,
     scope_change_event,
 )
@@ -58,6 +59,7 @@ from weightwarden.agent.scanner import Scanner
 from weightwarden.agent.scope import Scope, ScopeChanged, ScopeWatcher
 from weightwarden.agent.sensors import fs_writes
 from weightwarden.agent.sensors.access import AccessObservation, AccessOverflow
+from weightwarden.agent.sensors.evidence_guard import EvidenceTouch
 from weightwarden.agent.sensors.files import FileObservation, FileSensor, SensorHealth, WatchStarted
 from weightwarden.agent.sensors.fs_writes import FsWriteSensor, FsWritesOverflow, MarkFallback
 from weightwarden.agent.sensors.mounts import MountObservation, read_mounts
@@ -191,6 +193,7 @@ class Agent:
             RescanRequest(tuple(self.scope.protected_roots), "access events lost"), at))
         on(ScopeChanged, self._scope_changed)
         on(ConnectionObservation, self._connection)
+        on(EvidenceTouch, lambda touch, at: [evidence_written(touch, at)])
         mounts = self.mount_coverage
         on(MountObservation, mounts.mount)
         on(MarkFallback, mounts.fallback)

@@ -140,8 +140,9 @@ class DetectionEngine:
     def process(self, event: Event) -> list[Alert]:
         """Alerts (new incidents and incident updates) that this event causes."""
         if event.action not in ACCESS_ACTIONS and event.action not in (Action.MODEL_WRITTEN,
-                                                                        Action.NETWORK_CONNECTION):
-            return []  # inventory, health and evidence records carry no behaviour to judge
+                                                                        Action.NETWORK_CONNECTION,
+                                                                        Action.EVIDENCE_WRITTEN):
+            return []  # inventory, health and chain records carry no behaviour to judge
         self.events += 1
         now = event.time.timestamp()
         fields = event_fields(event)

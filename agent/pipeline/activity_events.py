@@ -15,6 +15,7 @@ from weightwarden.agent.events import Action, Category, Event, FileInfo, display
 from weightwarden.agent.inventory import Inventory
 from weightwarden.agent.scope.scope import Scope
 from weightwarden.agent.sensors.access import AccessObservation
+from weightwarden.agent.sensors.evidence_guard import EvidenceTouch
 from weightwarden.agent.sensors.files import SensorHealth
 from weightwarden.agent.sensors.mounts import MountObservation
 from weightwarden.agent.sensors.network import NETNS_BOUND, ConnectionObservation
@@ -118,3 +119,13 @@ def scope_change_event(before: Scope, after: Scope, at: datetime) -> Event | Non
 
 def _new(items: set[str], than: set[str]) -> list[str]:
     return sorted(items - than)
+
+
+def evidence_written(touch: EvidenceTouch, at: datetime) -> Event:
+    """A process other than the agent opened its evidence for writing (rule evidence-tampered)."""
+    who = touch.process
+    name = f"{who.name or '?'}[{who.pid}]" + (f" ({who.user})" if who.user else "")
+    return Event(Action.EVIDENCE_WRITTEN, Category.INTRUSION_DETECTION,
+                 f"{name} {touch.how} the agent's {touch.what}: {display_path(touch.path)}",
+                 file=FileInfo(display_path(touch.path)), process=who, severity=9, time=at,
+                 details={"evidence": touch.what, "how": touch.how})

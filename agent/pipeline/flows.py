@@ -73,6 +73,7 @@ SENDER_SECONDS = 2.0
 # its way out as soon as it is asked, and a poll may see that before the flow's own connection (the feeder
 # was not yet known to have read the model). What it counts is capped by what the flow fed it anyway.
 RELAY_SLACK_SECONDS = 2.0
+NAMELESS_WAIT_SECONDS = 0.3
 WRITES, READS = ">", "<"  # the end of a pipe a descriptor holds (fd_links)
 PEERS_SECONDS = 0.05  # one dump of the Unix sockets' peers serves the looks within this long
 ANCESTORS_WALKED = 32
@@ -254,6 +255,8 @@ class FlowTracker:
         # model or tainted output -> (monotonic time, start ticks, flow): candidates for a nameless socket
         self._last_live_check = 0.0
         self._relays: OrderedDict[int, _Relay] = OrderedDict()  # local proxies the flows feed, by pid
+        # nameless sockets whose sender may be about to exit: (decide at, seen at, observation), in order
+        self._unplaced: list[tuple[float, float, ConnectionObservation]] = []
         # read from other threads: replaced whole, never changed in place
         self.tainted_pids: frozenset[int] = frozenset()
         self.tainted_paths: frozenset[str] = frozenset()
@@ -416,16 +419,28 @@ class FlowTracker:
             if counted:
                 self.ledger.sent(relay.flow, process, key, address, port, counted, now, measure="relayed")
 
-    def _nameless(self, obs: ConnectionObservation) -> None:
+    def _nameless(self, obs: ConnectionObservation, seen: float | None = None) -> None:
         """A socket seen only at its destruction: the one flow (or the latest of one incident's flows) whose
-        opener has just exited sent it."""
+        opener has just exited sent it. When an opener later than every exited one still runs, the decision
+        waits NAMELESS_WAIT_SECONDS: a sender closes its socket a moment before it exits (curl -T), and the
+        notice may come in between; after the wait, a sender still running is nobody's guess."""
         now = time.monotonic()
-        latest: dict[int, float] = {}  # candidate flow -> its latest opener's open
+        waited = seen is not None
+        seen = now if seen is None else seen
+        latest: dict[int, float] = {}  # candidate flow -> its latest exited opener's open
+        running = 0.0  # the latest open by an opener still running
         for pid, (at, start, flow) in self._openers.items():
-            if now - at <= SENDER_SECONDS and self.ledger.has_read(flow) and _exited(pid, start):
+            if seen - at > SENDER_SECONDS or not self.ledger.has_read(flow):
+                continue
+            if _exited(pid, start):
                 latest[flow] = max(at, latest.get(flow, at))
+            else:
+                running = max(running, at)
+        if not waited and running and running >= max(latest.values(), default=0.0):
+            self._unplaced.append((now + NAMELESS_WAIT_SECONDS, seen, obs))
+            return
         incidents = {self.ledger.incident_of(flow) for flow in latest}
-        if len(latest) != 1 and (len(incidents) != 1 or None in incidents):
+        if not latest or (len(latest) != 1 and (len(incidents) != 1 or None in incidents)):
             return  # flows of different incidents (or not yet alerted) could have sent it: nobody's
         key = f"{obs.netns}:{obs.local}:{obs.local_port}->{obs.remote}:{obs.remote_port}/{obs.protocol}"
         # of one incident's flows (mv of a tainted file, then curl -T of the copy), the latest opener's
@@ -490,6 +505,9 @@ class FlowTracker:
 
     def tick(self, now: float) -> list[Alert]:
         """Due decisions; dead members leave the tainted pid set (their flows stay)."""
+        while self._unplaced and self._unplaced[0][0] <= now:
+            _, seen, obs = self._unplaced.pop(0)
+            self._nameless(obs, seen)
         alerts = self.ledger.decide(now, self.state_of)
         if alerts:
             self.tainted_paths = self.ledger.tainted_paths()
@@ -502,8 +520,8 @@ class FlowTracker:
         return alerts
 
     def due_in(self, now: float) -> float | None:
-        due = self.ledger.next_due()
-        return None if due is None else max(0.0, due - now)
+        dues = [d for d in (self.ledger.next_due(), self._unplaced[0][0] if self._unplaced else None) if d is not None]
+        return max(0.0, min(dues) - now) if dues else None
 
     def urgent(self) -> bool:
         """Whether a tainted flow has live processes (the network sensor then polls quickly)."""

@@ -195,14 +195,17 @@ def naming(agent: InstalledAgent, output: str) -> list[dict[str, Any]]:
 
 
 def expect_one(agent: InstalledAgent, person: Person, name: str, output: str, ended: float) -> dict[str, Any]:
-    (alert,) = wait_for(lambda: naming(agent, output), timeout=15, what=f"the lineage alert for {name}")
+    def theirs() -> list[dict[str, Any]]:  # the service sees the whole machine: other runs upload to 10.x too
+        return [a for a in naming(agent, output) if person.name in a["message"]]
+
+    (alert,) = wait_for(theirs, timeout=15, what=f"the lineage alert for {name}")
     latency = datetime.fromisoformat(alert["time"].replace("Z", "+00:00")).timestamp() - ended
     MATRIX.append((name, output.rsplit("/", 1)[-1] if "/" in output else output, latency))
     assert alert["model"] == MODEL, alert
     assert (alert.get("process") or {}).get("user") == person.name or alert["evidence"].get("user") == person.name
     assert person.name in alert["message"]
     assert latency < LATENCY_LIMIT, f"{name}: alert {latency:.2f} s after the action's end"
-    assert len(naming(agent, output)) == 1
+    assert len(theirs()) == 1
     return alert
 
 

@@ -72,7 +72,8 @@ def incidents(agent: InstalledAgent, person: Person) -> set[str]:
 def expect_update(agent: InstalledAgent, person: Person, name: str, output: str, incident: str,
                   ended: float) -> dict[str, Any]:
     """One alert naming `output`, an update of `incident` (not a new one), within the latency limit."""
-    (alert,) = wait_for(lambda: naming(agent, output), timeout=15, what=f"the lineage update for {name}")
+    (alert,) = wait_for(lambda: [a for a in naming(agent, output) if person.name in a["message"]], timeout=15,
+                        what=f"the lineage update for {name}")
     seconds = time.time() - ended
     evidence = alert["evidence"]
     assert evidence["incident"] == incident and alert["id"] != incident, (name, alert["message"])
@@ -144,7 +145,8 @@ def test_a_tainted_file_moved_across_filesystems_keeps_its_taint(service: tuple[
         ended = time.time()
 
         def uploaded() -> list[dict[str, Any]]:
-            return [a for a in naming(agent, f"{address}:{port}") if a["id"] not in before]
+            return [a for a in naming(agent, f"{address}:{port}") if a["id"] not in before
+                    and ana.name in a["message"]]
 
         (alert,) = wait_for(uploaded, timeout=15, what="the lineage update for the upload of the moved file")
         assert alert["evidence"]["incident"] == incident, alert["message"]

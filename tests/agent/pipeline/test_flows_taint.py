@@ -147,6 +147,21 @@ def test_a_nameless_socket_is_not_given_to_a_reader_still_running(model: ModelFi
         reader.wait(timeout=10)
 
 
+def test_a_nameless_socket_waits_for_a_sender_about_to_exit(model: ModelFile) -> None:  # noqa: F811
+    """curl -T closes its socket a moment before it exits: the notice may come in between."""
+    tracker = tracker_for(model)
+    reader = sleeper()
+    try:
+        reading(tracker, model, reader.pid)
+        tracker.connection(nameless(SIZE))  # while its sender still runs
+    finally:
+        reader.kill()
+        reader.wait(timeout=10)
+    (alert,) = tracker.tick(time.monotonic() + 5)
+    (out,) = alert.evidence.outputs
+    assert (out.kind, out.owner, out.bytes) == ("network", "inferred", SIZE)
+
+
 def sleeper() -> subprocess.Popen[bytes]:
     """A process sharing no pipe with the test's others (a shared stdout would join them into one flow)."""
     return subprocess.Popen(["sleep", "30"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
