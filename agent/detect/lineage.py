@@ -215,13 +215,18 @@ class LineageLedger:
     def moved(self, old: str, new: str, place: str, now: float, *, size: int | None = None,
               device: int | None = None, inode: int | None = None) -> None:
         """An output file renamed (`size`: what it holds now): the outputs that name it follow, and so does
-        its taint."""
+        its taint. An output measured by its writer's write count because its name was gone at its close had
+        been renamed, not deleted (git's `index.lock` -> `index`, zip's temporary name): what it holds is
+        measured now, and the bound, which counts everything the writer wrote anywhere, is dropped."""
         for state in self._flows.values():
             for out in state.outputs.values():
                 if out.kind == "file" and out.where == old:
                     out.where, out.place = new, place
                     if size is not None:
-                        out.bytes = max(out.bytes, size)
+                        if out.measure == "writes-upper-bound":
+                            out.bytes, out.measure, out.deleted = size, "size", False
+                        else:
+                            out.bytes = max(out.bytes, size)
                         out.device, out.inode = out.device or device, out.inode or inode
                     self._consider(state, now)
         if old in self._taints:
