@@ -30,6 +30,9 @@ TEST_DEBS+=(syslog-ng-core libestr0 libfastjson4 liblognorm5 libgnutls30 libzstd
 # detection scenarios (tests/agent/detect/test_scenarios.py): real archivers, transfer tools and an sshd in
 # a network namespace the test creates; a loop-mounted ext4 stands in for a USB stick (mkfs from e2fsprogs)
 TEST_DEBS+=(openssh-server openssh-client rsync rclone zip gnupg e2fsprogs git)
+# benign workloads that must stay silent (tests/agent/test_lineage_benign.py): a git-lfs clone and pull, a
+# desktop thumbnailer (gdk-pixbuf-thumbnailer), `file` sniffing types, an allowlisted restic backup
+TEST_DEBS+=(git-lfs libgdk-pixbuf2.0-bin file restic)
 
 log() { printf '\033[1m[weightwarden]\033[0m %s\n' "$*" >&2; }
 
