@@ -600,10 +600,6 @@ def test_a_desktop_thumbnailer_over_pictures_and_models(service: tuple[Installed
     assert reads_by(agent, f"file --brief --mime-type {model}") == 1
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "model-lineage (6): the lineage ledger honours only [detect] allow_destinations; allow_processes (path and "
-    "hash), allow_users and allow_paths never reach it (agent/detect/engine.py builds LineageLedger with "
-    "`lineage.allow.destinations` alone), so the allowlisted restic's encrypted packs count as the model leaving"))
 def test_an_allowlisted_backup_of_the_home(people: tuple[Person, Person],  # noqa: F811
                                            service: tuple[InstalledAgent, Path],  # noqa: F811
                                            tmp_path: Path) -> None:
