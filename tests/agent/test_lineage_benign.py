@@ -26,9 +26,9 @@ order of time once due, so by then any alert about the workload has been raised.
 be the only new alert record (every stored update counted, so an old incident updated by the workload shows
 too).
 
-Two workloads are strict xfails, each naming the alert it raises and why (a product gap, not a test
-setting): the git-lfs checkout (model-copy) and the allowlisted backup (model-lineage ignores
-allow_processes). They turn into failures the day the agent is fixed, so the marks go then.
+The git-lfs pull stays silent because an LFS object and its checkout in the same repository are one model
+(agent/models/git_lfs.py), the allowlisted backup because what an allowlisted process writes does not count
+for lineage (agent/detect/lineage.py).
 """
 
 from __future__ import annotations
@@ -431,10 +431,6 @@ def team_server(tmp_path: Path) -> Iterator[TeamServer]:
                 stream.close()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "model-copy (5, local): the checkout of an LFS object in its own repository (.git/lfs/objects/OID -> the "
-    "working tree) is alerted as a copy of a protected model: all-private protects whichever of the two is "
-    "inventoried first (agent/models/protection.py); placement knows no git-lfs layout"))
 def test_a_git_lfs_clone_and_pull_of_the_team_model(service: tuple[InstalledAgent, Path],  # noqa: F811
                                                     people: tuple[Person, Person],  # noqa: F811
                                                     team_server: TeamServer) -> None:
