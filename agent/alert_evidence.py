@@ -214,6 +214,7 @@ class LineageOutput:
     where: str  # the file's path, or address:port
     bytes: int  # written (file size at its last close, at most its allocated blocks) or sent
     state: str = "counted"  # counted | recognised-copy (model-copy's) | model-file (a local model file) | deleted
+    # | allowlisted (written or sent by allowlisted processes only: not counted)
     # how `bytes` was measured: "size" (a file's size at its close, a connection's bytes sent), "held-open" (a
     # file deleted while its writer held it open, measured through a descriptor the agent took on it then),
     # "writes-upper-bound" (such a file gone before the agent could hold it: the writer's write() bytes since

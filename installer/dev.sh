@@ -32,6 +32,9 @@ TEST_DEBS+=(syslog-ng-core libestr0 libfastjson4 liblognorm5 libgnutls30 libzstd
 TEST_DEBS+=(openssh-server openssh-client rsync rclone zip gnupg e2fsprogs git)
 # lineage through local relays (tests/agent/test_lineage_relays.py): a SOCKS5 proxy and a port forwarder
 TEST_DEBS+=(microsocks socat)
+# benign workloads that must stay silent (tests/agent/test_lineage_benign.py): a git-lfs clone and pull, a
+# desktop thumbnailer (gdk-pixbuf-thumbnailer), `file` sniffing types, an allowlisted restic backup
+TEST_DEBS+=(git-lfs libgdk-pixbuf2.0-bin file restic)
 
 log() { printf '\033[1m[weightwarden]\033[0m %s\n' "$*" >&2; }
 

@@ -30,7 +30,7 @@ from weightwarden.agent.detect.copy import CopyCandidate, copy_alert
 from weightwarden.agent.detect.correlations import Correlation, Situation, Verdict, correlation, settings_keys
 from weightwarden.agent.detect.correlations.copy import Copy
 from weightwarden.agent.detect.correlations.lineage import Lineage as LineageKind
-from weightwarden.agent.detect.fields import event_fields, tree_key
+from weightwarden.agent.detect.fields import event_fields, process_fields, tree_key
 from weightwarden.agent.detect.lineage import LineageLedger
 from weightwarden.agent.detect.rules import Allowlist, Rule, RuleSet
 from weightwarden.agent.detect.state import TreeState
@@ -118,11 +118,16 @@ class DetectionEngine:
             armed.append(_Armed(rule, kind, values, rule.allow.merged(self.settings.allow)))
         self._event_rules = tuple(a for a in armed if a.correlation is None or a.correlation.on_events)
         # The copy rule is fed new files through copy(), not events; None when it is disabled or absent.
-        self.copy_rule = next((a.rule for a in armed if isinstance(a.correlation, Copy)), None)
-        # The lineage rule is fed the agent's flow accounting (detect/lineage.py), not events.
+        copy = next((a for a in armed if isinstance(a.correlation, Copy)), None)
+        self.copy_rule = copy.rule if copy else None
+        self._copy_allow = copy.allow if copy else Allowlist()
+        # The lineage rule is fed the agent's flow accounting (detect/lineage.py), not events. Its allowlists
+        # exempt what allowlisted processes write and send (matched here, as for every rule: `_allowed`).
         lineage = next((a for a in armed if isinstance(a.correlation, LineageKind)), None)
+        lineage_allow = lineage.allow if lineage else Allowlist()
         self.lineage = LineageLedger(lineage.rule if lineage else None, lineage.values if lineage else {},
-                                     lineage.allow.destinations if lineage else ())
+                                     lineage_allow.destinations,
+                                     exempt=lambda process: self._allowed(lineage_allow, process_fields(process)))
         # How long model reads are kept per tree: as long as the longest window a correlation needs.
         self._read_history = max((a.correlation.history(a.values) for a in armed if a.correlation), default=0.0)
         self._canaries = canaries or (lambda: ())
@@ -162,10 +167,13 @@ class DetectionEngine:
         return found
 
     def copy(self, candidate: CopyCandidate) -> Alert | None:
-        """The model-copy alert for a new file matching a protected model; None when nothing matched or the
-        copy rule is disabled. Its severity comes from the rule's severity_by_destination."""
+        """The model-copy alert for a new file matching a protected model; None when nothing matched, the
+        copy rule is disabled or the writer is allowlisted. Its severity comes from the rule's
+        severity_by_destination."""
         if self.copy_rule is None:
             return None
+        if candidate.process is not None and self._allowed(self._copy_allow, process_fields(candidate.process)):
+            return None  # an allowlisted program (its real program by path and hash, or its user) copied it
         alert = copy_alert(candidate, self.copy_rule)
         if alert is not None:
             self.alerts += 1

@@ -47,23 +47,28 @@ def event_fields(event: Event) -> dict[str, Any]:
         fields["file.directory"] = os.path.dirname(event.file.path)
     process = event.process
     if process is not None:
-        for key in _PROCESS_FIELDS:
-            fields[f"process.{key}"] = getattr(process, key)
-        fields["process.tree"] = tree_key(process)
-        fields["process.tree.names"] = [n for n in (process.name, *(p.name for p in process.parents)) if n]
-        fields["process.tree.executables"] = [e for e in (process.executable, *(p.executable for p in process.parents))
-                                              if e]
-        fields["process.parent.name"] = process.parents[0].name if process.parents else None
-        # The real program's and the script's file names (agent/executables.py): what it is, not its comm.
-        program = process.program or process.executable
-        fields["process.program"] = program  # the real program: the one `ld.so` loads, else the executable
-        fields["process.program.name"] = os.path.basename(program) if program else None
-        fields["process.script.name"] = os.path.basename(process.script) if process.script else None
+        fields.update(process_fields(process))
     _flatten("details", event.details, fields)
     destination = event.details.get("destination")
     if isinstance(destination, dict):
         for key, value in destination.items():
             fields[f"destination.{key}"] = value
+    return fields
+
+
+def process_fields(process: ProcessInfo) -> dict[str, Any]:
+    """The `process.*` fields of a process (what allowlists match: its real program, hash and user)."""
+    fields: dict[str, Any] = {f"process.{key}": getattr(process, key) for key in _PROCESS_FIELDS}
+    fields["process.tree"] = tree_key(process)
+    fields["process.tree.names"] = [n for n in (process.name, *(p.name for p in process.parents)) if n]
+    fields["process.tree.executables"] = [e for e in (process.executable, *(p.executable for p in process.parents))
+                                          if e]
+    fields["process.parent.name"] = process.parents[0].name if process.parents else None
+    # The real program's and the script's file names (agent/executables.py): what it is, not its comm.
+    program = process.program or process.executable
+    fields["process.program"] = program  # the real program: the one `ld.so` loads, else the executable
+    fields["process.program.name"] = os.path.basename(program) if program else None
+    fields["process.script.name"] = os.path.basename(process.script) if process.script else None
     return fields
 
 

@@ -28,6 +28,13 @@ Decisions, and why:
 - An output file deleted before its close (`gone`) keeps its `deleted` state; how its bytes were measured
   is said (`measure`: size, held-open, writes-upper-bound), and so is a connection whose process was
   inferred (`owner`).
+- Allowlists exempt what an allowlisted process does, not the bytes it handles. A process the rule's
+  allowlists name (its real program by path and, when given, SHA-256, or its user: the engine's matching,
+  `exempt`) writes and sends without its outputs counting (state `allowlisted`): a backup tool reading the
+  model and writing its repository raises nothing. Its reads still count as what the flow holds, so a
+  process that is not allowlisted and is joined to it (`restic dump ... | curl -T -`) is judged on what it
+  writes or sends as before; and its outputs still carry the taint when, counted, they would have reached
+  `ratio` (a later reader that is not allowlisted, copying the backup to a stick, is judged on it).
 """
 
 from __future__ import annotations
@@ -55,6 +62,8 @@ LEAVING_PLACES = ("removable", "network-share", "cloud-sync", "disk-image")
 # What the file pipeline says about an output file: still being looked at, a model-copy, a model file, other.
 PENDING, COPY, MODEL, OTHER = "pending", "copy", "model", "other"
 FileState = Callable[[str], str]
+# Whether the allowlists exempt a process (the engine's allowlist matching: real program by path and hash, user).
+Exemption = Callable[[ProcessInfo], bool]
 
 
 @dataclass(slots=True)
@@ -81,6 +90,7 @@ class _Output:
     deleted: bool = False
     measure: str = "size"  # LineageOutput.measure
     owner: str = "known"  # LineageOutput.owner
+    allowlisted: bool = False  # every process that wrote or sent it is allowlisted: not counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +110,7 @@ class _Flow:
     last: float
     processes: dict[tuple[int, int | None], ProcessInfo] = field(default_factory=dict)
     process_count: int = 0
+    allowlisted: dict[int, bool] = field(default_factory=dict)  # pid -> exempt, decided when its program was known
     reads: dict[str, _Read] = field(default_factory=dict)
     outputs: OrderedDict[str, _Output] = field(default_factory=OrderedDict)
     more_outputs: int = 0  # outputs beyond OUTPUTS_KEPT (their bytes are in the last kept one's `more`)
@@ -118,8 +129,9 @@ class LineageLedger:
     """Per flow: protected bytes read, outputs written and sent; the model-lineage alerts."""
 
     def __init__(self, rule: Rule | None, values: Mapping[str, float],
-                 destinations_allowed: Sequence[str] = ()) -> None:
+                 destinations_allowed: Sequence[str] = (), exempt: Exemption | None = None) -> None:
         self.rule = rule
+        self._exempt = exempt or (lambda process: False)
         self.ratio = float(values.get("ratio", 0.5))
         self.min_bytes = float(values.get("min_bytes", 65536.0))
         self._allowed = tuple(destinations_allowed)
@@ -183,6 +195,7 @@ class LineageLedger:
         state = self._flow(flow, now)
         self._member(state, process)
         key = f"{device}:{inode}" if device is not None and inode is not None else path
+        allowlisted = state.allowlisted.get(process.pid, False)
         known = state.outputs.get(key)
         if known is None and gone:  # the output its deletion marked
             known = next((o for o in state.outputs.values() if o.kind == "file" and o.where == path), None)
@@ -191,9 +204,10 @@ class LineageLedger:
                 known.bytes, known.measure = size, measure
             known.where, known.place = path, place
             known.deleted = gone
+            known.allowlisted = known.allowlisted and allowlisted
         else:
             self._add_output(state, key, _Output("file", place, path, size, now, device, inode, measure=measure,
-                                                 deleted=gone))
+                                                 deleted=gone, allowlisted=allowlisted))
         self._taint_early(state, path, size, device, inode)
         self._consider(state, now)
 
@@ -205,24 +219,31 @@ class LineageLedger:
         if process is not None:
             self._member(state, process)
         where = f"{address}:{port}" if port is not None else address
+        allowlisted = process is not None and state.allowlisted.get(process.pid, False)
         known = state.outputs.get(connection)
         if known is not None:
             known.bytes = max(known.bytes, size)
+            known.allowlisted = known.allowlisted and allowlisted
         else:
             self._add_output(state, connection, _Output("network", "network", where, size, now, owner=owner,
-                                                        measure=measure))
+                                                        measure=measure, allowlisted=allowlisted))
         self._consider(state, now)
 
     def moved(self, old: str, new: str, place: str, now: float, *, size: int | None = None,
               device: int | None = None, inode: int | None = None) -> None:
         """An output file renamed (`size`: what it holds now): the outputs that name it follow, and so does
-        its taint."""
+        its taint. An output measured by its writer's write count because its name was gone at its close had
+        been renamed, not deleted (git's `index.lock` -> `index`, zip's temporary name): what it holds is
+        measured now, and the bound, which counts everything the writer wrote anywhere, is dropped."""
         for state in self._flows.values():
             for out in state.outputs.values():
                 if out.kind == "file" and out.where == old:
                     out.where, out.place = new, place
                     if size is not None:
-                        out.bytes = max(out.bytes, size)
+                        if out.measure == "writes-upper-bound":
+                            out.bytes, out.measure, out.deleted = size, "size", False
+                        else:
+                            out.bytes = max(out.bytes, size)
                         out.device, out.inode = out.device or device, out.inode or inode
                     self._consider(state, now)
         if old in self._taints:
@@ -281,7 +302,7 @@ class LineageLedger:
             state.due = None
             return None
         outputs: list[LineageOutput] = []
-        counted = 0
+        counted = exempt = 0  # bytes counted; bytes allowlisted processes wrote or sent
         waiting = False
         for out in state.outputs.values():
             status = "deleted" if out.deleted else "counted"
@@ -294,6 +315,8 @@ class LineageLedger:
                     status = "recognised-copy"
                 elif known == MODEL and out.place not in LEAVING_PLACES:
                     status = "model-file"
+            if status in ("counted", "deleted") and out.allowlisted:
+                status, exempt = "allowlisted", exempt + out.bytes
             if status in ("counted", "deleted"):
                 counted += out.bytes
             outputs.append(LineageOutput(out.kind, out.place, display_path(out.where), out.bytes, status,
@@ -303,7 +326,10 @@ class LineageLedger:
             state.due = now + GRACE_SECONDS / 3
             return None
         state.due = None
+        main = max(state.reads.values(), key=lambda r: r.counted())
         if counted < self.ratio * read:
+            if counted + exempt >= self.ratio * read:  # allowlisted: no alert, but the bytes keep their taint
+                self._taint_outputs(state, main, read, file_state)
             return None
         kinds = [o.place for o in outputs if o.state in ("counted", "deleted")]
         rated = [(severity_for(rule.severity_by_destination, rule.severity, kind), kind) for kind in kinds]
@@ -314,15 +340,18 @@ class LineageLedger:
             if keys <= before and severity <= before_severity and counted < before_bytes * 1.25:
                 return None  # nothing new worth an update
         state.reported = (keys, severity, counted)
-        main = max(state.reads.values(), key=lambda r: r.counted())
         share = min(1.0, counted / read) if read else 0.0
-        for out in state.outputs.values():  # outputs inherit the taint
+        self._taint_outputs(state, main, read, file_state)
+        return self._alert(state, rule, main, read, counted, share, outputs, severity, why, worst)
+
+    def _taint_outputs(self, state: _Flow, main: _Read, read: int, file_state: FileState) -> None:
+        """Outputs inherit the taint."""
+        for out in state.outputs.values():
             if out.kind == "file" and not out.deleted and file_state(out.where) not in (COPY, MODEL):
                 taint = Taint(state.id, main.model, main.path, min(1.0, out.bytes / read) if read else 0.0)
                 self._remember_taint(out.where, taint)
                 if out.device is not None and out.inode is not None:
                     self._remember_taint((out.device, out.inode), taint)
-        return self._alert(state, rule, main, read, counted, share, outputs, severity, why, worst)
 
     def _alert(self, state: _Flow, rule: Rule, main: _Read, read: int, counted: int, share: float,
                outputs: list[LineageOutput], severity: int, why: str, worst: str) -> Alert:
@@ -378,8 +407,11 @@ class LineageLedger:
         self._flows.move_to_end(flow)
         return state
 
-    @staticmethod
-    def _member(state: _Flow, process: ProcessInfo) -> None:
+    def _member(self, state: _Flow, process: ProcessInfo) -> None:
+        # Whether it is allowlisted is decided once, from the first look that names its program (the access
+        # and file sensors' do; a process joined through a pipe is first named by pid alone).
+        if process.pid not in state.allowlisted and (process.program or process.executable):
+            state.allowlisted[process.pid] = self._exempt(process)
         key = (process.pid, None)
         if key not in state.processes:
             state.process_count += 1

@@ -20,6 +20,8 @@ the way the agent's flow tracker feeds it:
     {at: 0, lineage: read, flow: 1, path: /m/a.safetensors, model: a, size: 1000, bytes: 1000, process: {...}}
     {at: 1, lineage: wrote, flow: 1, path: /home/ana/out.zip, place: local, bytes: 900, state: other}
     {at: 1, lineage: sent, flow: 1, address: 203.0.113.9, port: 443, bytes: 900}
+    {at: 1, lineage: member, flow: 1, process: {pid: 51, name: curl}}  # joined by a pipe: named by pid only
+    {at: 3, lineage: inherit, flow: 2, path: /home/ana/out.zip, bytes: 900}  # read an output: if it is tainted
     {at: 2, lineage: decide}                        # the decisions due by then
 
 `state` says what the file pipeline made of an output file (other, copy, model, pending).
@@ -78,6 +80,12 @@ class LineageStep:
         elif op == "sent":
             ledger.sent(flow, process, f"{raw.get('address')}:{raw.get('port')}/{raw.get('local_port', 40000)}",
                         str(raw["address"]), raw.get("port"), int(raw["bytes"]), at)
+        elif op == "inherit":  # as the flow tracker does when a file read is a tainted output
+            taint = ledger.taint(0, 0, str(raw["path"]))
+            if taint is not None:
+                ledger.inherit(flow, process, taint, str(raw["path"]), int(raw["bytes"]), at)
+        elif op == "member":  # as the flow tracker names a process it joins: pid and name, not its program
+            ledger.member(flow, ProcessInfo(pid=process.pid, name=process.name), at)
         elif op == "decide":
             return ledger.decide(at, lambda path: states.get(path, OTHER))
         else:

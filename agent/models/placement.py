@@ -3,6 +3,8 @@
 - Hugging Face cache: `models--<org>--<name>/blobs/<etag>` (snapshots link into blobs). The repo id is the
   model's name; for LFS files the etag *is* the file's SHA-256, so the blob name is a known hash. The
   revision comes from `refs/main` (or from the snapshot folder the path goes through).
+- Git LFS: an object in `<repo>/.git/lfs/objects/` takes its repository's name until its working-tree
+  checkout is seen, whose name it then takes (git_lfs.py).
 - Ollama: `<models>/blobs/sha256-<hex>`; manifests under `<models>/manifests/<registry>/<namespace>/<name>/<tag>`
   name the blobs of each `name:tag` with their sizes, which confirm the blob before its name is trusted.
 - Sharded checkpoints (`model-00001-of-00004.*`, `*.index.json`) and generic file names take the folder's name;
@@ -25,6 +27,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from weightwarden.agent.models import git_lfs
 from weightwarden.agent.safe_open import open_regular, read_at
 
 _HF_REPO = re.compile(r"(?:^|/)(models|datasets|spaces)--([^/]+?)--([^/]+)/(snapshots|blobs)/([^/]+)")
@@ -45,7 +48,7 @@ MAX_MANIFESTS = 10_000
 @dataclass(frozen=True)
 class Placement:
     name: str  # the logical model
-    kind: str  # hf-cache, ollama, sharded, adapter, declared, folder, file
+    kind: str  # hf-cache, ollama, git-lfs, sharded, adapter, declared, folder, file
     repo_id: str | None = None  # public Hugging Face repo id, when the file came from the hub cache
     revision: str | None = None
     tag: str | None = None  # ollama name:tag
@@ -63,6 +66,9 @@ def place(path: str, details: dict[str, Any] | None = None) -> Placement:
     blob = _OLLAMA_BLOB.match(normalized)
     if blob:
         return _ollama(blob.group(1), blob.group(2))
+    repository = git_lfs.repository_name(normalized)
+    if repository is not None:  # the working-tree checkout names it once known (inventory_upkeep.py)
+        return Placement(repository, "git-lfs")
     bundled = _bundle(normalized, details or {})
     if bundled is not None:
         return bundled

@@ -35,6 +35,7 @@ from weightwarden.agent.events import (
     utc_now,
 )
 from weightwarden.agent.inventory import Inventory, TensorMatch
+from weightwarden.agent.models import git_lfs
 from weightwarden.agent.models.protection import RESCAN, Finder, ProtectPolicy
 from weightwarden.agent.store import RecordWriter
 
@@ -62,7 +63,7 @@ class InventoryUpkeep:
         """The copy alert for a file just identified (quick fingerprint, no tensors yet), or None."""
         if self.inventory.get(model.path) is not None:
             return None  # a known file changed in place: not a copy
-        sources = [m for m in self.inventory.matches(model) if m.protected]
+        sources = [m for m in self.inventory.matches(model) if m.protected and not git_lfs.checkout_pair(model, m)]
         if not sources:  # nothing to copy from: spare the mount table and realpath of every new model file
             return None
         return self._detector.copy(CopyCandidate(model, tuple(sources), destination_kind=destination_kind(model.path),
@@ -91,7 +92,10 @@ class InventoryUpkeep:
         same_bytes = self.inventory.matches(model)
         if previous is not None and _same_content(previous, model):
             return self._reconsider(previous, same_bytes)  # touched or re-read, nothing new
-        provenance = self.policy.decide(model, finder, same_bytes)
+        # The same model at both ends of git-lfs (its object store and its checkout): not a copy, one name.
+        pair = [m for m in same_bytes if git_lfs.checkout_pair(model, m)]
+        same_bytes = [m for m in same_bytes if m not in pair]
+        provenance = self.policy.decide(model, finder, same_bytes + pair)
         if previous is not None and previous.provenance is not None:  # changed in place: first finder stays
             provenance = dataclasses.replace(provenance, found_by=previous.provenance.found_by,
                                              where=previous.provenance.where,
@@ -99,7 +103,7 @@ class InventoryUpkeep:
         model = dataclasses.replace(model, provenance=provenance)
         sources = [m for m in same_bytes if m.protected]
         # Not byte-identical: maybe converted, re-sharded, cast or partial (tensor fingerprints).
-        derived = [] if same_bytes or previous is not None else self._derived_matches(model)
+        derived = [] if same_bytes or pair or previous is not None else self._derived_matches(model)
         records: list[Record] = []
         if alert is None and alert_copies and previous is None:
             origins = [s.path for s in sources] or [p for match in derived for p in match.source_paths]
@@ -115,6 +119,8 @@ class InventoryUpkeep:
             model = dataclasses.replace(model, model=named[0].model)
             details["copy_of"] = named[0].shown
             details["confirmed_by_sha256"] = bool(model.sha256 and model.sha256 == named[0].sha256)
+        elif pair:
+            model = self._pair(model, pair, details)
         elif derived:
             model = dataclasses.replace(model, model=derived[0].model)
             details["derived_from"] = {"model": derived[0].model,
@@ -129,6 +135,19 @@ class InventoryUpkeep:
                                                     f"({model.format})",
                              file=model.file_info(), model=model.model, details=details, time=at))
         return records
+
+    def _pair(self, model: ModelFile, pair: list[ModelFile], details: dict[str, Any]) -> ModelFile:
+        """A git-lfs object and its checkout: named after the checkout (the object, first known by its
+        repository's name, is renamed)."""
+        details["git_lfs_pair_of"] = pair[0].shown
+        if git_lfs.lfs_object(model.path) is not None:
+            return dataclasses.replace(model, model=pair[0].model)
+        renamed = [dataclasses.replace(m, model=model.model) for m in pair if m.model != model.model]
+        for stored in renamed:
+            self.inventory.add(stored)
+        if renamed:
+            self._writer.submit_model_files(renamed, seen=utc_now())
+        return model
 
     def _reconsider(self, known: ModelFile, same_bytes: list[ModelFile]) -> list[Record]:
         """A known file met again: only its protection can have changed (the policy or its config did)."""

@@ -91,8 +91,12 @@ def people() -> Iterator[tuple[Person, Person]]:
 class InstalledAgent:
     """`weightwarden agent --mode system` with the unit's environment, and the CLI the admin would use."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, config: Path | None = None) -> None:
+        """`config`: an admin's config.toml, given by WEIGHTWARDEN_CONFIG instead of /etc/weightwarden/config.toml
+        (the way the data dir moves; the real /etc file would reach every service on the machine)."""
         self.env = {"PATH": UNIT_PATH, "WEIGHTWARDEN_DATA_DIR": str(data)}
+        if config is not None:
+            self.env["WEIGHTWARDEN_CONFIG"] = str(config)
         self.log = data.parent / "agent.log"
         with self.log.open("ab") as log:
             self.process = subprocess.Popen([WEIGHTWARDEN, "agent", "--mode", "system"], env=self.env,

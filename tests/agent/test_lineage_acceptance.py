@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -155,7 +156,10 @@ def server() -> Iterator[tuple[str, int]]:
 def service(people: tuple[Person, Person], tmp_path_factory: pytest.TempPathFactory  # noqa: F811
             ) -> Iterator[tuple[InstalledAgent, Path]]:
     ana, _ = people
-    model = write_safetensors(ana.home / "models" / MODEL / "model.safetensors", seed=14, rows=ROWS)
+    # bytes of this run's own: other sessions on the machine run this fixture too, and their services would
+    # see the same bytes written into another home as a copy of this model (and ours as a copy of theirs)
+    model = write_safetensors(ana.home / "models" / MODEL / "model.safetensors", seed=secrets.randbits(32),
+                              rows=ROWS)
     for part in [model, *model.parents]:
         if part == ana.home:
             break

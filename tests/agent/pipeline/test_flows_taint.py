@@ -112,6 +112,48 @@ def test_an_output_gone_before_it_could_be_held_counts_its_writers_writes_as_an_
     assert f"at most {output.bytes} bytes" in alert.message
 
 
+# git's way of writing a small file: much written elsewhere first (the checkout, the pipe to its filter:
+# here /dev/null), then the new content under NAME.lock, closed, renamed over NAME.
+LOCK_WRITER = textwrap.dedent("""
+    import os, sys
+    size, target = int(sys.argv[2]), sys.argv[1]
+    for line in sys.stdin:
+        with open(os.devnull, "wb") as elsewhere:
+            elsewhere.write(os.urandom(size))
+        with open(target + ".lock", "wb") as lock:
+            lock.write(b"x" * 100)
+        os.rename(target + ".lock", target)
+        print("ok", flush=True)
+""")
+
+
+def test_an_output_renamed_before_its_close_was_looked_at_counts_what_it_holds(
+        model: ModelFile, tmp_path: Path) -> None:  # noqa: F811
+    index = tmp_path / "index"
+    git = subprocess.Popen([sys.executable, "-c", LOCK_WRITER, str(index), str(SIZE)], text=True,
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert git.stdin is not None and git.stdout is not None
+        tracker = tracker_for(model)
+        reading(tracker, model, git.pid)
+        git.stdin.write("go\n")
+        git.stdin.flush()
+        assert git.stdout.readline().strip() == "ok"
+        # the close is looked at after the rename: its name is gone (the writer's count bounds it)
+        tracker.file(FileObservation("closed", f"{index}.lock", pid=git.pid, size=None))
+        tracker.file(FileObservation("moved", f"{index}.lock", dest_path=str(index), pid=git.pid))
+        assert tracker.tick(time.monotonic() + 5) == []  # 100 bytes, not the SIZE it wrote elsewhere
+        (flow,) = tracker.ledger._flows.values()
+        (output,) = flow.outputs.values()
+        assert (output.where, output.bytes, output.measure, output.deleted) == (str(index), 100, "size", False)
+    finally:
+        git.kill()
+        git.wait(timeout=10)
+        for stream in (git.stdin, git.stdout):
+            if stream is not None:
+                stream.close()
+
+
 def test_a_nameless_socket_goes_to_the_one_flow_whose_reader_just_exited(model: ModelFile) -> None:  # noqa: F811
     tracker = tracker_for(model)
     uploader = sleeper()
