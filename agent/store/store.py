@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -27,9 +27,10 @@ from weightwarden.agent.events import (
     display_path,
     format_time,
     raw_path_hex,
+    utc_now,
 )
 from weightwarden.agent.fingerprint.cache import CachedResult, FileKey
-from weightwarden.agent.store import chain, migrations, tensor_store
+from weightwarden.agent.store import chain, derived, migrations, tensor_store
 from weightwarden.agent.store.review_queries import AlertReview
 
 
@@ -224,9 +225,24 @@ class Store:
         with self._lock:
             return self._sequence, self._chain_head
 
-    def verify_chain(self, public_key: Any) -> chain.VerifyReport:
+    def verify_chain(self, public_key: Any, policy: chain.VerifyPolicy | None = None) -> chain.VerifyReport:
         with self._lock:
-            return chain.verify(self._conn, public_key)
+            return chain.verify(self._conn, public_key, policy)
+
+    def records_in_order(self) -> Iterator[tuple[int, str, str, dict[str, Any]]]:
+        """(sequence, kind, id, record) of every stored record in chain order (`verify --against`)."""
+        with self._lock:
+            for row in chain.chain_rows(self._conn):
+                try:
+                    record = json.loads(row.record)
+                except ValueError:
+                    record = {}
+                yield row.sequence, row.kind, row.id, record if isinstance(record, dict) else {}
+
+    def rejected_alerts(self, ids: Sequence[str]) -> dict[str, str]:
+        """Alerts among `ids` that verify would reject (columns, link, review status): id -> why."""
+        with self._lock:
+            return derived.check_rows(self._conn, ids, now=utc_now())
 
     def _max_sequence(self) -> int:
         with self._lock:
