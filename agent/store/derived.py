@@ -205,17 +205,30 @@ def _recent(time_text: str, newest_chained_time: str, now: datetime) -> bool:
 # ------------------------------------------------------------------------------------ a few rows at once
 
 
-def chained_reviews(conn: sqlite3.Connection, alert_ids: Iterable[str]) -> list[ChainedReview]:
-    """The chained review events of some alerts (the `action` column finds them; a relabelled one is the full
-    verify's to find)."""
+def chained_reviews(conn: sqlite3.Connection, alert_ids: Iterable[str], *,
+                    near: Sequence[str] | None = None) -> list[ChainedReview]:
+    """The chained review events of some alerts. `near`: review times from the review table; their events are
+    chained within seconds after, so only those moments are searched (the time index); None reads every
+    `alert-reviewed` event (the `action` column finds them; a relabelled one is the full verify's to find)."""
     wanted = set(alert_ids)
-    found = []
-    for sequence, record in conn.execute("select sequence, record from events where action = ? order by sequence",
-                                         [REVIEWED_ACTION]):
+    if near is None:
+        rows = conn.execute("select sequence, record from events where action = ? order by sequence",
+                            [REVIEWED_ACTION]).fetchall()
+    else:
+        rows = []
+        for moment in sorted(set(near)):
+            try:
+                until = parse_time(moment) + REVIEW_IN_FLIGHT
+            except ValueError:
+                continue
+            rows += conn.execute("select sequence, record from events where time >= ? and time <= ? and action = ?",
+                                 [moment, until.strftime("%Y-%m-%dT%H:%M:%S.999Z"), REVIEWED_ACTION]).fetchall()
+    found: dict[int, ChainedReview] = {}
+    for sequence, record in rows:
         details = _part(json.loads(record), "details")
         if details.get("alert_id") in wanted:
-            found.append(ChainedReview(int(sequence), details))
-    return found
+            found[int(sequence)] = ChainedReview(int(sequence), details)
+    return sorted(found.values(), key=lambda review: review.sequence)
 
 
 def check_rows(conn: sqlite3.Connection, ids: Sequence[str], *, now: datetime) -> dict[str, str]:
@@ -229,7 +242,7 @@ def check_rows(conn: sqlite3.Connection, ids: Sequence[str], *, now: datetime) -
     flagged: dict[str, str] = {}
     rows = conn.execute(f"select id, sequence, record, chain_hash, {', '.join(ALERT_COLUMNS)}, incident from alerts"
                         " where id in (select value from json_each(?))", [json.dumps(list(ids))]).fetchall()
-    incidents: dict[str, list[str]] = {}
+    incidents: set[str] = set()
     for row_id, sequence, record, chain_hash, *columns, incident in rows:
         try:
             data = json.loads(record)
@@ -248,16 +261,29 @@ def check_rows(conn: sqlite3.Connection, ids: Sequence[str], *, now: datetime) -
                 problem = "its content no longer matches its chain link"
         if problem:
             flagged[row_id] = problem
-        incidents.setdefault(incident or row_id, []).append(row_id)
+        incidents.add(incident or row_id)
     for incident in incidents:
-        members = incident_rows(conn, incident)
-        reviews = chained_reviews(conn, [member[0] for member in members])
-        for state in replay_incident(members, reviews):
+        for state in _incident_state(conn, incident, now):
             if state.record_id in ids and state.record_id not in flagged:
-                if state.message.startswith("its status") and _pending_review(conn, incident, now):
-                    continue
                 flagged[state.record_id] = state.message
     return flagged
+
+
+def _incident_state(conn: sqlite3.Connection, incident: str, now: datetime) -> list[StateProblem]:
+    members = incident_rows(conn, incident)
+    member_ids = [member[0] for member in members]
+    reviewed = [r[0] for r in conn.execute("select time from alert_reviews where alert_id in"
+                                           " (select value from json_each(?))", [json.dumps(member_ids)])]
+    plain = len(members) == 1 and not reviewed and (members[0][3] or "open") == "open" and members[0][4] == 1 \
+        and '"status": "open"' in members[0][2]
+    if plain:  # one state, never reviewed, shown as recorded: nothing to rebuild
+        return []
+    problems = replay_incident(members, chained_reviews(conn, member_ids, near=reviewed))
+    if problems:  # the quick look found something: the answer comes from every chained review
+        problems = replay_incident(members, chained_reviews(conn, member_ids))
+    if problems and _pending_review(conn, incident, now):
+        problems = [p for p in problems if not p.message.startswith("its status")]
+    return problems
 
 
 def _pending_review(conn: sqlite3.Connection, incident: str, now: datetime) -> bool:

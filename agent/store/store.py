@@ -27,10 +27,9 @@ from weightwarden.agent.events import (
     display_path,
     format_time,
     raw_path_hex,
-    utc_now,
 )
 from weightwarden.agent.fingerprint.cache import CachedResult, FileKey
-from weightwarden.agent.store import chain, derived, migrations, tensor_store
+from weightwarden.agent.store import chain, migrations, tensor_store
 from weightwarden.agent.store.review_queries import AlertReview
 
 
@@ -241,8 +240,7 @@ class Store:
 
     def rejected_alerts(self, ids: Sequence[str]) -> dict[str, str]:
         """Alerts among `ids` that verify would reject (columns, link, review status): id -> why."""
-        with self._lock:
-            return derived.check_rows(self._conn, ids, now=utc_now())
+        return self.review.rejected(ids)
 
     def _max_sequence(self) -> int:
         with self._lock:
