@@ -1,13 +1,16 @@
 """`weightwarden alerts` and `weightwarden events`: read the local log (read-only).
 
 `alerts` lists each incident once, in its latest state, with `incident` (the first alert's id) and
-`updates` (how many times it grew); `--every-update` lists every stored record instead.
+`updates` (how many times it grew); `--every-update` lists every stored record instead. An alert whose
+row `verify` would reject (a column, its chain link or its review status was altered) is marked:
+`rejected_by_verify` in JSON, REJECTED in the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from weightwarden.agent.cli.output import (
@@ -44,14 +47,24 @@ def run_alerts(args: argparse.Namespace) -> int:
     store, query = _open(args)
     try:
         alerts = store.review.latest_records(**query, every_update=args.every_update)
+        # Rows whose columns, link or review status `verify` would reject (store/derived.py): the listing
+        # shows the chained record, and says when the database around it was tampered with.
+        rejected = store.rejected_alerts([str(a["id"]) for a in alerts])
     finally:
         store.close()
+    for alert in alerts:
+        if alert["id"] in rejected:
+            alert["rejected_by_verify"] = rejected[alert["id"]]
     if args.json:
         for alert in alerts:
             print(json.dumps(alert, sort_keys=True))
     else:
-        print_table([(a["time"], str(a["severity"]), a["rule"], a.get("model") or "-", str(a["updates"]),
-                      a["message"]) for a in alerts], ("TIME", "SEV", "RULE", "MODEL", "UPDATES", "WHAT"))
+        print_table([(("REJECTED " if "rejected_by_verify" in a else "") + a["time"], str(a["severity"]), a["rule"],
+                      a.get("model") or "-", str(a["updates"]), a["message"]) for a in alerts],
+                    ("TIME", "SEV", "RULE", "MODEL", "UPDATES", "WHAT"))
+    if rejected:
+        print(f"warning: {len(rejected)} alert(s) rejected by verify (the database was altered around them); "
+              "`weightwarden verify` names what changed", file=sys.stderr)
     return EXIT_FINDINGS if alerts else EXIT_OK
 
 

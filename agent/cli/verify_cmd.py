@@ -1,4 +1,5 @@
-"""`weightwarden verify`: check the hash chain and the signed checkpoints; name the first bad record."""
+"""`weightwarden verify`: check the hash chain, the columns readers use, the review state and the signed
+checkpoints; with `--against`, compare the log with the SIEM's copy; name the first bad record."""
 
 from __future__ import annotations
 
@@ -10,16 +11,29 @@ from typing import Any
 
 from weightwarden.agent.cli.output import EXIT_FINDINGS, EXIT_OK, UsageError, add_config_options, config_from
 from weightwarden.agent.keys import PUBLIC_KEY_NAME, AgentKeyError, load_public_key
+from weightwarden.agent.siem_copy import Comparison, CopyError, compare
 from weightwarden.agent.store import Store
+from weightwarden.agent.store.chain import Finding, VerifyPolicy
 
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
         "verify", help="check the tamper-evident log (exit 1 on any break)",
-        description="Walk the hash chain over every stored event and alert, check each signed checkpoint with "
-                    "the agent's public key, and name the first record that was altered, removed or inserted.")
+        description="Walk the hash chain over every stored event and alert, check the columns the app and the "
+                    "CLI read against the chained records and each alert's status against the chained reviews, "
+                    "check each signed checkpoint with the agent's public key, and name the first record that was "
+                    "altered, removed or inserted. Records no signature covers after twice the checkpoint interval "
+                    "(and no clean stop) are a finding too.")
     parser.add_argument("--public-key", metavar="FILE",
-                        help="the agent's public key (PEM); default: the one beside the database")
+                        help="the agent's public key (PEM), e.g. the one registered SIEM-side; default: the one "
+                             "beside the database (a missing key is a failure unless --unsigned)")
+    parser.add_argument("--unsigned", action="store_true",
+                        help="check the chain and the columns without signatures (no key at hand): an edit "
+                             "relinked after it, or a removed tail, then goes unseen")
+    parser.add_argument("--against", metavar="FILE|URL", action="append", default=[],
+                        help="also compare with the SIEM's copy: a JSON-lines file the file destination wrote, or "
+                             "an OpenSearch/Elasticsearch index URL (http(s)://[user:pass@]host:9200/INDEX); "
+                             "names records missing or different on either side (repeatable)")
     parser.add_argument("--json", action="store_true", help="the report as one JSON object")
     add_config_options(parser)
     parser.set_defaults(run=run)
@@ -30,36 +44,61 @@ def run(args: argparse.Namespace) -> int:
     key_path = args.public_key or os.path.join(config.data_dir, PUBLIC_KEY_NAME)
     public_key = None
     key_problem = None
-    try:
-        public_key = load_public_key(key_path)
-    except AgentKeyError as error:
-        if args.public_key:
-            raise UsageError(str(error)) from None
-        key_problem = f"signatures not checked: no agent public key at {key_path}"
+    if not args.unsigned:
+        try:
+            public_key = load_public_key(key_path)
+        except AgentKeyError as error:
+            if args.public_key:
+                raise UsageError(str(error)) from None
+            key_problem = (f"no agent public key at {key_path}: signatures cannot be checked (give the key with "
+                           "--public-key, or --unsigned to check the chain alone)")
+    policy = VerifyPolicy(checkpoint_seconds=config.agent.checkpoint_seconds,
+                          heartbeat_seconds=config.agent.heartbeat_seconds, signatures=not args.unsigned)
     store = Store(config.database_path, read_only=True)
+    comparisons: list[Comparison] = []
     try:
-        report = store.verify_chain(public_key)
+        report = store.verify_chain(public_key, policy)
+        for source in args.against:
+            try:
+                comparisons.append(compare(source, store.records_in_order(), config.agent_name))
+            except CopyError as error:
+                raise UsageError(f"--against {source}: {error}") from None
     finally:
         store.close()
+    findings = list(report.findings)
+    if key_problem:
+        findings.insert(0, Finding("key", 0, None, key_problem))
+    for comparison in comparisons:
+        findings.extend(Finding(d.problem, d.sequence, d.record_id, d.message) for d in comparison.differences)
+    ok = not findings
     if args.json:
         print(json.dumps({
-            "ok": report.ok, "records": report.records, "last_sequence": report.last_sequence,
+            "ok": ok, "records": report.records, "last_sequence": report.last_sequence,
             "checkpoints": report.checkpoints, "signatures_checked": report.signatures_checked,
             "last_signed_sequence": report.last_signed_sequence, "unsigned_tail": report.unsigned_tail,
-            "key_problem": key_problem,
+            "clean_stop": report.clean_stop, "signatures": not args.unsigned, "key_problem": key_problem,
+            "against": [{"source": c.source, "delivered": c.delivered, "compared": c.compared,
+                         "not_yet_delivered": c.not_yet_delivered, "other_hosts": c.other_hosts,
+                         "differences": len(c.differences)} for c in comparisons],
             "findings": [{"problem": f.problem, "sequence": f.sequence, "record_id": f.record_id,
-                          "message": f.message} for f in report.findings]}, sort_keys=True))
-        return EXIT_OK if report.ok else EXIT_FINDINGS
-    if key_problem:
-        print(f"warning: {key_problem}", file=sys.stderr)
-    if not report.ok:
-        first = report.findings[0]
+                          "message": f.message} for f in findings]}, sort_keys=True))
+        return EXIT_OK if ok else EXIT_FINDINGS
+    if args.unsigned:
+        print("warning: --unsigned: signatures not checked; an edit relinked after it, or a removed tail, goes "
+              "unseen", file=sys.stderr)
+    if not ok:
+        first = findings[0]
         print(f"FAILED: {first.message}")
-        if len(report.findings) > 1:
-            print(f"  ({len(report.findings) - 1} more problem(s) after it; --json lists them all)")
+        if len(findings) > 1:
+            print(f"  ({len(findings) - 1} more problem(s) after it; --json lists them all)")
         return EXIT_FINDINGS
-    print(f"OK: {report.records} records, chain intact; {report.checkpoints} checkpoints, "
+    print(f"OK: {report.records} records, chain and columns intact; {report.checkpoints} checkpoints, "
           f"{report.signatures_checked} signatures valid; last signed record {report.last_signed_sequence}"
+          + (" (clean stop)" if report.clean_stop else "")
           + (f", {report.unsigned_tail} newer records not yet covered by a signature" if report.unsigned_tail
              else ""))
+    for comparison in comparisons:
+        print(f"OK: {comparison.compared} records match the SIEM's copy ({comparison.source})"
+              + (f"; {comparison.not_yet_delivered} newer not delivered yet" if comparison.not_yet_delivered
+                 else ""))
     return EXIT_OK

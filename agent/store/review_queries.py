@@ -22,7 +22,7 @@ from typing import Any
 
 from weightwarden.agent.alert_evidence import AlertEvidence, evidence_from
 from weightwarden.agent.events import format_time, new_id, utc_now
-from weightwarden.agent.store import review_schema
+from weightwarden.agent.store import derived, review_schema
 
 STATUSES = ("open", "acknowledged", "resolved", "false-positive")
 REVIEW_ACTIONS = {"justify": None, "acknowledge": "acknowledged", "resolve": "resolved",
@@ -577,6 +577,12 @@ class AlertReview:
     def last_review_rowid(self) -> int:
         with self._lock:
             return last_review_rowid(self._conn)
+
+    def rejected(self, ids: Sequence[str]) -> dict[str, str]:
+        """Alerts among `ids` whose row `verify` would reject (a column, the chain link, the review status):
+        id -> why (store/derived.check_rows)."""
+        with self._lock:
+            return derived.check_rows(self._conn, ids, now=utc_now())
 
     def add_review(self, alert_id: str, action: str, *, uid: int, user: str, text: str = "") -> dict[str, Any]:
         if self._read_only:

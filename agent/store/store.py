@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -224,9 +224,23 @@ class Store:
         with self._lock:
             return self._sequence, self._chain_head
 
-    def verify_chain(self, public_key: Any) -> chain.VerifyReport:
+    def verify_chain(self, public_key: Any, policy: chain.VerifyPolicy | None = None) -> chain.VerifyReport:
         with self._lock:
-            return chain.verify(self._conn, public_key)
+            return chain.verify(self._conn, public_key, policy)
+
+    def records_in_order(self) -> Iterator[tuple[int, str, str, dict[str, Any]]]:
+        """(sequence, kind, id, record) of every stored record in chain order (`verify --against`)."""
+        with self._lock:
+            for row in chain.chain_rows(self._conn):
+                try:
+                    record = json.loads(row.record)
+                except ValueError:
+                    record = {}
+                yield row.sequence, row.kind, row.id, record if isinstance(record, dict) else {}
+
+    def rejected_alerts(self, ids: Sequence[str]) -> dict[str, str]:
+        """Alerts among `ids` that verify would reject (columns, link, review status): id -> why."""
+        return self.review.rejected(ids)
 
     def _max_sequence(self) -> int:
         with self._lock:

@@ -32,6 +32,9 @@ LIVE_INSERTS = 200  # more new alerts than this at once in a non-time order: res
 COLUMNS = (("Time", "time"), ("Severity", "severity"), ("Rule", "rule"), ("Model", "model"),
            ("Process", None), ("Destination", None), ("Status", "status"))
 AlertRowRole = Qt.ItemDataRole.UserRole + 1
+# A row `weightwarden verify` would reject (issue 15): shown, marked, and the reason in its tooltip.
+REJECTED_MARK = "\u26a0 TAMPERED"
+REJECTED_BACKGROUND = "#f8d7da"
 _BOLD = QFont()
 _BOLD.setBold(True)
 
@@ -75,6 +78,7 @@ class AlertsTableModel(QAbstractTableModel):
         self._max_sequence = 0
         self._review_rowid = 0
         self._pending: list[int] = []  # final places of new rows not announced yet (see _insert)
+        self._rejected: dict[str, str] = {}  # alert id -> why verify rejects its row (see _check)
         self.fetches = 0  # pages read from the store (tests, bench)
         self.successors: dict[str, str] = {}  # incident -> its newest state's alert id, from the last refresh
         self.filter = AlertFilter()
@@ -119,11 +123,25 @@ class AlertsTableModel(QAbstractTableModel):
         if self._review is None:
             return []
         rows = self._review.alert_page_at(self.filter, self.sort_order, number * self._page, self._page)
+        self._check(rows)
         self.fetches += 1
         self._pages[number] = rows
         while len(self._pages) > self._pages_kept:
             self._pages.popitem(last=False)
         return rows
+
+    def _check(self, rows: list[AlertRow]) -> None:
+        """Which of these rows `weightwarden verify` would reject (store/derived.check_rows): flagged, never hidden."""
+        if self._review is None or not rows:
+            return
+        found = self._review.rejected([row.id for row in rows])
+        for row in rows:
+            self._rejected.pop(row.id, None)
+        self._rejected.update(found)
+
+    def rejected_reason(self, alert_id: str) -> str | None:
+        """Why verify rejects the row of this alert, or None (checked when its page was read)."""
+        return self._rejected.get(alert_id)
 
     def row(self, position: int) -> AlertRow:
         """The alert at a position (fetching its page if needed); IndexError past the end."""
@@ -182,6 +200,7 @@ class AlertsTableModel(QAbstractTableModel):
                 for offset, row in enumerate(rows):
                     if row.id in statuses and statuses[row.id] != row.status:
                         rows[offset] = dataclasses.replace(row, status=statuses[row.id])
+                        self._check([rows[offset]])
                         position = number * self._page + offset
                         self.dataChanged.emit(self.index(position, 0), self.index(position, len(COLUMNS) - 1))
         if new:
@@ -230,12 +249,17 @@ class AlertsTableModel(QAbstractTableModel):
         if alert is None:
             return None
         column = index.column()
+        rejected = self._rejected.get(alert.id)
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._text(alert, column)
+            text = self._text(alert, column)
+            return f"{REJECTED_MARK} {text}" if rejected and column == 0 else text
         if role == AlertRowRole:
             return alert
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{alert.title}\n{alert.record.get('message', '')}"
+            warning = f"Rejected by verify: the database was altered: {rejected}\n" if rejected else ""
+            return f"{warning}{alert.title}\n{alert.record.get('message', '')}"
+        if role == Qt.ItemDataRole.BackgroundRole and rejected:
+            return QColor(REJECTED_BACKGROUND)
         if role == Qt.ItemDataRole.DecorationRole and column == 1:
             return severity.icon(alert.severity)
         if role == Qt.ItemDataRole.ForegroundRole and column == 6:

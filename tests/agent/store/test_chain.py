@@ -163,11 +163,13 @@ def test_inserted_record_with_renumbered_successors_is_named(log: tuple[Path, Ag
 
 
 def test_rewritten_chain_is_caught_by_the_signature(log: tuple[Path, AgentKey]) -> None:
-    """Edit a record and recompute every later link: only the signed checkpoint can tell."""
+    """Edit a record (and the column derived from it) and recompute every later link: only the signed
+    checkpoint can tell."""
     data, _key = log
     conn = db(data)
     (record,) = conn.execute("select record from events where sequence = 4").fetchone()
-    conn.execute("update events set record = ? where sequence = 4", [record.replace("m4.", "xx.")])
+    conn.execute("update events set record = ?, path = replace(path, 'm4.', 'xx.') where sequence = 4",
+                 [record.replace("m4.", "xx.")])
     rows = conn.execute("select sequence, kind, record from (select sequence, 'event' kind, record from events"
                         " union all select sequence, 'alert', record from alerts) order by sequence").fetchall()
     previous = GENESIS
@@ -245,10 +247,11 @@ def test_migration_links_records_stored_before_the_chain(tmp_path: Path) -> None
             old.table("_migrations").insert({"name": name, "applied_at": "2026-01-01T00:00:00.000Z"})
     for n in (1, 2, 3):
         event = _event(n)
-        conn.execute("insert into events (id, sequence, time, action, category, severity, record) values"
-                     " (?, ?, ?, 'model-created', 'file', 0, ?)",
-                     [event.id, n, event.to_dict()["time"], json.dumps({**event.to_dict(), "sequence": n},
-                                                                       sort_keys=True)])
+        # the columns every version of Store.write derived from the record (the path, here)
+        conn.execute("insert into events (id, sequence, time, action, category, severity, path, record) values"
+                     " (?, ?, ?, 'model-created', 'file', 0, ?, ?)",
+                     [event.id, n, event.to_dict()["time"], f"/models/m{n}.safetensors",
+                      json.dumps({**event.to_dict(), "sequence": n}, sort_keys=True)])
     conn.commit()
     conn.close()
     store = Store(path)
