@@ -310,6 +310,7 @@ class NetworkSensor:
         self._polls = 0
         self._namespaces: dict[int, str] = {}
         self._ns_misses: dict[int, int] = {}
+        self._unreachable: dict[int, str] = {}  # netns -> why it cannot be entered (the unit forbids setns)
 
     def start(self) -> None:
         self._stop.clear()
@@ -371,9 +372,13 @@ class NetworkSensor:
                        if self.destroy_reason is None else f"socket-destroy notices unavailable: {self.destroy_reason}")
             message = (f"{len(self._conns)} outbound connections open, {len(self._diag) or 1} network namespaces; "
                        f"{destroy}")
+            if self._unreachable:
+                message += f"; {len(self._unreachable)} network namespaces cannot be entered (their connections " \
+                           "are not seen)"
         else:
             message = f"psutil: {self.reason}"
-        return SensorStatus(self.name, self._state, method, privilege(), message, self.counters.events,
+        state = "degraded" if self._unreachable and self._state == "running" else self._state
+        return SensorStatus(self.name, state, method, privilege(), message, self.counters.events,
                             self.counters.rate(), self.counters.drops, 0)
 
     def connections(self) -> list[_Conn]:
@@ -484,12 +489,25 @@ class NetworkSensor:
             try:
                 sock = sockdiag.diag_socket() if netns == self._own_ns else sockdiag.socket_in_netns(path)
             except OSError as error:
-                log.debug("cannot enter network namespace %s: %s", path, error)
+                if error.errno in (errno.EPERM, errno.EACCES, errno.EINVAL) and netns not in self._unreachable:
+                    self._unreachable[netns] = f"{path}: {error.strerror or error}"
+                    self._report_unreachable()
+                else:
+                    log.debug("cannot enter network namespace %s: %s", path, error)  # it is gone
                 return None
             self._diag[netns] = sock
             if self.destroy_reason is None:
                 self._listen_for_destroy(netns, path)
         return sock
+
+    def _report_unreachable(self) -> None:
+        """Namespaces (containers) whose connections the sensor cannot see: degraded coverage, said once per
+        namespace at warning level, in the health records, `status` and the app."""
+        latest = list(self._unreachable.values())[-1]
+        message = (f"cannot see the connections of {len(self._unreachable)} network namespaces (containers): "
+                   f"cannot enter them (latest: {latest})")
+        log.warning("network: %s", message)
+        self._on_health(SensorHealth(self.name, "degraded", message))
 
     def _listen_for_destroy(self, netns: int, path: str) -> None:
         try:
