@@ -9,7 +9,11 @@ stored).
 How: one fanotify notification group with marks on the guarded directories (the data directory, the
 configuration file's directory) and FAN_EVENT_ON_CHILD, so every file in them is covered whatever its
 inode (SQLite makes a new WAL at each clean reopen; an editor replaces a config file by renaming a new one
-over it). Events name the process:
+over it). The group reports file ids (the directory's handle and the entry's name), never a descriptor:
+a descriptor on the agent's own database, closed again, would drop every POSIX lock the agent's SQLite
+holds on that file (fcntl locks belong to the process and go with any close), and the next SQLite client
+would take itself for the only one, rebuild the shared-memory index under the agent's map and kill it
+with SIGBUS. Events name the process:
 - FAN_OPEN: the opener's descriptors on that file are read at once (/proc/<pid>/fdinfo flags); one opened
   for writing is reported before anything is written. The descriptor may not be in the table yet when the
   event is read (the kernel reports the open before it returns it): then the next two catch it;
@@ -76,6 +80,7 @@ class EvidenceGuard:
         self._names = names
         self._own = os.getpid()
         self._fd: int | None = None
+        self._by_handle: dict[tuple[int, bytes], str] = {}  # (fsid, directory handle) -> guarded directory
         self._thread = SensorThread("ww-evidence-guard", self._run)
         self._reported: OrderedDict[tuple[int, str], float] = OrderedDict()
         self.counters = Counters()
@@ -88,14 +93,17 @@ class EvidenceGuard:
             self._degraded(why)
             return
         try:
-            self._fd = fanotify.init(fanotify.FAN_CLASS_NOTIF | fanotify.FAN_CLOEXEC | fanotify.FAN_NONBLOCK)
+            self._fd = fanotify.init(fanotify.FAN_CLASS_NOTIF | fanotify.FAN_CLOEXEC | fanotify.FAN_NONBLOCK
+                                     | fanotify.FAN_REPORT_DFID_NAME)
         except OSError as error:
-            self._degraded(f"fanotify_init: {error.strerror or error}")
+            self._degraded(f"fanotify_init (file ids): {error.strerror or error}")
             return
         marked, failed = [], []
         for directory in self._directories:
             try:
+                handle = fanotify.name_to_handle(directory)
                 fanotify.mark(self._fd, fanotify.FAN_MARK_ADD | fanotify.FAN_MARK_DONT_FOLLOW, MASK, directory)
+                self._by_handle[(os.statvfs(directory).f_fsid, handle)] = directory
                 marked.append(directory)
             except OSError as error:
                 failed.append(f"{directory}: {error.strerror or error}")
@@ -143,23 +151,20 @@ class EvidenceGuard:
                 except OSError as error:
                     log.warning("evidence guard: reading events failed: %s", error)
                     return
-                for event in fanotify.parse(buffer):
-                    try:
-                        self._handle(event)
-                    finally:
-                        if event.fd >= 0:
-                            os.close(event.fd)
+                for event in fanotify.parse_fid(buffer):
+                    self._handle(event)
 
-    def _handle(self, event: fanotify.FanotifyEvent) -> None:
+    def _handle(self, event: fanotify.FidEvent) -> None:
         if event.mask & fanotify.FAN_Q_OVERFLOW:
             self.counters.drop()
             return
-        if event.fd < 0 or event.pid == self._own:
+        if event.pid == self._own:
             return
-        try:
-            path = os.readlink(f"/proc/self/fd/{event.fd}")
-        except OSError:
+        record = next((r for r in event.records if r.info_type == fanotify.FAN_EVENT_INFO_TYPE_DFID_NAME), None)
+        directory = self._by_handle.get((record.fsid, record.handle)) if record is not None else None
+        if record is None or directory is None or not record.name:
             return
+        path = os.path.join(directory, os.fsdecode(record.name))
         what = self._names(path)
         if what is None:
             return
