@@ -64,7 +64,8 @@ def agent_cli(agent: InstalledAgent) -> list[str]:
 
 
 def tampered(agent: InstalledAgent) -> list[dict[str, Any]]:
-    return [a for a in agent.json_lines("alerts") if a["rule"] == "evidence-tampered"]
+    """Every stored evidence-tampered record (an incident's updates too: one tamperer's tree is one incident)."""
+    return [a for a in agent.json_lines("alerts", "--every-update") if a["rule"] == "evidence-tampered"]
 
 
 def test_another_process_writing_the_database_raises_a_severity_9_alert(agent: InstalledAgent) -> None:
@@ -83,18 +84,24 @@ def test_another_process_writing_the_database_raises_a_severity_9_alert(agent: I
     assert any(str(database) in p for p in alert["paths"]) or str(database) in alert["message"], alert
 
 
+def written(agent: InstalledAgent) -> list[dict[str, Any]]:
+    """Every evidence-written event (each one, where alerts fold a tamperer's repeats into one incident)."""
+    return [e for e in agent.json_lines("events") if e["event"]["action"] == "evidence-written"]
+
+
 def test_the_admins_read_only_tools_raise_nothing(agent: InstalledAgent) -> None:
     database = Path(agent.env["WEIGHTWARDEN_DATA_DIR"]) / "weightwarden.db"
     wait_for(database.exists, timeout=30, what="the agent's database")
-    before = {a["id"] for a in tampered(agent)}
+    before = {e["id"] for e in written(agent)}
     for command in (["alerts"], ["events"], ["status"], ["verify"]):
         subprocess.run([*agent_cli(agent), *command, "--mode", "system"], env=agent.env, capture_output=True,
                        timeout=60)
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as reader:  # any read-only client
         reader.execute("select count(*) from events").fetchone()
-    # the barrier: a write after them is reported; by then anything about the reads would have been too
-    subprocess.run([sys.executable, "-c", FALSIFY, str(database)], capture_output=True, timeout=60, check=True)
-    new = wait_for(lambda: [a for a in tampered(agent) if a["id"] not in before], timeout=15,
-                   what="the barrier write's alert")
-    assert all((a.get("process") or {}).get("name", "").startswith("python") for a in new), \
-        [(a["message"]) for a in new]
+    # the barrier: a write after them is recorded; by then anything about the reads would have been too
+    barrier = subprocess.Popen([sys.executable, "-c", FALSIFY, str(database)], stdout=subprocess.PIPE)
+    assert barrier.communicate(timeout=60)[0].strip() == b"done"
+    new = wait_for(lambda: [e for e in written(agent) if e["id"] not in before and e["process"]["pid"] == barrier.pid],
+                   timeout=15, what="the barrier write's event") and \
+        [e for e in written(agent) if e["id"] not in before]
+    assert all(e["process"]["pid"] == barrier.pid for e in new), [e["message"] for e in new]
