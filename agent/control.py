@@ -2,7 +2,8 @@
 
 A Unix stream socket in the data dir; one JSON object per line each way. The caller is identified by
 the kernel (SO_PEERCRED), never by anything it claims. Anyone may add a justification, ask for a scan
-or ping; acknowledge, resolve, false-positive, reopen and changing SIEM destinations are for admins:
+or ping; acknowledge, resolve, false-positive, reopen and listing, testing or changing SIEM destinations
+are for admins:
 root, members of `[agent] admin_group`, and (user mode only) the user the agent runs as, since it is
 their own agent.
 The agent applies a request by recording it through the store; the app never writes the database.
@@ -11,13 +12,17 @@ The agent applies a request by recording it through the store; the app never wri
     {"op": "justify", "alert_id": "...", "text": "uploaded to our org's hub namespace"}
     {"op": "acknowledge" | "resolve" | "false-positive" | "reopen", "alert_id": "...", "text": "optional note"}
     {"op": "scan-now"}
-    {"op": "sync-test", "destination": "NAME"}   one live test record to a [forward.NAME] destination
-    {"op": "forward-list"}                        the destinations forwarded to (secrets left out)
+    {"op": "sync-test", "destination": "NAME"}   admins: one live test record to a [forward.NAME] destination
+    {"op": "forward-list"}                        admins: the destinations forwarded to (secrets left out)
     {"op": "my-alerts"}                           the newest alerts about the caller's own processes
     {"op": "forward-set", "name": "NAME", "values": {"type": "syslog", ...}}     admins: add or replace one
     {"op": "forward-remove", "name": "NAME"}                                      admins: remove one
         (both checked by the config schema, kept in the data dir's drop-in, applied live: forward/managed.py)
   -> {"ok": true, ...} or {"ok": false, "error": "why"}
+
+Every request line gets a reply line, a malformed one (not UTF-8, not JSON, nested deeper than MAX_DEPTH,
+a lone surrogate, a field of the wrong type, over 64 KiB) an error saying why. Connections, their caps and
+deadlines: control_connections.py.
 """
 
 from __future__ import annotations
