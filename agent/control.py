@@ -2,7 +2,8 @@
 
 A Unix stream socket in the data dir; one JSON object per line each way. The caller is identified by
 the kernel (SO_PEERCRED), never by anything it claims. Anyone may add a justification, ask for a scan
-or ping; acknowledge, resolve, false-positive, reopen and changing SIEM destinations are for admins:
+or ping; acknowledge, resolve, false-positive, reopen and listing, testing or changing SIEM destinations
+are for admins:
 root, members of `[agent] admin_group`, and (user mode only) the user the agent runs as, since it is
 their own agent.
 The agent applies a request by recording it through the store; the app never writes the database.
@@ -11,13 +12,17 @@ The agent applies a request by recording it through the store; the app never wri
     {"op": "justify", "alert_id": "...", "text": "uploaded to our org's hub namespace"}
     {"op": "acknowledge" | "resolve" | "false-positive" | "reopen", "alert_id": "...", "text": "optional note"}
     {"op": "scan-now"}
-    {"op": "sync-test", "destination": "NAME"}   one live test record to a [forward.NAME] destination
-    {"op": "forward-list"}                        the destinations forwarded to (secrets left out)
+    {"op": "sync-test", "destination": "NAME"}   admins: one live test record to a [forward.NAME] destination
+    {"op": "forward-list"}                        admins: the destinations forwarded to (secrets left out)
     {"op": "my-alerts"}                           the newest alerts about the caller's own processes
     {"op": "forward-set", "name": "NAME", "values": {"type": "syslog", ...}}     admins: add or replace one
     {"op": "forward-remove", "name": "NAME"}                                      admins: remove one
         (both checked by the config schema, kept in the data dir's drop-in, applied live: forward/managed.py)
   -> {"ok": true, ...} or {"ok": false, "error": "why"}
+
+Every request line gets a reply line, a malformed one (not UTF-8, not JSON, nested deeper than MAX_DEPTH,
+a lone surrogate, a field of the wrong type, over 64 KiB) an error saying why. Connections, their caps and
+deadlines: control_connections.py.
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ import json
 import logging
 import os
 import pwd
+import re
 import socket
-import socketserver
 import stat
 import struct
 import threading
@@ -40,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from weightwarden.agent import __version__
 from weightwarden.agent.config import Config, ForwardDestination
+from weightwarden.agent.control_connections import DEFAULT_LIMITS, ConnectionServer, Limits
 from weightwarden.agent.paths import SYSTEM_DATA_DIR
 from weightwarden.agent.store import Store
 
@@ -49,10 +55,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "control.sock"
-MAX_REQUEST_BYTES = 64 * 1024
 MAX_TEXT_CHARS = 4000
-ADMIN_OPS = frozenset({"acknowledge", "resolve", "false-positive", "reopen", "forward-set", "forward-remove"})
-ANYONE_OPS = frozenset({"ping", "justify", "scan-now", "sync-test", "forward-list", "my-alerts"})
+# Destinations are admins' business: their hosts, users and file paths are not every local user's to read, and
+# a live test writes a record into the SIEM.
+ADMIN_OPS = frozenset({"acknowledge", "resolve", "false-positive", "reopen", "forward-set", "forward-remove",
+                       "forward-list", "sync-test"})
+ANYONE_OPS = frozenset({"ping", "justify", "scan-now", "my-alerts"})
+MAX_DEPTH = 8  # nesting of a request's JSON; the deepest real one (forward-set) has 2
 MY_ALERTS = 500  # "my-alerts": the newest alerts about the caller's own processes, for a non-admin's app
 SCAN_NOW_INTERVAL = 10.0  # seconds between scans anyone may trigger
 
@@ -112,11 +121,73 @@ class Authorizer:
         return op in ANYONE_OPS or (op in ADMIN_OPS and self.is_admin(peer))
 
 
-def _clean_text(value: object) -> str:
-    if not isinstance(value, str):
-        return ""
+def _clean_text(value: str) -> str:
     text = "".join(ch for ch in value if ch in "\n\t" or ch.isprintable())
     return text.strip()[:MAX_TEXT_CHARS]
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def parse_request(line: bytes) -> tuple[object, str]:
+    """A request line as JSON, or why it is not one; never more nesting than MAX_DEPTH, never invalid text."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return None, f"a request is UTF-8 text (invalid byte at offset {error.start})"
+    depth = deepest = 0
+    for bracket in _BRACKETS.findall(_STRING.sub(b"", line)):  # brackets outside strings
+        depth += 1 if bracket in b"[{" else -1
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            return None, f"request nested too deeply (more than {MAX_DEPTH} levels)"
+    try:
+        request = json.loads(line, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return None, "not JSON"
+    if _has_invalid_text(request, MAX_DEPTH + 1):
+        return None, "a request's text must be valid Unicode (it holds a lone surrogate)"
+    return request, ""
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _has_invalid_text(value: object, depth: int) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if depth <= 0:
+        return False
+    if isinstance(value, dict):
+        return any(_has_invalid_text(k, depth - 1) or _has_invalid_text(v, depth - 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_invalid_text(v, depth - 1) for v in value)
+    return False
+
+
+def _string(request: dict[str, Any], key: str) -> tuple[str, str]:
+    """request[key] as text ("" when absent), or why it is not text."""
+    value = request.get(key, "")
+    if value is None:
+        return "", ""
+    if not isinstance(value, str):
+        return "", f"{key} must be a string, got {_json_type(value)}"
+    return value, ""
+
+
+def _json_type(value: object) -> str:
+    return {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__)
+
+
+def _error_line(reason: str) -> bytes:
+    return json.dumps({"ok": False, "error": reason}).encode() + b"\n"
 
 
 class ControlServer:
@@ -126,7 +197,8 @@ class ControlServer:
                  on_scan_now: Callable[[], None] | None = None,
                  on_review: Callable[[dict[str, Any]], None] | None = None,
                  forwarding: ManagedDestinations | None = None,
-                 info: dict[str, Any] | None = None, world_accessible: bool = False) -> None:
+                 info: dict[str, Any] | None = None, world_accessible: bool = False,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.path = path
         self.store = store
         self.authorizer = authorizer
@@ -139,37 +211,66 @@ class ControlServer:
         self.requests = 0
         self.refused = 0
         self._last_scan = float("-inf")
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._rate_lock = threading.Lock()
+        self.limits = limits
+        self._server: ConnectionServer | None = None
 
     def start(self) -> None:
         _remove_stale_socket(self.path)
-        server = _Server(self.path, _Handler)
-        server.control = self
-        # Who may connect is decided per request by peer uid; the file mode only decides who can try.
-        os.chmod(self.path, 0o666 if self.world_accessible else 0o600)
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="ww-control", daemon=True)
-        self._thread.start()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(self.path)
+            # Who may connect is decided per request by peer uid; the file mode only decides who can try.
+            os.chmod(self.path, 0o666 if self.world_accessible else 0o600)
+            listener.listen(64)
+        except OSError:
+            listener.close()
+            raise
+        self._server = ConnectionServer(listener, self.answer, _error_line, peer_of, self.limits)
+        self._server.start()
 
     def stop(self) -> None:
+        """Stop serving at once: connections are closed where they stand, whatever their clients are doing."""
         if self._server is None:
             return
-        self._server.shutdown()
-        self._server.server_close()  # joins the handler threads
-        if self._thread is not None:
-            self._thread.join(5)
+        self._server.stop()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         self._server = None
+
+    def snapshot(self) -> dict[str, int]:
+        server = self._server
+        return {"requests": self.requests, "refused": self.refused,
+                "connections": server.connections() if server else 0,
+                "refused_connections": server.refused_connections if server else 0,
+                "timed_out": server.timed_out if server else 0}
+
+    def answer(self, peer: Peer, line: bytes) -> bytes:
+        """The reply line to one request line: every request is answered, a malformed one with why."""
+        request, problem = parse_request(line)
+        if problem:
+            self.requests += 1
+            reply: dict[str, Any] = {"ok": False, "error": problem}
+        else:
+            try:
+                reply = self.handle(peer, request)
+            except Exception as error:  # one bad request never takes the socket down
+                log.exception("control request failed")
+                reply = {"ok": False, "error": f"internal error: {type(error).__name__}"}
+        try:
+            return json.dumps(reply).encode() + b"\n"
+        except (TypeError, ValueError) as error:
+            log.error("control: reply to %s could not be encoded: %s", request, error)
+            return _error_line(f"internal error: reply not encodable ({type(error).__name__})")
 
     # ------------------------------------------------------------------ requests
 
     def handle(self, peer: Peer, request: object) -> dict[str, Any]:
         self.requests += 1
-        if not isinstance(request, dict) or not isinstance(request.get("op"), str):
-            return {"ok": False, "error": "a request is a JSON object with an 'op'"}
+        if not isinstance(request, dict):
+            return {"ok": False, "error": f"a request is a JSON object with an 'op', got {_json_type(request)}"}
+        if not isinstance(request.get("op"), str):
+            return {"ok": False, "error": "a request is a JSON object with an 'op' (a string)"}
         op = request["op"]
         if op not in ADMIN_OPS | ANYONE_OPS:
             return {"ok": False, "error": f"unknown op {op!r}"}
@@ -181,15 +282,16 @@ class ControlServer:
             return {"ok": True, "agent": self.info,
                     "peer": {"uid": peer.uid, "user": peer.user, "admin": self.authorizer.is_admin(peer)}}
         if op == "scan-now":
-            now = time.monotonic()
-            if now - self._last_scan < SCAN_NOW_INTERVAL:
-                return {"ok": False, "error": "a scan was requested moments ago"}
-            self._last_scan = now
+            with self._rate_lock:  # requests are answered on more than one thread
+                now = time.monotonic()
+                if now - self._last_scan < SCAN_NOW_INTERVAL:
+                    return {"ok": False, "error": "a scan was requested moments ago"}
+                self._last_scan = now
             if self.on_scan_now is not None:
                 self.on_scan_now()
             return {"ok": True}
         if op == "sync-test":
-            return self._sync_test(request.get("destination"))
+            return self._sync_test(request)
         if op == "my-alerts":  # the caller's own alerts: who they are comes from the kernel, not the request
             rows = self.store.review.alerts_of_user(peer.user, MY_ALERTS)
             return {"ok": True, "alerts": [{"id": r.id, "time": r.time, "severity": r.severity, "rule": r.rule,
@@ -197,10 +299,13 @@ class ControlServer:
                                             "message": r.record.get("message", "")} for r in rows]}
         if op.startswith("forward-"):
             return self._forward(peer, op, request)
-        alert_id = request.get("alert_id")
-        if not isinstance(alert_id, str) or not alert_id:
-            return {"ok": False, "error": "alert_id is required"}
-        text = _clean_text(request.get("text"))
+        alert_id, problem = _string(request, "alert_id")
+        if problem or not alert_id:
+            return {"ok": False, "error": problem or "alert_id is required"}
+        text, problem = _string(request, "text")
+        if problem:
+            return {"ok": False, "error": problem}
+        text = _clean_text(text)
         if op == "justify" and not text:
             return {"ok": False, "error": "a justification needs text"}
         try:
@@ -213,16 +318,17 @@ class ControlServer:
             self.on_review(review)
         return {"ok": True, "review": review}
 
-
-    def _sync_test(self, destination: object) -> dict[str, Any]:
+    def _sync_test(self, request: dict[str, Any]) -> dict[str, Any]:
         if self.forwarding is None:
             return {"ok": False, "error": "this agent does not forward"}
-        if not isinstance(destination, str) or not destination:
-            return {"ok": False, "error": "destination is required"}
-        now = time.monotonic()
-        if now - self._last_test < 2.0:
-            return {"ok": False, "error": "a test was sent moments ago"}
-        self._last_test = now
+        destination, problem = _string(request, "destination")
+        if problem or not destination:
+            return {"ok": False, "error": problem or "destination is required"}
+        with self._rate_lock:
+            now = time.monotonic()
+            if now - self._last_test < 2.0:
+                return {"ok": False, "error": "a test was sent moments ago"}
+            self._last_test = now
         return self.forwarding.test(destination)
 
     def _forward(self, peer: Peer, op: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -238,50 +344,6 @@ class ControlServer:
         if reply["ok"]:
             log.warning("control: %s %s by %s (uid %d): %s", op, name, peer.user, peer.uid, reply["changes"])
         return reply
-
-
-class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = False
-    block_on_close = True
-    control: ControlServer
-
-
-class _Handler(socketserver.StreamRequestHandler):
-    timeout = 10  # a client that stops talking does not hold a thread forever
-
-    def handle(self) -> None:
-        server: _Server = self.server  # type: ignore[assignment]
-        peer = peer_of(self.request)
-        while True:
-            try:
-                line = self.rfile.readline(MAX_REQUEST_BYTES + 1)
-            except (TimeoutError, OSError):
-                return
-            if not line:
-                return
-            if len(line) > MAX_REQUEST_BYTES:
-                self._reply({"ok": False, "error": "request too large"})
-                return
-            try:
-                request = json.loads(line)
-            except ValueError:
-                reply: dict[str, Any] = {"ok": False, "error": "not JSON"}
-            else:
-                try:
-                    reply = server.control.handle(peer, request)
-                except Exception as error:  # one bad request never takes the socket down
-                    log.exception("control request failed")
-                    reply = {"ok": False, "error": f"internal error: {error}"}
-            if not self._reply(reply):
-                return
-
-    def _reply(self, reply: dict[str, Any]) -> bool:
-        try:
-            self.wfile.write(json.dumps(reply).encode() + b"\n")
-            self.wfile.flush()
-        except OSError:
-            return False
-        return True
 
 
 def for_agent(config: Config, store: Store, *, on_scan_now: Callable[[], None],

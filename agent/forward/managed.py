@@ -27,8 +27,10 @@ from weightwarden.agent.config import (
 )
 from weightwarden.agent.forward.destination_types import SECRET_KEYS
 from weightwarden.agent.forward.live_test import send_test_record
+from weightwarden.agent.secret_files import SECRET_FILE_KEYS, SECRETS_DIR, secret_file_problem
 
 NOT_KEYS = frozenset({"name", "managed"})
+RECEIVER_KEYS = ("type", "url", "address")  # a kept secret goes only to the receiver it was given for
 Applier = Callable[[tuple[ForwardDestination, ...]], dict[str, str]]
 
 
@@ -41,6 +43,8 @@ class ManagedDestinations:
         self.current = config.forward
         self.apply = apply
         self._lock = threading.Lock()  # one change at a time: read, check, write, apply
+        # A root agent reads secret files for admins who cannot read them: only from SECRETS_DIR (secret_files.py).
+        self.secrets_dir: str | None = SECRETS_DIR if os.geteuid() == 0 else None
 
     # ------------------------------------------------------------------ requests
 
@@ -67,8 +71,35 @@ class ManagedDestinations:
             if error:
                 return _refused([error])
             old = tables.get(name, {})
-            tables[name] = {**{k: old[k] for k in SECRET_KEYS if k in old and k not in values}, **values}
-            return self._write(tables)
+            same_receiver = all(values.get(k) == old.get(k) for k in RECEIVER_KEYS)
+            kept = {k: old[k] for k in SECRET_KEYS if same_receiver and k in old and k not in values}
+            tables[name] = {**kept, **values}
+            problems = self._secret_problems(name, tables[name])
+            if problems:
+                return _refused(problems)
+            reply = self._write(tables)
+            dropped = [k for k in SECRET_KEYS if old.get(k) and k not in values and not same_receiver]
+            if not reply["ok"] and dropped:
+                return _refused([*reply["problems"], f"[forward.{name}] the stored {', '.join(dropped)} was not kept: "
+                                 f"a stored secret goes only to the receiver it was given for ("
+                                 f"{', '.join(RECEIVER_KEYS)} unchanged); send it again"])
+            return reply
+
+    def _secret_problems(self, name: str, table: dict[str, Any]) -> list[str]:
+        """Secrets go only over TLS, and (root agent) secret files only come from root's own place."""
+        problems = []
+        if self.secrets_dir is not None:
+            for key in SECRET_FILE_KEYS:
+                path = table.get(key)
+                problem = secret_file_problem(path, self.secrets_dir) if isinstance(path, str) and path else ""
+                if problem:
+                    problems.append(f"[forward.{name}] {key}: {problem}")
+        url = table.get("url")
+        secrets = [k for k in (*SECRET_KEYS, "token_file") if table.get(k)]
+        if isinstance(url, str) and url.strip().lower().startswith("http://") and secrets:
+            problems.append(f"[forward.{name}] url: {url} is plain http, and secrets ({', '.join(secrets)}) are "
+                            "never sent over plain http; use https://")
+        return problems
 
     def remove(self, name: object) -> dict[str, Any]:
         if any(d.name == name for d in self.fixed):

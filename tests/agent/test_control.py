@@ -131,9 +131,9 @@ def test_unreachable_agent_is_a_control_error(tmp_path: Path) -> None:
         request(str(tmp_path / "missing.sock"), {"op": "ping"}, timeout=1)
 
 
-def test_admins_change_destinations_live_and_anyone_lists_or_tests_them(tmp_path: Path) -> None:
-    """forward-set/-remove need an admin (decided from the peer's uid); the change reaches the running
-    forwarders; forward-list and sync-test use what is in force now."""
+def test_admins_change_list_and_test_destinations_live(tmp_path: Path) -> None:
+    """forward-set/-remove/-list and sync-test need an admin (decided from the peer's uid); the change reaches
+    the running forwarders; forward-list and sync-test use what is in force now."""
     (tmp_path / "data").mkdir()
     config_file = tmp_path / "config.toml"
     config_file.write_text(f'[agent]\nmode = "user"\ndata_dir = "{tmp_path / "data"}"\n')
@@ -152,10 +152,13 @@ def test_admins_change_destinations_live_and_anyone_lists_or_tests_them(tmp_path
         # Over the socket, as the agent's own user: in user mode that user administers its agent.
         reply = request(server.path, {"op": "forward-set", "name": "local", "values": values})
         assert reply["ok"] and reply["changes"] == {"local": "started"}, reply
-        listed = server.handle(NOBODY, {"op": "forward-list"})
+        for op in ("forward-list", "sync-test"):
+            refused = server.handle(NOBODY, {"op": op, "destination": "local"})
+            assert not refused["ok"] and "needs an admin" in refused["error"]
+        listed = request(server.path, {"op": "forward-list"})
         assert listed["ok"] and [d["name"] for d in listed["destinations"]] == ["local"]
         assert [f.name for f in manager.forwarders] == ["local"]
-        tested = server.handle(NOBODY, {"op": "sync-test", "destination": "local"})  # the live destination
+        tested = request(server.path, {"op": "sync-test", "destination": "local"})  # the live destination
         assert tested["ok"], tested
         assert json.loads((tmp_path / "out.jsonl").read_text().splitlines()[-1])["event"]["id"] == tested["id"]
         invalid = request(server.path, {"op": "forward-set", "name": "local", "values": {"type": "file", "keep": 0}})

@@ -138,15 +138,17 @@ def test_a_change_is_persisted_private_applied_and_loaded_at_the_next_start(tmp_
         assert [(d.name, d.managed) for d in again.forward] == [("fixed", False), ("archive", True)]
         assert "config file" in managed.set("fixed", {"type": "file", "path": str(sink)})["error"]
         assert "config file" in managed.remove("fixed")["error"]
-        # Secrets are never listed, and an edit that leaves them out keeps them.
+        # Secrets are never listed, and an edit that leaves them out keeps them, for the same receiver only.
         token = {"type": "hec", "url": "https://127.0.0.1:1", "token": "s3cret-token"}
         assert managed.set("splunk", token)["ok"]
         listed = {d["name"]: d for d in managed.describe()}
         assert "token" not in listed["splunk"]["values"] and listed["splunk"]["secrets_set"] == ["token"]
         assert "s3cret" not in json.dumps(managed.describe())
-        assert managed.set("splunk", {"type": "hec", "url": "https://127.0.0.1:2", "index": "main"})["ok"]
+        assert managed.set("splunk", {"type": "hec", "url": "https://127.0.0.1:1", "index": "main"})["ok"]
         splunk = next(d for d in load_config(config_file).forward if d.name == "splunk")
-        assert (splunk.token, splunk.url, splunk.index) == ("s3cret-token", "https://127.0.0.1:2", "main")
+        assert (splunk.token, splunk.url, splunk.index) == ("s3cret-token", "https://127.0.0.1:1", "main")
+        elsewhere = managed.set("splunk", {"type": "hec", "url": "https://127.0.0.1:2", "index": "main"})
+        assert not elsewhere["ok"] and "goes only to the receiver it was given for" in elsewhere["error"], elsewhere
         reply = managed.remove("archive")
         assert reply["ok"] and reply["changes"]["archive"] == "stopped"
         assert [d.name for d in load_config(config_file).forward] == ["fixed", "splunk"]
