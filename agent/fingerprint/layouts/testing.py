@@ -158,10 +158,11 @@ def capped_header_safetensors(path: Path) -> None:
     """The worst header we still parse: just under both caps (16 MiB, 131,072 tensors)."""
     from weightwarden.agent.identify import safetensors_check
 
-    MAX_PARSED_HEADER_BYTES = getattr(safetensors_check, "MAX_PARSED_HEADER_BYTES", 16 * MiB)  # noqa: N806
-    MAX_TENSORS = getattr(safetensors_check, "MAX_TENSORS", 1 << 17)  # noqa: N806 (older code had neither)
-    header, data_len = tiny_tensor_header(MAX_TENSORS, name_width=8)
-    pad = MAX_PARSED_HEADER_BYTES - len(json.dumps(header, separators=(",", ":"))) - 64
+    # getattr: the tests also ran this corpus against the code before the caps existed.
+    max_header = getattr(safetensors_check, "MAX_PARSED_HEADER_BYTES", 16 * MiB)
+    max_tensors = getattr(safetensors_check, "MAX_TENSORS", 1 << 17)
+    header, data_len = tiny_tensor_header(max_tensors, name_width=8)
+    pad = max_header - len(json.dumps(header, separators=(",", ":"))) - 64
     header["__metadata__"] = {"pad": "\U0001F600" + "x" * max(0, pad - 4)}  # one astral char: 4 bytes a char
     safetensors_with_header(path, header, data_len)
 
