@@ -32,7 +32,9 @@ from weightwarden.agent.fingerprint import (
     quick_fingerprint,
     sample_tensors,
 )
+from weightwarden.agent.fingerprint.layouts import plan_tensors
 from weightwarden.agent.fingerprint.sha256 import DEFAULT_BLOCK
+from weightwarden.agent.fingerprint.tensors import TensorPlan
 from weightwarden.agent.identify import Identifier
 from weightwarden.agent.identify.companions import companion_paths, onnx_file_seen, primary_path
 from weightwarden.agent.identify.identification import Identification
@@ -153,16 +155,21 @@ class Scanner:
                 digest: str | None = None
                 tensors: tuple[TensorPrint, ...] = ()
                 known = known_hash(path, found.format, found.details, info.st_size)
+                plan: TensorPlan | None = None
                 if known.sha256 is not None:
                     # The blob's name is its SHA-256: sample the tensors without reading the whole file.
-                    digest, tensors = known.sha256, sample_tensors(fd, info.st_size, found.format)
+                    plan = _plan(fd, info.st_size, found)
+                    digest, tensors = known.sha256, sample_tensors(fd, info.st_size, found.format, plan=plan)
                 elif not self._skip_hash(info):
                     # One pass: the tensor sampler rides on the SHA-256 read.
+                    plan = _plan(fd, info.st_size, found)
                     digest, tensors = hash_with_tensors(fd, info.st_size, found.format,
-                                                        block_size=self.hash_block_bytes)
+                                                        block_size=self.hash_block_bytes, plan=plan)
                     with self._hashed_lock:
                         self._bytes_hashed += info.st_size
                 details = {**found.details, **known.details}
+                if plan is not None and plan.skipped is not None:
+                    details["over_budget"] = plan.skipped  # parsed within budget or not at all: say why
                 if digest is None:
                     details["sha256_skipped"] = "sparse file: allocated blocks are far below its size"
                 result = CachedResult(found.format, digest, quick, details, tensors)
@@ -266,6 +273,11 @@ class Scanner:
             while in_flight:
                 yield from finish(*in_flight.popleft())
         stats.bytes_hashed = self._bytes_hashed
+
+
+def _plan(fd: int, size: int, found: Identification) -> TensorPlan:
+    """The tensor layout the identification parsed already, else the layout parser's (one parse a file)."""
+    return found.tensor_plan if found.tensor_plan is not None else plan_tensors(fd, size, found.format)
 
 
 def _same_file_still_there(path: str, before: os.stat_result) -> bool:

@@ -62,6 +62,15 @@ class TensorSpan:
         return self.elements * self.itemsize
 
 
+@dataclass(frozen=True)
+class TensorPlan:
+    """The tensors to sample in one file, from one parse of its header; `skipped` says why there are none
+    when the header was over its memory budget (layouts/budget.py), for the file's report."""
+
+    spans: tuple[TensorSpan, ...] = ()
+    skipped: str | None = None
+
+
 def sample_indices(elements: int) -> np.ndarray:
     """The element indices sampled from a tensor of `elements` elements: depends on the count alone."""
     count = min(elements, SAMPLES)
@@ -119,7 +128,7 @@ class TensorSampler:
         self._pending = sorted(usable, key=lambda s: s.offset)
         self._next = 0
         self._active: list[_Active] = []
-        self._done: list[tuple[TensorSpan, np.ndarray]] = []
+        self._done: list[tuple[int, TensorPrint]] = []
         self._position = 0
         self.skipped = len(spans) - len(usable)
 
@@ -140,19 +149,21 @@ class TensorSampler:
                 active.signs[active.filled:stop] = data[positions[active.filled:stop] - start] >> 7
                 active.filled = stop
             if active.filled == len(positions):
-                self._done.append((active.span, active.signs))
+                # Printed now: keeping up to SAMPLES sign bytes per finished tensor until the end of the
+                # pass would cost as much memory as a file of small F8 tensors is large.
+                self._done.append((active.span.offset, _print(active.span, active.signs)))
             else:
                 still.append(active)
         self._active = still
 
     def prints(self) -> tuple[TensorPrint, ...]:
         """The prints of every tensor whose samples were all seen, in file order."""
-        found = []
-        for span, signs in sorted(self._done, key=lambda item: item[0].offset):
-            sign_print = fingerprint_signs(span.shape, signs)
-            found.append(TensorPrint(sign_print.fingerprint, sign_print.elements, span.nbytes,
-                                     sign_print.informative))
-        return tuple(found)
+        return tuple(found for _, found in sorted(self._done, key=lambda item: item[0]))
+
+
+def _print(span: TensorSpan, signs: np.ndarray) -> TensorPrint:
+    sign_print = fingerprint_signs(span.shape, signs)
+    return TensorPrint(sign_print.fingerprint, sign_print.elements, span.nbytes, sign_print.informative)
 
 
 def sample_by_reads(fd: int, spans: list[TensorSpan], file_size: int) -> tuple[TensorPrint, ...]:

@@ -3,7 +3,10 @@
 A check takes (fd, size, head, tail) and returns JSON-serialisable details when the file has the
 structure of its family, or None to reject the candidate. Several formats can share one family check (the
 zip check decides between pytorch-zip, torchscript and numpy-npz); such a check names the format it found
-in details["format"], and runs once per file however many of its formats are candidates.
+in details["format"], and runs once per file however many of its formats are candidates. A check that
+parses the tensor layout anyway (safetensors) hands it on in details[PLAN_KEY] (a TensorPlan, taken out
+before the details are reported), so the header is parsed once. A check whose file is over its memory
+budget raises OverBudget (fingerprint/layouts/budget.py) instead of parsing it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from weightwarden.agent.identify import (
     tf_savedmodel_check,
     zip_check,
 )
+from weightwarden.agent.identify.safetensors_check import PLAN_KEY as PLAN_KEY
 
 Check = Callable[[int, int, bytes, bytes], dict[str, Any] | None]
 

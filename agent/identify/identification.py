@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from weightwarden.agent.fingerprint.tensors import TensorPlan
+
 
 @dataclass(frozen=True)
 class Identification:
@@ -13,10 +15,14 @@ class Identification:
     `format` is an id from FORMATS.md. `confirmed` is True when a structural check accepted the file; False
     only when a rule matched a format that has no structural check yet (a weak, signature-only result).
     `details` holds what the check read from the header (tensor counts, architecture, ...) and contains
-    only JSON-serialisable values, so it can go into events and forwarded records as is.
+    only JSON-serialisable values, so it can go into events and forwarded records as is. `tensor_plan`
+    is the tensor layout when the check already parsed the header for it (safetensors), so the
+    fingerprint does not parse it a second time; a file over its parse budget has details["over_budget"]
+    and a plan that says so.
     """
 
     format: str
     confirmed: bool
     # A dict is unhashable, so leave it out of the generated __hash__.
     details: dict[str, Any] = field(default_factory=dict, hash=False)
+    tensor_plan: TensorPlan | None = field(default=None, hash=False, compare=False, repr=False)

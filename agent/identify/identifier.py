@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from weightwarden.agent.identify.checks import CHECKS, SIBLING_CONFIRMATIONS, Check
+from weightwarden.agent.fingerprint.layouts.budget import OverBudget
+from weightwarden.agent.fingerprint.tensors import TensorPlan
+from weightwarden.agent.identify.checks import CHECKS, PLAN_KEY, SIBLING_CONFIRMATIONS, Check
 from weightwarden.agent.identify.companions import identify_companion
 from weightwarden.agent.identify.identification import Identification
 from weightwarden.agent.identify.window import DEFAULT_TAIL_BYTES, DEFAULT_WINDOW_BYTES, Window, read_window
@@ -62,6 +64,7 @@ class Identifier:
                  path: str | None) -> Identification | None:
         tried: set[Check] = set()
         unchecked: str | None = None
+        over_budget: Identification | None = None
         for candidate in candidates:
             check = CHECKS.get(candidate)
             if check is None:
@@ -71,16 +74,28 @@ class Identifier:
             if check in tried:
                 continue  # a family check already ran for an earlier candidate of the same family
             tried.add(check)
-            details: dict[str, Any] | None = check(fd, size, window.head, window.tail)
+            try:
+                details: dict[str, Any] | None = check(fd, size, window.head, window.tail)
+            except OverBudget as error:
+                # Too big to parse within the budget: still a model file to hash and report, unconfirmed,
+                # unless a later candidate confirms it.
+                reason = str(error)
+                over_budget = over_budget or Identification(candidate, False, {"over_budget": reason},
+                                                            TensorPlan(skipped=reason))
+                continue
             if details is None:
                 continue
             format_id = details.pop("format", candidate)
+            plan = details.pop(PLAN_KEY, None)
             confirm = SIBLING_CONFIRMATIONS.get(format_id)
             if confirm is not None:
                 details = confirm(path, details)
                 if details is None:
                     continue
-            return Identification(format=format_id, confirmed=True, details=details)
+            return Identification(format=format_id, confirmed=True, details=details,
+                                  tensor_plan=plan if isinstance(plan, TensorPlan) else None)
+        if over_budget is not None:
+            return over_budget
         if unchecked is not None:
             return Identification(format=unchecked, confirmed=False, details={})
         return None

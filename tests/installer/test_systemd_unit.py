@@ -92,3 +92,39 @@ def test_the_unit_runs_the_agent_in_system_mode_from_the_installed_venv() -> Non
     # No --config: a config named explicitly must exist, and the service must start without one.
     command = unit_settings()["Service.ExecStart"].split()
     assert command == ["/opt/weightwarden/venv/bin/weightwarden", "agent", "--mode", "system"]
+
+
+def _bytes(value: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    return int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
+
+
+def test_memory_is_capped_above_what_the_workers_can_need() -> None:
+    """MemoryMax is set, and the per-file parse ceilings (the hostile corpus, measured by
+    tests/adversarial/test_parser_memory.py) times the default workers, plus the agent's own ~256 MiB,
+    fit under MemoryHigh: the agent stays up at its limit instead of being killed by it."""
+    from weightwarden.agent.config.schema import ScanSection
+    from weightwarden.agent.fingerprint.layouts.testing import CORPUS
+
+    unit = unit_settings()
+    memory_max, memory_high = _bytes(unit["Service.MemoryMax"]), _bytes(unit["Service.MemoryHigh"])
+    assert memory_high < memory_max
+    worst_file = max(item.ceiling for item in CORPUS)
+    assert ScanSection().workers * worst_file + (256 << 20) <= memory_high
+
+
+def test_only_network_namespaces_may_be_entered() -> None:
+    # The network sensor joins containers' network namespaces (setns with CLONE_NEWNET); "yes" forbade it.
+    assert unit_settings()["Service.RestrictNamespaces"].split() == ["net"]
+
+
+def test_systemd_reads_the_namespace_restriction_as_net_only(tmp_path: Path) -> None:
+    require("systemd-analyze")
+    result = analyze("security", "--offline=true", "--no-pager", str(unit_with_executable(tmp_path)))
+    rows = {match.group(2): match.group(1) for match in
+            re.finditer(r"^(✓|✗) RestrictNamespaces=~(\w+)", result.stdout, re.MULTILINE)}
+    if not rows:
+        pytest.skip(f"systemd-analyze security --offline unsupported here: {result.stderr.strip()[:300]}")
+    assert rows.pop("net") == "✗"
+    assert set(rows) >= {"user", "pid", "uts", "mnt", "cgroup", "ipc"}
+    assert set(rows.values()) == {"✓"}

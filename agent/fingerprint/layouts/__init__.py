@@ -4,6 +4,10 @@ One parser per container family; each reads only headers (the safetensors JSON, 
 torch zip's data.pkl and local headers, .npy headers) with bounded reads, and returns the float tensors it
 can locate. Anything malformed gives fewer spans, never an exception: a layout is a sampling plan, not a
 verdict (the identify checks decide what a file is).
+
+Each parser has a memory ceiling (its module docstring; docs/design.md "Memory budget per file"). A header
+over it raises budget.OverBudget, which plan_tensors turns into a TensorPlan with the reason in `skipped`:
+the file is still hashed, and the reason goes into its details.
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ import struct
 from collections.abc import Callable
 
 from weightwarden.agent.fingerprint.layouts import gguf_layout, npy_layout, safetensors_layout, zip_layout
-from weightwarden.agent.fingerprint.tensors import TensorSpan
+from weightwarden.agent.fingerprint.layouts.budget import OverBudget
+from weightwarden.agent.fingerprint.tensors import TensorPlan, TensorSpan
 from weightwarden.agent.identify.zip_directory import ZipError
 
 Layout = Callable[[int, int], list[TensorSpan]]
 
 LAYOUTS: dict[str, Layout] = {
-    "safetensors": safetensors_layout.spans,
+    "safetensors": lambda fd, size: list(safetensors_layout.plan(fd, size).spans),
     "gguf": gguf_layout.spans,
     "pytorch-zip": zip_layout.torch_spans,
     "numpy-npz": zip_layout.npz_spans,
@@ -28,16 +33,25 @@ LAYOUTS: dict[str, Layout] = {
 
 def tensor_spans(fd: int, size: int, format_id: str) -> list[TensorSpan]:
     """The float tensors of the open file `fd` (`size` bytes) of format `format_id`; [] when unknown."""
+    return list(plan_tensors(fd, size, format_id).spans)
+
+
+def plan_tensors(fd: int, size: int, format_id: str) -> TensorPlan:
+    """The float tensors of the open file, or why they were skipped (a header over its memory budget)."""
     layout = LAYOUTS.get(format_id)
     if layout is None:
-        return []
+        return TensorPlan()
     try:
-        return layout(fd, size)
+        if format_id == "safetensors":
+            return safetensors_layout.plan(fd, size)  # carries its own skip reason
+        return TensorPlan(tuple(layout(fd, size)))
+    except OverBudget as error:
+        return TensorPlan(skipped=str(error))
     # What a malformed header can make the parsers raise: struct and zip errors, bad literals (ast),
     # bad JSON or UTF-8 (ValueError), lying counts (MemoryError, OverflowError), deep nesting.
     except (OSError, ValueError, OverflowError, MemoryError, RecursionError, SyntaxError, TypeError,
             struct.error, ZipError):
-        return []
+        return TensorPlan()
 
 
-__all__ = ["LAYOUTS", "tensor_spans"]
+__all__ = ["LAYOUTS", "plan_tensors", "tensor_spans"]

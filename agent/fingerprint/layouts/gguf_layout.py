@@ -3,18 +3,25 @@
 Dims are stored innermost first (ggml order); reversed they are the row-major shape numpy and safetensors
 use, so a tensor exported with gguf.GGUFWriter keeps the fingerprint of its source. Only F32, F16, BF16 and
 F64 tensors are sampled; quantised blocks hold no per-element sign bit.
+
+Memory ceiling: the header is read in 1 MiB chunks and key/value contents are skipped, never kept; what
+stays is one record per tensor info, at most MAX_TENSORS (131,072; real GGUF files have about a thousand,
+llama.cpp merges MoE experts into 3-D tensors) with names of at most MAX_NAME_BYTES (the spec allows 64):
+about 50 MiB at the caps. More tensors raise OverBudget (reported; the file is still hashed).
 """
 
 from __future__ import annotations
 
 import struct
 
+from weightwarden.agent.fingerprint.layouts.budget import OverBudget
 from weightwarden.agent.fingerprint.tensors import TensorSpan
 from weightwarden.agent.safe_open import read_at
 
 MAGIC = b"GGUF"
 MAX_HEADER_BYTES = 256 << 20  # the KV section holds the tokenizer: megabytes, not hundreds of them
-MAX_TENSORS = 1 << 20
+MAX_TENSORS = 1 << 17
+MAX_NAME_BYTES = 256  # gguf.md: a tensor name is at most 64 bytes; some slack for writers that overrun it
 MAX_KV = 1 << 16
 MAX_DIMS = 8
 CHUNK = 1 << 20
@@ -78,8 +85,10 @@ def spans(fd: int, size: int) -> list[TensorSpan]:
     reader = _Reader(fd, size, order)
     reader.take(8)
     tensor_count, kv_count = reader.unpack(length_code), reader.unpack(length_code)
-    if tensor_count > MAX_TENSORS or kv_count > MAX_KV:
+    if kv_count > MAX_KV:
         return []
+    if tensor_count > MAX_TENSORS:
+        raise OverBudget(f"GGUF header too large: {tensor_count:,} tensors > {MAX_TENSORS:,}")
     alignment = DEFAULT_ALIGNMENT
     for _ in range(kv_count):
         key = reader.take(reader.unpack(length_code))
@@ -90,7 +99,10 @@ def spans(fd: int, size: int) -> list[TensorSpan]:
             reader.skip_value(value_type, length_code)
     infos = []
     for _ in range(tensor_count):
-        name = reader.take(reader.unpack(length_code)).decode("utf-8", errors="replace")
+        name_length = reader.unpack(length_code)
+        if name_length > MAX_NAME_BYTES:
+            return []
+        name = reader.take(name_length).decode("utf-8", errors="replace")
         n_dims = reader.unpack("I")
         if n_dims > MAX_DIMS:
             return []

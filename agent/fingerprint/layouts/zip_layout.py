@@ -2,10 +2,17 @@
 
 torch: the tensors' dtype, shape, stride and storage offset live in `data.pkl`. It is read with a
 restricted unpickler that imports nothing: the few torch callables that rebuild tensors are replaced by
-functions that only record their arguments, and every other global becomes an inert stub class. So no
-code from the file ever runs, and the result is a list of (storage key, offset, shape) per tensor.
+functions that only record their arguments, and every other global becomes one inert stub class per file.
+So no code from the file ever runs, and the result is a list of (storage key, offset, shape) per tensor.
 npz: every stored `<name>.npy` member is an .npy array; compressed members cannot be sampled from the
 raw bytes and are left out.
+
+Memory ceiling: data.pkl is read only up to MAX_PICKLE_BYTES (2 MiB), and before it is unpickled its
+opcodes are priced by pickle_budget (at most 48 MiB of objects, memo indices in order). Nothing the pickle
+names creates a class: every unknown global is the same stub class, and the records the unpickler builds
+have no __dict__ a BUILD opcode could fill. The tensor walk visits at most MAX_WALK_NODES containers. So
+one torch zip costs at most about 2 MiB + 48 MiB; a pickle over budget raises OverBudget (reported, the
+file is still hashed).
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ import pickle
 from dataclasses import dataclass
 from typing import Any
 
+from weightwarden.agent.fingerprint.layouts.budget import OverBudget, mib
 from weightwarden.agent.fingerprint.layouts.npy_layout import array_span
+from weightwarden.agent.fingerprint.layouts.pickle_budget import check_pickle_budget
 from weightwarden.agent.fingerprint.tensors import TensorSpan
 from weightwarden.agent.identify.zip_directory import (
     Member,
@@ -28,10 +37,10 @@ from weightwarden.agent.identify.zip_directory import (
 from weightwarden.agent.safe_open import read_at
 
 TAIL_BYTES = 64 << 10
-# data.pkl holds only the object tree (a few dozen bytes per tensor: ~200 KB for 2,000 tensors). The cap
-# bounds what a hostile one can make the unpickler build: about one small object per byte.
+# data.pkl holds only the object tree (about 120 bytes per tensor: 2 MiB is about 17,000 tensors); what a
+# hostile one can make the unpickler build is bounded by pickle_budget.
 MAX_PICKLE_BYTES = 2 << 20
-MAX_MEMBERS = 1 << 20
+MAX_MEMBERS = 1 << 17  # one per storage (and per .npy array); each kept member costs about 200 bytes
 MAX_WALK_NODES = 50_000  # containers visited: state dicts have about one per tensor
 _STORED = 0
 _UNKNOWN_SIZE = 0xFFFFFFFF
@@ -39,19 +48,20 @@ _UNKNOWN_SIZE = 0xFFFFFFFF
 FLOAT_STORAGES = {"FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2, "DoubleStorage": 8}
 
 
-@dataclass(frozen=True)
+# slots: a BUILD opcode aimed at one of these records fails (no __dict__) instead of copying a dict into it.
+@dataclass(frozen=True, slots=True)
 class _StorageType:
     itemsize: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _StorageRef:
     key: str
     itemsize: int | None
     numel: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _TensorRef:
     storage: Any
     offset: Any
@@ -60,7 +70,9 @@ class _TensorRef:
 
 
 class _Stub:
-    """Stands in for any class or function a pickle names: accepts everything, does nothing."""
+    """Stands in for any class or function a pickle names: accepts everything, keeps nothing."""
+
+    __slots__ = ()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass
@@ -90,23 +102,48 @@ def _rebuild_from_type(function: Any, new_type: Any, args: Any, state: Any) -> A
     return function(*args) if callable(function) and isinstance(args, tuple) else None
 
 
-_KNOWN: dict[tuple[str, str], Any] = {
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
-    ("collections", "OrderedDict"): dict,
+def _new_dict(*args: Any) -> dict[Any, Any]:
+    # torch pickles an OrderedDict as a call without arguments, then SETITEMS: copying an argument would
+    # let a few opcodes duplicate a large memoised dict again and again.
+    return {}
+
+
+class _Call:
+    """A known callable as the pickle sees it: no __dict__ for BUILD to fill, so one file cannot leave
+    anything on it for the next."""
+
+    __slots__ = ("_function",)
+
+    def __init__(self, function: Any) -> None:
+        self._function = function
+
+    def __call__(self, *args: Any) -> Any:
+        return self._function(*args)
+
+
+_KNOWN: dict[tuple[str, str], _Call] = {
+    ("torch._utils", "_rebuild_tensor_v2"): _Call(_rebuild_tensor),
+    ("torch._utils", "_rebuild_parameter"): _Call(_rebuild_parameter),
+    ("torch._utils", "_rebuild_parameter_with_state"): _Call(_rebuild_parameter),
+    ("torch._tensor", "_rebuild_from_type_v2"): _Call(_rebuild_from_type),
+    ("collections", "OrderedDict"): _Call(_new_dict),
 }
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file)
+        # One stub class per file, whatever the number of globals: a class costs about 1 KiB, and a global
+        # costs the pickle 5 bytes. Per file rather than per process, so nothing carries over between files.
+        self._stub = type("Stub", (_Stub,), {"__slots__": ()})
+
     def find_class(self, module: str, name: str) -> Any:
         known = _KNOWN.get((module, name))
         if known is not None:
             return known
         if module == "torch" and name.endswith("Storage"):
             return _StorageType(FLOAT_STORAGES.get(name))
-        return type("Stub", (_Stub,), {})
+        return self._stub
 
     def persistent_load(self, pid: Any) -> Any:
         if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
@@ -125,11 +162,17 @@ def torch_spans(fd: int, size: int) -> list[TensorSpan]:
     prefix = members[0].name.split("/", 1)[0] + "/"
     by_name = {m.name: m for m in members}
     pickled = by_name.get(prefix + "data.pkl")
-    if pickled is None or pickled.method != _STORED or pickled.size > MAX_PICKLE_BYTES:
+    if pickled is None or pickled.method != _STORED:
         return []
+    if pickled.size > MAX_PICKLE_BYTES:
+        raise OverBudget(f"data.pkl too large: {mib(pickled.size)} > {mib(MAX_PICKLE_BYTES)}")
     if _byteorder(source, by_name.get(prefix + "byteorder")) != "little":
         return []
     data = source.read(member_data_offset(source, pickled), pickled.size)
+    try:
+        check_pickle_budget(data)
+    except ValueError:
+        return []  # opcodes that do not decode: the unpickler would refuse them too
     try:
         root = _RestrictedUnpickler(io.BytesIO(data)).load()
     except Exception:  # a hostile pickle can raise anything the unpickler raises; it is then not sampled
@@ -167,7 +210,7 @@ def _members(source: ZipSource) -> list[Member]:
         for member in iter_members(find_central_directory(source)):
             members.append(member)
             if len(members) > MAX_MEMBERS:
-                return []
+                raise OverBudget(f"zip has more than {MAX_MEMBERS:,} members")
         return members
     except ZipError:
         return []
