@@ -109,21 +109,27 @@ def parent_of(pid: int) -> int | None:
     return int(fields[1]) if len(fields) > 1 else None
 
 
+def descriptors(pid: int) -> Iterator[tuple[str, str]]:
+    """(descriptor number, what it points to) for each of a process's open descriptors, at most FDS_READ;
+    nothing when the process is gone or not ours to read."""
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return
+    for name in names[:FDS_READ]:
+        try:
+            yield name, os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+
+
 def fd_links(pid: int) -> set[str]:
     """The pipe ends and sockets among a process's open descriptors: `pipe:[123]>` (it writes into the pipe),
     `pipe:[123]<` (it reads from it), `socket:[456]`. Standard error is left out: processes that share only
     where their messages go (a CI runner's captured stderr, a `make -j`'s jobs) pass no data to each other."""
     found: set[str] = set()
-    try:
-        names = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return found
-    for name in names[:FDS_READ]:
+    for name, link in descriptors(pid):
         if name == "2":
-            continue
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{name}")
-        except OSError:
             continue
         if link.startswith("socket:["):
             found.add(link)
@@ -138,19 +144,7 @@ def fd_links(pid: int) -> set[str]:
 
 def _pipe_links(pid: int) -> set[str]:
     """The pipes (`pipe:[123]`) among a process's descriptors, whichever end: the cheap first look."""
-    found: set[str] = set()
-    try:
-        names = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return found
-    for name in names[:FDS_READ]:
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{name}")
-        except OSError:
-            continue
-        if link.startswith("pipe:["):
-            found.add(link)
-    return found
+    return {link for _, link in descriptors(pid) if link.startswith("pipe:[")}
 
 
 def _pids() -> list[int]:
@@ -190,21 +184,9 @@ def program_of(pid: int) -> tuple[str | None, bytes | None]:
 def files_written(pid: int) -> set[str]:
     """Regular files a process holds open for writing (a shell's redirection `> out` handed to its child:
     the close may be reported for the shell, which holds the last reference)."""
-    found: set[str] = set()
-    try:
-        names = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return found
-    for name in names[:FDS_READ]:
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{name}")
-        except OSError:
-            continue
-        if not link.startswith("/") or link.startswith(("/dev/", "/proc/", "/sys/")):
-            continue
-        if _access_mode(pid, name) in (os.O_WRONLY, os.O_RDWR):
-            found.add(link)
-    return found
+    return {link for name, link in descriptors(pid) if link.startswith("/")
+            and not link.startswith(("/dev/", "/proc/", "/sys/"))
+            and _access_mode(pid, name) in (os.O_WRONLY, os.O_RDWR)}
 
 
 def children_of(pid: int) -> list[int]:
@@ -456,14 +438,10 @@ class FlowTracker:
         writers = [pid, *(p for p, m in reversed(self._members.items()) if m[1] == flow and p != pid)]
         gone = f"{path} (deleted)"
         for writer in writers[:SCAN_BUDGET]:
-            try:
-                names = os.listdir(f"/proc/{writer}/fd")
-            except OSError:
-                continue
-            for name in names[:FDS_READ]:
+            for name, link in descriptors(writer):
+                if link != gone:
+                    continue
                 try:
-                    if os.readlink(f"/proc/{writer}/fd/{name}") != gone:
-                        continue
                     held = os.open(f"/proc/{writer}/fd/{name}", os.O_RDONLY | os.O_CLOEXEC)
                 except OSError:
                     continue

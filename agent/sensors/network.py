@@ -60,7 +60,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 import psutil
@@ -209,9 +209,28 @@ def _served(s: sockdiag.TcpSocket, listening: set[int]) -> bool:
 def socket_holders(inodes: set[int]) -> dict[int, set[int]]:
     """socket inode -> every pid holding it (a listener shared by a server's forked workers)."""
     holders: dict[int, set[int]] = {}
+    for pid, inode in _sockets_held(psutil.pids(), inodes):
+        holders.setdefault(inode, set()).add(pid)
+    return holders
+
+
+def socket_owners(inodes: set[int], first: Collection[int] = (), *, only_first: bool = False) -> dict[int, int]:
+    """socket inode -> pid, from /proc/*/fd links (`socket:[12345]`); the pids in `first` are looked at before
+    the rest (processes of a tainted flow: a short upload's socket is found before it is gone), or alone."""
+    owners: dict[int, int] = {}
+    for pid, inode in _sockets_held([*first] if only_first else [*first, *psutil.pids()], inodes,
+                                    enough=len(inodes)):
+        owners.setdefault(inode, pid)
+    return owners
+
+
+def _sockets_held(pids: Iterable[int], inodes: set[int], *, enough: int | None = None) -> Iterator[tuple[int, int]]:
+    """(pid, socket inode) for each of `inodes` a process holds (/proc/<pid>/fd links), the agent's own left
+    out; stops looking at further processes once `enough` distinct inodes are found."""
     own = os.getpid()
-    for pid in psutil.pids():
-        if pid == own:
+    found: set[int] = set()
+    for pid in pids:
+        if pid == own or (enough is not None and len(found) >= enough):
             continue
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
@@ -223,32 +242,8 @@ def socket_holders(inodes: set[int]) -> dict[int, set[int]]:
             except OSError:
                 continue
             if link.startswith("socket:[") and (inode := int(link[8:-1])) in inodes:
-                holders.setdefault(inode, set()).add(pid)
-    return holders
-
-
-def socket_owners(inodes: set[int], first: Collection[int] = (), *, only_first: bool = False) -> dict[int, int]:
-    """socket inode -> pid, from /proc/*/fd links (`socket:[12345]`); the pids in `first` are looked at before
-    the rest (processes of a tainted flow: a short upload's socket is found before it is gone), or alone."""
-    owners: dict[int, int] = {}
-    own = os.getpid()
-    for pid in [*first] if only_first else [*first, *psutil.pids()]:
-        if pid == own or len(owners) == len(inodes):
-            continue
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if link.startswith("socket:["):
-                inode = int(link[8:-1])
-                if inode in inodes:
-                    owners.setdefault(inode, pid)
-    return owners
+                found.add(inode)
+                yield pid, inode
 
 
 class NetworkSensor:
