@@ -4,7 +4,7 @@
     python -m tests.agent.forward.chaos_agent CONFIG TOTAL RATE
 
 It resumes numbering after the highest `n` committed, so SIGKILL at any point loses nothing committed;
-SIGTERM shuts down like the agent does (final checkpoint, forwarders drain).
+SIGTERM shuts down like the agent does (agent-stopped with the final signature, forwarders drain).
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ def main() -> int:
             stop.wait(ahead)
     print(f"produced up to {n}", flush=True)
     stop.wait()
+    # as the agent stops (agent/service.py): agent-stopped, signing everything before it, is the last record
+    writer.submit(Event(Action.AGENT_STOPPED, Category.HOST, "chaos agent stopped", details=evidence.final_signature()))
     evidence.stop()
     writer.close()
     store.close()
