@@ -166,7 +166,11 @@ class Forwarder:
         for record, reason in outcome.dead:
             reason = well_formed(reason)
             log.warning("%s refused record %s: %s (dead-lettered)", self.name, record.id, reason)
-            outbox.dead_letter(self.name, record, reason)
+            try:
+                outbox.dead_letter(self.name, record, reason)
+            except (ValueError, TypeError, RecursionError) as error:  # a record too odd to write out as JSON again
+                kept = {"not_kept": failure_reason("the record could not be kept", error)}
+                outbox.dead_letter(self.name, OutboxRecord(record.sequence, record.kind, record.id, kept), reason)
             self._dead_lettered(record, reason)
         if outcome.confirmed:
             outbox.advance(self.name, outcome.confirmed, outcome.delivered)

@@ -21,6 +21,8 @@ class Renderer:
     sd_id: str = syslog.SD_ID
 
     def flat(self, record: OutboxRecord) -> Flat:
+        if record.unreadable is not None:
+            raise ValueError(f"the stored record cannot be read ({record.unreadable})")
         return flatten(record.kind, record.record)
 
     def syslog_message(self, record: OutboxRecord) -> bytes:

@@ -172,3 +172,40 @@ def test_syslog_over_tls_to_rsyslog_survives_both(tmp_path: Path, pki: Pki) -> N
     (dead,) = dead_letters(database, "siem")
     assert dead["record_id"] == stored[3].id and "not a time" in dead["reason"]
     assert [e.details["record_id"] for e in emitted] == [stored[3].id]  # type: ignore[union-attr]
+
+
+NOT_RECORDS = {  # what someone who can write the database puts in a record's place (SQL expressions)
+    "not-json": "'garbage'",
+    "nested-too-deep": "replace(hex(zeroblob(50000)), '00', '[')",
+    "not-an-object": "'[1, 2]'",
+    "null": "null",
+}
+
+
+@pytest.mark.parametrize("expression", NOT_RECORDS.values(), ids=NOT_RECORDS.keys())
+def test_a_stored_record_that_is_not_a_record_is_dead_lettered(tmp_path: Path, expression: str) -> None:
+    database = tmp_path / "ww.db"
+    stored = store_records(database, [Event(Action.MODEL_MODIFIED, Category.FILE, f"e{n}") for n in range(4)])
+    with sqlite3.connect(database) as db:
+        assert db.execute(f"update events set record = {expression} where id = ?", [stored[1].id]).rowcount == 1
+    out = tmp_path / "out.jsonl"
+    with forwarding(destination("local", type="file", path=str(out), format="native"), database) as (_f, emitted):
+        wait_for(lambda: cursor(database, "local") == stored[-1].sequence, timeout=10, what="the cursor at the end")
+    assert [line["id"] for line in file_lines(out)] == [r.id for r in stored if r.id != stored[1].id]
+    (dead,) = dead_letters(database, "local")
+    assert dead["record_id"] == stored[1].id and dead["reason"].startswith("cannot render: ValueError: the stored "
+                                                                          "record cannot be read")
+    assert [e.details["record_id"] for e in emitted] == [stored[1].id]  # type: ignore[union-attr]
+
+
+def test_a_stored_record_that_is_not_utf8_is_delivered_with_replacement_characters(tmp_path: Path) -> None:
+    database = tmp_path / "ww.db"
+    stored = store_records(database, [Event(Action.MODEL_MODIFIED, Category.FILE, f"e{n}") for n in range(4)])
+    with sqlite3.connect(database) as db:  # sqlite keeps the bytes; Python's sqlite3 refused to read the row
+        assert db.execute("""update events set record = replace(record, '"e1"', '"e1' || cast(x'ff' as text) || '"')
+                             where id = ?""", [stored[1].id]).rowcount == 1
+    out = tmp_path / "out.jsonl"
+    with forwarding(destination("local", type="file", path=str(out), format="native"), database):
+        wait_for(lambda: cursor(database, "local") == stored[-1].sequence, timeout=10, what="the cursor at the end")
+    assert [line["message"] for line in file_lines(out)] == ["e0", "e1\ufffd", "e2", "e3"]
+    assert dead_letters(database, "local") == []
