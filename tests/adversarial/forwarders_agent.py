@@ -164,7 +164,7 @@ def running_agent(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
                                  stderr=output, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     try:
         wait_for(lambda: stored_actions(database).count("scan-finished") > scans or agent.poll() is not None,
-                 timeout=60,
+                 timeout=120,
                  what="the agent's first scan")
         assert agent.poll() is None, log.read_text()[-3000:]
         yield agent
