@@ -76,71 +76,87 @@ class Forwarder:
         outbox = Outbox(self.database)
         transport: Transport | None = None
         try:
-            cursor = outbox.ensure(self.name, start=self.destination.start)
-            sent = cursor
+            started = False
+            sent = 0
             attempt = 0
             last_budget_check = 0.0
             isolate_through = 0  # after an unexpected failure: one record at a time up to this sequence
             while not self._stop.is_set():
                 if self._drain_until is not None and time.monotonic() > self._drain_until:
                     break  # shutting down and the drain time is spent (a failing destination stays queued)
-                if time.monotonic() - last_budget_check > BUDGET_CHECK_SECONDS:
-                    self._enforce_budget(outbox)
-                    last_budget_check = time.monotonic()
-                    sent = max(sent, outbox.cursor(self.name))
-                batch: list[OutboxRecord] = []
-                alone = False  # the batch is one record sent with nothing unconfirmed before it
                 try:
-                    if transport is None:
-                        transport = self.transport_factory(self.destination, self.host)
-                    waiting = transport.unconfirmed()
-                    isolating = sent < isolate_through
-                    if waiting < READ_AHEAD_LIMIT and not (isolating and waiting):
-                        batch = outbox.after(sent, 1 if isolating else self.destination.batch_size)
-                    alone = len(batch) == 1 and waiting == 0
-                    outcome = transport.send(batch) if batch else transport.poll()
-                except TransportError as error:
-                    self._failed(outbox, error)
-                    if transport is not None:
-                        transport.reset()
-                    sent = outbox.cursor(self.name)
-                    self._sleep(backoff_seconds(attempt, self.destination.retry_initial_seconds,
-                                                self.destination.retry_max_seconds, self._rng))
-                    attempt += 1
-                    continue
-                except Exception as error:  # not a transport failure: a record it cannot take, or a bug
-                    transport = self._reset_after(transport)
-                    if alone:  # the record is the culprit: it goes to the dead letters, delivery goes on
-                        self._record(outbox, Outcome(confirmed=batch[0].sequence,
-                                                     dead=[(batch[0], failure_reason("cannot send", error))]))
-                        sent = batch[0].sequence
-                        continue
-                    log.exception("forward %s: unexpected failure; retrying one record at a time", self.name)
-                    sent = outbox.cursor(self.name)
-                    if batch:
-                        isolate_through = max(isolate_through, batch[-1].sequence)
-                    else:
-                        self._failed(outbox, TransportError(failure_reason("unexpected failure", error)))
-                        self._sleep(backoff_seconds(attempt, self.destination.retry_initial_seconds,
-                                                    self.destination.retry_max_seconds, self._rng))
+                    if not started:
+                        sent = outbox.ensure(self.name, start=self.destination.start)
+                        started = True
+                    if time.monotonic() - last_budget_check > BUDGET_CHECK_SECONDS:
+                        self._enforce_budget(outbox)
+                        last_budget_check = time.monotonic()
+                        sent = max(sent, outbox.cursor(self.name))
+                    batch: list[OutboxRecord] = []
+                    alone = False  # the batch is one record sent with nothing unconfirmed before it
+                    try:
+                        if transport is None:
+                            transport = self.transport_factory(self.destination, self.host)
+                        waiting = transport.unconfirmed()
+                        isolating = sent < isolate_through
+                        if waiting < READ_AHEAD_LIMIT and not (isolating and waiting):
+                            batch = outbox.after(sent, 1 if isolating else self.destination.batch_size)
+                        alone = len(batch) == 1 and waiting == 0
+                        outcome = transport.send(batch) if batch else transport.poll()
+                    except TransportError as error:
+                        self._failed(outbox, error)
+                        if transport is not None:
+                            transport.reset()
+                        sent = outbox.cursor(self.name)
+                        self._sleep(self._backoff(attempt))
                         attempt += 1
-                    continue
-                self._record(outbox, outcome)
-                if attempt or self._health_reported:
-                    self._recovered()
-                attempt = 0
-                if batch:
-                    sent = batch[-1].sequence
-                elif self._draining_done(outbox, transport):
-                    break
-                else:
-                    self._sleep(self.idle_seconds)
+                        continue
+                    except Exception as error:  # not a transport failure: a record it cannot take, or a bug
+                        transport = self._reset_after(transport)
+                        if alone:  # the record is the culprit: it goes to the dead letters, delivery goes on
+                            self._record(outbox, Outcome(confirmed=batch[0].sequence,
+                                                         dead=[(batch[0], failure_reason("cannot send", error))]))
+                            sent = batch[0].sequence
+                            continue
+                        log.exception("forward %s: unexpected failure; retrying one record at a time", self.name)
+                        sent = outbox.cursor(self.name)
+                        if batch:
+                            isolate_through = max(isolate_through, batch[-1].sequence)
+                        else:
+                            self._failed(outbox, TransportError(failure_reason("unexpected failure", error)))
+                            self._sleep(self._backoff(attempt))
+                            attempt += 1
+                        continue
+                    self._record(outbox, outcome)
+                    if attempt or self._health_reported:
+                        self._recovered()
+                    attempt = 0
+                    if batch:
+                        sent = batch[-1].sequence
+                    elif self._draining_done(outbox, transport):
+                        break
+                    else:
+                        self._sleep(self.idle_seconds)
+                except Exception as error:  # the outbox or the agent failed us (database locked, disk full...)
+                    # Nothing is lost: the cursor moved only on confirmation; start again from it, later.
+                    log.exception("forward %s: unexpected failure; retrying from the cursor", self.name)
+                    self.errors += 1
+                    self.last_error = failure_reason("unexpected failure", error)
+                    transport = self._reset_after(transport)
+                    with contextlib.suppress(Exception):
+                        sent = outbox.cursor(self.name) if started else 0
+                    self._sleep(self._backoff(attempt))
+                    attempt += 1
         except Exception:  # one failing destination never stops the agent (STYLE.md habit 3)
             log.exception("forwarder %s stopped by an unexpected error", self.name)
         finally:
             if transport is not None:
                 transport.close()
             outbox.close()
+
+    def _backoff(self, attempt: int) -> float:
+        return backoff_seconds(attempt, self.destination.retry_initial_seconds, self.destination.retry_max_seconds,
+                               self._rng)
 
     def _reset_after(self, transport: Transport | None) -> Transport | None:
         """Drop the connection after an unexpected failure (whatever was unconfirmed is resent from the cursor);

@@ -24,6 +24,7 @@ from tests.waiting import wait_for
 from weightwarden.agent.config import ForwardDestination
 from weightwarden.agent.events import Action, Category, Event, Record
 from weightwarden.agent.forward.destinations import build_transport
+from weightwarden.agent.forward.forwarder import Forwarder
 from weightwarden.agent.forward.transport import Outcome, Transport
 from weightwarden.agent.store.outbox import Outbox, OutboxRecord
 
@@ -209,3 +210,35 @@ def test_a_stored_record_that_is_not_utf8_is_delivered_with_replacement_characte
         wait_for(lambda: cursor(database, "local") == stored[-1].sequence, timeout=10, what="the cursor at the end")
     assert [line["message"] for line in file_lines(out)] == ["e0", "e1\ufffd", "e2", "e3"]
     assert dead_letters(database, "local") == []
+
+
+def fail_first(monkeypatch: pytest.MonkeyPatch, owner: type, name: str, count: int, message: str) -> list[int]:
+    """`owner.name` raises sqlite3.OperationalError(message) on its first `count` calls; returns the calls left."""
+    original = getattr(owner, name)
+    left = [count]
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        if left[0] > 0:
+            left[0] -= 1
+            raise sqlite3.OperationalError(message)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, failing)
+    return left
+
+
+def test_a_failing_outbox_is_retried_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database itself fails under the forwarder (locked past the busy timeout by someone holding a write
+    transaction, a full disk): it retries from the cursor instead of ending its thread."""
+    database = tmp_path / "ww.db"
+    stored = store_records(database, [Event(Action.MODEL_MODIFIED, Category.FILE, f"e{n}") for n in range(6)])
+    left = [fail_first(monkeypatch, Outbox, "ensure", 1, "database is locked"),
+            fail_first(monkeypatch, Outbox, "advance", 2, "database is locked"),
+            fail_first(monkeypatch, Forwarder, "_enforce_budget", 1, "disk I/O error")]
+    out = tmp_path / "out.jsonl"
+    with forwarding(destination("local", type="file", path=str(out), format="native"), database) as (forwarder, _):
+        wait_for(lambda: cursor(database, "local") == stored[-1].sequence, timeout=15, what="the cursor at the end")
+        assert forwarder.errors == 4 and "OperationalError" in (forwarder.last_error or "")
+    assert left == [[0], [0], [0]]
+    ids = [line["id"] for line in file_lines(out)]
+    assert set(ids) == {r.id for r in stored}  # at least once: a batch whose advance failed is sent again
