@@ -252,3 +252,13 @@ def test_nel_and_line_separators_are_escaped_in_cef_and_leef() -> None:
         assert len(data.decode("utf-8").splitlines()) == 1
         _message, _header, values = syslog(record, body)
         assert values["filePath"] == "/m/" + forged.replace("\x85", "\n").replace("\u2028", "\n")
+
+
+def test_a_stored_time_rewritten_with_a_space_still_gives_an_rfc5424_timestamp() -> None:
+    """A row rewritten by hand with a time Python still reads ("2026-01-01 00:00:00+02:00") must not put a
+    space into the syslog header (it would shift every field after it) nor into @timestamp."""
+    record = stored(Event(Action.MODEL_CREATED, Category.FILE, "m"))
+    record.record["time"] = "2026-01-01 00:00:00+02:00"
+    message = parse_rfc5424(Renderer("ww-host", "cef").syslog_message(record))
+    assert message.timestamp == "2025-12-31T22:00:00.000Z" and message.app_name == "weightwarden"
+    assert Renderer("ww-host", "ecs").document(record)["@timestamp"] == "2025-12-31T22:00:00.000Z"
