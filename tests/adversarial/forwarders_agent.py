@@ -139,6 +139,8 @@ flush_seconds = 0.05
 
 [sensors]
 file_marks = false
+network = false
+mounts = false
 {forward}""")
     return path
 

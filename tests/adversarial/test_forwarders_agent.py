@@ -152,8 +152,9 @@ def test_a_record_no_renderer_can_take_is_dead_lettered_and_delivery_goes_on(tmp
     assert status.returncode == 0, status.stderr
     rows = {row["destination"]: row for row in map(json.loads, status.stdout.splitlines())}
     for name in ("jsonl", "splunk", "elastic"):
-        dead = rows[name]["dead_letter_list"]
-        assert [d["record_id"] for d in dead] == [victim_id], rows[name]
+        # The victim only (network and mount events, whose details osmem maps in conflicting ways, are off).
+        dead = [d for d in rows[name]["dead_letter_list"] if d["record_id"] == victim_id]
+        assert len(dead) == 1 and rows[name]["dead_letters"] == 1, rows[name]
         assert "not a time" in dead[0]["reason"] and "ValueError" in dead[0]["reason"]
     with sqlite3.connect(database) as db:
         stored = [json.loads(r[0]) for r in db.execute("select record from dead_letters where record_id = ?",
