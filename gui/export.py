@@ -18,16 +18,31 @@ CSV_COLUMNS = ("id", "time", "severity", "rule", "title", "model", "status", "pr
                "paths")
 
 
+# A spreadsheet reads a cell that starts with one of these as a formula (CSV injection: `=HYPERLINK(...)`,
+# `@SUM(...)`, `-2+3+cmd|' /C calc'!A0`; tab and CR are how a leading `=` slips past naive checks). Paths,
+# titles and process names are chosen by whoever names a file or a program, so such a cell gets a leading
+# apostrophe (OWASP "CSV Injection"): shown as text, the apostrophe itself hidden by the spreadsheet.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: object) -> object:
+    """The cell as text a spreadsheet never evaluates; numbers (our own) stay numbers."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
 def export_csv(review: AlertReview, flt: AlertFilter, sort: AlertSort, path: str | Path) -> int:
     count = 0
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with open(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for alert in review.iter_alerts(flt, sort):
             record = alert.record
-            writer.writerow([alert.id, alert.time, alert.severity, alert.rule, alert.title, alert.model or "",
-                             alert.status, process_text(record), destination_text(record),
-                             record.get("message", ""), " | ".join(record.get("paths", []))])
+            row = [alert.id, alert.time, alert.severity, alert.rule, alert.title, alert.model or "",
+                   alert.status, process_text(record), destination_text(record),
+                   record.get("message", ""), " | ".join(record.get("paths", []))]
+            writer.writerow([spreadsheet_safe(cell) for cell in row])
             count += 1
     return count
 

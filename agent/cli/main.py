@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from weightwarden.agent import __version__
+from weightwarden.agent import __version__, log_format
 from weightwarden.agent.cli.output import EXIT_USAGE, UsageError
 
 # Command name -> its module in weightwarden.agent.cli. Only the module of the command being run is imported:
@@ -54,8 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser(_command_of(argv)).parse_args(argv)
-        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        log_format.configure(logging.DEBUG if args.verbose else logging.WARNING)
         return int(args.run(args))
     except UsageError as error:
         print(f"weightwarden: error: {error}", file=sys.stderr)

@@ -14,7 +14,8 @@ import time
 from typing import Any
 
 from weightwarden.agent.forward.http import AnsweredTransport, HttpClient
-from weightwarden.agent.forward.render import Renderer
+from weightwarden.agent.forward.render import Renderer, render_each
+from weightwarden.agent.forward.text import json_bytes
 from weightwarden.agent.forward.transport import Outcome, TransportError, backoff_seconds
 from weightwarden.agent.store.outbox import OutboxRecord
 
@@ -35,17 +36,17 @@ class BulkTransport(AnsweredTransport):
         self.item_retries = item_retries
         self.item_retry_seconds = item_retry_seconds
 
-    def payload(self, records: list[OutboxRecord]) -> bytes:
-        lines = []
-        for record in records:
-            lines.append(json.dumps({"create": {"_index": self.index, "_id": record.id}}))
-            lines.append(json.dumps(self.renderer.document(record), ensure_ascii=False, separators=(",", ":")))
-        return ("\n".join(lines) + "\n").encode("utf-8")
+    def item(self, record: OutboxRecord) -> bytes:
+        """One record's two NDJSON lines: the action and the document."""
+        action = json_bytes({"create": {"_index": self.index, "_id": record.id}})
+        return action + b"\n" + json_bytes(self.renderer.document(record)) + b"\n"
 
     def send(self, records: list[OutboxRecord]) -> Outcome:
-        outcome = Outcome(confirmed=records[-1].sequence)
-        pending = records
+        pending, dead = render_each(records, self.item)
+        outcome = Outcome(confirmed=records[-1].sequence, dead=dead)
         for attempt in range(self.item_retries + 1):
+            if not pending:
+                return outcome
             retry = self._attempt(pending, outcome)
             if not retry:
                 return outcome
@@ -55,28 +56,30 @@ class BulkTransport(AnsweredTransport):
         raise TransportError(f"_bulk: {len(pending)} items still refused with 429/5xx after "
                              f"{self.item_retries + 1} attempts")
 
-    def _attempt(self, records: list[OutboxRecord], outcome: Outcome) -> list[OutboxRecord]:
-        status, body = self.client.request("POST", "/_bulk", self.payload(records), self.headers)
+    def _attempt(self, pending: list[tuple[OutboxRecord, bytes]],
+                 outcome: Outcome) -> list[tuple[OutboxRecord, bytes]]:
+        status, body = self.client.request("POST", "/_bulk", b"".join(item for _record, item in pending),
+                                           self.headers)
         if status in (401, 403):
             raise TransportError(f"_bulk refused the credentials: {status}", config=True)
         if status == 429 or status >= 500:
-            return records
+            return pending
         if status != 200:
             raise TransportError(f"_bulk answered {status}: {body[:200].decode('utf-8', 'replace')}")
         try:
             items: list[dict[str, Any]] = json.loads(body)["items"]
         except (ValueError, KeyError, TypeError):
             raise TransportError("_bulk answered 200 without an items list") from None
-        if len(items) != len(records):
-            raise TransportError(f"_bulk answered {len(items)} items for {len(records)} sent")
+        if len(items) != len(pending):
+            raise TransportError(f"_bulk answered {len(items)} items for {len(pending)} sent")
         retry = []
-        for record, item in zip(records, items, strict=True):
+        for (record, sent), item in zip(pending, items, strict=True):
             result: dict[str, Any] = next(iter(item.values()), {})
             code = int(result.get("status", 0))
             if code in (200, 201, 409):
                 outcome.delivered += 1
             elif code == 429 or code >= 500:
-                retry.append(record)
+                retry.append((record, sent))
             else:
                 outcome.dead.append((record, f"{code}: {json.dumps(result.get('error'))[:500]}"))
         return retry

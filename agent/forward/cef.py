@@ -1,9 +1,9 @@
 """CEF (ArcSight Common Event Format) text for one record: a pure function, no I/O.
 
 Header fields escape `\\` and `|`; extension values escape `\\`, `=`, newline and CR (pipes are legal
-there). Values are cut to keep the whole syslog message under 8 KiB, longest first, before escaping, so
-an escape is never split. Our record id goes in `externalId` (receivers deduplicate on it) and the
-per-agent sequence in `cn1`.
+there); other line breaks, control characters and lone surrogates: see `_CONTROLS` below. Values are cut
+to keep the whole syslog message under 8 KiB, longest first, before escaping, so an escape is never split.
+Our record id goes in `externalId` (receivers deduplicate on it) and the per-agent sequence in `cn1`.
 """
 
 from __future__ import annotations
@@ -12,26 +12,35 @@ import ipaddress
 
 from weightwarden.agent import __version__
 from weightwarden.agent.forward.fields import PRODUCT, VENDOR, Flat
+from weightwarden.agent.forward.text import LINE_BREAKS, well_formed
 
 MAX_EXTENSION_BYTES = 6500  # leaves room for the RFC 5424 header and SD under 8 KiB
 NAME_LIMIT = 512
 
 
 # CEF defines no escape for tabs or other control characters, and receivers mangle them (rsyslog writes
-# #011): they become spaces. Newlines and CRs have escapes in the extension (not in the header).
-_CONTROLS = {code: " " for code in [*range(0x20), 0x7F] if code not in (0x0A, 0x0D)}
+# #011): C0 and C1 controls become spaces. Newlines and CRs have escapes in the extension (not in the
+# header); so do the Unicode line breaks NEL (U+0085), LINE SEPARATOR (U+2028) and PARAGRAPH SEPARATOR
+# (U+2029), written as the newline escape `\n` (line readers split on them: raw, they would cut the
+# message in two). A lone surrogate is written as the text `\uXXXX` (text.well_formed).
+_CONTROLS = {code: " " for code in [*range(0x20), *range(0x7F, 0xA0)] if code not in (0x0A, 0x0D, 0x85)}
+_HEADER_CONTROLS = {**_CONTROLS, **{ord(ch): " " for ch in "\n\r" + LINE_BREAKS}}
+_EXTENSION_CONTROLS = {**_CONTROLS, **{ord(ch): "\n" for ch in LINE_BREAKS}}
 
 
 def escape_header(value: str) -> str:
     if not value.isprintable():  # fast path: str.translate is slow, control characters are rare
-        value = value.translate(_CONTROLS).replace("\r", " ").replace("\n", " ")
+        value = well_formed(value).translate(_HEADER_CONTROLS)
     return value.replace("\\", "\\\\").replace("|", "\\|")
 
 
 def escape_extension(value: str) -> str:
+    printable = value.isprintable()
+    if not printable:  # before the backslashes are doubled: its `\uXXXX` is text, escaped like any other
+        value = well_formed(value)
     value = value.replace("\\", "\\\\").replace("=", "\\=")
-    if not value.isprintable():  # fast path: str.translate is slow, control characters are rare
-        value = value.translate(_CONTROLS).replace("\n", "\\n").replace("\r", "\\r")
+    if not printable:  # fast path: str.translate is slow, control characters are rare
+        value = value.translate(_EXTENSION_CONTROLS).replace("\n", "\\n").replace("\r", "\\r")
     return value
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from weightwarden.agent.alert_evidence import CopyEvidence, DerivedCopyEvidence, atlas_ids, attack_ids, evidence_from
-from weightwarden.agent.events import parse_time
+from weightwarden.agent.events import format_time, parse_time
 
 VENDOR = "Weightwarden"
 PRODUCT = "Weightwarden Agent"
@@ -66,6 +66,7 @@ def flatten(kind: str, record: dict[str, Any]) -> Flat:
     process = record.get("process") or {}
     moment = parse_time(record["time"])
     time_ms = int(moment.timestamp() * 1000)
+    time = format_time(moment)  # canonical RFC 3339 (a stored time is already; a row rewritten by hand may not be)
     if kind == "alert":
         paths = list(record.get("paths") or [])
         destination = record.get("destination") or {}
@@ -78,7 +79,7 @@ def flatten(kind: str, record: dict[str, Any]) -> Flat:
         elif isinstance(evidence, DerivedCopyEvidence):
             size, fmt, sha256 = evidence.size, evidence.format, evidence.sha256
         return Flat(
-            kind, record["id"], int(record.get("sequence", 0)), record["time"], time_ms,
+            kind, record["id"], int(record.get("sequence", 0)), time, time_ms,
             signature=record.get("rule") or "alert", name=record.get("title") or record.get("rule") or "alert",
             message=record.get("message") or "", severity=_severity(record.get("severity")),
             category="intrusion_detection", action=record.get("rule") or "alert", model=record.get("model"),
@@ -93,7 +94,7 @@ def flatten(kind: str, record: dict[str, Any]) -> Flat:
     file = record.get("file") or {}
     details = dict(record.get("details") or {})
     return Flat(
-        kind, record["id"], int(record.get("sequence", 0)), record["time"], time_ms,
+        kind, record["id"], int(record.get("sequence", 0)), time, time_ms,
         signature=event.get("action") or "event", name=record.get("message") or event.get("action") or "event",
         message=record.get("message") or "", severity=_severity(event.get("severity")),
         category=event.get("category") or "host", action=event.get("action") or "event", model=record.get("model"),

@@ -1,16 +1,16 @@
 """A local JSON-lines file (ECS or OCSF) for shippers already on the machine (Filebeat, Fluent Bit, a
 Splunk forwarder), rotated by size: name -> name.1 -> ... -> name.N. Each batch is fsynced before the
 cursor moves; a crash between the two repeats that batch (duplicates, never gaps), and every line
-carries the record id."""
+carries the record id. Lines split on LF only: no line break of any kind is written inside one (text.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from typing import IO
 
-from weightwarden.agent.forward.render import Renderer
+from weightwarden.agent.forward.render import Renderer, render_each
+from weightwarden.agent.forward.text import json_bytes
 from weightwarden.agent.forward.transport import Outcome, TransportError
 from weightwarden.agent.store.outbox import OutboxRecord
 
@@ -33,9 +33,12 @@ class FileTransport:
                 raise TransportError(f"open {self.path}: {error.strerror}") from None
         return self._file
 
+    def line(self, record: OutboxRecord) -> bytes:
+        return json_bytes(self.renderer.document(record), sort_keys=True) + b"\n"
+
     def send(self, records: list[OutboxRecord]) -> Outcome:
-        data = b"".join(json.dumps(self.renderer.document(record), ensure_ascii=False, separators=(",", ":"),
-                                   sort_keys=True).encode("utf-8") + b"\n" for record in records)
+        rendered, dead = render_each(records, self.line)
+        data = b"".join(line for _record, line in rendered)
         out = self._open()
         try:
             out.write(data)
@@ -46,7 +49,7 @@ class FileTransport:
         except OSError as error:
             self.reset()
             raise TransportError(f"write {self.path}: {error.strerror}") from None
-        return Outcome(confirmed=records[-1].sequence, delivered=len(records))
+        return Outcome(confirmed=records[-1].sequence, delivered=len(rendered), dead=dead)
 
     def _rotate(self) -> None:
         self.reset()

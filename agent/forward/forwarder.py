@@ -9,6 +9,7 @@ and which, and is itself forwarded; nothing is ever lost silently.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -18,8 +19,10 @@ from collections.abc import Callable
 from weightwarden.agent.config import ForwardDestination
 from weightwarden.agent.events import Action, Category, Event, Record
 from weightwarden.agent.forward.destinations import build_transport
+from weightwarden.agent.forward.render import failure_reason
+from weightwarden.agent.forward.text import well_formed
 from weightwarden.agent.forward.transport import Outcome, Transport, TransportError, backoff_seconds
-from weightwarden.agent.store.outbox import Outbox
+from weightwarden.agent.store.outbox import Outbox, OutboxRecord
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,7 @@ MIB = 1024 * 1024
 READ_AHEAD_LIMIT = 20_000  # records sent but unconfirmed (syslog window) before we stop reading ahead
 BUDGET_CHECK_SECONDS = 1.0
 BUDGET_COUNT_CHUNK = 20_000  # records a first budget count adds per check (a long log never stalls delivery)
+DEAD_LETTER_REPORT_SECONDS = 60.0  # at most one dead-letter health record per destination in this time
 
 
 class Forwarder:
@@ -49,6 +53,8 @@ class Forwarder:
         self._thread = threading.Thread(target=self._run, name=f"ww-forward-{self.name}", daemon=True)
         self._health_reported: str | None = None
         self._counted: tuple[int, int, int] | None = None  # the disk budget's running count, see _enforce_budget
+        self._dead_reported_at: float | None = None
+        self._dead_unreported = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -70,48 +76,101 @@ class Forwarder:
         outbox = Outbox(self.database)
         transport: Transport | None = None
         try:
-            cursor = outbox.ensure(self.name, start=self.destination.start)
-            sent = cursor
+            started = False
+            sent = 0
             attempt = 0
             last_budget_check = 0.0
+            isolate_through = 0  # after an unexpected failure: one record at a time up to this sequence
             while not self._stop.is_set():
                 if self._drain_until is not None and time.monotonic() > self._drain_until:
                     break  # shutting down and the drain time is spent (a failing destination stays queued)
-                if time.monotonic() - last_budget_check > BUDGET_CHECK_SECONDS:
-                    self._enforce_budget(outbox)
-                    last_budget_check = time.monotonic()
-                    sent = max(sent, outbox.cursor(self.name))
                 try:
-                    if transport is None:
-                        transport = self.transport_factory(self.destination, self.host)
-                    batch = outbox.after(sent, self.destination.batch_size) \
-                        if transport.unconfirmed() < READ_AHEAD_LIMIT else []
-                    outcome = transport.send(batch) if batch else transport.poll()
-                except TransportError as error:
-                    self._failed(outbox, error)
-                    if transport is not None:
-                        transport.reset()
-                    sent = outbox.cursor(self.name)
-                    self._sleep(backoff_seconds(attempt, self.destination.retry_initial_seconds,
-                                                self.destination.retry_max_seconds, self._rng))
+                    if not started:
+                        sent = outbox.ensure(self.name, start=self.destination.start)
+                        started = True
+                    if time.monotonic() - last_budget_check > BUDGET_CHECK_SECONDS:
+                        self._enforce_budget(outbox)
+                        last_budget_check = time.monotonic()
+                        sent = max(sent, outbox.cursor(self.name))
+                    batch: list[OutboxRecord] = []
+                    alone = False  # the batch is one record sent with nothing unconfirmed before it
+                    try:
+                        if transport is None:
+                            transport = self.transport_factory(self.destination, self.host)
+                        waiting = transport.unconfirmed()
+                        isolating = sent < isolate_through
+                        if waiting < READ_AHEAD_LIMIT and not (isolating and waiting):
+                            batch = outbox.after(sent, 1 if isolating else self.destination.batch_size)
+                        alone = len(batch) == 1 and waiting == 0
+                        outcome = transport.send(batch) if batch else transport.poll()
+                    except TransportError as error:
+                        self._failed(outbox, error)
+                        if transport is not None:
+                            transport.reset()
+                        sent = outbox.cursor(self.name)
+                        self._sleep(self._backoff(attempt))
+                        attempt += 1
+                        continue
+                    except Exception as error:  # not a transport failure: a record it cannot take, or a bug
+                        transport = self._reset_after(transport)
+                        if alone:  # the record is the culprit: it goes to the dead letters, delivery goes on
+                            self._record(outbox, Outcome(confirmed=batch[0].sequence,
+                                                         dead=[(batch[0], failure_reason("cannot send", error))]))
+                            sent = batch[0].sequence
+                            continue
+                        log.exception("forward %s: unexpected failure; retrying one record at a time", self.name)
+                        sent = outbox.cursor(self.name)
+                        if batch:
+                            isolate_through = max(isolate_through, batch[-1].sequence)
+                        else:
+                            self._failed(outbox, TransportError(failure_reason("unexpected failure", error)))
+                            self._sleep(self._backoff(attempt))
+                            attempt += 1
+                        continue
+                    self._record(outbox, outcome)
+                    if attempt or self._health_reported:
+                        self._recovered()
+                    attempt = 0
+                    if batch:
+                        sent = batch[-1].sequence
+                    elif self._draining_done(outbox, transport):
+                        break
+                    else:
+                        self._sleep(self.idle_seconds)
+                except Exception as error:  # the outbox or the agent failed us (database locked, disk full...)
+                    # Nothing is lost: the cursor moved only on confirmation; start again from it, later.
+                    log.exception("forward %s: unexpected failure; retrying from the cursor", self.name)
+                    self.errors += 1
+                    self.last_error = failure_reason("unexpected failure", error)
+                    transport = self._reset_after(transport)
+                    with contextlib.suppress(Exception):
+                        sent = outbox.cursor(self.name) if started else 0
+                    self._sleep(self._backoff(attempt))
                     attempt += 1
-                    continue
-                self._record(outbox, outcome)
-                if attempt or self._health_reported:
-                    self._recovered()
-                attempt = 0
-                if batch:
-                    sent = batch[-1].sequence
-                elif self._draining_done(outbox, transport):
-                    break
-                else:
-                    self._sleep(self.idle_seconds)
         except Exception:  # one failing destination never stops the agent (STYLE.md habit 3)
             log.exception("forwarder %s stopped by an unexpected error", self.name)
         finally:
             if transport is not None:
                 transport.close()
             outbox.close()
+
+    def _backoff(self, attempt: int) -> float:
+        return backoff_seconds(attempt, self.destination.retry_initial_seconds, self.destination.retry_max_seconds,
+                               self._rng)
+
+    def _reset_after(self, transport: Transport | None) -> Transport | None:
+        """Drop the connection after an unexpected failure (whatever was unconfirmed is resent from the cursor);
+        a transport that cannot even reset is rebuilt."""
+        if transport is None:
+            return None
+        try:
+            transport.reset()
+        except Exception:
+            log.exception("forward %s: the transport could not reset; building a new one", self.name)
+            with contextlib.suppress(Exception):
+                transport.close()
+            return None
+        return transport
 
     def _draining_done(self, outbox: Outbox, transport: Transport) -> bool:
         if self._drain_until is None:
@@ -121,10 +180,33 @@ class Forwarder:
 
     def _record(self, outbox: Outbox, outcome: Outcome) -> None:
         for record, reason in outcome.dead:
+            reason = well_formed(reason)
             log.warning("%s refused record %s: %s (dead-lettered)", self.name, record.id, reason)
-            outbox.dead_letter(self.name, record, reason)
+            try:
+                outbox.dead_letter(self.name, record, reason)
+            except (ValueError, TypeError, RecursionError) as error:  # a record too odd to write out as JSON again
+                kept = {"not_kept": failure_reason("the record could not be kept", error)}
+                outbox.dead_letter(self.name, OutboxRecord(record.sequence, record.kind, record.id, kept), reason)
+            self._dead_lettered(record, reason)
         if outcome.confirmed:
             outbox.advance(self.name, outcome.confirmed, outcome.delivered)
+
+    def _dead_lettered(self, record: OutboxRecord, reason: str) -> None:
+        """A health record for a dead letter, at most one per DEAD_LETTER_REPORT_SECONDS per destination (so a
+        flood of bad records, or a health record that itself cannot be delivered, never feeds on itself); the
+        next one counts those not reported singly."""
+        self._dead_unreported += 1
+        now = time.monotonic()
+        if self._dead_reported_at is not None and now - self._dead_reported_at < DEAD_LETTER_REPORT_SECONDS:
+            return
+        count, self._dead_unreported, self._dead_reported_at = self._dead_unreported, 0, now
+        more = f" ({count - 1} more since the last report)" if count > 1 else ""
+        self.emit(Event(Action.FORWARD_HEALTH, Category.HOST,
+                        f"forwarding to {self.name}: record {record.id} (sequence {record.sequence}) was kept as a "
+                        f"dead letter and not delivered: {reason}{more}",
+                        severity=5, details={"destination": self.name, "status": "dead-letter",
+                                             "record_id": record.id, "sequence": record.sequence,
+                                             "reason": reason, "dead_letters": count}))
 
     def _failed(self, outbox: Outbox, error: TransportError) -> None:
         self.errors += 1

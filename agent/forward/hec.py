@@ -6,10 +6,10 @@ decimals; our id, sequence and kind also go in `fields` (indexed fields) so sear
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from weightwarden.agent.forward.fields import Flat
+from weightwarden.agent.forward.text import json_bytes
 
 
 def envelope(flat: Flat, body: dict[str, Any], *, host: str, source: str = "weightwarden",
@@ -25,5 +25,7 @@ def envelope(flat: Flat, body: dict[str, Any], *, host: str, source: str = "weig
     return item
 
 
-def batch(envelopes: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(item, ensure_ascii=False, separators=(",", ":")) for item in envelopes).encode()
+def encode(item: dict[str, Any]) -> bytes:
+    """One envelope as JSON; a batch is these concatenated."""
+    return json_bytes(item)
+

@@ -15,7 +15,7 @@ import uuid
 
 from weightwarden.agent.forward import hec
 from weightwarden.agent.forward.http import AnsweredTransport, HttpClient
-from weightwarden.agent.forward.render import Renderer
+from weightwarden.agent.forward.render import Renderer, render_each
 from weightwarden.agent.forward.transport import Outcome, TransportError
 from weightwarden.agent.store.outbox import OutboxRecord
 
@@ -39,35 +39,41 @@ class HecTransport(AnsweredTransport):
         return {"Authorization": f"Splunk {self.token}", "X-Splunk-Request-Channel": self.channel,
                 "Content-Type": "application/json"}
 
-    def payload(self, records: list[OutboxRecord]) -> bytes:
-        envelopes = []
-        for record in records:
-            flat = self.renderer.flat(record)
-            envelopes.append(hec.envelope(flat, self.renderer.document(record), host=self.renderer.host,
-                                          index=self.index or None))
-        return hec.batch(envelopes)
+    def envelope(self, record: OutboxRecord) -> bytes:
+        """One record's HEC envelope as JSON (a batch is envelopes concatenated)."""
+        envelope = hec.envelope(self.renderer.flat(record), self.renderer.document(record), host=self.renderer.host,
+                                index=self.index or None)
+        return hec.encode(envelope)
 
     def send(self, records: list[OutboxRecord]) -> Outcome:
-        status, body = self.client.request("POST", EVENT_PATH, self.payload(records), self._headers())
-        if status == 400 and len(records) > 1:
-            return self._one_by_one(records)
+        rendered, dead = render_each(records, self.envelope)
+        outcome = self._send(rendered) if rendered else Outcome()
+        outcome.dead[:0] = dead
+        outcome.confirmed = records[-1].sequence
+        return outcome
+
+    def _send(self, rendered: list[tuple[OutboxRecord, bytes]]) -> Outcome:
+        body_sent = b"".join(envelope for _record, envelope in rendered)
+        status, body = self.client.request("POST", EVENT_PATH, body_sent, self._headers())
+        if status == 400 and len(rendered) > 1:
+            return self._one_by_one(rendered)
         if status == 400:
-            return Outcome(confirmed=records[-1].sequence, dead=[(records[0], _reason(status, body))])
+            return Outcome(confirmed=rendered[0][0].sequence, dead=[(rendered[0][0], _reason(status, body))])
         self._raise_for(status, body)
         ack_id = _json(body).get("ackId")
         if ack_id is None:
             raise TransportError("HEC answered without an ackId: is indexer acknowledgement on for this token?",
                                  config=True)
         self._wait_for_ack(int(ack_id))
-        return Outcome(confirmed=records[-1].sequence, delivered=len(records))
+        return Outcome(confirmed=rendered[-1][0].sequence, delivered=len(rendered))
 
-    def _one_by_one(self, records: list[OutboxRecord]) -> Outcome:
+    def _one_by_one(self, rendered: list[tuple[OutboxRecord, bytes]]) -> Outcome:
         outcome = Outcome()
-        for record in records:
-            single = self.send([record])
+        for pair in rendered:
+            single = self._send([pair])
             outcome.dead.extend(single.dead)
             outcome.delivered += single.delivered
-            outcome.confirmed = record.sequence
+            outcome.confirmed = pair[0].sequence
         return outcome
 
     def _wait_for_ack(self, ack_id: int) -> None:

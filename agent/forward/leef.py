@@ -9,20 +9,30 @@ from __future__ import annotations
 
 from weightwarden.agent import __version__
 from weightwarden.agent.forward.fields import PRODUCT, VENDOR, Flat
+from weightwarden.agent.forward.text import LINE_BREAKS, well_formed
 
 DEV_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"  # Java SimpleDateFormat; X keeps the zone (Z)
 MAX_VALUE = 1000
 
 
+# Control characters (C0 and C1) become spaces; the Unicode line breaks NEL (U+0085), LINE SEPARATOR
+# (U+2028) and PARAGRAPH SEPARATOR (U+2029) are written `\\n` in values (spaces in the header), like LF:
+# raw, a line reader would cut the event in two. A lone surrogate is written as the text `\\uXXXX`.
+_HEADER_CONTROLS = {code: " " for code in [*range(0x20), *range(0x7F, 0xA0)]} | {ord(ch): " " for ch in LINE_BREAKS}
+_CONTROLS = {code: " " for code in [*range(0x20), *range(0x7F, 0xA0)] if code not in (0x09, 0x0A, 0x0D, 0x85)}
+_VALUE_CONTROLS = _CONTROLS | {ord(ch): "\n" for ch in LINE_BREAKS}
+
+
 def escape_header(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("|", "\\|").replace("\t", " ").replace("\r", " ").replace("\n", " ")
-
-
-_CONTROLS = {code: " " for code in [*range(0x20), 0x7F] if code not in (0x09, 0x0A, 0x0D)}
+    if not value.isprintable():
+        value = well_formed(value).translate(_HEADER_CONTROLS)
+    return value.replace("\\", "\\\\").replace("|", "\\|")
 
 
 def escape_value(value: str) -> str:
-    return (value.translate(_CONTROLS).replace("\\", "\\\\").replace("\t", "\\t").replace("\r", "\\r")
+    if not value.isprintable():
+        value = well_formed(value).translate(_VALUE_CONTROLS)
+    return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\r", "\\r")
             .replace("\n", "\\n"))
 
 

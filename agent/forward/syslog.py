@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from weightwarden.agent.forward import cef, leef
 from weightwarden.agent.forward.fields import Flat
+from weightwarden.agent.forward.text import LINE_BREAKS, well_formed
 
 SD_ID = "weightwarden@32473"
 APP_NAME = "weightwarden"
@@ -32,13 +33,16 @@ def syslog_severity(severity: int) -> int:
     return 6
 
 
-_CONTROLS = {code: " " for code in [*range(0x20), 0x7F]}
+_CONTROLS = {code: " " for code in [*range(0x20), *range(0x7F, 0xA0)]} | {ord(ch): " " for ch in LINE_BREAKS}
 
 
 def escape_sd_value(value: str) -> str:
-    """RFC 5424 escapes `"`, `\\` and `]`; control characters have no escape (receivers rewrite them), so
-    they become spaces: SD values are for routing and dedupe, the exact text travels in the CEF/LEEF body."""
-    return value.translate(_CONTROLS).replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+    """RFC 5424 escapes `"`, `\\` and `]`; control characters and line breaks have no escape (receivers
+    rewrite them), so they become spaces: SD values are for routing and dedupe, the exact text travels in
+    the CEF/LEEF body. A lone surrogate (not UTF-8) is written as the text `\\uXXXX`."""
+    if not value.isprintable():
+        value = well_formed(value).translate(_CONTROLS)
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 
 def header_token(value: str | None, limit: int) -> str:

@@ -22,7 +22,7 @@ import termios
 import time
 from dataclasses import dataclass
 
-from weightwarden.agent.forward.render import Renderer
+from weightwarden.agent.forward.render import Renderer, render_each
 from weightwarden.agent.forward.syslog import octet_counted
 from weightwarden.agent.forward.transport import Outcome, TransportError
 from weightwarden.agent.store.outbox import OutboxRecord
@@ -115,26 +115,27 @@ class SyslogTransport:
 
     # ------------------------------------------------------------------ sending
 
-    def frames(self, records: list[OutboxRecord]) -> bytes:
-        return b"".join(octet_counted(self.renderer.syslog_message(record)) for record in records)
-
     def send(self, records: list[OutboxRecord]) -> Outcome:
+        messages, dead = render_each(records, self.renderer.syslog_message)
         sock = self._connect()
         if self.transport == "udp":
-            for record in records:
+            for _record, message in messages:
                 try:
-                    sock.send(self.renderer.syslog_message(record))
+                    sock.send(message)
                 except OSError as error:
                     raise TransportError(f"udp send to {self.address}:{self.port}: {error}") from None
-            return Outcome(confirmed=records[-1].sequence, delivered=len(records))
+            return Outcome(confirmed=records[-1].sequence, delivered=len(messages), dead=dead)
         self._check_alive(sock)
         try:
-            sock.sendall(self.frames(records))
+            sock.sendall(b"".join(octet_counted(message) for _record, message in messages))
         except (OSError, ssl.SSLError) as error:
             raise TransportError(f"send to {self.address}:{self.port}: {error}") from None
-        self._sent.append(_Sent(records[-1].sequence, len(records), _written_bytes(sock)))
+        # The records no renderer could take are confirmed with the batch (never sent: nothing to resend).
+        self._sent.append(_Sent(records[-1].sequence, len(messages), _written_bytes(sock)))
         self._stalled_since = None  # only a sender that stopped sending can tell a silent path
-        return self.poll()
+        outcome = self.poll()
+        outcome.dead.extend(dead)
+        return outcome
 
     def send_and_confirm(self, records: list[OutboxRecord], deadline: float) -> Outcome:
         """Send and wait until confirmed (sync test): raises TransportError when the deadline passes."""

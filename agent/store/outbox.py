@@ -51,6 +51,9 @@ class OutboxRecord:
     kind: str  # "event" or "alert"
     id: str
     record: dict[str, Any]
+    # Why the stored text could not be read as a record (a row rewritten by hand); `record` then holds the
+    # text. Such a record goes to the dead letters with this reason instead of stopping its destination.
+    unreadable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,19 @@ class DestinationState:
         return max(0, self.last_sequence - self.cursor)
 
 
+def _outbox_record(sequence: int, kind: str, record_id: str, text: Any) -> OutboxRecord:
+    try:
+        record = json.loads(text)
+        if not isinstance(record, dict):
+            raise ValueError(f"a JSON {type(record).__name__}, not an object")
+    # ValueError: not JSON; TypeError: NULL; RecursionError: nested too deep to parse.
+    except (ValueError, TypeError, RecursionError) as error:
+        shown = text if isinstance(text, str) else repr(text)
+        return OutboxRecord(sequence, kind, record_id, {"stored_text": shown[:4000]},
+                            unreadable=f"{type(error).__name__}: {error}"[:500])
+    return OutboxRecord(sequence, kind, record_id, record)
+
+
 class Outbox:
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
@@ -78,6 +94,9 @@ class Outbox:
         else:
             self._conn = sqlite3.connect(self.path, check_same_thread=False)
         self._conn.execute("PRAGMA busy_timeout = 10000")
+        # Text that is not UTF-8 (a row rewritten by hand) is read with U+FFFD, not refused: one such row
+        # must not stop every destination at it.
+        self._conn.text_factory = lambda data: data.decode("utf-8", "replace")
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -101,7 +120,7 @@ class Outbox:
                     f"select sequence, id, record from {table} where sequence > ? order by sequence limit ?",
                     [sequence, limit]))
         rows.sort()
-        return [OutboxRecord(seq, kind, rid, json.loads(text)) for seq, kind, rid, text in rows[:limit]]
+        return [_outbox_record(seq, kind, rid, text) for seq, kind, rid, text in rows[:limit]]
 
     def record_bytes(self, after: int, through: int) -> int:
         """Bytes of the stored records with after < sequence <= through: what the disk budget measures."""
