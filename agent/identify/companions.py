@@ -5,7 +5,8 @@ and it is identified by content first:
 - TensorFlow variables data shards `<prefix>.data-0000k-of-0000n`: through `<prefix>.index` (a tensor
   bundle index, itself confirmed by its siblings).
 - OpenVINO weights `<stem>.bin`: through `<stem>.xml` (OpenVINO IR).
-- Paddle parameters `<stem>.pdiparams`: through `<stem>.pdmodel` (a ProgramDesc).
+- Paddle parameters `<stem>.pdiparams`: through `<stem>.pdmodel` (a ProgramDesc) or, from Paddle 3 on,
+  `<stem>.json` (a PIR program).
 - CoreML .mlpackage items under `Data/`: through the package's Manifest.json (itemInfoEntries).
 - ONNX external data: any file whose path (relative to an .onnx model in its folder or the folder above)
   is a `location` of the model's external tensors.
@@ -69,8 +70,8 @@ def companion_paths(path: str, identification: Identification) -> list[str]:
     names: list[str] = []
     if format_id == "openvino-ir" and name.endswith(".xml"):
         names = [name.removesuffix(".xml") + ".bin"]
-    elif format_id == "paddle" and role == "program" and name.endswith(".pdmodel"):
-        names = [name.removesuffix(".pdmodel") + ".pdiparams"]
+    elif format_id == "paddle" and role == "program" and name.endswith((".pdmodel", ".json")):
+        names = [name.rpartition(".")[0] + ".pdiparams"]
     elif format_id == "tf-savedmodel" and role == "variables-index" and name.endswith(".index"):
         count = details.get("num_shards")
         if isinstance(count, int) and 0 < count <= 99_999:
@@ -148,9 +149,12 @@ def _openvino_weights(folder: str, name: str, path: str, identify: PrimaryIdenti
 def _paddle_parameters(folder: str, name: str, path: str, identify: PrimaryIdentifier) -> Identification | None:
     if not name.endswith(".pdiparams"):
         return None
-    program = name.removesuffix(".pdiparams") + ".pdmodel"
-    primary = _primary(os.path.join(folder, program), identify, "paddle", "program")
-    return None if primary is None else _companion(primary, "parameters", program)
+    stem = name.removesuffix(".pdiparams")
+    for program in (stem + ".pdmodel", stem + ".json"):  # Paddle 2 ProgramDesc, Paddle 3 PIR program
+        primary = _primary(os.path.join(folder, program), identify, "paddle", "program")
+        if primary is not None:
+            return _companion(primary, "parameters", program)
+    return None
 
 
 def _mlpackage_item(folder: str, name: str, path: str, identify: PrimaryIdentifier) -> Identification | None:

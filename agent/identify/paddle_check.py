@@ -5,12 +5,20 @@
   varint), then its variables (VarDesc, field 3: name, type) and operators (OpDesc, field 4: type in field 3).
 - `.pdparams` (paddle.save of a state dict): a pickle of numpy arrays with the name table under the key
   "StructuredToParameterName@@"; the pickle walk must pass as for any pickle.
+- `.json` (Paddle 3 PIR program, what `paddle.jit.save` and `paddle.static.save_inference_model` write by
+  default since 3.0; paddle/fluid/pir/serialize_deserialize): a JSON object whose first member is
+  "base_code" = {"magic": "pir", "trainable": bool, "version": int}, then "program" = {"regions": [...]};
+  each operation is an object whose "#" (its dialect-qualified name, "1.matmul"; "p" for a parameter) is
+  followed by "A" (its attributes). Files are often larger than the window, so the JSON is never parsed
+  whole: the small base_code object is, and the operations are counted by that pattern in the window.
 - `.pdiparams` (the program's parameters, concatenated raw tensors) has no signature: it is identified
-  only through its `.pdmodel` (companions.py).
+  only through its `.pdmodel` or PIR `.json` (companions.py).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from weightwarden.agent.identify.details import clip
@@ -22,10 +30,18 @@ NO_PARENT = (1 << 64) - 1  # int32 -1 as protobuf writes it
 MAX_LISTED_OPS = 32
 MAX_FIELDS = 100_000
 
+# The PIR program's opening, up to the base_code object, whose members are scalars (no nested braces).
+_PIR_OPENING = re.compile(rb'\{\s{0,64}"base_code"\s{0,64}:\s{0,64}(\{[^{}]{0,1024}\})')
+_PIR_PROGRAM = re.compile(rb'\s{0,64},\s{0,64}"program"\s{0,64}:\s{0,64}\{\s{0,64}"regions"\s{0,64}:\s{0,64}\[')
+_PIR_OPERATION = re.compile(rb'\{\s{0,64}"#"\s{0,64}:\s{0,64}"([^"\\]{1,128})"\s{0,64},\s{0,64}"A"\s{0,64}:')
+MAX_PIR_VERSION = 10_000
+
 
 def check(fd: int, size: int, head: bytes, tail: bytes) -> dict[str, Any] | None:
     if head[:1] == b"\x80":
         return check_parameters(head, size)
+    if head[:1] == b"{":
+        return check_pir_program(head)
     return check_program(head, size)
 
 
@@ -47,6 +63,37 @@ def check_program(head: bytes, size: int) -> dict[str, Any] | None:
         return _block(head, block)
     except ProtobufError:
         return None
+
+
+def check_pir_program(head: bytes) -> dict[str, Any] | None:
+    opening = _PIR_OPENING.match(head)
+    if opening is None:
+        return None
+    try:
+        base_code = json.loads(opening[1])
+    except ValueError:
+        return None
+    if not isinstance(base_code, dict) or base_code.get("magic") != "pir":
+        return None
+    version, trainable = base_code.get("version"), base_code.get("trainable")
+    if type(version) is not int or not 0 <= version <= MAX_PIR_VERSION:
+        return None
+    if _PIR_PROGRAM.match(head, opening.end()) is None:
+        return None
+    operators = parameters = 0
+    op_types: list[str] = []
+    for operation in _PIR_OPERATION.finditer(head, opening.end()):
+        name = operation[1].decode("utf-8", "replace")
+        if name == "p":
+            parameters += 1
+            continue
+        operators += 1
+        op_type = clip(name.partition(".")[2] or name, 64)  # "1.matmul": the dialect's number, then the op
+        if op_type not in op_types and len(op_types) < MAX_LISTED_OPS:
+            op_types.append(op_type)
+    return {"role": "program", "representation": "pir", "pir_version": version,
+            "trainable": trainable if isinstance(trainable, bool) else None,
+            "parameters_seen": parameters, "operators_seen": operators, "op_types": op_types}
 
 
 def _block(head: bytes, block: Field) -> dict[str, Any] | None:
