@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from weightwarden.agent.identify import paddle_check
 from weightwarden.agent.identify.identification import Identification
 from weightwarden.agent.identify.onnx_external import external_locations
 from weightwarden.agent.identify.siblings import DATA_SHARD, is_regular
@@ -153,8 +154,24 @@ def _paddle_parameters(folder: str, name: str, path: str, identify: PrimaryIdent
     for program in (stem + ".pdmodel", stem + ".json"):  # Paddle 2 ProgramDesc, Paddle 3 PIR program
         primary = _primary(os.path.join(folder, program), identify, "paddle", "program")
         if primary is not None:
-            return _companion(primary, "parameters", program)
+            issue = _paddle_parameters_issue(path)
+            return _companion(primary, "parameters", program, **({"malformed": issue} if issue else {}))
     return None
+
+
+def _paddle_parameters_issue(path: str) -> str | None:
+    """Named by its program, the file counts whatever it holds (a copy must not hide by being garbled); what
+    is wrong with its tensor stream is reported with it."""
+    try:
+        fd, info = open_regular(path)
+    except OSError:
+        return None
+    try:
+        return paddle_check.parameters_issue(read_at(fd, 0, paddle_check.PARAMETERS_HEAD_BYTES), info.st_size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _mlpackage_item(folder: str, name: str, path: str, identify: PrimaryIdentifier) -> Identification | None:

@@ -12,13 +12,17 @@
   followed by "A" (its attributes). Files are often larger than the window, so the JSON is never parsed
   whole: the small base_code object is, and the operations are counted by that pattern in the window.
 - `.pdiparams` (the program's parameters, concatenated raw tensors) has no signature: it is identified
-  only through its `.pdmodel` or PIR `.json` (companions.py).
+  only through its `.pdmodel` or PIR `.json` (companions.py). Its first tensor's header is still read
+  (parameters_issue): per tensor u32 version 0, u64 LoD level count with a u64 byte length and the offsets
+  per level, u32 tensor version 0, i32 TensorDesc size, the TensorDesc protobuf (data_type in field 1, dims
+  in field 2), then the raw data (paddle/fluid/framework/lod_tensor.cc, tensor_util.cc).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import struct
 from typing import Any
 
 from weightwarden.agent.identify.details import clip
@@ -35,6 +39,9 @@ _PIR_OPENING = re.compile(rb'\{\s{0,64}"base_code"\s{0,64}:\s{0,64}(\{[^{}]{0,10
 _PIR_PROGRAM = re.compile(rb'\s{0,64},\s{0,64}"program"\s{0,64}:\s{0,64}\{\s{0,64}"regions"\s{0,64}:\s{0,64}\[')
 _PIR_OPERATION = re.compile(rb'\{\s{0,64}"#"\s{0,64}:\s{0,64}"([^"\\]{1,128})"\s{0,64},\s{0,64}"A"\s{0,64}:')
 MAX_PIR_VERSION = 10_000
+PARAMETERS_HEAD_BYTES = 4096  # what parameters_issue() needs to see of a .pdiparams
+MAX_LOD_LEVELS = 16
+MAX_TENSOR_DESC = 1024
 
 
 def check(fd: int, size: int, head: bytes, tail: bytes) -> dict[str, Any] | None:
@@ -150,4 +157,39 @@ def _op_type(head: bytes, operator: Field) -> str | None:
                 return clip(field.text(head, 64), 64)
     except Truncated:
         return None
+    return None
+
+
+def parameters_issue(head: bytes, size: int) -> str | None:
+    """What is wrong with the first tensor header of a .pdiparams whose first bytes are `head` (None: it
+    reads as Paddle wrote it). Lengths are compared with the file size and the bytes held, never allocated."""
+    try:
+        version, lod_levels = struct.unpack_from("<IQ", head)
+        if version != 0:
+            return f"tensor stream version {version}"
+        if lod_levels > MAX_LOD_LEVELS:
+            return f"LoD level count {lod_levels}"
+        offset = 12
+        for _ in range(lod_levels):
+            (length,) = struct.unpack_from("<Q", head, offset)
+            if length > size:
+                return f"LoD level of {length} bytes"
+            offset += 8 + length
+        tensor_version, desc_size = struct.unpack_from("<Ii", head, offset)
+    except struct.error:
+        return "the file ends inside the first tensor header" if len(head) >= size else None
+    if tensor_version != 0:
+        return f"tensor version {tensor_version}"
+    if not 0 < desc_size <= MAX_TENSOR_DESC:
+        return f"tensor description of {desc_size} bytes"
+    start = offset + 8
+    if start + desc_size > len(head):
+        return "the file ends inside the first tensor header" if len(head) >= size else None
+    try:
+        described = [(field.number, field.wire_type) for field in fields(head, start, start + desc_size,
+                                                                           limit=start + desc_size)]
+    except ProtobufError:
+        return "tensor description is not a TensorDesc"
+    if not described or described[0] != (1, VARINT) or any(wire != VARINT for _, wire in described):
+        return "tensor description is not a TensorDesc"
     return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,41 @@ def test_the_pair_paddle_jit_save_writes_is_one_model(identifier: Identifier, tm
            {"format": "paddle", "representation": "pir", "parameters_seen": 2})
     subset(identifier.identify_path(str(tmp_path / "inference.pdiparams")),
            {"format": "paddle", "role": "parameters", "part_of": "inference.json"})
+
+
+_DESC = bytes([0x08, 0x05, 0x10, 0x08, 0x10, 0x04])  # TensorDesc: FP32, dims [8, 4]
+PARAMETER_STREAMS = {
+    "stream_version": (struct.pack("<IQIi", 7, 0, 0, len(_DESC)) + _DESC, "tensor stream version 7"),
+    "lod_levels_huge": (struct.pack("<IQ", 0, 1 << 60), f"LoD level count {1 << 60}"),
+    "lod_level_length_huge": (struct.pack("<IQQ", 0, 1, 1 << 62), f"LoD level of {1 << 62} bytes"),
+    "tensor_version": (struct.pack("<IQIi", 0, 0, 3, len(_DESC)) + _DESC, "tensor version 3"),
+    "desc_size_huge": (struct.pack("<IQIi", 0, 0, 0, 0x7FFFFFFF), "tensor description of 2147483647 bytes"),
+    "desc_size_negative": (struct.pack("<IQIi", 0, 0, 0, -1), "tensor description of -1 bytes"),
+    "desc_garbage": (struct.pack("<IQIi", 0, 0, 0, 4) + b"\xff\xff\xff\xff", "tensor description is not a TensorDesc"),
+    "cut_in_header": (struct.pack("<IQ", 0, 0)[:10], "the file ends inside the first tensor header"),
+}
+
+
+@pytest.mark.parametrize(("stream", "issue"), PARAMETER_STREAMS.values(), ids=PARAMETER_STREAMS.keys())
+def test_garbled_parameters_still_count_and_say_what_is_wrong(identifier: Identifier, tmp_path: Path,
+                                                              pread_log: PreadLog, stream: bytes, issue: str) -> None:
+    """Named by their program, the parameters are part of the model whatever they hold (a garbled copy must
+    not hide): the issue travels with them, and reading it costs a bounded read."""
+    model_dirs.paddle_pir_program(tmp_path / "inference.json")
+    (tmp_path / "inference.pdiparams").write_bytes(stream + b"\0" * (1 << 20))
+    if issue.startswith("the file ends"):
+        (tmp_path / "inference.pdiparams").write_bytes(stream)
+
+    subset(identifier.identify_path(str(tmp_path / "inference.pdiparams")),
+           {"format": "paddle", "role": "parameters", "malformed": issue})
+    assert max(length for _, length in pread_log.calls) <= 1 << 20
+
+
+def test_parameters_with_lod_levels_read_as_written(identifier: Identifier, tmp_path: Path) -> None:
+    model_dirs.paddle_pir_program(tmp_path / "inference.json")
+    lod = struct.pack("<Q", 16) + struct.pack("<QQ", 0, 8)  # one level: offsets [0, 8]
+    (tmp_path / "inference.pdiparams").write_bytes(struct.pack("<IQ", 0, 1) + lod + struct.pack("<Ii", 0, len(_DESC))
+                                                   + _DESC + b"\0" * 128)
+
+    details = details_of(identifier.identify_path(str(tmp_path / "inference.pdiparams")))
+    assert details["role"] == "parameters" and "malformed" not in details
