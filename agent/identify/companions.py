@@ -5,7 +5,8 @@ and it is identified by content first:
 - TensorFlow variables data shards `<prefix>.data-0000k-of-0000n`: through `<prefix>.index` (a tensor
   bundle index, itself confirmed by its siblings).
 - OpenVINO weights `<stem>.bin`: through `<stem>.xml` (OpenVINO IR).
-- Paddle parameters `<stem>.pdiparams`: through `<stem>.pdmodel` (a ProgramDesc).
+- Paddle parameters `<stem>.pdiparams`: through `<stem>.pdmodel` (a ProgramDesc) or, from Paddle 3 on,
+  `<stem>.json` (a PIR program).
 - CoreML .mlpackage items under `Data/`: through the package's Manifest.json (itemInfoEntries).
 - ONNX external data: any file whose path (relative to an .onnx model in its folder or the folder above)
   is a `location` of the model's external tensors.
@@ -31,6 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from weightwarden.agent.identify import paddle_check
 from weightwarden.agent.identify.identification import Identification
 from weightwarden.agent.identify.onnx_external import external_locations
 from weightwarden.agent.identify.siblings import DATA_SHARD, is_regular
@@ -69,8 +71,8 @@ def companion_paths(path: str, identification: Identification) -> list[str]:
     names: list[str] = []
     if format_id == "openvino-ir" and name.endswith(".xml"):
         names = [name.removesuffix(".xml") + ".bin"]
-    elif format_id == "paddle" and role == "program" and name.endswith(".pdmodel"):
-        names = [name.removesuffix(".pdmodel") + ".pdiparams"]
+    elif format_id == "paddle" and role == "program" and name.endswith((".pdmodel", ".json")):
+        names = [name.rpartition(".")[0] + ".pdiparams"]
     elif format_id == "tf-savedmodel" and role == "variables-index" and name.endswith(".index"):
         count = details.get("num_shards")
         if isinstance(count, int) and 0 < count <= 99_999:
@@ -148,9 +150,28 @@ def _openvino_weights(folder: str, name: str, path: str, identify: PrimaryIdenti
 def _paddle_parameters(folder: str, name: str, path: str, identify: PrimaryIdentifier) -> Identification | None:
     if not name.endswith(".pdiparams"):
         return None
-    program = name.removesuffix(".pdiparams") + ".pdmodel"
-    primary = _primary(os.path.join(folder, program), identify, "paddle", "program")
-    return None if primary is None else _companion(primary, "parameters", program)
+    stem = name.removesuffix(".pdiparams")
+    for program in (stem + ".pdmodel", stem + ".json"):  # Paddle 2 ProgramDesc, Paddle 3 PIR program
+        primary = _primary(os.path.join(folder, program), identify, "paddle", "program")
+        if primary is not None:
+            issue = _paddle_parameters_issue(path)
+            return _companion(primary, "parameters", program, **({"malformed": issue} if issue else {}))
+    return None
+
+
+def _paddle_parameters_issue(path: str) -> str | None:
+    """Named by its program, the file counts whatever it holds (a copy must not hide by being garbled); what
+    is wrong with its tensor stream is reported with it."""
+    try:
+        fd, info = open_regular(path)
+    except OSError:
+        return None
+    try:
+        return paddle_check.parameters_issue(read_at(fd, 0, paddle_check.PARAMETERS_HEAD_BYTES), info.st_size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _mlpackage_item(folder: str, name: str, path: str, identify: PrimaryIdentifier) -> Identification | None:

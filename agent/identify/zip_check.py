@@ -7,6 +7,11 @@ The member layout decides, read from the central directory (no member is decompr
   loadable again, so an added member must not hide the weights from us: they are counted
   (`foreign_members` > 0 is a tampering hint) rather than rejected.
 - TorchScript: the same container plus `constants.pkl` or `code/` (mobile: `bytecode.pkl`).
+- torch.export archives (`torch.export.save`, `.pt2`; torch/export/pt2_archive): the same container and
+  prefix folder with `archive_format` (holding "pt2"), `archive_version`, `.data/version`, the programs as
+  `models/<name>.json` and the weights as `data/weights/*` (no data.pkl). No id of their own in the format
+  table: reported as pytorch-zip with "archive": "pt2" (the tensor layout reader finds no data.pkl and
+  samples nothing; the file is still hashed).
 - NumPy .npz: every member is `<name>.npy`; a stored first member must start with the .npy magic.
 - Keras 3 (.keras): metadata.json, config.json and model.weights.h5 (or .npz) at the top level.
 Other zips (docx, generic archives) are rejected.
@@ -51,6 +56,7 @@ class _Survey:
     storage_count: int = 0
     foreign_members: int = 0
     has_code: bool = False
+    exported_models: list[str] = field(default_factory=list)  # pt2: models/<name>.json
     all_npy: bool = True
     compressed: bool = False
     arrays: list[str] = field(default_factory=list)
@@ -100,11 +106,14 @@ def _note(survey: _Survey, member: Member) -> None:
         survey.foreign_members += 1
         return
     record = name[len(survey.prefix):]
-    if record in ("data.pkl", "version", ".data/version", *_TORCHSCRIPT_RECORDS):
+    if record in ("data.pkl", "version", ".data/version", "archive_format", *_TORCHSCRIPT_RECORDS):
         survey.records.add(record)
     elif record.startswith("code/"):
         survey.has_code = True
-    elif record.startswith("data/") and not record.endswith("/"):
+    elif record.startswith("models/") and record.endswith(".json") and record.count("/") == 1:
+        if len(survey.exported_models) < MAX_LISTED_ARRAYS:
+            survey.exported_models.append(clip(record[len("models/"):-len(".json")], 256))
+    elif record.startswith("data/") and not record.endswith(("/", ".json")) and "/sample_inputs/" not in record:
         survey.storage_count += 1
 
 
@@ -113,11 +122,14 @@ def _pytorch(survey: _Survey, zip64: bool) -> dict[str, Any] | None:
     if survey.prefix == "/" or "/" not in survey.first.name:
         return None  # torch refuses archives whose first member is not in a folder
     has_version = "version" in records or ".data/version" in records
-    torchscript = survey.has_code or any(record in records for record in _TORCHSCRIPT_RECORDS)
-    if not has_version or not ("data.pkl" in records or "model.json" in records):
+    exported = "archive_format" in records and "data.pkl" not in records
+    torchscript = not exported and (survey.has_code or any(record in records for record in _TORCHSCRIPT_RECORDS))
+    if not has_version or not ("data.pkl" in records or "model.json" in records or exported):
         return None
+    pt2 = {"archive": "pt2", "exported_models": survey.exported_models} if exported else {}
     return {
         "format": "torchscript" if torchscript else "pytorch-zip",
+        **pt2,
         "prefix": clip(survey.prefix[:-1], 256),
         "member_count": survey.count,
         "storage_count": survey.storage_count,

@@ -1,6 +1,8 @@
 // Legacy GGML files (before GGUF): the magic is a native u32, so on disk it reads reversed:
 // "lmgg" (unversioned ggml), "fmgg" (ggmf), "tjgg" (ggjt), "algg" (LoRA adapter), and llama.cpp's
 // session/state files "nsgg" / "qsgg" (cached prompts: sensitive too). Real files never contain "GGML".
+// whisper.cpp still writes "lmgg" for all its models (whisper, parakeet, the silero VAD and speaker
+// models); the structural check tells them apart by the header that follows (ggml_check.py).
 
 rule ggml
 {

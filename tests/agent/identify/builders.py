@@ -132,6 +132,16 @@ def torchscript(path: Path) -> None:
         torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
 
 
+def torch_export_pt2(path: Path) -> None:
+    """torch.export.save: the .pt2 archive current PyTorch writes for exported programs."""
+    torch = _torch()
+    module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # export may warn about its own internals on some versions
+        program = torch.export.export(module, (torch.randn(2, 4),))
+        torch.export.save(program, str(path))
+
+
 def numpy_npy(path: Path) -> None:
     with path.open("wb") as handle:
         np.save(handle, np.ones((2, 3), dtype=np.float32))

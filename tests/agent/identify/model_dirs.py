@@ -232,6 +232,43 @@ def paddle_pair(folder: Path, stem: str = "inference") -> tuple[Path, Path]:
     return program, parameters
 
 
+def paddle_pir_program(path: Path, *, readable: bool = False, extra_ops: int = 0) -> None:
+    """Paddle 3's PIR program (paddle/fluid/pir/serialize_deserialize, what paddle.jit.save writes by default),
+    with the members and op encoding paddle 3.3 writes for Linear(4, 3) + relu: "base_code" {magic "pir",
+    trainable, version}, then "program" {"regions": [{"#": "region_0", "blocks": [{"#": "block_0", "args",
+    "ops"}]}]}; parameters are "p" ops, other ops "<dialect>.<name>" with attributes "A", inputs "I", outputs
+    "O". `readable` is the indented form (readable=True in the writer); `extra_ops` pads the program with relu
+    ops so that it runs past a window."""
+    def dense(shape: list[int]) -> dict[str, Any]:
+        return {"#": "0.t_dtensor", "D": [{"#": "0.t_f32"}, shape, "NCHW", [], 0]}
+
+    def op(name: str, inputs: list[int], output: int, shape: list[int]) -> dict[str, Any]:
+        return {"#": name, "A": [], "I": [{"%": value} for value in inputs], "O": [{"%": output, "TT": dense(shape)}],
+                "OA": []}
+
+    ops: list[dict[str, Any]] = [
+        {"#": "p", "A": [0, 1, 1, "linear_0.b_0"], "DA": [], "O": {"%": 1, "TT": dense([3])}, "OA": [1, 0, 1],
+         "QA": []},
+        {"#": "p", "A": [0, 1, 1, "linear_0.w_0"], "DA": [], "O": {"%": 2, "TT": dense([4, 3])}, "OA": [1, 0, 1],
+         "QA": []},
+        {"#": "1.data", "A": [{"AT": {"#": "0.a_str", "D": "x"}, "N": "name"}], "I": [],
+         "O": [{"%": 3, "TT": dense([-1, 4])}], "OA": []},
+        op("1.matmul", [3, 2], 4, [-1, 3]), op("1.add", [4, 1], 5, [-1, 3]), op("1.relu", [5], 6, [-1, 3])]
+    ops += [op("1.relu", [6 + k], 7 + k, [-1, 3]) for k in range(extra_ops)]
+    ops.append(op("1.fetch", [6 + extra_ops], 7 + extra_ops, [-1, 3]))
+    program = {"base_code": {"magic": "pir", "trainable": True, "version": 4},
+               "program": {"regions": [{"#": "region_0", "blocks": [{"#": "block_0", "args": [], "ops": ops}]}]}}
+    path.write_text(json.dumps(program, indent=4) if readable else json.dumps(program, separators=(",", ":")))
+
+
+def paddle_pir_pair(folder: Path, stem: str = "inference") -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    program, parameters = folder / f"{stem}.json", folder / f"{stem}.pdiparams"
+    paddle_pir_program(program)
+    paddle_pdiparams(parameters)
+    return program, parameters
+
+
 def paddle_pdparams(path: Path) -> None:
     """paddle.save(layer.state_dict()) (python/paddle/framework/io.py): a protocol-4 pickle of numpy arrays
     plus the StructuredToParameterName@@ name table."""

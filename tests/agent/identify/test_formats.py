@@ -51,6 +51,8 @@ CASES = [
          {"storage_count": 2, "foreign_members": 1}),
     Case(builders.pytorch_legacy, "legacy.pth", "pytorch-legacy", {"pickle_protocol": 2}),
     Case(builders.torchscript, "scripted.pt", "torchscript", {"torchscript": True}),
+    Case(builders.torch_export_pt2, "model.pt2", "pytorch-zip",
+         {"archive": "pt2", "exported_models": ["model"], "storage_count": 2, "torchscript": False}),
     Case(builders.numpy_npy, "array.npy", "numpy-npy",
          {"dtype": "<f4", "shape": [2, 3], "fortran_order": False, "object_dtype": False}),
     Case(builders.numpy_npy_objects, "objects.npy", "numpy-npy", {"dtype": "|O", "object_dtype": True}),
