@@ -142,6 +142,39 @@ def io_counters(pid: int) -> dict[str, int] | None:
     return out
 
 
+FDS_READ = 4096  # descriptors read per process
+
+
+def descriptors(pid: int) -> Iterator[tuple[str, str]]:
+    """(descriptor number, what it points to) for each of a process's open descriptors, at most FDS_READ;
+    nothing when the process is gone or not ours to read."""
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return
+    for name in names[:FDS_READ]:
+        try:
+            yield name, os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+
+
+def access_mode(pid: int, fd: str) -> int | None:
+    """O_RDONLY, O_WRONLY or O_RDWR of a descriptor (/proc/<pid>/fdinfo flags), None when unreadable."""
+    for line in (_read(f"/proc/{pid}/fdinfo/{fd}", 4096) or b"").splitlines():
+        if line.startswith(b"flags:"):
+            return int(line.split()[1], 8) & os.O_ACCMODE
+    return None
+
+
+def files_open_for_writing(pid: int) -> tuple[str, ...]:
+    """Regular files a process holds open for writing (a shell's redirection `> out` handed to its child: the
+    close may be reported for the shell, which holds the last reference)."""
+    return tuple(link for name, link in descriptors(pid) if link.startswith("/")
+                 and not link.startswith(("/dev/", "/proc/", "/sys/"))
+                 and access_mode(pid, name) in (os.O_WRONLY, os.O_RDWR))
+
+
 def fd_positions(pid: int, device: int, inode: int) -> list[tuple[int, int]]:
     """(fd, file position) of every descriptor of `pid` open on (device, inode)."""
     found = []

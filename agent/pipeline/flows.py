@@ -46,13 +46,13 @@ from dataclasses import dataclass, field
 from weightwarden.agent.detect.lineage import COPY, MODEL, OTHER, PENDING, LineageLedger
 from weightwarden.agent.detect.places import destination_kind
 from weightwarden.agent.events import Alert, ModelFile, ProcessInfo, Record, display_path
+from weightwarden.agent.processes import access_mode, descriptors, files_open_for_writing
 from weightwarden.agent.sensors import sockdiag
 from weightwarden.agent.sensors.access import AccessObservation
 from weightwarden.agent.sensors.files import FileObservation
 from weightwarden.agent.sensors.network import ConnectionObservation
 
 SCAN_BUDGET = 256  # processes looked at (fd links, children) per look
-FDS_READ = 4096  # descriptors read per process
 MEMBERS_KEPT = 65536  # (pid, start) -> flow over every flow; the oldest are forgotten first
 PIPES_KEPT = 65536
 LIVE_CHECK_SECONDS = 1.0
@@ -109,20 +109,6 @@ def parent_of(pid: int) -> int | None:
     return int(fields[1]) if len(fields) > 1 else None
 
 
-def descriptors(pid: int) -> Iterator[tuple[str, str]]:
-    """(descriptor number, what it points to) for each of a process's open descriptors, at most FDS_READ;
-    nothing when the process is gone or not ours to read."""
-    try:
-        names = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return
-    for name in names[:FDS_READ]:
-        try:
-            yield name, os.readlink(f"/proc/{pid}/fd/{name}")
-        except OSError:
-            continue
-
-
 def fd_links(pid: int) -> set[str]:
     """The pipe ends and sockets among a process's open descriptors: `pipe:[123]>` (it writes into the pipe),
     `pipe:[123]<` (it reads from it), `socket:[456]`. Standard error is left out: processes that share only
@@ -134,7 +120,7 @@ def fd_links(pid: int) -> set[str]:
         if link.startswith("socket:["):
             found.add(link)
         elif link.startswith("pipe:["):
-            mode = _access_mode(pid, name)
+            mode = access_mode(pid, name)
             if mode in (None, os.O_WRONLY, os.O_RDWR):
                 found.add(link + WRITES)
             if mode in (None, os.O_RDONLY, os.O_RDWR):
@@ -154,19 +140,6 @@ def _pids() -> list[int]:
         return []
 
 
-def _access_mode(pid: int, fd: str) -> int | None:
-    """O_RDONLY, O_WRONLY or O_RDWR of a descriptor (/proc/<pid>/fdinfo flags), None when unreadable."""
-    try:
-        with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as handle:
-            info = handle.read(4096)
-    except OSError:
-        return None
-    for line in info.splitlines():
-        if line.startswith(b"flags:"):
-            return int(line.split()[1], 8) & os.O_ACCMODE
-    return None
-
-
 def program_of(pid: int) -> tuple[str | None, bytes | None]:
     """(executable, raw command line) of a live process: equal to its parent's until it execs."""
     try:
@@ -179,14 +152,6 @@ def program_of(pid: int) -> tuple[str | None, bytes | None]:
     except OSError:
         cmdline = None
     return exe, cmdline
-
-
-def files_written(pid: int) -> set[str]:
-    """Regular files a process holds open for writing (a shell's redirection `> out` handed to its child:
-    the close may be reported for the shell, which holds the last reference)."""
-    return {link for name, link in descriptors(pid) if link.startswith("/")
-            and not link.startswith(("/dev/", "/proc/", "/sys/"))
-            and _access_mode(pid, name) in (os.O_WRONLY, os.O_RDWR)}
 
 
 def children_of(pid: int) -> list[int]:
@@ -275,6 +240,9 @@ class FlowTracker:
         self._openers.move_to_end(obs.process.pid)
         while len(self._openers) > HELD_KEPT * 16:
             self._openers.popitem(last=False)
+        for path in obs.writes_to:  # its redirections, seen while it waited on its open: it may be gone now
+            self._written[path] = flow
+            self._written.move_to_end(path)
         if taint is not None:
             self.ledger.inherit(flow, obs.process, taint, obs.path, obs.size or 0, now)
         elif model is not None:
@@ -612,7 +580,7 @@ class FlowTracker:
             self._pipes.move_to_end(link)
         while len(self._pipes) > PIPES_KEPT:
             self._pipes.popitem(last=False)
-        for path in files_written(pid):
+        for path in files_open_for_writing(pid):
             self._written[path] = flow
             self._written.move_to_end(path)
         while len(self._written) > PIPES_KEPT:

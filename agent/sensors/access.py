@@ -45,6 +45,7 @@ from weightwarden.agent.processes import (
     ProcessCache,
     ProcessSnapshot,
     fd_positions,
+    files_open_for_writing,
     io_counters,
     mapped_resident,
     maps_file,
@@ -78,6 +79,9 @@ class AccessObservation:
     seconds_open: float | None = None
     seen_monotonic: float = 0.0
     opened_by: ProcessInfo | None = None  # the opener, when the process that read is another one
+    # "opened": the files the opener held open for writing as it opened (`cmd < model > out`: out), read
+    # while it waited on the open, so known even if it has exited when the observation is handled
+    writes_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +147,7 @@ class AccessSensor:
         self._marks_lock = threading.Lock()
         self._sessions: dict[tuple[int, tuple[int, int]], _Session] = {}
         self._rchar_at_open: dict[int, int | None] = {}
+        self._writes_at_open: dict[int, tuple[str, ...]] = {}  # what the opener writes to, seen as it waited
         self._execs_at_open: dict[int, int] = {}
         self._opener: dict[int, ProcessSnapshot | None] = {}  # taken while the open waited for our answer
         self._finished: dict[tuple[int, tuple[int, int]], float] = {}  # sessions ended before their close
@@ -317,6 +322,7 @@ class AccessSensor:
             # The opener waits for our answer: take its snapshot (the part that cannot wait), answer, and
             # only then do the rest (parent chain, fd sampling) while it runs on.
             self._opener[event.pid] = self.cache.remember(event.pid)
+            self._writes_at_open[event.pid] = files_open_for_writing(event.pid)
             self._execs_at_open[event.pid] = self.cache.execs(event.pid)
             io = io_counters(event.pid)  # before it can read: the baseline of what it reads from here on
             self._rchar_at_open[event.pid] = io.get("rchar") if io else None
@@ -359,7 +365,7 @@ class AccessSensor:
         session = self._sessions.get((pid, key))
         if session is not None:
             session.opens += 1
-            for taken in (self._opener, self._execs_at_open, self._rchar_at_open):
+            for taken in (self._opener, self._execs_at_open, self._rchar_at_open, self._writes_at_open):
                 taken.pop(pid, None)
             return  # a second descriptor on the same file by the same process: one session
         # The process as it opened: once answered, it may exec another program before we get here.
@@ -375,7 +381,9 @@ class AccessSensor:
         self._sessions[(pid, key)] = session
         self._finished.pop((pid, key), None)
         self._sample(session, now, maps=False)
-        self._sink(AccessObservation("opened", path, key[0], key[1], size, process, seen_monotonic=now))
+        writes = self._writes_at_open.pop(pid, None)
+        self._sink(AccessObservation("opened", path, key[0], key[1], size, process, seen_monotonic=now,
+                                     writes_to=files_open_for_writing(pid) if writes is None else writes))
 
     def _inherited(self, pid: int, key: tuple[int, int], now: float) -> _Session | None:
         """A read by a process with no open of its own: a child reading a descriptor it inherited (`sh` opened

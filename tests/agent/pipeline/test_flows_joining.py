@@ -20,6 +20,7 @@ from tests.agent.pipeline.test_flows import SIZE, closed, model, opened, tracker
 from tests.waiting import wait_for
 from weightwarden.agent.events import ModelFile, ProcessInfo
 from weightwarden.agent.pipeline.flows import fd_links
+from weightwarden.agent.sensors.access import AccessObservation
 from weightwarden.agent.sensors.network import ConnectionObservation
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
@@ -180,3 +181,25 @@ def test_a_local_proxy_counts_what_it_sent_since_the_flow_fed_it_and_no_more_tha
         assert any(p.startswith(f"proxy[{proxy.pid}]") for p in alert.evidence.processes), alert.evidence.processes
     finally:
         kill_all(reader, proxy)
+
+
+def test_a_redirection_seen_at_the_open_counts_when_the_reader_is_gone_before_the_close(
+        model: ModelFile, tmp_path: Path) -> None:  # noqa: F811
+    """`sh -c "head -c N model > out"`: the shell made `out`, head wrote it and exited, and the close may be the
+    shell's; what head held open for writing was read while it waited on its open of the model."""
+    out = tmp_path / "out.bin"
+    shell = subprocess.Popen(["sh", "-c", f'head -c {SIZE} "$1" > "$2"; sleep 30', "sh", model.path, str(out)])
+    try:
+        wait_for(lambda: out.exists() and out.stat().st_size == SIZE, timeout=10, what="head to write its half")
+        head_gone = shell.pid + 10_000_000  # a pid no process has: head has exited by the time it is handled
+        st = os.stat(model.path)
+        tracker = tracker_for(model)
+        tracker.access(AccessObservation("opened", model.path, st.st_dev, st.st_ino, SIZE,
+                                         ProcessInfo(pid=head_gone, name="head", user="ana"),
+                                         writes_to=(str(out),)), model)
+        tracker.access(opened(model, head_gone, "read", SIZE), model)
+        tracker.file(closed(out, shell.pid))  # the shell's close of its redirection
+        (alert,) = tracker.tick(time.monotonic() + 5)
+        assert str(out) in alert.paths
+    finally:
+        kill_all(shell)
