@@ -14,7 +14,6 @@ import json
 import sqlite3
 import struct
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +22,15 @@ import pytest
 
 from tests.adversarial.forwarders_agent import Receivers, Seen, agent_config, receivers, running_agent
 from tests.agent.cli.helpers import WEIGHTWARDEN
+from tests.agent.forward.test_bulk_osmem import osmem  # noqa: F401 - the fixture (skips without osmem-server)
 from tests.conftest import write_safetensors
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
-osmem_server = pytest.importorskip("osmem_server", reason="osmem-server is in the test extra")
 
 PLACEHOLDER = "SURROG"  # six characters, replaced in the header bytes by the six of the escape \udcff
 
 
-@pytest.fixture(scope="module")
-def osmem() -> Iterator[Any]:
-    server = osmem_server.OsmemServer.start(japanese=False)
-    try:
-        yield server
-    finally:
-        server.close()
-        if server.process.stdout is not None:  # osmem's close() leaves its stdout pipe open
-            server.process.stdout.close()
 
 
 def write_lone_surrogate_safetensors(path: Path) -> Path:
@@ -74,7 +64,7 @@ def arrived_everywhere(siem: Receivers, name: str) -> bool:
     return all(created(records, name) for records in siem.everywhere())
 
 
-def test_a_lone_surrogate_in_safetensors_metadata_does_not_stop_forwarding(tmp_path: Path, osmem: Any) -> None:
+def test_a_lone_surrogate_in_safetensors_metadata_does_not_stop_forwarding(tmp_path: Path, osmem: Any) -> None:  # noqa: F811
     dropped = tmp_path / "tmp"
     dropped.mkdir()
     with receivers(tmp_path, osmem) as siem:
@@ -108,7 +98,7 @@ def corrupt(database: Path, record_id: str) -> None:
     assert changed == 1
 
 
-def test_a_record_no_renderer_can_take_is_dead_lettered_and_delivery_goes_on(tmp_path: Path, osmem: Any) -> None:
+def test_a_record_no_renderer_can_take_is_dead_lettered_and_delivery_goes_on(tmp_path: Path, osmem: Any) -> None:  # noqa: F811
     dropped = tmp_path / "tmp"
     dropped.mkdir()
     data = tmp_path / "data"

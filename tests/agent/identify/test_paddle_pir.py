@@ -17,23 +17,15 @@ from pathlib import Path
 import pytest
 
 from tests.agent.identify import model_dirs
+from tests.agent.identify.found_details import details_of, subset
 from tests.agent.identify.pread_log import PreadLog
-from weightwarden.agent.identify import Identification, Identifier
+from weightwarden.agent.identify import Identifier
 from weightwarden.agent.identify.companions import companion_paths
 
 PROGRAM = {"format": "paddle", "role": "program", "representation": "pir", "pir_version": 4, "trainable": True,
            "parameters_seen": 2, "op_types": ["data", "matmul", "add", "relu", "fetch"]}
 
 
-def details_of(found: Identification | None) -> dict[str, object]:
-    assert found is not None and found.confirmed
-    json.dumps(found.details)
-    return {"format": found.format, **found.details}
-
-
-def subset(found: Identification | None, expected: dict[str, object]) -> None:
-    details = details_of(found)
-    assert {key: details.get(key) for key in expected} == expected
 
 
 @pytest.mark.parametrize("readable", [False, True], ids=["compact", "indented"])

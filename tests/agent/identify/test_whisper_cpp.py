@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.agent.identify import whisper_files
+from tests.agent.identify.found_details import details_of, subset
 from tests.agent.identify.pread_log import PreadLog
-from weightwarden.agent.identify import Identification, Identifier, ggml_check
+from weightwarden.agent.identify import Identifier, ggml_check
 
 COMMON = {"format": "ggml", "variant": "ggml", "version": None, "session_state": False, "adapter": False}
 CASES: list[tuple[Callable[[Path], None], dict[str, object]]] = [
@@ -35,15 +36,6 @@ CASES: list[tuple[Callable[[Path], None], dict[str, object]]] = [
 IDS = [case[0].__name__ for case in CASES]
 
 
-def details_of(found: Identification | None) -> dict[str, object]:
-    assert found is not None and found.confirmed
-    json.dumps(found.details)
-    return {"format": found.format, **found.details}
-
-
-def subset(found: Identification | None, expected: dict[str, object]) -> None:
-    details = details_of(found)
-    assert {key: details.get(key) for key in expected} == expected
 
 
 @pytest.mark.parametrize("name", ["ggml-tiny.bin", "ggml-silero-v5.1.2.bin", "model", "notes.txt"])
