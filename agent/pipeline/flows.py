@@ -15,10 +15,10 @@ that matter, never for every process on the machine:
   a pipe's read end passed over a Unix socket (SCM_RIGHTS) carries the data to an unrelated process. Never
   a member's ancestor: a shell, an IDE or a test runner reading its child's output would join every flow.
 - a member's TCP connection to a local listener (the network sensor names the listener's process: its
-  `peer`) makes that process a relay of the flow: a SOCKS or HTTP proxy, ssh -D, a port forwarder. Its
-  sends count for the flow from then on (a connection it already had counts from the first look after,
-  one it opened since counts whole), never more than the flow fed it: an old tunnel's other traffic is not
-  the model. A relay's files are its own.
+  `peer`) makes that process a relay of the flow, unless it is the member's ancestor: a SOCKS or HTTP proxy,
+  ssh -D, a port forwarder. Its sends count for the flow from then on (a connection it already had counts
+  from the first look after, one it opened since counts whole), never more than the flow fed it: an old
+  tunnel's other traffic is not the model. A relay's files are its own.
 Processes are keyed by (pid, start time): a pid reused during a flow is a different process. A process
 that read the model and exited before any write is still a member, so its children and pipe peers carry it.
 
@@ -331,6 +331,9 @@ class FlowTracker:
         peer = obs.peer.pid
         if flow is None or not self.ledger.has_read(flow) or peer == self._own:
             return
+        if peer not in self._relays and (any(p.pid == peer for p in obs.process.parents)
+                                         or self._is_ancestor(peer, obs.process.pid)):
+            return  # the member's own ancestor (a notebook server, an IDE, a test runner): never its relay
         relay = self._relays.get(peer)
         start = start_ticks(peer)
         if relay is None or relay.flow != flow or start not in (relay.start, None):  # None: it has exited

@@ -184,6 +184,7 @@ def fork_storm(person: Person, agent: InstalledAgent, *pipeline: str) -> Iterato
     process = as_person(person, sys.executable, "-c", STORM, str(FORKS), str(LIVE), str(NPROC),
                         str(STORM_SECONDS), str(AFTER_LEAK_SECONDS if pipeline else 0), *pipeline)
     storm = Storm(process, before, before)
+    out = err = ""
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == "storming", \
             process.stderr.read() if process.stderr else ""
@@ -194,11 +195,10 @@ def fork_storm(person: Person, agent: InstalledAgent, *pipeline: str) -> Iterato
             return process.poll() is not None
 
         wait_for(finished, timeout=STORM_SECONDS + 30, what="the fork storm to stop by itself", interval=0.1)
-        out, err = process.communicate(timeout=10)
     finally:
         if process.poll() is None:
             process.kill()
-            process.communicate(timeout=10)
+        out, err = process.communicate(timeout=10)  # and its pipes closed, whatever happened
     assert process.returncode == 0, err
     storm.report = json.loads(out.strip().splitlines()[-1])
     print(f"storm: {storm.report['forks']} forks, at most {storm.report['most_alive']} alive; agent RSS "
@@ -227,8 +227,9 @@ def test_a_fork_storm_beside_a_leak(service: tuple[InstalledAgent, Path],  # noq
     with fork_storm(ana, agent) as storm:
         ana.run("sh", "-c", f"head -c {half} {model.relative_to(ana.home)} > {out.name}")
         ended = time.time()
+        beside = storm.process.poll() is None  # the leak ran while the storm did (the decision may come after)
         alert = expect_one(agent, ana, "head -c HALF beside a fork storm", str(out), ended)
-        assert storm.process.poll() is None, "the storm ended before the alert: it was not beside the leak"
+        assert beside, "the storm ended before the leak did: it was not beside the leak"
     expect_a_flow_of_the_leak(alert, {"sh", "head"})
     healthy(agent)
 

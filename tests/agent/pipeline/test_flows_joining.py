@@ -19,7 +19,7 @@ import pytest
 from tests.agent.pipeline.test_flows import SIZE, closed, model, opened, tracker_for  # noqa: F401 - the fixture
 from tests.waiting import wait_for
 from weightwarden.agent.events import ModelFile, ProcessInfo
-from weightwarden.agent.pipeline.flows import fd_links
+from weightwarden.agent.pipeline.flows import children_of, fd_links
 from weightwarden.agent.sensors.access import AccessObservation
 from weightwarden.agent.sensors.network import ConnectionObservation
 
@@ -203,3 +203,22 @@ def test_a_redirection_seen_at_the_open_counts_when_the_reader_is_gone_before_th
         assert str(out) in alert.paths
     finally:
         kill_all(shell)
+
+
+def test_a_listener_that_is_the_readers_ancestor_is_never_its_relay(model: ModelFile) -> None:  # noqa: F811
+    """A test runner, an IDE or a notebook server the reader talks to on 127.0.0.1 is not a proxy of its flow."""
+    runner = subprocess.Popen(["sh", "-c", "sleep 30 & wait"])  # stands for the runner: the reader's parent
+    try:
+        (reader,) = wait_for(lambda: children_of(runner.pid), timeout=10, what="the runner's child")
+        tracker = tracker_for(model)
+        tracker.access(opened(model, reader), model)
+        tracker.access(opened(model, reader, "read", SIZE), model)
+        tracker.connection(connection("opened", reader, "127.0.0.1", 8888, sent=SIZE, seconds=0.0,
+                                      peer=runner.pid))
+        assert runner.pid not in tracker.tainted_pids
+        tracker.connection(connection("closed", runner.pid, "203.0.113.9", 443, sent=SIZE, seconds=1.0))
+        assert tracker.tick(time.monotonic() + 5) == []
+    finally:
+        for child in children_of(runner.pid):
+            os.kill(child, 9)
+        kill_all(runner)
