@@ -307,7 +307,7 @@ class FlowTracker:
             return
         if not self._members:
             return
-        key = f"{obs.netns}:{obs.local}:{obs.local_port}->{obs.remote}:{obs.remote_port}/{obs.protocol}"
+        key = _connection_key(obs)
         if obs.peer is not None:
             self._feeds(obs, key)
             return
@@ -395,7 +395,7 @@ class FlowTracker:
         incidents = {self.ledger.incident_of(flow) for flow in latest}
         if not latest or (len(latest) != 1 and (len(incidents) != 1 or None in incidents)):
             return  # flows of different incidents (or not yet alerted) could have sent it: nobody's
-        key = f"{obs.netns}:{obs.local}:{obs.local_port}->{obs.remote}:{obs.remote_port}/{obs.protocol}"
+        key = _connection_key(obs)
         # of one incident's flows (mv of a tainted file, then curl -T of the copy), the latest opener's
         self.ledger.sent(max(latest, key=latest.__getitem__), None, key, obs.remote, obs.remote_port,
                          obs.bytes_sent or 0, now, owner="inferred")
@@ -495,14 +495,13 @@ class FlowTracker:
     def _place(self, pid: int, start: int | None, process: ProcessInfo | None) -> int | None:
         """A process nobody placed that writes or sends: a forked worker of a member, or a process the flow's
         data reaches through a pipe or a Unix socket (_feeding), never a member's ancestor."""
-        chain: list[int | None] = [process.ppid] if process is not None and process.ppid else [parent_of(pid)]
-        for parent in chain[:1]:  # the direct parent: a forked worker of a member
-            if parent is not None and parent in self._members:
-                flow = self._members[parent][1]
-                if self._inherits(flow, start) and start is not None and \
-                        program_of(pid) == self._programs.get(parent, (None, None)):
-                    self._join(pid, start, flow, parent)
-                    return flow
+        parent = process.ppid if process is not None and process.ppid else parent_of(pid)
+        if parent is not None and parent in self._members:  # a forked worker of a member
+            flow = self._members[parent][1]
+            if self._inherits(flow, start) and start is not None and \
+                    program_of(pid) == self._programs.get(parent, (None, None)):
+                self._join(pid, start, flow, parent)
+                return flow
         if start is None:
             return None
         found = self._feeding(fd_links(pid))
@@ -549,16 +548,19 @@ class FlowTracker:
         self._peers = (now, peers)
         return peers
 
-    def _is_ancestor(self, pid: int, member: int) -> bool:
+    def _ancestors(self, member: int) -> list[int]:
+        """The member's parent (as recorded when it joined: it may have exited), then its parent's, up to
+        ANCESTORS_WALKED, init left out."""
         known = self._members.get(member)
+        found: list[int] = []
         current = known[2] if known is not None else parent_of(member)
-        for _ in range(ANCESTORS_WALKED):
-            if current is None or current <= 1:
-                return False
-            if current == pid:
-                return True
+        while current is not None and current > 1 and len(found) < ANCESTORS_WALKED:
+            found.append(current)
             current = parent_of(current)
-        return False
+        return found
+
+    def _is_ancestor(self, pid: int, member: int) -> bool:
+        return pid in self._ancestors(member)
 
     def _join(self, pid: int, start: int | None, flow: int, parent: int | None,
               links: set[str] | None = None) -> None:
@@ -644,12 +646,9 @@ class FlowTracker:
         written -= {link[:-1] for link, (f, _) in self._pipes.items() if f == flow and link.endswith(READS)}
         if not written:
             return
-        ancestors: list[int] = []
-        current = parent_of(pid)
-        while current is not None and current > 1 and len(ancestors) < ANCESTORS_WALKED:
-            ancestors.append(current)
-            written -= {link[:-1] for link in fd_links(current) if link.endswith(READS)}
-            current = parent_of(current)
+        ancestors = self._ancestors(pid)
+        for ancestor in ancestors:
+            written -= {link[:-1] for link in fd_links(ancestor) if link.endswith(READS)}
         if not written:
             return
         skip = seen | set(ancestors) | {self._own}
@@ -700,6 +699,11 @@ class _Relay:
     base: dict[str, int] = field(default_factory=dict)  # its connection -> bytes it had sent when first seen
     # its connection -> (bytes sent, its process, remote address, port), as last seen
     sent: dict[str, tuple[int, ProcessInfo, str, int | None]] = field(default_factory=dict)
+
+
+def _connection_key(obs: ConnectionObservation) -> str:
+    """A connection's name in a flow's outputs: namespace, both ends, protocol."""
+    return f"{obs.netns}:{obs.local}:{obs.local_port}->{obs.remote}:{obs.remote_port}/{obs.protocol}"
 
 
 def _comm(pid: int) -> str | None:
