@@ -12,6 +12,8 @@ even when clocks jump.
 
 from __future__ import annotations
 
+import builtins
+
 import os
 import re
 import threading
@@ -348,6 +350,10 @@ class TensorPrint:
     elements: int
     bytes: int
     informative: bool = True
+    # The tensor's name in the file it was read from (the alert says which tensors matched), and its
+    # similarity block: the values of its top-left corner (fingerprint/blocks.py); b"" for 1-D tensors.
+    name: str = ""
+    block: builtins.bytes = b""  # `bytes` is the field above
 
 
 @dataclass(frozen=True, slots=True)

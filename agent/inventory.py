@@ -15,14 +15,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from weightwarden.agent.events import ModelFile, TensorPrint
+from weightwarden.agent.similarity.matcher import SimilarityIndex
 
 
 @dataclass(frozen=True, slots=True)
 class TensorMatch:
-    """A file derived from a known model: which of the model's tensors (distinct prints) it holds.
+    """A file derived from a known model: which of the model's private tensors it holds
+    (agent/similarity/matcher.py says what is private and how tensors match).
 
-    Shares are over the source model's tensors across all its files (shards), so a file holding one shard
-    of a four-shard model reports about a quarter; bytes are counted as the source stores them.
+    Shares are over the source model's private tensors across all its files (shards), so a file holding
+    one shard of a four-shard model reports about a quarter; bytes are counted as the source stores them.
     """
 
     model: str
@@ -33,6 +35,13 @@ class TensorMatch:
     total_bytes: int
     matched_elements: int
     total_elements: int
+    similarity: float = 0.0
+    agreement: float = 0.0
+    matched_names: tuple[str, ...] = ()
+    public_tensors: int = 0
+    public_base: str | None = None
+    delta_share: float | None = None
+    delta_z: float | None = None
 
     @property
     def tensor_share(self) -> float:
@@ -49,8 +58,8 @@ class Inventory:
         self._by_path: dict[str, ModelFile] = {}
         self._by_quick: defaultdict[str, set[str]] = defaultdict(set)
         self._by_sha: defaultdict[str, set[str]] = defaultdict(set)
-        # Informative tensor prints only: uniform tensors (zeros, ones) are shared by unrelated models.
-        self._by_tensor: defaultdict[str, set[str]] = defaultdict(set)
+        # The tensors of protected and public files, for derived copies (agent/similarity).
+        self._similar = SimilarityIndex()
         self._by_model: defaultdict[str, set[str]] = defaultdict(set)
         self._by_inode: dict[tuple[int, int], str] = {}  # (device, inode) -> path: what a file is now called
         # Set whenever a guarded file comes, goes or changes: the access marks follow at once, so a model
@@ -70,9 +79,8 @@ class Inventory:
                 self._by_quick[file.quick_fingerprint].add(file.path)
             if file.sha256:
                 self._by_sha[file.sha256].add(file.path)
-            for tensor in file.tensors:
-                if tensor.informative:
-                    self._by_tensor[tensor.fingerprint].add(file.path)
+            if file.tensors and (file.protected or _public(file)):
+                self._similar.add(file.path, file.model, file.tensors, public=not file.protected)
             self._by_model[file.model].add(file.path)
             if file.inode is not None and file.device is not None:
                 self._by_inode[(file.device, file.inode)] = file.path
@@ -120,21 +128,28 @@ class Inventory:
         return [f for f in found if f.path != file.path and not _same_inode(f, file)]
 
     def tensor_matches(self, file: ModelFile) -> list[TensorMatch]:
-        """Known models some of whose tensors `file` holds (after any rename, re-shard, conversion or cast),
-        best first. A model matches only through at least one informative tensor; files at the same path
-        or inode as `file` are not sources."""
-        wanted = {t.fingerprint for t in file.tensors if t.informative}
-        if not wanted:
+        """Protected models some of whose private tensors `file` holds, after any rename, re-shard,
+        conversion, cast, quantisation, pruning, fine-tune or export; most similar first. Files at the same
+        path or inode as `file` are not sources."""
+        if not file.tensors:
             return []
-        held = {t.fingerprint for t in file.tensors}
         with self._lock:
-            candidates = set().union(*(self._by_tensor.get(fp, set()) for fp in wanted))
-            models = {self._by_path[p].model for p in candidates
-                      if p != file.path and not _same_inode(self._by_path[p], file)}
-            groups = {model: [self._by_path[p] for p in sorted(self._by_model[model])
-                              if p != file.path and not _same_inode(self._by_path[p], file)] for model in models}
-        found = [_match(model, sources, held) for model, sources in groups.items()]
-        return sorted((m for m in found if m.matched_tensors), key=lambda m: (-m.matched_tensors, m.model))
+            def itself(path: str) -> bool:
+                known = self._by_path.get(path)
+                return path == file.path or (known is not None and _same_inode(known, file))
+
+            found = self._similar.match(file.tensors, itself)
+        return [TensorMatch(
+            model=s.model, source_paths=s.source_paths, matched_tensors=s.matched_tensors,
+            total_tensors=s.private_tensors, matched_bytes=s.matched_bytes, total_bytes=s.private_bytes,
+            matched_elements=s.matched_elements, total_elements=s.private_elements, similarity=s.similarity,
+            agreement=s.agreement, matched_names=s.matched_names, public_tensors=s.public_tensors,
+            public_base=s.public_base, delta_share=s.delta_share, delta_z=s.delta_z) for s in found]
+
+    def add_public_prints(self, source: str, model: str, tensors: tuple[TensorPrint, ...]) -> None:
+        """Index imported public prints (`weightwarden prints import`) under the pseudo-path `source`."""
+        with self._lock:
+            self._similar.add(source, model, tensors, public=True)
 
     def __len__(self) -> int:
         return len(self._by_path)
@@ -148,8 +163,7 @@ class Inventory:
                 self._by_quick[previous.quick_fingerprint].discard(path)
             if previous.sha256:
                 self._by_sha[previous.sha256].discard(path)
-            for tensor in previous.tensors:
-                self._by_tensor[tensor.fingerprint].discard(path)
+            self._similar.remove(path)
             self._by_model[previous.model].discard(path)
             if previous.device is not None and previous.inode is not None:
                 key = (previous.device, previous.inode)
@@ -162,20 +176,6 @@ def _same_inode(a: ModelFile, b: ModelFile) -> bool:
     return a.inode is not None and (a.device, a.inode) == (b.device, b.inode)
 
 
-def _match(model: str, sources: list[ModelFile], held: set[str]) -> TensorMatch:
-    distinct: dict[str, TensorPrint] = {}
-    paths = []
-    for source in sources:
-        if any(t.fingerprint in held and t.informative for t in source.tensors):
-            paths.append(source.path)
-        for tensor in source.tensors:
-            distinct.setdefault(tensor.fingerprint, tensor)
-    matched = [t for fp, t in distinct.items() if fp in held]
-    if not any(t.informative for t in matched):
-        matched = []
-    return TensorMatch(
-        model=model, source_paths=tuple(paths),
-        matched_tensors=len(matched), total_tensors=len(distinct),
-        matched_bytes=sum(t.bytes for t in matched), total_bytes=sum(t.bytes for t in distinct.values()),
-        matched_elements=sum(t.elements for t in matched),
-        total_elements=sum(t.elements for t in distinct.values()))
+def _public(file: ModelFile) -> bool:
+    """Public weights (agent/models/protection.py): a hub-cache or Ollama-library file, or a copy of one."""
+    return file.provenance is not None and file.provenance.reason.startswith("public: ")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from weightwarden.agent.events import TensorPrint
+from weightwarden.agent.fingerprint import blocks, encodings
 from weightwarden.agent.safe_open import read_at
 
 VERSION = "t1"
@@ -41,7 +42,9 @@ class TensorSpan:
 
     `offset` is the file offset of element 0; elements are `itemsize` bytes each, in row-major order, with
     the sign in the top bit of the byte at `sign_byte` within each element (itemsize - 1 for little-endian
-    data, 0 for big-endian).
+    data, 0 for big-endian). `encoding` says how to read an element's value (encodings.py: "<f4", ">f2",
+    "bf16<", "f8e4m3", "|i1", ...); a block-quantised GGUF tensor has "ggml:<type id>", itemsize 0 and
+    no sign byte: it has no exact print, only a similarity block (similarity.py).
     """
 
     name: str
@@ -49,6 +52,7 @@ class TensorSpan:
     offset: int
     itemsize: int
     sign_byte: int
+    encoding: str = ""
 
     @property
     def elements(self) -> int:
@@ -59,7 +63,15 @@ class TensorSpan:
 
     @property
     def nbytes(self) -> int:
-        return self.elements * self.itemsize
+        if self.itemsize > 0:
+            return self.elements * self.itemsize
+        view = blocks.matrix_shape(self.shape, self.encoding)
+        if view is None:
+            return 0
+        try:
+            return view[0] * encodings.row_stride(self.encoding, view[1], 0)
+        except (ValueError, KeyError):
+            return 0  # not whole blocks, or an unknown type: nothing to sample
 
 
 @dataclass(frozen=True)
@@ -95,28 +107,55 @@ def fingerprint_signs(shape: tuple[int, ...], signs: np.ndarray) -> TensorPrint:
     return TensorPrint(f"{VERSION}:{digest.hexdigest()}", elements, 0, informative)
 
 
-def fingerprint_array(array: np.ndarray) -> TensorPrint:
-    """The print of an in-memory float array (tests and tools); equal to what the sampler finds in a file."""
+def fingerprint_array(array: np.ndarray, name: str = "") -> TensorPrint:
+    """The print of an in-memory float array (tests and tools); equal to what the sampler finds in a file
+    holding the same array as little-endian IEEE floats."""
     flat = np.ascontiguousarray(array).reshape(-1)
     signs = np.signbit(flat[sample_indices(flat.size)]).astype(np.uint8)
     found = fingerprint_signs(tuple(int(d) for d in array.shape), signs)
-    return TensorPrint(found.fingerprint, found.elements, int(array.nbytes), found.informative)
+    data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).view(np.uint8).reshape(-1)
+    encoding = encodings.ieee(array.dtype.itemsize)
+    rows, columns, ranges = blocks.row_ranges(tuple(int(d) for d in array.shape), encoding, 0, array.dtype.itemsize)
+    block = (blocks.encode_block(encoding, rows, columns, np.concatenate([data[a:a + n] for a, n in ranges]))
+             if ranges else b"")
+    return TensorPrint(found.fingerprint, found.elements, int(array.nbytes), found.informative, name, block)
 
 
 class _Active:
-    """A tensor whose sampled positions are (partly) still ahead of the stream."""
+    """A tensor whose sampled bytes are (partly) still ahead of the stream: the sign bytes of the exact
+    print and the row prefixes of the similarity block, gathered together in file order."""
 
-    __slots__ = ("filled", "positions", "signs", "span")
+    __slots__ = ("block_geometry", "filled", "gathered", "order", "positions", "sign_count", "span")
 
     def __init__(self, span: TensorSpan) -> None:
         self.span = span
-        self.positions = span.offset + sample_indices(span.elements) * span.itemsize + span.sign_byte
-        self.signs = np.zeros(len(self.positions), dtype=np.uint8)
+        signs = sign_positions(span)
+        rows, columns, ranges = blocks.row_ranges(span.shape, span.encoding, span.offset, span.itemsize)
+        block = (np.concatenate([np.arange(start, start + length, dtype=np.int64) for start, length in ranges])
+                 if ranges else np.zeros(0, dtype=np.int64))
+        self.block_geometry = (rows, columns)
+        self.sign_count = len(signs)
+        wanted = np.concatenate([signs, block])
+        self.order = np.argsort(wanted, kind="stable")
+        self.positions = wanted[self.order]
+        self.gathered = np.zeros(len(wanted), dtype=np.uint8)
         self.filled = 0
+
+    def result(self) -> TensorPrint:
+        found = np.empty_like(self.gathered)
+        found[self.order] = self.gathered
+        return _print(self.span, found[:self.sign_count] >> 7, found[self.sign_count:], self.block_geometry)
+
+
+def sign_positions(span: TensorSpan) -> np.ndarray:
+    """File offsets of the sign bytes of the exact print's samples ([] for quantised tensors)."""
+    if span.itemsize <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return span.offset + sample_indices(span.elements) * span.itemsize + span.sign_byte
 
 
 class TensorSampler:
-    """Collect the sampled sign bits of `spans` from the blocks of one sequential pass over the file.
+    """Collect the sampled bytes of `spans` from the blocks of one sequential pass over the file.
 
     `feed` must see the file's blocks in order from offset 0 (what `sha256_fd(on_block=...)` does).
     Memory is bounded by the tensors overlapping one block, not by the file's tensor count.
@@ -124,7 +163,8 @@ class TensorSampler:
 
     def __init__(self, spans: list[TensorSpan], file_size: int) -> None:
         # Tensors that fit the file and have elements; a lying header cannot send us past the end.
-        usable = [s for s in spans if s.elements > 0 and s.offset >= 0 and s.offset + s.nbytes <= file_size]
+        usable = [s for s in spans if s.elements > 0 and s.offset >= 0 and s.nbytes > 0
+                  and s.offset + s.nbytes <= file_size]
         self._pending = sorted(usable, key=lambda s: s.offset)
         self._next = 0
         self._active: list[_Active] = []
@@ -146,12 +186,12 @@ class TensorSampler:
             positions = active.positions
             stop = int(np.searchsorted(positions, end, side="left"))
             if stop > active.filled:
-                active.signs[active.filled:stop] = data[positions[active.filled:stop] - start] >> 7
+                active.gathered[active.filled:stop] = data[positions[active.filled:stop] - start]
                 active.filled = stop
             if active.filled == len(positions):
-                # Printed now: keeping up to SAMPLES sign bytes per finished tensor until the end of the
-                # pass would cost as much memory as a file of small F8 tensors is large.
-                self._done.append((active.span.offset, _print(active.span, active.signs)))
+                # Printed now: keeping the gathered bytes of every finished tensor until the end of the
+                # pass would cost as much memory as a file of small tensors is large.
+                self._done.append((active.span.offset, active.result()))
             else:
                 still.append(active)
         self._active = still
@@ -161,26 +201,63 @@ class TensorSampler:
         return tuple(found for _, found in sorted(self._done, key=lambda item: item[0]))
 
 
-def _print(span: TensorSpan, signs: np.ndarray) -> TensorPrint:
-    sign_print = fingerprint_signs(span.shape, signs)
-    return TensorPrint(sign_print.fingerprint, sign_print.elements, span.nbytes, sign_print.informative)
+def _print(span: TensorSpan, signs: np.ndarray, block_bytes: np.ndarray, geometry: tuple[int, int]) -> TensorPrint:
+    rows, columns = geometry
+    block = blocks.encode_block(span.encoding, rows, columns, block_bytes) if rows else b""
+    if span.itemsize > 0:
+        exact = fingerprint_signs(span.shape, signs)
+        fingerprint, informative = exact.fingerprint, exact.informative
+    else:  # quantised: no sign bit per element; its identity is the shape and the decoded corner
+        fingerprint, informative = _block_identity(span.shape, block), block_informative(block)
+    return TensorPrint(fingerprint, span.elements, span.nbytes, informative, span.name, block)
+
+
+def _block_identity(shape: tuple[int, ...], block: bytes) -> str:
+    digest = hashlib.blake2b(digest_size=16, person=b"ww-tensor-b1")
+    digest.update(len(shape).to_bytes(1, "little"))
+    for dim in shape:
+        digest.update(int(dim).to_bytes(8, "little"))
+    digest.update(block)
+    return f"b1:{digest.hexdigest()}"
+
+
+def block_informative(block: bytes) -> bool:
+    """Whether a corner's signs tell models apart (the exact print's rule, over its non-zero values)."""
+    values = blocks.decode_block(block)
+    if values is None:
+        return False
+    nonzero = values[values != 0]
+    negatives = int((nonzero < 0).sum())
+    minority = min(negatives, len(nonzero) - negatives)
+    return len(nonzero) >= MIN_INFORMATIVE_SAMPLES and minority >= len(nonzero) * MIN_MINORITY_SHARE
 
 
 def sample_by_reads(fd: int, spans: list[TensorSpan], file_size: int) -> tuple[TensorPrint, ...]:
-    """The same prints without a full pass: one small read per sampled element (files whose SHA-256 is
+    """The same prints without a full pass: small reads of the sampled bytes (files whose SHA-256 is
     already known, e.g. from a Hugging Face or Ollama blob name). Costs ~SAMPLES reads per tensor."""
     sampler = TensorSampler(spans, file_size)
     found = []
     for span in sampler._pending:
-        positions = span.offset + sample_indices(span.elements) * span.itemsize + span.sign_byte
+        active = _Active(span)
         if span.nbytes <= DENSE_READ_BYTES:  # small tensors: one read beats thousands
             data = np.frombuffer(read_at(fd, span.offset, span.nbytes), dtype=np.uint8)
             if len(data) != span.nbytes:
                 continue  # the file shrank
-            signs = data[positions - span.offset] >> 7
-        else:
-            signs = np.fromiter((read_at(fd, int(p), 1)[0] >> 7 for p in positions), dtype=np.uint8,
-                                count=len(positions))
-        sign_print = fingerprint_signs(span.shape, signs)
-        found.append(TensorPrint(sign_print.fingerprint, sign_print.elements, span.nbytes, sign_print.informative))
+            active.gathered[:] = data[active.positions - span.offset]
+        elif not _read_scattered(fd, active):
+            continue
+        found.append(active.result())
     return tuple(found)
+
+
+def _read_scattered(fd: int, active: _Active) -> bool:
+    """Fill `active` by one read per run of adjacent wanted bytes (a block row is one run)."""
+    positions = active.positions
+    breaks = np.flatnonzero(np.diff(positions) > 1) + 1
+    for run in np.split(np.arange(len(positions)), breaks):
+        first, last = int(positions[run[0]]), int(positions[run[-1]])
+        data = read_at(fd, first, last - first + 1)
+        if len(data) != last - first + 1:
+            return False
+        active.gathered[run] = np.frombuffer(data, dtype=np.uint8)[positions[run] - first]
+    return True

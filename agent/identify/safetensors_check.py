@@ -24,6 +24,7 @@ import json
 import struct
 from typing import Any, NamedTuple
 
+from weightwarden.agent.fingerprint import encodings
 from weightwarden.agent.fingerprint.layouts.budget import OverBudget, mib
 from weightwarden.agent.fingerprint.tensors import TensorPlan, TensorSpan
 from weightwarden.agent.identify.details import truncate_string_map
@@ -45,7 +46,11 @@ DTYPE_BITS = {
     "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
 }
 # The float dtypes whose sign bit the tensor fingerprints sample, and their item size.
-FLOAT_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1}
+# Sampled dtypes: item size, and the encoding their values are read with (I8: the weights that int8
+# quantisation tools write, whose sign is the weight's).
+SAMPLED_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I8": 1}
+ENCODINGS = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": encodings.BF16_LE, "F8_E4M3": encodings.F8_E4M3,
+             "F8_E5M2": encodings.F8_E5M2, "I8": encodings.INT8}
 _DTYPE_NAMES = {name: name for name in DTYPE_BITS}  # one string object per dtype, however many tensors
 
 
@@ -153,9 +158,9 @@ def _validate(parsed: dict[str, Any], data_len: int, header_len: int) -> dict[st
     if position > data_len:
         raise _Invalid  # truncated: the header describes more data than the file holds
     base = 8 + header_len
-    spans = tuple(TensorSpan(name, entry.shape, base + entry.begin, FLOAT_SIZES[entry.dtype],
-                             FLOAT_SIZES[entry.dtype] - 1)
-                  for name, entry in parsed.items() if entry.dtype in FLOAT_SIZES and entry.end > entry.begin)
+    spans = tuple(TensorSpan(name, entry.shape, base + entry.begin, SAMPLED_SIZES[entry.dtype],
+                             SAMPLED_SIZES[entry.dtype] - 1, ENCODINGS[entry.dtype])
+                  for name, entry in parsed.items() if entry.dtype in SAMPLED_SIZES and entry.end > entry.begin)
     metadata_map, metadata_truncated = truncate_string_map(metadata)
     return {
         "tensor_count": len(entries),

@@ -75,6 +75,7 @@ MIGRATIONS: list[Migration] = [
     ("0009_forward_budget_bytes", outbox.add_budget_count),
     ("0010_alert_review_indexes", review_schema.review_indexes),
     ("0011_model_file_provenance", model_file_provenance),
+    ("0012_similarity_blocks", tensor_store.similarity_blocks),
 ]
 
 

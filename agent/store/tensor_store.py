@@ -3,6 +3,7 @@ models hold this tensor?" is one query), and the cached prints of every examined
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -25,16 +26,26 @@ def create_tensor_tables(db: sqlite_utils.Database) -> None:
         {"device": int, "inode": int, "size": int, "mtime_ns": int, "tensors": str}, pk=CACHE_KEY)
 
 
+def similarity_blocks(db: sqlite_utils.Database) -> None:
+    """Migration 0012: each tensor's name and similarity block (agent/fingerprint/blocks.py). Model files
+    examined before have no blocks: their cached verdicts go, so the next scan prints them again."""
+    db.execute("alter table model_tensors add column name text")
+    db.execute("alter table model_tensors add column block blob")
+    db.execute("delete from file_cache where format is not null")
+    db.execute("delete from file_cache_tensors")
+
+
 def encode(prints: Iterable[TensorPrint]) -> str:
-    return json.dumps([[p.fingerprint, p.elements, p.bytes, int(p.informative)] for p in prints],
-                      separators=(",", ":"))
+    return json.dumps([[p.fingerprint, p.elements, p.bytes, int(p.informative), p.name,
+                        base64.b64encode(p.block).decode("ascii")] for p in prints], separators=(",", ":"))
 
 
 def decode(text: str | None) -> tuple[TensorPrint, ...]:
     if not text:
         return ()
-    return tuple(TensorPrint(str(fp), int(elements), int(size), bool(informative))
-                 for fp, elements, size, informative in json.loads(text))
+    return tuple(TensorPrint(str(fp), int(elements), int(size), bool(informative), str(name),
+                             base64.b64decode(block))
+                 for fp, elements, size, informative, name, block in json.loads(text))
 
 
 def replace_model_tensors(db: sqlite_utils.Database, files: dict[str, tuple[TensorPrint, ...]]) -> None:
@@ -44,7 +55,7 @@ def replace_model_tensors(db: sqlite_utils.Database, files: dict[str, tuple[Tens
     db.execute("delete from model_tensors where path in (select value from json_each(?))",
                [json.dumps(list(files))])
     rows = [{"path": path, "position": index, "fingerprint": p.fingerprint, "elements": p.elements,
-             "bytes": p.bytes, "informative": int(p.informative)}
+             "bytes": p.bytes, "informative": int(p.informative), "name": p.name, "block": p.block or None}
             for path, prints in files.items() for index, p in enumerate(prints)]
     if rows:
         db.table("model_tensors").insert_all(rows, pk=("path", "position"))
@@ -52,10 +63,11 @@ def replace_model_tensors(db: sqlite_utils.Database, files: dict[str, tuple[Tens
 
 def load_model_tensors(db: sqlite_utils.Database) -> dict[str, tuple[TensorPrint, ...]]:
     found: dict[str, list[TensorPrint]] = {}
-    for row in db.query("select path, fingerprint, elements, bytes, informative from model_tensors "
+    for row in db.query("select path, fingerprint, elements, bytes, informative, name, block from model_tensors "
                         "order by path, position"):
         found.setdefault(row["path"], []).append(
-            TensorPrint(row["fingerprint"], row["elements"], row["bytes"], bool(row["informative"])))
+            TensorPrint(row["fingerprint"], row["elements"], row["bytes"], bool(row["informative"]),
+                        row["name"] or "", row["block"] or b""))
     return {path: tuple(prints) for path, prints in found.items()}
 
 

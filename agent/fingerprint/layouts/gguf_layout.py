@@ -1,8 +1,10 @@
 """GGUF: walk the key/value section to the tensor infos (name, dims, type, offset) and the data start.
 
 Dims are stored innermost first (ggml order); reversed they are the row-major shape numpy and safetensors
-use, so a tensor exported with gguf.GGUFWriter keeps the fingerprint of its source. Only F32, F16, BF16 and
-F64 tensors are sampled; quantised blocks hold no per-element sign bit.
+use, so a tensor exported with gguf.GGUFWriter keeps the fingerprint of its source. F32, F16, BF16 and F64
+tensors get both prints; block-quantised ones (Q8_0, Q4_K, ...) hold no per-element sign bit, so they get
+only the similarity block, decoded from the first block of each of their first rows (ggml_blocks.py).
+Quantised data in a big-endian file is not decoded (llama.cpp writes none).
 
 Memory ceiling: the header is read in 1 MiB chunks and key/value contents are skipped, never kept; what
 stays is one record per tensor info, at most MAX_TENSORS (131,072; real GGUF files have about a thousand,
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import struct
 
+from weightwarden.agent.fingerprint import encodings, ggml_blocks
 from weightwarden.agent.fingerprint.layouts.budget import OverBudget
 from weightwarden.agent.fingerprint.tensors import TensorSpan
 from weightwarden.agent.safe_open import read_at
@@ -27,6 +30,7 @@ MAX_DIMS = 8
 CHUNK = 1 << 20
 DEFAULT_ALIGNMENT = 32
 FLOAT_TYPES = {0: 4, 1: 2, 30: 2, 28: 8}  # GGML_TYPE_F32, F16, BF16, F64 -> item size
+BF16 = 30
 _SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 _STRING, _ARRAY, _UINT32 = 8, 9, 4
 
@@ -114,5 +118,11 @@ def spans(fd: int, size: int) -> list[TensorSpan]:
     for name, shape, tensor_type, offset in infos:
         itemsize = FLOAT_TYPES.get(tensor_type)
         if itemsize is not None:
-            found.append(TensorSpan(name, shape, data_start + offset, itemsize, itemsize - 1 if order == "<" else 0))
+            encoding = encodings.BF16_LE if tensor_type == BF16 else encodings.ieee(itemsize, order == "<")
+            if tensor_type == BF16 and order == ">":
+                encoding = encodings.BF16_BE
+            found.append(TensorSpan(name, shape, data_start + offset, itemsize, itemsize - 1 if order == "<" else 0,
+                                    encoding))
+        elif order == "<" and tensor_type in ggml_blocks.DECODABLE:
+            found.append(TensorSpan(name, shape, data_start + offset, 0, 0, encodings.ggml(tensor_type)))
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import struct
 
+from weightwarden.agent.fingerprint import encodings
 from weightwarden.agent.fingerprint.tensors import TensorSpan
 from weightwarden.agent.safe_open import read_at
 
@@ -41,5 +42,6 @@ def array_span(fd: int, start: int, limit: int, name: str) -> TensorSpan | None:
     itemsize = FLOAT_KINDS.get(kind)
     if itemsize is None or order not in "<>=|" or (fortran and sum(d > 1 for d in shape) > 1):
         return None  # not a float array, or column-major: its element order is not the row-major one
-    span = TensorSpan(name, shape, header_start + header_len, itemsize, 0 if order == ">" else itemsize - 1)
+    span = TensorSpan(name, shape, header_start + header_len, itemsize, 0 if order == ">" else itemsize - 1,
+                      encodings.ieee(itemsize, order != ">"))
     return span if span.offset + span.nbytes <= limit else None

@@ -22,6 +22,7 @@ import pickle
 from dataclasses import dataclass
 from typing import Any
 
+from weightwarden.agent.fingerprint import encodings
 from weightwarden.agent.fingerprint.layouts.budget import OverBudget, mib
 from weightwarden.agent.fingerprint.layouts.npy_layout import array_span
 from weightwarden.agent.fingerprint.layouts.pickle_budget import check_pickle_budget
@@ -44,21 +45,27 @@ MAX_MEMBERS = 1 << 17  # one per storage (and per .npy array); each kept member 
 MAX_WALK_NODES = 50_000  # containers visited: state dicts have about one per tensor
 _STORED = 0
 _UNKNOWN_SIZE = 0xFFFFFFFF
-# Storage classes pickled by torch.save -> item size, for the float ones we sample.
-FLOAT_STORAGES = {"FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2, "DoubleStorage": 8}
+# Storage classes pickled by torch.save -> the encoding of the ones we sample (floats, and int8 weights).
+SAMPLED_STORAGES = {"FloatStorage": "<f4", "HalfStorage": "<f2", "BFloat16Storage": encodings.BF16_LE,
+                    "DoubleStorage": "<f8", "CharStorage": encodings.INT8}
+_ITEMSIZES = {"<f4": 4, "<f2": 2, encodings.BF16_LE: 2, "<f8": 8, encodings.INT8: 1}
 
 
 # slots: a BUILD opcode aimed at one of these records fails (no __dict__) instead of copying a dict into it.
 @dataclass(frozen=True, slots=True)
 class _StorageType:
-    itemsize: int | None
+    encoding: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class _StorageRef:
     key: str
-    itemsize: int | None
+    encoding: str | None
     numel: int
+
+    @property
+    def itemsize(self) -> int | None:
+        return _ITEMSIZES.get(self.encoding) if self.encoding else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,15 +149,15 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if known is not None:
             return known
         if module == "torch" and name.endswith("Storage"):
-            return _StorageType(FLOAT_STORAGES.get(name))
+            return _StorageType(SAMPLED_STORAGES.get(name))
         return self._stub
 
     def persistent_load(self, pid: Any) -> Any:
         if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
             storage_type, key, numel = pid[1], pid[2], pid[4]
-            itemsize = storage_type.itemsize if isinstance(storage_type, _StorageType) else None
+            encoding = storage_type.encoding if isinstance(storage_type, _StorageType) else None
             if isinstance(key, str) and type(numel) is int:
-                return _StorageRef(key, itemsize, numel)
+                return _StorageRef(key, encoding, numel)
         return None
 
 
@@ -253,7 +260,8 @@ def _tensors(root: Any) -> list[tuple[str, _TensorRef]]:
 def _storage_span(source: ZipSource, by_name: dict[str, Member], prefix: str, name: str,
                   tensor: _TensorRef) -> TensorSpan | None:
     storage, offset, shape, stride = tensor.storage, tensor.offset, tensor.shape, tensor.stride
-    if not isinstance(storage, _StorageRef) or storage.itemsize is None or type(offset) is not int:
+    if not isinstance(storage, _StorageRef) or storage.itemsize is None or storage.encoding is None \
+            or type(offset) is not int:
         return None
     if not _int_tuple(shape) or not _int_tuple(stride) or len(shape) != len(stride) or offset < 0:
         return None
@@ -263,7 +271,7 @@ def _storage_span(source: ZipSource, by_name: dict[str, Member], prefix: str, na
     if member is None or member.method != _STORED:
         return None
     span = TensorSpan(name, tuple(shape), member_data_offset(source, member) + offset * storage.itemsize,
-                      storage.itemsize, storage.itemsize - 1)
+                      storage.itemsize, storage.itemsize - 1, storage.encoding)
     if offset + span.elements > storage.numel:
         return None
     return span
