@@ -177,7 +177,8 @@ class DerivedCopyEvidence(AlertEvidence):
     _own: ClassVar[tuple[str, ...]] = (
         "source_model", "source_paths", "copy_path", "format", "size", "matched_on", "matched_tensors",
         "total_tensors", "tensor_share", "matched_bytes", "total_bytes", "byte_share", "element_share", "sha256",
-        "other_models")
+        "other_models", "similarity", "agreement", "matched_names", "public_tensors", "public_base",
+        "delta_share", "delta_z")
 
     source_model: str = ""
     source_paths: tuple[str, ...] = ()
@@ -195,6 +196,17 @@ class DerivedCopyEvidence(AlertEvidence):
     sha256: str | None = None  # the copy's
     other_models: tuple[str, ...] = ()
     severity_by: str | None = None
+    # agent/similarity: how similar the copy is over the model's private tensors (0..1), the mean sign
+    # agreement of the matched ones, their names (largest first); the model's tensors that are public weights
+    # and the public model it was fine-tuned from; the share of that fine-tune's change the copy carries and
+    # its z score (None: no fine-tuned tensor matched).
+    similarity: float = 0.0
+    agreement: float = 0.0
+    matched_names: tuple[str, ...] = ()
+    public_tensors: int = 0
+    public_base: str | None = None
+    delta_share: float | None = None
+    delta_z: float | None = None
 
     @property
     def whole(self) -> bool:
@@ -404,7 +416,11 @@ def _derived_copy(raw: Mapping[str, Any]) -> AlertEvidence:
         total_bytes=read.get("total_bytes", _whole, 0), byte_share=read.get("byte_share", _number, 0.0),
         element_share=read.get("element_share", _number, 0.0), sha256=read.get("sha256", _optional_text, None),
         other_models=read.get("other_models", _texts, ()), severity_by=read.get("severity_by", _optional_text, None),
-        other=read.other())
+        similarity=read.get("similarity", _number, 0.0), agreement=read.get("agreement", _number, 0.0),
+        matched_names=read.get("matched_names", _texts, ()), public_tensors=read.get("public_tensors", _whole, 0),
+        public_base=read.get("public_base", _optional_text, None),
+        delta_share=read.get("delta_share", _optional_number, None),
+        delta_z=read.get("delta_z", _optional_number, None), other=read.other())
 
 
 def _egress(raw: Mapping[str, Any]) -> AlertEvidence:
@@ -486,6 +502,10 @@ def _optional_whole(value: Any) -> Any:
 
 def _number(value: Any) -> Any:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else _BAD
+
+
+def _optional_number(value: Any) -> Any:
+    return None if value is None else _number(value)
 
 
 def _flag(value: Any) -> Any:

@@ -13,7 +13,6 @@ even when clocks jump.
 from __future__ import annotations
 
 import builtins
-
 import os
 import re
 import threading
@@ -413,6 +412,11 @@ class ModelFile:
     @property
     def protected(self) -> bool:
         return self.provenance is None or self.provenance.protected
+
+    @property
+    def public(self) -> bool:
+        """Public weights (agent/models/protection.py): a hub-cache or Ollama-library file, or a copy of one."""
+        return self.provenance is not None and self.provenance.reason.startswith("public: ")
 
     @property
     def shown(self) -> str:

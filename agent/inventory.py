@@ -79,7 +79,7 @@ class Inventory:
                 self._by_quick[file.quick_fingerprint].add(file.path)
             if file.sha256:
                 self._by_sha[file.sha256].add(file.path)
-            if file.tensors and (file.protected or _public(file)):
+            if file.tensors and (file.protected or file.public):
                 self._similar.add(file.path, file.model, file.tensors, public=not file.protected)
             self._by_model[file.model].add(file.path)
             if file.inode is not None and file.device is not None:
@@ -151,6 +151,10 @@ class Inventory:
         with self._lock:
             self._similar.add(source, model, tensors, public=True)
 
+    def remove_public_prints(self, source: str) -> None:
+        with self._lock:
+            self._similar.remove(source)
+
     def __len__(self) -> int:
         return len(self._by_path)
 
@@ -174,8 +178,3 @@ class Inventory:
 
 def _same_inode(a: ModelFile, b: ModelFile) -> bool:
     return a.inode is not None and (a.device, a.inode) == (b.device, b.inode)
-
-
-def _public(file: ModelFile) -> bool:
-    """Public weights (agent/models/protection.py): a hub-cache or Ollama-library file, or a copy of one."""
-    return file.provenance is not None and file.provenance.reason.startswith("public: ")

@@ -64,6 +64,7 @@ from weightwarden.agent.sensors.files import FileObservation, FileSensor, Sensor
 from weightwarden.agent.sensors.fs_writes import FsWriteSensor, FsWritesOverflow, MarkFallback
 from weightwarden.agent.sensors.mounts import MountObservation, read_mounts
 from weightwarden.agent.sensors.network import ConnectionObservation
+from weightwarden.agent.similarity.imported import ImportedPrints
 from weightwarden.agent.store import RecordWriter, Store
 from weightwarden.agent.walk import ScanIssue
 
@@ -101,6 +102,10 @@ class Agent:
             self.cache, hash_block_bytes=config.scan.hash_block_bytes,
             hash_sparse_files=config.scan.hash_sparse_files, workers=config.scan.workers)
         self.inventory = Inventory(self.store.model_files())
+        # Public prints an administrator imported (`weightwarden prints import`): never evidence of a copy.
+        self.imported_prints = ImportedPrints(config.data_dir)
+        self._imported_sources: dict[str, list[str]] = {}
+        self._load_imported_prints(force=True)
         # Whose places are protected and watched: every person's in system mode (agent/scope), looked at
         # again every few seconds; `self.scope` is the one in effect, replaced on the dispatcher's thread.
         self.scope_watcher = ScopeWatcher(config, self.observations.emitter("scope"))
@@ -239,12 +244,24 @@ class Agent:
         def on_turn(now: float) -> None:
             nonlocal last_cache_save
             watchdog.tick(now)
+            self._load_imported_prints()
             if now - last_cache_save > CACHE_SAVE_SECONDS:
                 self._save_cache()
                 last_cache_save = now
 
         self.dispatcher.run(stop, on_turn)
         self._shutdown()
+
+    def _load_imported_prints(self, *, force: bool = False) -> None:
+        fresh, gone = self.imported_prints.changes(force=force)
+        for path in [*gone, *fresh]:
+            for source in self._imported_sources.pop(path, []):
+                self.inventory.remove_public_prints(source)
+        for path, models in fresh.items():
+            sources = self._imported_sources[path] = []
+            for number, model in enumerate(models):
+                sources.append(f"{path}#{number}")
+                self.inventory.add_public_prints(sources[-1], model.model, model.tensors)
 
     def _shutdown(self) -> None:
         systemd_notify.stopping("flushing records")

@@ -2,9 +2,10 @@
 
 The quick fingerprint (size + sampled blocks) lets this fire the moment a copy lands; the SHA-256, when
 already known, is reported as confirmation. A file with other bytes can still be a copy: converted to
-another container, re-sharded, cast to another float dtype, or holding only some tensors. Tensor
-fingerprints recognise it; the alert then names the source model and the share of its tensors and bytes
-that the new file holds.
+another container, re-sharded, cast, quantised, pruned, fine-tuned further, merged with an adapter,
+exported to ONNX or TorchScript, or holding only some tensors. Tensor similarity (agent/similarity)
+recognises it; the alert then names the source model, the share of its private tensors and bytes that the
+new file holds, how similar they are and which they are.
 
 The inventory finds the matches and the agent names the place (detect/places.py); they come in as a
 `CopyCandidate` through `DetectionEngine.copy`. The loaded copy rule (rules/detections/20_model_copy.yml)
@@ -85,13 +86,17 @@ def _derived_copy(candidate: CopyCandidate, rule_id: str, title: str, severity: 
     tensor_share, byte_share = round(best.tensor_share, 4), round(best.byte_share, 4)
     whole = best.matched_tensors == best.total_tensors
     how = "all" if whole else f"{best.matched_tensors} of {best.total_tensors}"
+    private = "private " if best.public_tensors else ""
+    carried = (f"; it carries {best.delta_share:.0%} of the fine-tune from {best.public_base}"
+               if best.delta_share is not None and best.public_base else "")
     return Alert(
         rule_id=rule_id,
         # "Converted copy of protected model: llama": the kind of copy, then the rule's own title.
         title=f"{'Converted' if whole else 'Partial'} {title[:1].lower()}{title[1:]}: {best.model}",
         severity=severity,
-        message=(f"{new.shown} ({new.format}) holds {how} tensors of model {best.model} "
-                 f"({tensor_share:.0%} of its tensors, {byte_share:.0%} of its bytes)"),
+        message=(f"{new.shown} ({new.format}) holds {how} {private}tensors of model {best.model} "
+                 f"({tensor_share:.0%} of its {private}tensors, {byte_share:.0%} of their bytes; "
+                 f"similarity {best.similarity:.2f}, sign agreement {best.agreement:.1%}{carried})"),
         paths=(*(display_path(p) for p in best.source_paths[:4]), new.shown),
         model=best.model,
         process=candidate.process,
@@ -105,7 +110,9 @@ def _derived_copy(candidate: CopyCandidate, rule_id: str, title: str, severity: 
             byte_share=byte_share,
             element_share=round(best.matched_elements / best.total_elements, 4) if best.total_elements else 0.0,
             sha256=new.sha256, other_models=tuple(m.model for m in candidate.derived[1:1 + SOURCES_LISTED]),
-            severity_by=why),
+            severity_by=why, similarity=best.similarity, agreement=best.agreement,
+            matched_names=best.matched_names, public_tensors=best.public_tensors, public_base=best.public_base,
+            delta_share=best.delta_share,
+            delta_z=min(best.delta_z, 1e6) if best.delta_z is not None else None),
         event_ids=candidate.event_ids,
     )
-

@@ -131,19 +131,25 @@ class _Active:
         self.span = span
         signs = sign_positions(span)
         rows, columns, ranges = blocks.row_ranges(span.shape, span.encoding, span.offset, span.itemsize)
-        block = (np.concatenate([np.arange(start, start + length, dtype=np.int64) for start, length in ranges])
-                 if ranges else np.zeros(0, dtype=np.int64))
         self.block_geometry = (rows, columns)
         self.sign_count = len(signs)
-        wanted = np.concatenate([signs, block])
-        self.order = np.argsort(wanted, kind="stable")
-        self.positions = wanted[self.order]
-        self.gathered = np.zeros(len(wanted), dtype=np.uint8)
+        # Most tensors of a hostile header are 1-D and tiny: no corner, so no merge and no permutation.
+        self.order: np.ndarray | None = None
+        if ranges:
+            block = np.concatenate([np.arange(start, start + length, dtype=np.int64) for start, length in ranges])
+            wanted = np.concatenate([signs, block])
+            self.order = np.argsort(wanted, kind="stable")
+            self.positions = wanted[self.order]
+        else:
+            self.positions = signs
+        self.gathered = np.zeros(len(self.positions), dtype=np.uint8)
         self.filled = 0
 
     def result(self) -> TensorPrint:
-        found = np.empty_like(self.gathered)
-        found[self.order] = self.gathered
+        found = self.gathered
+        if self.order is not None:
+            found = np.empty_like(self.gathered)
+            found[self.order] = self.gathered
         return _print(self.span, found[:self.sign_count] >> 7, found[self.sign_count:], self.block_geometry)
 
 
@@ -209,7 +215,9 @@ def _print(span: TensorSpan, signs: np.ndarray, block_bytes: np.ndarray, geometr
         fingerprint, informative = exact.fingerprint, exact.informative
     else:  # quantised: no sign bit per element; its identity is the shape and the decoded corner
         fingerprint, informative = _block_identity(span.shape, block), block_informative(block)
-    return TensorPrint(fingerprint, span.elements, span.nbytes, informative, span.name, block)
+    # The name serves only the alert's list of matched tensors, and only tensors with a corner match: a
+    # header of 100,000 one-element tensors must not keep 100,000 names.
+    return TensorPrint(fingerprint, span.elements, span.nbytes, informative, span.name if block else "", block)
 
 
 def _block_identity(shape: tuple[int, ...], block: bytes) -> str:
