@@ -130,9 +130,8 @@ def _tensor(item: Any, where: str) -> TensorPrint:
         raise PrintsFileError(f"{where}: 'name' must be a string of at most {MAX_NAME} characters")
     if not isinstance(fingerprint, str) or not fingerprint or len(fingerprint) > 128:
         raise PrintsFileError(f"{where}: 'fingerprint' must be a non-empty string")
-    for key, value in (("elements", elements), ("bytes", size)):
-        if type(value) is not int or value < 0:
-            raise PrintsFileError(f"{where}: {key!r} must be a whole number >= 0")
+    if type(elements) is not int or type(size) is not int or elements < 0 or size < 0:
+        raise PrintsFileError(f"{where}: 'elements' and 'bytes' must be whole numbers >= 0")
     if not isinstance(block, str):
         raise PrintsFileError(f"{where}: 'block' must be base64 text")
     try:
@@ -141,4 +140,4 @@ def _tensor(item: Any, where: str) -> TensorPrint:
         raise PrintsFileError(f"{where}: 'block' is not valid base64") from None
     if decode_block(raw) is None:
         raise PrintsFileError(f"{where}: 'block' is not a tensor corner (wrong size or header)")
-    return TensorPrint(fingerprint, int(elements), int(size), True, name, raw)
+    return TensorPrint(fingerprint, elements, size, True, name, raw)
