@@ -32,7 +32,7 @@ from weightwarden.agent.fingerprint import (
     quick_fingerprint,
     sample_tensors,
 )
-from weightwarden.agent.fingerprint.layouts import plan_tensors
+from weightwarden.agent.fingerprint.layouts import onnx_external_plan, plan_tensors
 from weightwarden.agent.fingerprint.sha256 import DEFAULT_BLOCK
 from weightwarden.agent.fingerprint.tensors import TensorPlan
 from weightwarden.agent.identify import Identifier
@@ -158,11 +158,11 @@ class Scanner:
                 plan: TensorPlan | None = None
                 if known.sha256 is not None:
                     # The blob's name is its SHA-256: sample the tensors without reading the whole file.
-                    plan = _plan(fd, info.st_size, found)
+                    plan = _plan(fd, info.st_size, found, path)
                     digest, tensors = known.sha256, sample_tensors(fd, info.st_size, found.format, plan=plan)
                 elif not self._skip_hash(info):
                     # One pass: the tensor sampler rides on the SHA-256 read.
-                    plan = _plan(fd, info.st_size, found)
+                    plan = _plan(fd, info.st_size, found, path)
                     digest, tensors = hash_with_tensors(fd, info.st_size, found.format,
                                                         block_size=self.hash_block_bytes, plan=plan)
                     with self._hashed_lock:
@@ -275,9 +275,14 @@ class Scanner:
         stats.bytes_hashed = self._bytes_hashed
 
 
-def _plan(fd: int, size: int, found: Identification) -> TensorPlan:
-    """The tensor layout the identification parsed already, else the layout parser's (one parse a file)."""
-    return found.tensor_plan if found.tensor_plan is not None else plan_tensors(fd, size, found.format)
+def _plan(fd: int, size: int, found: Identification, path: str) -> TensorPlan:
+    """The tensor layout the identification parsed already, else the layout parser's (one parse a file);
+    for an ONNX external data file, its tensors as the model file that names it describes them."""
+    if found.tensor_plan is not None:
+        return found.tensor_plan
+    if found.format == "onnx" and found.details.get("role") == "external-data":
+        return onnx_external_plan(path, found)
+    return plan_tensors(fd, size, found.format)
 
 
 def _same_file_still_there(path: str, before: os.stat_result) -> bool:

@@ -1,9 +1,9 @@
 """Where each tensor lies in a model file, from its header alone: the plan for the tensor fingerprints.
 
 One parser per container family; each reads only headers (the safetensors JSON, the GGUF tensor infos, a
-torch zip's data.pkl and local headers, .npy headers) with bounded reads, and returns the float tensors it
-can locate. Anything malformed gives fewer spans, never an exception: a layout is a sampling plan, not a
-verdict (the identify checks decide what a file is).
+torch zip's data.pkl and local headers, .npy headers, an ONNX graph's initializer fields) with bounded
+reads, and returns the float tensors it can locate. Anything malformed gives fewer spans, never an
+exception: a layout is a sampling plan, not a verdict (the identify checks decide what a file is).
 
 Each parser has a memory ceiling (its module docstring; docs/design.md "Memory budget per file"). A header
 over it raises budget.OverBudget, which plan_tensors turns into a TensorPlan with the reason in `skipped`:
@@ -12,13 +12,19 @@ the file is still hashed, and the reason goes into its details.
 
 from __future__ import annotations
 
+import os
+import posixpath
 import struct
 from collections.abc import Callable
 
-from weightwarden.agent.fingerprint.layouts import gguf_layout, npy_layout, safetensors_layout, zip_layout
+from weightwarden.agent.fingerprint.layouts import gguf_layout, npy_layout, onnx_layout, safetensors_layout, zip_layout
 from weightwarden.agent.fingerprint.layouts.budget import OverBudget
 from weightwarden.agent.fingerprint.tensors import TensorPlan, TensorSpan
+from weightwarden.agent.identify.companions import primary_path
+from weightwarden.agent.identify.identification import Identification
+from weightwarden.agent.identify.protobuf_walk import ProtobufError
 from weightwarden.agent.identify.zip_directory import ZipError
+from weightwarden.agent.safe_open import open_regular
 
 Layout = Callable[[int, int], list[TensorSpan]]
 
@@ -28,6 +34,7 @@ LAYOUTS: dict[str, Layout] = {
     "pytorch-zip": zip_layout.torch_spans,
     "numpy-npz": zip_layout.npz_spans,
     "numpy-npy": npy_layout.spans,
+    "onnx": onnx_layout.spans,
 }
 
 
@@ -50,8 +57,29 @@ def plan_tensors(fd: int, size: int, format_id: str) -> TensorPlan:
     # What a malformed header can make the parsers raise: struct and zip errors, bad literals (ast),
     # bad JSON or UTF-8 (ValueError), lying counts (MemoryError, OverflowError), deep nesting.
     except (OSError, ValueError, OverflowError, MemoryError, RecursionError, SyntaxError, TypeError,
-            struct.error, ZipError):
+            struct.error, ZipError, ProtobufError):
         return TensorPlan()
 
 
-__all__ = ["LAYOUTS", "plan_tensors", "tensor_spans"]
+def onnx_external_plan(path: str, found: Identification) -> TensorPlan:
+    """The tensors of the ONNX external data file at `path` (identified as a companion: details["part_of"]
+    names its model file), read from the model file's initializers; empty when that file is unreadable."""
+    model = primary_path(path, found)
+    if model is None:
+        return TensorPlan()
+    location = os.path.relpath(path, os.path.dirname(model)).replace(os.sep, "/")
+    try:
+        fd, info = open_regular(model)
+    except OSError:
+        return TensorPlan()
+    try:
+        return TensorPlan(tuple(onnx_layout.external_spans(fd, info.st_size, posixpath.normpath(location))))
+    except OverBudget as error:
+        return TensorPlan(skipped=str(error))
+    except (OSError, ValueError, ProtobufError):
+        return TensorPlan()
+    finally:
+        os.close(fd)
+
+
+__all__ = ["LAYOUTS", "onnx_external_plan", "plan_tensors", "tensor_spans"]
