@@ -32,10 +32,10 @@ from weightwarden.agent.fingerprint import (
     quick_fingerprint,
     sample_tensors,
 )
-from weightwarden.agent.fingerprint.layouts import onnx_external_plan, plan_tensors
+from weightwarden.agent.fingerprint.layouts import plan_tensors
 from weightwarden.agent.fingerprint.sha256 import DEFAULT_BLOCK
 from weightwarden.agent.fingerprint.tensors import TensorPlan
-from weightwarden.agent.identify import Identifier
+from weightwarden.agent.identify import Identifier, onnx_external
 from weightwarden.agent.identify.companions import companion_paths, onnx_file_seen, primary_path
 from weightwarden.agent.identify.identification import Identification
 from weightwarden.agent.models.known_hashes import known_hash
@@ -281,7 +281,7 @@ def _plan(fd: int, size: int, found: Identification, path: str) -> TensorPlan:
     if found.tensor_plan is not None:
         return found.tensor_plan
     if found.format == "onnx" and found.details.get("role") == "external-data":
-        return onnx_external_plan(path, found)
+        return onnx_external.external_plan(path, found)
     return plan_tensors(fd, size, found.format)
 
 

@@ -9,9 +9,18 @@ attributes (NodeProto field 5 -> AttributeProto t = 5, tensors = 10), including 
 
 from __future__ import annotations
 
+import os
 import posixpath
+from typing import TYPE_CHECKING
 
+from weightwarden.agent.fingerprint.layouts import onnx_layout
+from weightwarden.agent.fingerprint.layouts.budget import OverBudget
+from weightwarden.agent.fingerprint.tensors import TensorPlan
 from weightwarden.agent.identify.protobuf_walk import LENGTH, ProtobufError, Truncated, fields
+from weightwarden.agent.safe_open import open_regular
+
+if TYPE_CHECKING:
+    from weightwarden.agent.identify.identification import Identification
 
 MAX_LOCATIONS = 100_000
 MAX_DEPTH = 32
@@ -74,3 +83,26 @@ def _location(model: bytes, start: int, end: int) -> str | None:
     if normalised.startswith(("/", "../")) or normalised == "..":
         return None  # onnx refuses locations outside the model's folder
     return normalised
+
+
+def external_plan(path: str, found: Identification) -> TensorPlan:
+    """The tensors of the ONNX external data file at `path` (identified as a companion: details["part_of"]
+    names its model file), read from the model file's initializers; empty when that file is unreadable."""
+    from weightwarden.agent.identify.companions import primary_path  # companions imports this module
+
+    model = primary_path(path, found)
+    if model is None:
+        return TensorPlan()
+    location = os.path.relpath(path, os.path.dirname(model)).replace(os.sep, "/")
+    try:
+        fd, info = open_regular(model)
+    except OSError:
+        return TensorPlan()
+    try:
+        return TensorPlan(tuple(onnx_layout.external_spans(fd, info.st_size, posixpath.normpath(location))))
+    except OverBudget as error:
+        return TensorPlan(skipped=str(error))
+    except (OSError, ValueError, ProtobufError):
+        return TensorPlan()
+    finally:
+        os.close(fd)

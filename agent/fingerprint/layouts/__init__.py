@@ -12,19 +12,14 @@ the file is still hashed, and the reason goes into its details.
 
 from __future__ import annotations
 
-import os
-import posixpath
 import struct
 from collections.abc import Callable
 
 from weightwarden.agent.fingerprint.layouts import gguf_layout, npy_layout, onnx_layout, safetensors_layout, zip_layout
 from weightwarden.agent.fingerprint.layouts.budget import OverBudget
 from weightwarden.agent.fingerprint.tensors import TensorPlan, TensorSpan
-from weightwarden.agent.identify.companions import primary_path
-from weightwarden.agent.identify.identification import Identification
 from weightwarden.agent.identify.protobuf_walk import ProtobufError
 from weightwarden.agent.identify.zip_directory import ZipError
-from weightwarden.agent.safe_open import open_regular
 
 Layout = Callable[[int, int], list[TensorSpan]]
 
@@ -61,25 +56,4 @@ def plan_tensors(fd: int, size: int, format_id: str) -> TensorPlan:
         return TensorPlan()
 
 
-def onnx_external_plan(path: str, found: Identification) -> TensorPlan:
-    """The tensors of the ONNX external data file at `path` (identified as a companion: details["part_of"]
-    names its model file), read from the model file's initializers; empty when that file is unreadable."""
-    model = primary_path(path, found)
-    if model is None:
-        return TensorPlan()
-    location = os.path.relpath(path, os.path.dirname(model)).replace(os.sep, "/")
-    try:
-        fd, info = open_regular(model)
-    except OSError:
-        return TensorPlan()
-    try:
-        return TensorPlan(tuple(onnx_layout.external_spans(fd, info.st_size, posixpath.normpath(location))))
-    except OverBudget as error:
-        return TensorPlan(skipped=str(error))
-    except (OSError, ValueError, ProtobufError):
-        return TensorPlan()
-    finally:
-        os.close(fd)
-
-
-__all__ = ["LAYOUTS", "onnx_external_plan", "plan_tensors", "tensor_spans"]
+__all__ = ["LAYOUTS", "plan_tensors", "tensor_spans"]
