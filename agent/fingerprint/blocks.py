@@ -22,7 +22,7 @@ import struct
 
 import numpy as np
 
-from weightwarden.agent.fingerprint import encodings
+from weightwarden.agent.fingerprint import encodings, ggml_blocks
 
 SIDE = 32
 _HEADER = struct.Struct("<BBf")
@@ -64,12 +64,17 @@ def row_ranges(shape: tuple[int, ...], encoding: str, offset: int,
 def encode_block(encoding: str, rows: int, columns: int, raw: np.ndarray) -> bytes:
     """The stored block from the concatenated row prefixes `raw` (uint8) that row_ranges named."""
     per_row = len(raw) // rows if rows else 0
-    values = np.empty((rows, columns), dtype=np.float32)
-    for row in range(rows):
-        values[row] = encodings.decode(encoding, raw[row * per_row:(row + 1) * per_row], columns)
+    # Each row prefix is whole elements (or whole quantised blocks): the rows decode as one run.
+    type_id = encodings.ggml_type(encoding)
+    if type_id is not None:
+        elements, size = ggml_blocks.BLOCKS[type_id]
+        row_elements = per_row // size * elements
+    else:
+        row_elements = columns
+    values = encodings.decode(encoding, raw, rows * row_elements).reshape(rows, row_elements)[:, :columns]
     values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
     scale = float(np.abs(values).max()) if values.size else 0.0
-    scaled = (values / scale if scale > 0 else values).astype("<f2")
+    scaled: np.ndarray = (values / scale if scale > 0 else values).astype("<f2")
     return _HEADER.pack(rows, columns, scale) + scaled.tobytes()
 
 

@@ -24,9 +24,9 @@ MATCH_AGREEMENT = 0.8
 MIN_COMMON = 64  # fewer shared non-zero cells than this decide nothing
 MIN_INFORMATIVE = 64
 MIN_MINORITY_SHARE = 1 / 8
-# MinHash over the set {(cell, sign) of the corner's largest values}, one-permutation style: each pair is
+# MinHash over the set {(cell, sign) of each row's largest values}, one-permutation style: each pair is
 # hashed once and falls into one of BANDS * ROWS_PER_BAND bins; a bin's minimum is its MinHash value. A fixed
-# count of largest values (a quarter of the corner, ties included) is what pruning to 50% leaves in place.
+# count of largest values (a quarter of each row, ties included) is what pruning to 50% leaves in place.
 BANDS, ROWS_PER_BAND = 12, 5
 _BINS = BANDS * ROWS_PER_BAND
 _EMPTY = np.uint64(np.iinfo(np.uint64).max)
@@ -84,36 +84,83 @@ def from_block(block: bytes) -> Corner | None:
     return _corner(block, values, False) if values is not None else None
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Informative corners of many blocks with their canvases, ready for bands(): `sources[i]` is the
+    index of the block corners[i] came from; with both orientations, each block's transposed corner follows
+    its own (transposed corners are what a transposed copy of the tensor shows)."""
+
+    corners: list[Corner]
+    canvases: np.ndarray  # float32, one 1,024-cell row per corner
+    sources: list[int]
+
+
+def prepare(blocks: list[bytes], *, both: bool = False) -> Prepared:
+    """Decode each block once; skip the ones that are not corners or carry no information."""
+    found: list[Corner] = []
+    canvases: list[np.ndarray] = []
+    sources: list[int] = []
+    for index, block in enumerate(blocks):
+        values = decode_block(block) if block else None
+        if values is None:
+            continue
+        canvas = np.zeros((SIDE, SIDE), dtype=np.float32)
+        canvas[:values.shape[0], :values.shape[1]] = values
+        corner = _from_canvas(block, canvas, values.shape, False)
+        if not corner.informative:
+            continue
+        found.append(corner)
+        canvases.append(canvas.reshape(-1))
+        sources.append(index)
+        if both:
+            flipped = np.ascontiguousarray(canvas.T)
+            found.append(_from_canvas(block, flipped, values.shape[::-1], True))
+            canvases.append(flipped.reshape(-1))
+            sources.append(index)
+    stacked = np.stack(canvases) if canvases else np.zeros((0, SIDE * SIDE), dtype=np.float32)
+    return Prepared(found, stacked, sources)
+
+
 def _corner(block: bytes, values: np.ndarray, transpose: bool) -> Corner:
-    rows, columns = values.shape
     canvas = np.zeros((SIDE, SIDE), dtype=np.float32)
-    canvas[:rows, :columns] = values
+    canvas[:values.shape[0], :values.shape[1]] = values
+    return _from_canvas(block, canvas, values.shape, transpose)
+
+
+def _from_canvas(block: bytes, canvas: np.ndarray, shape: tuple[int, ...], transpose: bool) -> Corner:
     flat = canvas.reshape(-1)
-    return Corner(block, int(rows), int(columns), _bits(flat < 0), _bits(flat != 0), transpose)
+    return Corner(block, int(shape[0]), int(shape[1]), _bits(flat < 0), _bits(flat != 0), transpose)
 
 
 def _bits(mask: np.ndarray) -> int:
     return int.from_bytes(np.packbits(mask, bitorder="little").tobytes(), "little")
 
 
-def bands_of(found: list[Corner]) -> np.ndarray:
-    """The BANDS MinHash band keys (uint64) of each corner, one row per corner, computed together."""
-    if not found:
+def bands(prepared: Prepared) -> np.ndarray:
+    """The BANDS MinHash band keys (uint64) of each prepared corner, one row per corner."""
+    count = len(prepared.corners)
+    if not count:
         return np.zeros((0, BANDS), dtype=np.uint64)
-    magnitude = np.abs(np.stack([c.canvas() for c in found]))
-    quarter = np.array([c.rows * c.columns // 4 for c in found])
-    # The quarter-th largest magnitude of each corner; every cell at least that large (and non-zero) counts.
-    ordered = -np.sort(-magnitude, axis=1)
-    threshold = ordered[np.arange(len(found)), np.maximum(quarter - 1, 0)]
-    chosen = (magnitude >= threshold[:, None]) & (magnitude > 0)
-    negative = np.stack([c.canvas() < 0 for c in found])
+    canvases = prepared.canvases
+    magnitude = np.abs(canvases).reshape(count, SIDE, SIDE)
+    quarters = np.array([max(c.columns // 4, 1) for c in prepared.corners])
+    # In each row, the quarter of its cells with the largest magnitudes (ties included): ranks within a row
+    # survive per-row scales (int8 weights are stored divided by one scale per output row) and pruning.
+    threshold = np.empty((count, SIDE, 1), dtype=np.float32)
+    for quarter in np.unique(quarters).tolist():
+        chosen_corners = np.flatnonzero(quarters == quarter)
+        kth = SIDE - quarter
+        threshold[chosen_corners] = np.partition(magnitude[chosen_corners], kth, axis=2)[:, :, kth:kth + 1]
+    magnitude = magnitude.reshape(count, SIDE * SIDE)
+    threshold = np.repeat(threshold.reshape(count, SIDE), SIDE, axis=1)
+    chosen = (magnitude >= threshold) & (magnitude > 0)
     corner_index, cell = np.nonzero(chosen)
-    hashes = _KEY_HASH[cell * 2 + negative[corner_index, cell]]
+    hashes = _KEY_HASH[cell * 2 + (canvases[corner_index, cell] < 0)]
     bins = (hashes % np.uint64(_BINS)).astype(np.int64)
-    minima = np.full(len(found) * _BINS, _EMPTY, dtype=np.uint64)
+    minima = np.full(count * _BINS, _EMPTY, dtype=np.uint64)
     np.minimum.at(minima, corner_index * _BINS + bins, hashes // np.uint64(_BINS))
-    per_band = minima.reshape(len(found), BANDS, ROWS_PER_BAND)
-    combined = np.broadcast_to(_BAND_SALT, (len(found), BANDS)).copy()
+    per_band = minima.reshape(count, BANDS, ROWS_PER_BAND)
+    combined = np.broadcast_to(_BAND_SALT, (count, BANDS)).copy()
     for column in range(ROWS_PER_BAND):
         combined = _splitmix(combined ^ per_band[:, :, column])
     return combined

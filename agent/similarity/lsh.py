@@ -41,16 +41,27 @@ class BandIndex:
 
     def candidates(self, keys: np.ndarray) -> set[int]:
         """Ids of the indexed tensors sharing at least one band key with `keys`."""
-        found: set[int] = set()
-        if len(self._keys) and len(keys):
-            left = np.searchsorted(self._keys, keys, side="left")
-            right = np.searchsorted(self._keys, keys, side="right")
-            for start, stop in zip(left.tolist(), right.tolist(), strict=True):
-                if stop > start:
-                    found.update(self._ids[start:stop].tolist())
-        for key in keys.tolist():
-            found.update(self._recent.get(key, ()))
-        return found - self._removed if self._removed else found
+        return self.candidates_of(keys.reshape(1, -1))[0]
+
+    def candidates_of(self, keys: np.ndarray) -> list[set[int]]:
+        """candidates() for each row of `keys` (one row of band keys per query), in one search."""
+        found: list[set[int]] = [set() for _ in range(len(keys))]
+        if not len(keys):
+            return found
+        if len(self._keys):
+            flat = keys.reshape(-1)
+            left = np.searchsorted(self._keys, flat, side="left")
+            right = np.searchsorted(self._keys, flat, side="right")
+            width = keys.shape[1]
+            for position in np.flatnonzero(right > left).tolist():
+                found[position // width].update(self._ids[left[position]:right[position]].tolist())
+        if self._recent:
+            for row, row_keys in enumerate(keys.tolist()):
+                for key in row_keys:
+                    found[row].update(self._recent.get(key, ()))
+        if self._removed:
+            found = [ids - self._removed for ids in found]
+        return found
 
     def _merge(self) -> None:
         recent_keys = np.fromiter((k for k, ids in self._recent.items() for _ in ids), dtype=np.uint64,

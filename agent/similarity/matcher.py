@@ -94,22 +94,23 @@ class SimilarityIndex:
     def add(self, path: str, model: str, tensors: Iterable[TensorPrint], *, public: bool) -> None:
         """Index the informative tensors of one file (replacing what was indexed at `path`)."""
         self.remove(path)
-        kept = [(tensor, found) for tensor in tensors
-                for found in [corners.from_block(tensor.block) if tensor.block else None]
-                if found is not None and found.informative]
-        all_bands = corners.bands_of([found for _, found in kept])
-        for (tensor, found), bands in zip(kept, all_bands, strict=True):
-            ref = Reference(self._next_id(), model, path, tensor.name,
-                            tensor.fingerprint, tensor.elements, tensor.bytes, found, public)
+        listed = list(tensors)
+        prepared = corners.prepare([t.block for t in listed], both=True)
+        keys = corners.bands(prepared)
+        for position in range(0, len(prepared.corners), 2):  # each corner, then its transpose
+            tensor = listed[prepared.sources[position]]
+            found, flipped = prepared.corners[position], prepared.corners[position + 1]
+            ref = Reference(self._next_id(), model, path, tensor.name, tensor.fingerprint, tensor.elements,
+                            tensor.bytes, found, public)
             self._refs[ref.id] = ref
             self._by_path[path].append(ref.id)
             self._by_model[model].add(ref.id)
             if public:
-                self._public.add(ref.id, bands)
-                self._adopt(ref, bands)
+                self._public.add(ref.id, keys[position])
+                self._adopt(ref, flipped, keys[position], keys[position + 1])
             else:
-                self._protected.add(ref.id, bands)
-                self._find_counterpart(ref, bands)
+                self._protected.add(ref.id, keys[position])
+                self._find_counterpart(ref, flipped, keys[position], keys[position + 1])
 
     def remove(self, path: str) -> None:
         orphans: list[int] = []
@@ -125,16 +126,22 @@ class SimilarityIndex:
         for ref_id in orphans:
             del self._counterparts[ref_id]
             if ref_id in self._refs:
-                self._find_counterpart(self._refs[ref_id])
+                ref = self._refs[ref_id]
+                prepared = corners.prepare([ref.corner.block], both=True)
+                if len(prepared.corners) == 2:
+                    keys = corners.bands(prepared)
+                    self._find_counterpart(ref, prepared.corners[1], keys[0], keys[1])
 
     def match(self, tensors: Iterable[TensorPrint], excluded: Callable[[str], bool] = lambda path: False,
               ) -> list[Similarity]:
         """Protected models some of whose private tensors `tensors` hold, most similar first. References
         at paths `excluded` says are the file itself (or another name of it) are left out."""
+        # Both orientations of every corner: a transposed copy (an ONNX MatMul weight) matches the second.
+        prepared = corners.prepare([t.block for t in tensors], both=True)
         hits: dict[int, _Hit] = {}
-        queries = _queries(tensors)
-        for query, bands in zip(queries, corners.bands_of(queries), strict=True):
-            for ref_id in self._protected.candidates(bands):
+        for query, found in zip(prepared.corners, self._protected.candidates_of(corners.bands(prepared)),
+                                strict=True):
+            for ref_id in found:
                 ref = self._refs.get(ref_id)
                 if ref is None or excluded(ref.path):
                     continue
@@ -142,8 +149,8 @@ class SimilarityIndex:
                 if share is not None and (ref_id not in hits or share > hits[ref_id].agreement):
                     hits[ref_id] = _Hit(share, query)
         models = {self._refs[ref_id].model for ref_id in hits}
-        found = [self._score(model, hits, excluded) for model in models]
-        return sorted((s for s in found if s is not None and s.matched_tensors),
+        scored = [self._score(model, hits, excluded) for model in models]
+        return sorted((s for s in scored if s is not None and s.matched_tensors),
                       key=lambda s: (-s.similarity, -s.matched_tensors, s.model))
 
     def counterpart(self, path: str, name: str) -> tuple[str, str] | None:
@@ -160,13 +167,10 @@ class SimilarityIndex:
     def _next_id(self) -> int:
         return next(self._ids)
 
-    def _find_counterpart(self, ref: Reference, bands: np.ndarray | None = None) -> None:
+    def _find_counterpart(self, ref: Reference, flipped: Corner, keys: np.ndarray, flipped_keys: np.ndarray) -> None:
         best: _Counterpart | None = None
-        flipped = ref.corner.transposed()
-        keys = corners.bands_of([ref.corner, flipped] if bands is None else [flipped])
-        orientations = ((False, ref.corner, keys[0] if bands is None else bands), (True, flipped, keys[-1]))
-        for transposed, query, query_bands in orientations:
-            for other_id in self._public.candidates(query_bands):
+        for transposed, query, query_keys in ((False, ref.corner, keys), (True, flipped, flipped_keys)):
+            for other_id in self._public.candidates(query_keys):
                 other = self._refs.get(other_id)
                 share = corners.matches(query, other.corner) if other is not None else None
                 if other is not None and share is not None and (best is None or share > best.agreement):
@@ -174,11 +178,10 @@ class SimilarityIndex:
         if best is not None:
             self._counterparts[ref.id] = best
 
-    def _adopt(self, public: Reference, bands: np.ndarray) -> None:
+    def _adopt(self, public: Reference, flipped: Corner, keys: np.ndarray, flipped_keys: np.ndarray) -> None:
         """A new public tensor becomes the counterpart of the protected tensors it matches best."""
-        flipped = public.corner.transposed()
-        for transposed, query, keys in ((False, public.corner, bands), (True, flipped, corners.bands_of([flipped])[0])):
-            for ref_id in self._protected.candidates(keys):
+        for transposed, query, query_keys in ((False, public.corner, keys), (True, flipped, flipped_keys)):
+            for ref_id in self._protected.candidates(query_keys):
                 ref = self._refs.get(ref_id)
                 share = corners.matches(query, ref.corner) if ref is not None else None
                 current = self._counterparts.get(ref_id)
@@ -230,17 +233,6 @@ class SimilarityIndex:
             public_tensors=public, public_base=next(iter(bases), None),
             delta_share=round(pooled[0], 4) if pooled is not None else None,
             delta_z=round(pooled[1], 2) if pooled is not None else None)
-
-
-def _queries(tensors: Iterable[TensorPrint]) -> list[Corner]:
-    """The file's informative corners in both orientations (a transposed copy matches the second)."""
-    found = []
-    for tensor in tensors:
-        corner = corners.from_block(tensor.block) if tensor.block else None
-        if corner is not None and corner.informative:
-            found.append(corner)
-            found.append(corner.transposed())
-    return found
 
 
 def _distinct(refs: Iterable[Reference], hits: dict[int, _Hit]) -> list[Reference]:
