@@ -66,6 +66,7 @@ from weightwarden.agent.sensors.mounts import MountObservation, read_mounts
 from weightwarden.agent.sensors.network import ConnectionObservation
 from weightwarden.agent.similarity.imported import ImportedPrints
 from weightwarden.agent.store import RecordWriter, Store
+from weightwarden.agent.store.tensor_store import shared_blocks
 from weightwarden.agent.walk import ScanIssue
 
 log = logging.getLogger(__name__)
@@ -96,12 +97,14 @@ class Agent:
         # Signed chain checkpoints, heartbeats and the SIEM forwarders (agent/evidence.py).
         self.evidence = Evidence(config, self.store, self.writer, self.observations.emitter("evidence"),
                                  self._heartbeat_status)
-        self.cache = FingerprintCache(self.store.load_file_cache())
+        known_files = self.store.model_files()
+        # The cache's tensor corners share the inventory's bytes: one copy of each 2 KiB corner in memory.
+        self.cache = FingerprintCache(self.store.load_file_cache(shared_blocks(known_files)))
         self.scanner = Scanner(
             Identifier(window_bytes=config.scan.window_bytes, tail_bytes=config.scan.tail_bytes),
             self.cache, hash_block_bytes=config.scan.hash_block_bytes,
             hash_sparse_files=config.scan.hash_sparse_files, workers=config.scan.workers)
-        self.inventory = Inventory(self.store.model_files())
+        self.inventory = Inventory(known_files)
         # Public prints an administrator imported (`weightwarden prints import`): never evidence of a copy.
         self.imported_prints = ImportedPrints(config.data_dir)
         self._imported_sources: dict[str, list[str]] = {}

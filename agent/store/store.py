@@ -160,9 +160,10 @@ class Store:
             rows = list(self.db.query("select value from agent_state where key = ?", [key]))
         return rows[0]["value"] if rows else None
 
-    def load_file_cache(self) -> dict[FileKey, CachedResult]:
+    def load_file_cache(self, blocks: dict[str, bytes] | None = None) -> dict[FileKey, CachedResult]:
+        """`blocks`: corners already in memory by tensor fingerprint (tensor_store.shared_blocks), reused."""
         with self._lock:
-            tensors = tensor_store.load_cache_tensors(self.db)
+            tensors = tensor_store.load_cache_tensors(self.db, blocks)
             rows = self._conn.execute(
                 "select device, inode, size, mtime_ns, format, sha256, quick_fingerprint, details"
                 " from file_cache").fetchall()

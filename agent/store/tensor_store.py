@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlite_utils
 
-from weightwarden.agent.events import TensorPrint
+from weightwarden.agent.events import ModelFile, TensorPrint
 
 CACHE_KEY = ("device", "inode", "size", "mtime_ns")
 
@@ -40,12 +40,20 @@ def encode(prints: Iterable[TensorPrint]) -> str:
                         base64.b64encode(p.block).decode("ascii")] for p in prints], separators=(",", ":"))
 
 
-def decode(text: str | None) -> tuple[TensorPrint, ...]:
+def decode(text: str | None, blocks: dict[str, bytes] | None = None) -> tuple[TensorPrint, ...]:
+    """The prints encoded in `text`; a corner also in `blocks` (by fingerprint) is that bytes object."""
     if not text:
         return ()
+    shared = blocks or {}
     return tuple(TensorPrint(str(fp), int(elements), int(size), bool(informative), str(name),
-                             base64.b64decode(block))
+                             shared.get(fp) or base64.b64decode(block))
                  for fp, elements, size, informative, name, block in json.loads(text))
+
+
+def shared_blocks(files: Iterable[ModelFile]) -> dict[str, bytes]:
+    """The corners of `files` by tensor fingerprint, for decode() to reuse (a tensor's exact print is
+    determined by its values' signs, so equal prints have corners equal up to float rounding)."""
+    return {t.fingerprint: t.block for f in files for t in f.tensors if t.block}
 
 
 def replace_model_tensors(db: sqlite_utils.Database, files: dict[str, tuple[TensorPrint, ...]]) -> None:
@@ -77,6 +85,7 @@ def save_cache_tensors(db: sqlite_utils.Database, rows: list[dict[str, Any]]) ->
         db.table("file_cache_tensors").upsert_all(rows, pk=CACHE_KEY)
 
 
-def load_cache_tensors(db: sqlite_utils.Database) -> dict[tuple[int, int, int, int], tuple[TensorPrint, ...]]:
-    return {(r["device"], r["inode"], r["size"], r["mtime_ns"]): decode(r["tensors"])
+def load_cache_tensors(db: sqlite_utils.Database, blocks: dict[str, bytes] | None = None,
+                       ) -> dict[tuple[int, int, int, int], tuple[TensorPrint, ...]]:
+    return {(r["device"], r["inode"], r["size"], r["mtime_ns"]): decode(r["tensors"], blocks)
             for r in db.query("select * from file_cache_tensors")}
