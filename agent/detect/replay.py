@@ -11,8 +11,8 @@ A fixture event is a flat mapping, far shorter than the Event it stands for:
 
 `at` is seconds after the fixture's start time. A `copy:` entry (the destination kind) stands for a new
 file matching a protected model (`source:`, default /models/MODEL/model.safetensors), byte for byte, or
-with `derived:` for a share of its tensors (matched and total tensors, matched and total bytes), written
-by `process:` when given.
+with `derived:` for a share of its tensors (matched and total tensors, matched and total bytes, optionally
+the similarity and sign agreement), written by `process:` when given.
 
 A `lineage:` entry is one step of a flow's accounting, fed to the lineage ledger (agent/detect/lineage.py)
 the way the agent's flow tracker feeds it:
@@ -137,5 +137,6 @@ def copy_candidate_from(raw: Mapping[str, Any]) -> CopyCandidate:
         return CopyCandidate(new, (source,), (), str(raw["copy"]), process=process)
     (matched, total), (matched_bytes, total_bytes) = derived["tensors"], derived["bytes"]
     match = TensorMatch(model, (source.path,), int(matched), int(total), int(matched_bytes), int(total_bytes),
-                        int(matched_bytes), int(total_bytes))
+                        int(matched_bytes), int(total_bytes), similarity=float(derived.get("similarity", 0.0)),
+                        agreement=float(derived.get("agreement", 0.0)))
     return CopyCandidate(new, (), (match,), str(raw["copy"]), process=process)
