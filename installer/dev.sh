@@ -68,7 +68,7 @@ setup_venv() {
         local target="."
         [ "$extra" = test ] && target=".[test]"
         "$VENV/bin/pip" install -q --config-settings editable_mode=strict -e "$target"
-        if [ "$extra" = test ]; then install_torch_cpu; fi
+        if [ "$extra" = test ]; then install_torch_cpu && install_quanto; fi
         touch "$stamp"
     else
         # new modules need a fresh link tree in strict editable mode; cheap, no network
@@ -105,6 +105,14 @@ install_torch_cpu() {
     else
         log "no CPU build of torch reachable: torch-written fixtures will be skipped"
     fi
+}
+
+# optimum-quanto writes the int8 copies of tests/similarity; it needs torch, so it comes after the CPU
+# build (from the index, its torch requirement would pull the CUDA one). Its tests skip without it.
+install_quanto() {
+    "$VENV/bin/python" -c "import torch" 2>/dev/null || return 0
+    "$VENV/bin/pip" install -q -e ".[quanto]" 2>/dev/null && log "optimum-quanto installed" \
+        || log "optimum-quanto not installable: the int8 similarity tests will be skipped"
 }
 
 case "${1:-}" in
