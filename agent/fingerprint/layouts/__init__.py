@@ -27,6 +27,7 @@ LAYOUTS: dict[str, Layout] = {
     "safetensors": lambda fd, size: list(safetensors_layout.plan(fd, size).spans),
     "gguf": gguf_layout.spans,
     "pytorch-zip": zip_layout.torch_spans,
+    "torchscript": zip_layout.torch_spans,  # the same archive: data.pkl names the storages under data/
     "numpy-npz": zip_layout.npz_spans,
     "numpy-npy": npy_layout.spans,
     "onnx": onnx_layout.spans,

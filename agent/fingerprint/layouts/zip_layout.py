@@ -97,6 +97,16 @@ class _Stub:
         pass
 
 
+class _ScriptObject:
+    """A TorchScript module (a `__torch__.*` class in a torch.jit.save archive): its attributes, parameters
+    and submodules arrive as one BUILD state dict, which is kept so the tensors in it can be found."""
+
+    __slots__ = ("state",)
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state if isinstance(state, dict) else None
+
+
 def _rebuild_tensor(storage: Any, offset: Any, shape: Any, stride: Any, *rest: Any) -> _TensorRef:
     return _TensorRef(storage, offset, shape, stride)
 
@@ -150,6 +160,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return known
         if module == "torch" and name.endswith("Storage"):
             return _StorageType(SAMPLED_STORAGES.get(name))
+        if module == "__torch__" or module.startswith("__torch__."):
+            return _ScriptObject
         return self._stub
 
     def persistent_load(self, pid: Any) -> Any:
@@ -232,7 +244,7 @@ def _byteorder(source: ZipSource, member: Member | None) -> str:
         return "unknown"
 
 
-_CONTAINERS = (dict, list, tuple, _TensorRef)
+_CONTAINERS = (dict, list, tuple, _TensorRef, _ScriptObject)
 
 
 def _tensors(root: Any) -> list[tuple[str, _TensorRef]]:
@@ -254,6 +266,8 @@ def _tensors(root: Any) -> list[tuple[str, _TensorRef]]:
                          if isinstance(item, _CONTAINERS))
         elif isinstance(value, list | tuple):
             stack.extend((name, item) for item in value if isinstance(item, _CONTAINERS))
+        elif isinstance(value, _ScriptObject) and getattr(value, "state", None) is not None:
+            stack.append((name, value.state))
     return found
 
 
