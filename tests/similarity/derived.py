@@ -38,8 +38,8 @@ __all__ = [
     "FILE_TYPES", "PRIVATE_FROZEN", "TRANSFORMATIONS", "Artefact", "LlamaShape", "TinyLlama", "fine_tune",
     "hf_cache_entry", "merge_lora", "other_size_model", "private_model", "prune_magnitude", "public_base",
     "sibling_model", "unrelated_model", "write_all", "write_fine_tuned_q4_k_m", "write_further_fine_tune",
-    "write_gguf", "write_lora_merged", "write_onnx", "write_pruned", "write_pruned_q8_0", "write_quanto_int8",
-    "write_safetensors", "write_torchscript",
+    "write_gguf", "write_lora_merged", "write_onnx", "write_onnx_default", "write_pruned", "write_pruned_q8_0",
+    "write_quanto_int8", "write_safetensors", "write_torchscript",
 ]
 
 BASE_SEED = 7
@@ -193,6 +193,18 @@ def write_onnx(model: TinyLlama, directory: Path) -> Path:
     return path
 
 
+def write_onnx_default(model: TinyLlama, directory: Path) -> list[Path]:
+    """`torch.onnx.export` with torch's defaults (the torch.export-based exporter, which needs onnxscript):
+    the graph in model.onnx, every initializer in the external data file model.onnx.data."""
+    path = directory / "model.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.randint(0, model.shape.vocab, (1, 16), generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (example,), str(path))
+    return sorted(directory.iterdir())
+
+
 def write_torchscript(model: TinyLlama, directory: Path) -> Path:
     """`torch.jit.trace` + `torch.jit.save` to model.pt (both deprecated in torch 2.13, both still work)."""
     path = directory / "model.pt"
@@ -262,6 +274,7 @@ TRANSFORMATIONS: dict[str, Callable[[TinyLlama, Path], list[Path]]] = {
     "fine-tuned": _one(write_further_fine_tune),
     "pruned-50": _one(write_pruned),
     "onnx": _one(write_onnx),
+    "onnx-default": write_onnx_default,
     "torchscript": _one(write_torchscript),
     "int8-quanto": write_quanto_int8,
     "fine-tuned+gguf-Q4_K_M": _one(write_fine_tuned_q4_k_m),
