@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from weightwarden.agent.events import ModelFile, TensorPrint
 from weightwarden.agent.similarity.matcher import SimilarityIndex
 
+# ModelFile.details key of a file recognised as a changed copy of a protected model: it is guarded like its
+# source but not a source of similarity itself (its source is).
+DERIVED_FROM = "derived_from"
+
 
 @dataclass(frozen=True, slots=True)
 class TensorMatch:
@@ -79,7 +83,7 @@ class Inventory:
                 self._by_quick[file.quick_fingerprint].add(file.path)
             if file.sha256:
                 self._by_sha[file.sha256].add(file.path)
-            if file.tensors and (file.protected or file.public):
+            if file.tensors and (file.public or (file.protected and DERIVED_FROM not in file.details)):
                 self._similar.add(file.path, file.model, file.tensors, public=not file.protected)
             self._by_model[file.model].add(file.path)
             if file.inode is not None and file.device is not None:

@@ -34,7 +34,7 @@ from weightwarden.agent.events import (
     display_path,
     utc_now,
 )
-from weightwarden.agent.inventory import Inventory, TensorMatch
+from weightwarden.agent.inventory import DERIVED_FROM, Inventory, TensorMatch
 from weightwarden.agent.models import git_lfs
 from weightwarden.agent.models.protection import RESCAN, Finder, ProtectPolicy
 from weightwarden.agent.store import RecordWriter
@@ -122,7 +122,10 @@ class InventoryUpkeep:
         elif pair:
             model = self._pair(model, pair, details)
         elif derived:
-            model = dataclasses.replace(model, model=derived[0].model)
+            # Named after its source and marked as derived: the similarity index holds the source, not its
+            # copies (a quantised copy's changes from the public base are rounding, not a fine-tune).
+            model = dataclasses.replace(model, model=derived[0].model,
+                                        details={**model.details, DERIVED_FROM: derived[0].model})
             details["derived_from"] = {"model": derived[0].model,
                                        "paths": [display_path(p) for p in derived[0].source_paths[:20]],
                                        "tensor_share": round(derived[0].tensor_share, 4),
