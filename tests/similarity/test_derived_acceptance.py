@@ -142,7 +142,7 @@ def test_a_changed_copy_of_the_private_model_raises_one_alert(service: tuple[Ins
     evidence = alert["evidence"]
     assert alert["model"] == private
     assert evidence["similarity"] >= 0.3 and evidence["matched_names"]
-    assert evidence["public_base"] and evidence["delta_share"] >= 0.85
+    assert evidence["public_base"] and evidence["delta_share"] >= 0.92
     assert "similarity" in alert["message"]
     assert (alert.get("process") or {}).get("user") == ana.name
 
