@@ -85,13 +85,12 @@ def transformation_table(root: Path) -> tuple[str, list[tuple[str, float, float,
         found = sorted((m for f in files for m in world.inventory.tensor_matches(f)), key=lambda m: -m.similarity)
         score = found[0].similarity if found else 0.0
         share = found[0].delta_share if found and found[0].delta_share is not None else float("nan")
-        best_other, best_share = 0.0, float("-inf")
+        best_share = float("-inf")
         for control, model in controls.items():
             paths = change(model, root / "controls" / control / name)
             control_files = [f for f in (examine(world.scanner, p) for p in paths) if f is not None]
             with gates_off():
                 raw = [m for f in control_files for m in world.inventory.tensor_matches(f)]
-            best_other = max([best_other, *(m.similarity for m in raw)])
             best_share = max([best_share, *(m.delta_share for m in raw if m.delta_share is not None)])
         unrelated_files = [f for f in (examine(world.scanner, p)
                                        for p in (root / "controls" / "unrelated-11" / name).rglob("*") if p.is_file())
@@ -100,8 +99,13 @@ def transformation_table(root: Path) -> tuple[str, list[tuple[str, float, float,
         rows.append((name, score, share, best_share, agreement))
         print(f"{name:26} private {score:.3f} share {share:.3f} | non-derived: best carried share {best_share:.3f}, "
               f"unrelated best tensor agreement {agreement:.3f}", flush=True)
-    table = "\n".join(f"| {name} | {score:.2f} | {share:.2f} | {other:.2f} | {agreement:.3f} |"
+    table = "\n".join(f"| {name} | {score:.2f} | {share:.3f} | {other:.3f} | {agreement:.3f} |"
                       for name, score, share, other, agreement in rows)
+    table += (f"\n\nLowest carried share of a copy: **{min(r[2] for r in rows):.3f}**; highest of a non-derived "
+              f"model: **{max(r[3] for r in rows):.3f}**; the threshold between them: {matcher.DELTA_MIN_SHARE}. "
+              f"Lowest copy similarity {min(r[1] for r in rows):.2f} (GGUF: llama.cpp permutes q and k for RoPE, "
+              f"so 4 of the 15 private matrices do not match); highest tensor agreement of an unrelated model "
+              f"{max(r[4] for r in rows):.3f} against the 0.8 tensor threshold.")
     return table, rows
 
 
@@ -192,8 +196,8 @@ each protected and each matched as a new file against all: {rates['pairs']} orde
 {rates['tensor_pairs']:,} pairs, highest {rates['best_agreement']:.3f} (threshold {corners.MATCH_AGREEMENT}).
 Other fine-tunes of the same base against the private model, gates off: carried share mean
 {rates['sibling_mean_share']:.2f}, highest {rates['sibling_max_share']:.2f} (threshold {matcher.DELTA_MIN_SHARE}:
-the same recipe on random token data moves weights in much the same direction, so this is the closest a
-non-derived model comes).
+the same recipe on other synthetic corpora moves weights in much the same direction, so this is the closest
+a non-derived model comes).
 
 **One pass.** SHA-256 + exact prints + corners over a {big.stat().st_size / (1 << 30):.2f} GiB safetensors
 file ({tensor_count} tensors), best of 5, alternating: plain hashlib {plain_rate:,.0f} MB/s, Weightwarden
