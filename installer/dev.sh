@@ -111,7 +111,8 @@ install_torch_cpu() {
 # build (from the index, its torch requirement would pull the CUDA one). Its tests skip without it.
 install_quanto() {
     "$VENV/bin/python" -c "import torch" 2>/dev/null || return 0
-    "$VENV/bin/pip" install -q -e ".[quanto]" 2>/dev/null && log "optimum-quanto installed" \
+    "$VENV/bin/pip" install -q --config-settings editable_mode=strict -e ".[quanto]" 2>/dev/null \
+        && log "optimum-quanto installed" \
         || log "optimum-quanto not installable: the int8 similarity tests will be skipped"
 }
 
