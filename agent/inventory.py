@@ -12,48 +12,13 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from weightwarden.agent.events import ModelFile, TensorPrint
-from weightwarden.agent.similarity.matcher import SimilarityIndex
+from weightwarden.agent.similarity.matcher import SimilarityIndex, TensorMatch
 
 # ModelFile.details key of a file recognised as a changed copy of a protected model: it is guarded like its
 # source but not a source of similarity itself (its source is).
 DERIVED_FROM = "derived_from"
-
-
-@dataclass(frozen=True, slots=True)
-class TensorMatch:
-    """A file derived from a known model: which of the model's private tensors it holds
-    (agent/similarity/matcher.py says what is private and how tensors match).
-
-    Shares are over the source model's private tensors across all its files (shards), so a file holding
-    one shard of a four-shard model reports about a quarter; bytes are counted as the source stores them.
-    """
-
-    model: str
-    source_paths: tuple[str, ...]
-    matched_tensors: int
-    total_tensors: int
-    matched_bytes: int
-    total_bytes: int
-    matched_elements: int
-    total_elements: int
-    similarity: float = 0.0
-    agreement: float = 0.0
-    matched_names: tuple[str, ...] = ()
-    public_tensors: int = 0
-    public_base: str | None = None
-    delta_share: float | None = None
-    delta_z: float | None = None
-
-    @property
-    def tensor_share(self) -> float:
-        return self.matched_tensors / self.total_tensors if self.total_tensors else 0.0
-
-    @property
-    def byte_share(self) -> float:
-        return self.matched_bytes / self.total_bytes if self.total_bytes else 0.0
 
 
 class Inventory:
@@ -142,13 +107,7 @@ class Inventory:
                 known = self._by_path.get(path)
                 return path == file.path or (known is not None and _same_inode(known, file))
 
-            found = self._similar.match(file.tensors, itself)
-        return [TensorMatch(
-            model=s.model, source_paths=s.source_paths, matched_tensors=s.matched_tensors,
-            total_tensors=s.private_tensors, matched_bytes=s.matched_bytes, total_bytes=s.private_bytes,
-            matched_elements=s.matched_elements, total_elements=s.private_elements, similarity=s.similarity,
-            agreement=s.agreement, matched_names=s.matched_names, public_tensors=s.public_tensors,
-            public_base=s.public_base, delta_share=s.delta_share, delta_z=s.delta_z) for s in found]
+            return self._similar.match(file.tensors, itself)
 
     def add_public_prints(self, source: str, model: str, tensors: tuple[TensorPrint, ...]) -> None:
         """Index imported public prints (`weightwarden prints import`) under the pseudo-path `source`."""

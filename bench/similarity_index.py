@@ -80,7 +80,7 @@ def main() -> int:
           f"built in {seconds:.1f} s, RSS +{grown:.0f} MiB")
     print(f"match a {FILE_MATRICES}-matrix file holding a noisy copy of one model: median "
           f"{d_median * 1000:.1f} ms (max {d_max * 1000:.1f}), found {d_found[0].model} "
-          f"{d_found[0].matched_tensors}/{d_found[0].private_tensors} similarity {d_found[0].similarity}")
+          f"{d_found[0].matched_tensors}/{d_found[0].total_tensors} similarity {d_found[0].similarity}")
     print(f"match a {FILE_MATRICES}-matrix file of unknown matrices: median {u_median * 1000:.1f} ms "
           f"(max {u_max * 1000:.1f}), found nothing")
     return 0

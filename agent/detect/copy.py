@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from weightwarden.agent.alert_evidence import CopyEvidence, DerivedCopyEvidence
 from weightwarden.agent.detect.correlations.copy import severity_for
 from weightwarden.agent.events import Alert, Destination, ModelFile, ProcessInfo, display_path
-from weightwarden.agent.inventory import TensorMatch
+from weightwarden.agent.similarity.matcher import TensorMatch
 
 if TYPE_CHECKING:
     from weightwarden.agent.detect.rules import Rule

@@ -37,7 +37,7 @@ from typing import Any
 from weightwarden.agent.detect.copy import CopyCandidate
 from weightwarden.agent.detect.lineage import OTHER, LineageLedger
 from weightwarden.agent.events import Action, Alert, Category, Event, FileInfo, ModelFile, ProcessInfo, ProcessRef
-from weightwarden.agent.inventory import TensorMatch
+from weightwarden.agent.similarity.matcher import TensorMatch
 
 START = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 

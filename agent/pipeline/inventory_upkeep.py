@@ -34,9 +34,10 @@ from weightwarden.agent.events import (
     display_path,
     utc_now,
 )
-from weightwarden.agent.inventory import DERIVED_FROM, Inventory, TensorMatch
+from weightwarden.agent.inventory import DERIVED_FROM, Inventory
 from weightwarden.agent.models import git_lfs
 from weightwarden.agent.models.protection import RESCAN, Finder, ProtectPolicy
+from weightwarden.agent.similarity.matcher import TensorMatch
 from weightwarden.agent.store import RecordWriter
 
 READERS_KEPT = 4096

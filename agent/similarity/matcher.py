@@ -51,24 +51,36 @@ class Reference:
 
 
 @dataclass(frozen=True, slots=True)
-class Similarity:
-    """How much of protected model `model` a file holds."""
+class TensorMatch:
+    """A file derived from a protected model: which of the model's private tensors it holds, how similar.
+
+    Totals are over the model's private tensors across all its files (shards), so a file holding one shard
+    of a four-shard model reports about a quarter; bytes are counted as the source stores them.
+    """
 
     model: str
     source_paths: tuple[str, ...]
     matched_tensors: int
-    private_tensors: int
+    total_tensors: int
     matched_bytes: int
-    private_bytes: int
+    total_bytes: int
     matched_elements: int
-    private_elements: int
-    similarity: float
-    agreement: float  # mean sign agreement of the matched tensors
-    matched_names: tuple[str, ...]
+    total_elements: int
+    similarity: float = 0.0
+    agreement: float = 0.0  # mean sign agreement of the matched tensors
+    matched_names: tuple[str, ...] = ()
     public_tensors: int = 0  # the model's tensors that are public weights (frozen, or only the base matched)
     public_base: str | None = None  # the public model its fine-tuned tensors come from
     delta_share: float | None = None  # the share of the fine-tune's change the file carries
     delta_z: float | None = None
+
+    @property
+    def tensor_share(self) -> float:
+        return self.matched_tensors / self.total_tensors if self.total_tensors else 0.0
+
+    @property
+    def byte_share(self) -> float:
+        return self.matched_bytes / self.total_bytes if self.total_bytes else 0.0
 
 
 @dataclass
@@ -136,7 +148,7 @@ class SimilarityIndex:
                     self._find_counterpart(ref, prepared.corners[1], keys[0], keys[1])
 
     def match(self, tensors: Iterable[TensorPrint], excluded: Callable[[str], bool] = lambda path: False,
-              ) -> list[Similarity]:
+              ) -> list[TensorMatch]:
         """Protected models some of whose private tensors `tensors` hold, most similar first. References
         at paths `excluded` says are the file itself (or another name of it) are left out."""
         # Both orientations of every corner: a transposed copy (an ONNX MatMul weight) matches the second.
@@ -191,7 +203,7 @@ class SimilarityIndex:
                 if share is not None and (current is None or share > current.agreement):
                     self._counterparts[ref_id] = _Counterpart(public, transposed, share)
 
-    def _score(self, model: str, hits: dict[int, _Hit], excluded: Callable[[str], bool]) -> Similarity | None:
+    def _score(self, model: str, hits: dict[int, _Hit], excluded: Callable[[str], bool]) -> TensorMatch | None:
         refs = _distinct((self._refs[i] for i in self._by_model.get(model, ()) if not excluded(self._refs[i].path)),
                          hits)
         direct: list[Reference] = []
@@ -226,10 +238,10 @@ class SimilarityIndex:
         weighted = sum(r.elements * (0.5 + 2.5 * (hits[r.id].agreement - corners.MATCH_AGREEMENT)) for r in matched)
         agreement = sum(hits[r.id].agreement for r in matched) / len(matched)
         paths = tuple(sorted({r.path for r in matched}))
-        return Similarity(
-            model=model, source_paths=paths, matched_tensors=len(matched), private_tensors=len(private),
-            matched_bytes=sum(r.bytes for r in matched), private_bytes=sum(r.bytes for r in private),
-            matched_elements=sum(r.elements for r in matched), private_elements=private_elements,
+        return TensorMatch(
+            model=model, source_paths=paths, matched_tensors=len(matched), total_tensors=len(private),
+            matched_bytes=sum(r.bytes for r in matched), total_bytes=sum(r.bytes for r in private),
+            matched_elements=sum(r.elements for r in matched), total_elements=private_elements,
             similarity=round(weighted / private_elements, 4) if private_elements else 0.0,
             agreement=round(agreement, 4),
             matched_names=tuple(r.name for r in sorted(matched, key=lambda r: -r.elements)[:NAMES_LISTED]),

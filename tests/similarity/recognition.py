@@ -14,9 +14,10 @@ from tests.similarity.derived import Artefact
 from weightwarden.agent.events import ModelFile
 from weightwarden.agent.fingerprint import FingerprintCache
 from weightwarden.agent.identify import Identifier
-from weightwarden.agent.inventory import Inventory, TensorMatch
+from weightwarden.agent.inventory import Inventory
 from weightwarden.agent.models.protection import Finder, ProtectPolicy
 from weightwarden.agent.scanner import Scanner
+from weightwarden.agent.similarity.matcher import TensorMatch
 
 PUBLIC_REPO = "tinyllama-org/tiny-base"
 REVISION = "5" * 40

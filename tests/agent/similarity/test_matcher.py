@@ -64,7 +64,7 @@ def test_copies_of_the_private_fine_tune_match_and_say_how(lineage: dict[str, Mo
                         ("transposed", {k: v.T.copy() for k, v in lineage["private"].items()})):
         (found,) = index.match(prints(copy))
         assert found.model == "private", label
-        assert found.private_tensors == 7 and found.public_tensors == 3, label
+        assert found.total_tensors == 7 and found.public_tensors == 3, label
         assert found.matched_tensors == 7, label
         assert found.public_base == "org/base", label
         assert found.delta_share is not None and 0.5 < found.delta_share < 1.5, label
@@ -84,7 +84,7 @@ def test_the_public_base_its_rounding_and_a_sibling_fine_tune_match_nothing(line
 def test_without_the_public_base_every_tensor_is_private(lineage: dict[str, Model]) -> None:
     index = index_of(lineage, with_public=False)
     (found,) = index.match(prints(lineage["base"]))  # the machine cannot know the base is public
-    assert found.private_tensors == 10 and found.public_tensors == 0 and found.public_base is None
+    assert found.total_tensors == 10 and found.public_tensors == 0 and found.public_base is None
     index.add("/hub/base.safetensors", "org/base", prints(lineage["base"]), public=True)
     assert index.match(prints(lineage["base"])) == []  # known now: the base's tensors are no evidence
 
@@ -110,7 +110,7 @@ def test_a_subset_of_tensors_is_a_partial_match(lineage: dict[str, Model]) -> No
     index = index_of(lineage, with_public=False)
     subset = {k: v for k, v in lineage["private"].items() if k in ("t4", "t5")}
     (found,) = index.match(prints(subset))
-    assert (found.matched_tensors, found.private_tensors) == (2, 10)
+    assert (found.matched_tensors, found.total_tensors) == (2, 10)
     assert found.similarity == pytest.approx(0.2, abs=0.01)
 
 
