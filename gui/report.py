@@ -177,8 +177,21 @@ def _fingerprints(evidence: AlertEvidence) -> list[tuple[str, object]]:
                 ("Tensors", f"{evidence.matched_tensors} of {evidence.total_tensors} ({evidence.tensor_share:.0%})"),
                 ("Bytes", f"{_size(evidence.matched_bytes)} of {_size(evidence.total_bytes)} "
                           f"({evidence.byte_share:.0%})"),
+                ("Similarity", f"{evidence.similarity:.2f} (sign agreement {evidence.agreement:.1%})"),
+                ("Matched tensors", ", ".join(evidence.matched_names) or None),
+                ("Public base", _carried(evidence)),
                 ("SHA-256 of the copy", evidence.sha256)]
     return []
+
+
+def _carried(evidence: DerivedCopyEvidence) -> str | None:
+    """The public model the source was fine-tuned from, and how much of that fine-tune the copy carries."""
+    if evidence.public_base is None:
+        return None
+    share = evidence.delta_share
+    carried = f"; the copy carries {share:.0%} of the fine-tune" if share is not None else ""
+    public = f", {evidence.public_tensors} tensors public" if evidence.public_tensors else ""
+    return f"{evidence.public_base}{public}{carried}"
 
 
 def _correlation(evidence: AlertEvidence) -> tuple[str, list[tuple[str, object]]] | None:

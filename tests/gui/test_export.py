@@ -67,3 +67,29 @@ def test_process_tree_uses_the_parent_chain(tmp_path: Path) -> None:
     from weightwarden.gui.report import alert_html
     page = alert_html(detail)
     assert page.index("sshd") < page.index("bash") < page.index("scp model host:")
+
+
+def test_a_derived_copy_report_says_how_similar_and_which_tensors(tmp_path: Path) -> None:
+    from weightwarden.agent.detect.copy import CopyCandidate, copy_alert
+    from weightwarden.agent.detect.rules import load_rules
+    from weightwarden.agent.events import ModelFile
+    from weightwarden.agent.similarity.matcher import TensorMatch
+    from weightwarden.gui.report import AlertDetail, alert_html
+
+    rule = load_rules().get("model-copy")
+    assert rule is not None
+    match = TensorMatch("acme-chat", ("/models/acme-chat/model.safetensors",), 11, 15, 110, 150, 11, 15,
+                        similarity=0.85, agreement=0.987, matched_names=("lm_head.weight", "<q>.weight"),
+                        public_tensors=14, public_base="org/base", delta_share=0.998, delta_z=300.0)
+    new = ModelFile(path="/home/ana/Downloads/x.gguf", format="gguf", size=100, model="x")
+    alert = copy_alert(CopyCandidate(new, (), (match,), "local"), rule)
+    assert alert is not None and "similarity 0.85, sign agreement 98.7%" in alert.message
+    store = Store(tmp_path / "d.db")
+    store.write([alert])
+    detail = AlertDetail.load(store.review, alert.id)
+    store.close()
+    assert detail is not None
+    page = alert_html(detail)
+    assert "Similarity" in page and "0.85 (sign agreement 98.7%)" in page
+    assert "lm_head.weight, &lt;q&gt;.weight" in page  # tensor names are escaped
+    assert "org/base, 14 tensors public; the copy carries 100% of the fine-tune" in page
