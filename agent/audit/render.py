@@ -76,7 +76,8 @@ def to_html(report: AuditReport) -> str:
             f"<tr><td>{_e(file.path)}<br><span style='color:#666'>{_e(file.model)} ({_e(file.format)})</span></td>"
             f"<td>{status}</td><td>{_e(file.mode or '')}</td><td>{_e(_who(file.owner))}:{_e(_who(file.group))}</td>"
             f"<td>{_e(_acl(file))}</td><td>{_e(file.place or '')}</td><td>{flags}</td>"
-            f"<td>{file.readers['count']}: {readers}</td><td>{copies}</td></tr>")
+            f"<td>{f'{n}: {readers}' if (n := file.readers['count']) else ('-' if file.mode is None else 'none')}"
+            f"</td><td>{copies}</td></tr>")
     head = "".join(f"<th align='left'>{_e(h)}</th>" for h in
                    ("File", "Status", "Mode", "Owner:group", "ACL", "Place", "Flags", "Who can read", "Copies seen"))
     return (

@@ -17,11 +17,12 @@ import sys
 from typing import Any
 
 from weightwarden.agent.audit import render
-from weightwarden.agent.audit.report import HIGH_RISK, AuditReport, audit
+from weightwarden.agent.audit.report import FLAGS, HIGH_RISK, AuditReport, audit
 from weightwarden.agent.cli.output import (
     EXIT_FINDINGS,
     EXIT_OK,
     EXIT_USAGE,
+    UsageError,
     add_config_options,
     config_from,
     print_table,
@@ -34,10 +35,8 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "audit", help="audit the protected model files: permissions, ACLs, places, who can read them, copies",
         description="Audit every protected model file of the inventory: owner, group, mode bits, POSIX ACL "
-                    "entries, flags (" + ", ".join(("world-readable", "world-writable", "group-writable",
-                                                    "acl-named-reader", "removable-media", "network-share",
-                                                    "cloud-sync", "temporary")) +
-                    "), the local accounts its permissions let read it, and the copies seen of it. "
+                    "entries, flags (" + ", ".join(FLAGS) + "), the local accounts its permissions let read it, "
+                    "and the copies seen of it. "
                     f"Exit 1 when any file is {', '.join(HIGH_RISK)}; 0 otherwise.")
     parser.add_argument("--json", action="store_true", help="one JSON object (keys: agent/audit/report.py)")
     parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
@@ -68,14 +67,28 @@ def run(args: argparse.Namespace) -> int:
             _write(args.html, page)
         if args.pdf:
             render.write_pdf(page, args.pdf)
+            if not _is_pdf(args.pdf):
+                raise UsageError(f"--pdf: could not write {args.pdf}")
     if args.record and not _record(config, report):
         return EXIT_USAGE
     return EXIT_FINDINGS if report.high_risk else EXIT_OK
 
 
 def _write(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as out:
-        out.write(text)
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as error:
+        raise UsageError(f"--html: could not write {path}: {error.strerror or error}") from None
+
+
+def _is_pdf(path: str) -> bool:
+    """Qt reports no error for a PDF it could not write: look at what is there."""
+    try:
+        with open(path, "rb") as written:
+            return written.read(5) == b"%PDF-"
+    except OSError:
+        return False
 
 
 def _record(config: Config, report: AuditReport) -> bool:

@@ -317,3 +317,12 @@ def test_removable_media_is_high_risk(tmp_path: Path) -> None:
     assert report.summary["high_risk"] == 1
     cloud = audit(inventory([str(path)]), accounts=Accounts([]), place_of=lambda p: "cloud-sync")
     assert cloud.files[0].flags == ["cloud-sync"] and not cloud.high_risk
+
+
+def test_a_report_that_cannot_be_written_is_a_usage_error(tmp_path: Path) -> None:
+    config = store_with(tmp_path, [])
+    for option in ("--html", "--pdf"):
+        done = run_cli("audit", option, str(tmp_path / "no-such-folder" / "report"), "--config", str(config),
+                       "--mode", "user", env={"QT_QPA_PLATFORM": "offscreen"})
+        assert done.returncode == 2 and f"{option}: could not write" in done.stderr
+        assert "Traceback" not in done.stderr
