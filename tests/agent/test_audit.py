@@ -13,6 +13,7 @@ import pwd
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -326,3 +327,41 @@ def test_a_report_that_cannot_be_written_is_a_usage_error(tmp_path: Path) -> Non
                        "--mode", "user", env={"QT_QPA_PLATFORM": "offscreen"})
         assert done.returncode == 2 and f"{option}: could not write" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+@pytest.mark.e2e
+def test_a_running_agent_records_the_summary_and_copies_are_listed(tmp_path: Path) -> None:
+    """The agent as a subprocess: it inventories a model, a `cp` of it raises model-copy, the audit lists that
+    copy under its source, and `--record` goes through the agent's control socket into its chain."""
+    from tests.agent.cli.helpers import QUIET_WORLD, wait_for, write_config
+    from tests.agent.cli.test_agent_e2e import RunningAgent
+    from tests.conftest import write_safetensors
+
+    models, elsewhere, data = (tmp_path / n for n in ("models", "elsewhere", "data"))
+    for folder in (models, elsewhere, data):
+        folder.mkdir()
+    config = write_config(tmp_path / "config.toml", data_dir=data, protected=[models], watched=[elsewhere])
+    with config.open("a") as out:
+        out.write(QUIET_WORLD)
+    source = models / "llama" / "model.safetensors"
+    write_safetensors(source, rows=512)
+    agent = RunningAgent(config, dict(os.environ))
+    try:
+        wait_for(lambda: "scan-finished" in agent.actions(), timeout=60, what="the initial inventory")
+        subprocess.run(["cp", str(source), str(elsewhere / "innocent.bin")], check=True)
+        wait_for(lambda: any(a["rule"] == "model-copy" for a in agent.records("alerts")), timeout=60,
+                 what="the model-copy alert")
+        done = run_cli("audit", "--json", "--record", "--config", str(config))
+        assert done.returncode in (0, 1), done.stderr
+        report = json.loads(done.stdout)
+        audited = {f["path"]: f for f in report["files"]}
+        assert [c["copy_path"] for c in audited[str(source)]["copies"]] == [str(elsewhere / "innocent.bin")]
+        wait_for(lambda: "audit-summary" in agent.actions(), timeout=30, what="the agent's audit-summary event")
+        assert agent.stop() == 0
+    finally:
+        if agent.process.poll() is None:
+            agent.stop(signal.SIGKILL)
+    summaries = [e for e in agent.records("events") if e["event"]["action"] == "audit-summary"]
+    assert len(summaries) == 1 and summaries[0]["details"]["summary"]["files"] == report["summary"]["files"]
+    verified = run_cli("verify", "--config", str(config))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
