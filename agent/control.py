@@ -17,6 +17,8 @@ The agent applies a request by recording it through the store; the app never wri
     {"op": "my-alerts"}                           the newest alerts about the caller's own processes
     {"op": "forward-set", "name": "NAME", "values": {"type": "syslog", ...}}     admins: add or replace one
     {"op": "forward-remove", "name": "NAME"}                                      admins: remove one
+    {"op": "record-audit", "summary": {...}}      admins: an audit's summary, recorded as an audit-summary
+                                                  event (`weightwarden audit --record`, agent/audit/record.py)
         (both checked by the config schema, kept in the data dir's drop-in, applied live: forward/managed.py)
   -> {"ok": true, ...} or {"ok": false, "error": "why"}
 
@@ -59,7 +61,7 @@ MAX_TEXT_CHARS = 4000
 # Destinations are admins' business: their hosts, users and file paths are not every local user's to read, and
 # a live test writes a record into the SIEM.
 ADMIN_OPS = frozenset({"acknowledge", "resolve", "false-positive", "reopen", "forward-set", "forward-remove",
-                       "forward-list", "sync-test"})
+                       "forward-list", "sync-test", "record-audit"})
 ANYONE_OPS = frozenset({"ping", "justify", "scan-now", "my-alerts"})
 MAX_DEPTH = 8  # nesting of a request's JSON; the deepest real one (forward-set) has 2
 MY_ALERTS = 500  # "my-alerts": the newest alerts about the caller's own processes, for a non-admin's app
@@ -196,6 +198,7 @@ class ControlServer:
     def __init__(self, path: str, store: Store, authorizer: Authorizer, *,
                  on_scan_now: Callable[[], None] | None = None,
                  on_review: Callable[[dict[str, Any]], None] | None = None,
+                 on_audit: Callable[[object], None] | None = None,
                  forwarding: ManagedDestinations | None = None,
                  info: dict[str, Any] | None = None, world_accessible: bool = False,
                  limits: Limits = DEFAULT_LIMITS) -> None:
@@ -204,6 +207,7 @@ class ControlServer:
         self.authorizer = authorizer
         self.on_scan_now = on_scan_now
         self.on_review = on_review
+        self.on_audit = on_audit  # raises ValueError for a summary that is not one
         self.forwarding = forwarding
         self._last_test = float("-inf")
         self.info = info or {}
@@ -299,6 +303,15 @@ class ControlServer:
                                             "message": r.record.get("message", "")} for r in rows]}
         if op.startswith("forward-"):
             return self._forward(peer, op, request)
+        if op == "record-audit":
+            if self.on_audit is None:
+                return {"ok": False, "error": "this agent does not record audits"}
+            try:
+                self.on_audit(request.get("summary"))
+            except ValueError as error:
+                return {"ok": False, "error": str(error)}
+            log.info("control: audit summary recorded for %s (uid %d)", peer.user, peer.uid)
+            return {"ok": True}
         alert_id, problem = _string(request, "alert_id")
         if problem or not alert_id:
             return {"ok": False, "error": problem or "alert_id is required"}
@@ -348,6 +361,7 @@ class ControlServer:
 
 def for_agent(config: Config, store: Store, *, on_scan_now: Callable[[], None],
               on_review: Callable[[dict[str, Any]], None],
+              on_audit: Callable[[object], None] | None = None,
               apply_destinations: Callable[[tuple[ForwardDestination, ...]], dict[str, str]] | None = None
               ) -> ControlServer:
     """The control server an agent with this config serves (socket in its data dir)."""
@@ -358,7 +372,7 @@ def for_agent(config: Config, store: Store, *, on_scan_now: Callable[[], None],
             "database": config.database_path}
     return ControlServer(socket_path(config.data_dir), store,
                          Authorizer(admin_group=config.agent.admin_group, owner_uid=owner),
-                         on_scan_now=on_scan_now, on_review=on_review, info=info,
+                         on_scan_now=on_scan_now, on_review=on_review, on_audit=on_audit, info=info,
                          forwarding=ManagedDestinations(config, apply_destinations or _not_applied),
                          world_accessible=config.mode == "system")
 

@@ -171,6 +171,8 @@ class Action(StrEnum):
     SCOPE_CHANGED = "scope-changed"
     # Evidence (issue 15): a process other than the agent opened its database, journal, key or config for writing.
     EVIDENCE_WRITTEN = "evidence-written"
+    # Audit (issue 17): the summary of `weightwarden audit --record` (agent/audit/record.py), weekly by a timer.
+    AUDIT_SUMMARY = "audit-summary"
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 from weightwarden.agent import __version__, control, systemd_notify
 from weightwarden.agent.activity import ActivityMonitor, StatusReporter
+from weightwarden.agent.audit.record import summary_event
 from weightwarden.agent.canary import Canaries
 from weightwarden.agent.config import Config
 from weightwarden.agent.detect.policy import Detector, load_policy_rules, settings_from_config
@@ -148,6 +149,7 @@ class Agent:
         self.control = control.for_agent(
             config, self.store, on_scan_now=lambda: app(RescanRequest(tuple(self.scope.protected_roots), "scan now")),
             on_review=lambda review: app(_review_event(review)),
+            on_audit=lambda summary: app(summary_event(summary)),  # `weightwarden audit --record`
             apply_destinations=self.evidence.forwarders.apply)  # live, from the app
         # Models anywhere under the homes and configured trees, at idle priority (agent/discovery); only when
         # the policy can protect models outside the roots. `discovery_roots` is where per-user homes plug in.

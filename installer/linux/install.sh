@@ -118,6 +118,8 @@ rm -rf "$venv.old"
 
 # ---------------------------------------------------------------- system files
 install -D -m 0644 "$HERE/weightwarden.service" "$DESTDIR$UNITDIR/weightwarden.service"
+install -D -m 0644 "$HERE/weightwarden-audit.service" "$DESTDIR$UNITDIR/weightwarden-audit.service"
+install -D -m 0644 "$HERE/weightwarden-audit.timer" "$DESTDIR$UNITDIR/weightwarden-audit.timer"
 install -D -m 0644 "$HERE/weightwarden.desktop" "$DESTDIR$APPDIR/weightwarden.desktop"
 install -D -m 0644 "$HERE/weightwarden-autostart.desktop" "$DESTDIR/etc/xdg/autostart/weightwarden-gui.desktop"
 install -D -m 0644 "$HERE/config.toml" "$DESTDIR$OPT/share/config.toml"

@@ -10,6 +10,7 @@ set -eu
 
 GROUP=weightwarden-admin
 UNIT=weightwarden.service
+AUDIT_TIMER=weightwarden-audit.timer
 SHARE=/opt/weightwarden/share
 
 action=${1:-}
@@ -92,10 +93,13 @@ enable_service() {
     if [ -n "$root" ] || [ ! -d /run/systemd/system ]; then
         # Offline: only the WantedBy symlink; the service starts at the next boot.
         systemctl --root="${root:-/}" enable "$UNIT" >/dev/null 2>&1 || say "could not enable $UNIT offline"
+        systemctl --root="${root:-/}" enable "$AUDIT_TIMER" >/dev/null 2>&1 || say "could not enable $AUDIT_TIMER offline"
         return 0
     fi
     systemctl daemon-reload
     systemctl enable "$UNIT" >/dev/null 2>&1
+    # The weekly audit (`weightwarden audit --json --record`); started now, it next fires on its calendar.
+    systemctl enable --now "$AUDIT_TIMER" >/dev/null 2>&1 || say "could not enable $AUDIT_TIMER"
     if [ "$start" = yes ]; then
         # restart, not start: an upgrade must run the new code, and migrate the database, now.
         systemctl restart "$UNIT" || say "$UNIT did not start: journalctl -u weightwarden"

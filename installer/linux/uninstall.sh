@@ -25,9 +25,9 @@ fi
 # Stop first, so the agent flushes its records before its files go.
 if command -v systemctl >/dev/null 2>&1; then
     if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
-        systemctl disable --now weightwarden.service >/dev/null 2>&1 || true
+        systemctl disable --now weightwarden-audit.timer weightwarden.service >/dev/null 2>&1 || true
     else
-        systemctl --root="${DESTDIR:-/}" disable weightwarden.service >/dev/null 2>&1 || true
+        systemctl --root="${DESTDIR:-/}" disable weightwarden-audit.timer weightwarden.service >/dev/null 2>&1 || true
     fi
 fi
 
@@ -40,7 +40,8 @@ for layout_dirs in "/usr/local/bin /etc/systemd/system /usr/local/share/applicat
     for tool in weightwarden weightwarden-gui; do
         if [ -L "$DESTDIR$bindir/$tool" ]; then rm -f "$DESTDIR$bindir/$tool"; fi
     done
-    rm -f "$DESTDIR$unitdir/weightwarden.service" "$DESTDIR$appdir/weightwarden.desktop"
+    rm -f "$DESTDIR$unitdir/weightwarden.service" "$DESTDIR$unitdir/weightwarden-audit.service" \
+          "$DESTDIR$unitdir/weightwarden-audit.timer" "$DESTDIR$appdir/weightwarden.desktop"
 done
 rm -f "$DESTDIR/etc/xdg/autostart/weightwarden-gui.desktop"
 rm -rf "$DESTDIR$OPT"

@@ -54,6 +54,11 @@ def test_install_lays_out_the_system_files(system_root: Path, wheelhouse: Path) 
     wants = system_root / "etc/systemd/system/multi-user.target.wants/weightwarden.service"
     if wants.is_symlink():  # systemctl --root enables offline; absent without systemctl
         assert os.readlink(wants) == "/etc/systemd/system/weightwarden.service"
+    for name in ("weightwarden-audit.service", "weightwarden-audit.timer"):  # the weekly audit
+        assert (system_root / "etc/systemd/system" / name).read_text() == (INSTALLER / "linux" / name).read_text()
+    timer_wants = system_root / "etc/systemd/system/timers.target.wants/weightwarden-audit.timer"
+    if wants.is_symlink():  # enabled offline beside the service
+        assert os.readlink(timer_wants) == "/etc/systemd/system/weightwarden-audit.timer"
     assert (system_root / "etc/xdg/autostart/weightwarden-gui.desktop").exists()
     assert "Exec=weightwarden-gui" in (system_root / "usr/local/share/applications/weightwarden.desktop").read_text()
 
@@ -118,6 +123,8 @@ def test_uninstall_twice_keeps_config_and_data_then_purge_removes_them(system_ro
         assert "kept /etc/weightwarden and /var/lib/weightwarden" in result.stderr
     for gone in ("opt/weightwarden", "usr/local/bin/weightwarden", "etc/systemd/system/weightwarden.service",
                  "etc/systemd/system/multi-user.target.wants/weightwarden.service",
+                 "etc/systemd/system/weightwarden-audit.service", "etc/systemd/system/weightwarden-audit.timer",
+                 "etc/systemd/system/timers.target.wants/weightwarden-audit.timer",
                  "etc/xdg/autostart/weightwarden-gui.desktop", "usr/local/share/applications/weightwarden.desktop"):
         assert not (system_root / gone).exists() and not (system_root / gone).is_symlink(), gone
     assert (system_root / "var/lib/weightwarden/weightwarden.db").read_bytes() == b"evidence"
