@@ -19,6 +19,8 @@ TEST_DEBS=(xvfb xauth coreutils)
 TEST_DEBS+=(iproute2 util-linux inotify-tools)
 # mount sensor tests: a loop-mounted ext4 image (e2fsprogs), an sshfs share from a private sshd on 127.0.0.1
 TEST_DEBS+=(e2fsprogs sshfs openssh-server openssh-client)
+# audit tests: POSIX ACLs set with setfacl (acl)
+TEST_DEBS+=(acl)
 # installer tests: build the .deb (dpkg-deb), review it (lintian), lint the scripts (shellcheck), check the
 # unit (systemd-analyze from systemd: installed, never started), groupadd --prefix (passwd); installs go to
 # throwaway roots only
