@@ -171,6 +171,12 @@ class Action(StrEnum):
     SCOPE_CHANGED = "scope-changed"
     # Evidence (issue 15): a process other than the agent opened its database, journal, key or config for writing.
     EVIDENCE_WRITTEN = "evidence-written"
+    # Access policy (issue 17, agent/access/grants.py): requests, time-boxed grants, their end, break-glass.
+    ACCESS_REQUESTED = "access-requested"
+    ACCESS_GRANTED = "access-granted"
+    ACCESS_REVOKED = "access-revoked"
+    ACCESS_GRANT_EXPIRED = "access-grant-expired"
+    ACCESS_BREAK_GLASS = "access-break-glass"
 
 
 @dataclass(frozen=True, slots=True)
