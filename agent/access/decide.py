@@ -78,15 +78,19 @@ class Decider:
     ttl: float = 5.0
     clock: Callable[[], float] = time.time
     _cache: dict[tuple[object, ...], tuple[float, Decision]] = field(default_factory=dict)
-    _generation: int = -1
+    _state: tuple[object, ...] = ()
     limit: int = 65536
 
     def decide(self, opener: Opener, model: ModelRef, access: str) -> Decision:
         """The decision for one open; cached by (pid, start time, exe identity, model, access) for `ttl`."""
         now = self.clock()
-        if self._generation != self.policies.generation:
+        # A reload, a new or revoked grant, or break-glass opened changes answers: drop what is cached. The
+        # grants and break-glass files cost one stat each per decision (their contents are re-read on change).
+        state = (self.policies.generation, self.grants.stamp() if self.grants else None,
+                 self.break_glass.stamp() if self.break_glass else None)
+        if state != self._state:
             self._cache.clear()
-            self._generation = self.policies.generation
+            self._state = state
         key = (opener.pid, opener.start_ticks, opener.executable, opener.executable_sha256, opener.script_sha256,
                model.path, model.name, access)
         cached = self._cache.get(key)

@@ -92,6 +92,14 @@ class GrantBook:
         self._seen: tuple[int, int, int] | None = None
         self._grants: tuple[Grant, ...] = ()
 
+    def stamp(self) -> tuple[int, int, int] | None:
+        """What identifies the file's current version (None: no file); a change means other grants."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
     def grants(self) -> tuple[Grant, ...]:
         """Every grant in the file (expired ones too); () when there is none or it is not trustworthy."""
         try:
@@ -262,6 +270,13 @@ class BreakGlass:
         self.path = os.path.join(access_dir(data_dir), "break-glass")
         self._seen: tuple[int, int] | None = None
         self._until = 0.0
+
+    def stamp(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns)
 
     def open_until(self) -> float:
         try:

@@ -307,7 +307,8 @@ def _program(raw: Any, line: int, out: Problems) -> ProgramMatch | None:
     for key in PROGRAM_KEYS:
         value = raw.get(key)
         if value is not None and not isinstance(value, str):
-            out.add(line_of(raw, key), f"allow.programs: {key} must be text, got {value!r}")
+            hint = " (YAML read it as a number: quote it)" if isinstance(value, int | float) else ""
+            out.add(line_of(raw, key), f"allow.programs: {key} must be text, got {value!r}{hint}")
             value = None
         values[key] = value
     for key in ("sha256", "script_sha256"):
