@@ -16,7 +16,6 @@ reads the opener from /proc the way the agent does (agent/processes.py, agent/ex
 
 from __future__ import annotations
 
-import fnmatch
 import grp
 import os
 import time
@@ -24,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from weightwarden.agent.access.grants import BreakGlass, Grant, GrantBook
-from weightwarden.agent.access.policy import AccessPolicies, AllowEntry, Policy, ProgramMatch
+from weightwarden.agent.access.policy import AccessPolicies, AllowEntry, Policy, ProgramMatch, glob_match
 from weightwarden.agent.executables import ExecutableHashes, identify_process
 from weightwarden.agent.processes import MAX_PARENT_DEPTH, snapshot, user_name
 
@@ -145,10 +144,10 @@ def entry_matches(entry: AllowEntry, opener: Opener) -> bool:
             return False
     if entry.programs and not any(program_matches(p, opener) for p in entry.programs):
         return False
-    if entry.parents and not any(fnmatch.fnmatchcase(exe, glob) for exe in opener.parents for glob in entry.parents):
+    if entry.parents and not any(glob_match(glob)(exe) for exe in opener.parents for glob in entry.parents):
         return False
     return not entry.services or (opener.unit is not None
-                                  and any(fnmatch.fnmatchcase(opener.unit, glob) for glob in entry.services))
+                                  and any(glob_match(glob)(opener.unit) for glob in entry.services))
 
 
 def _in_groups(names: tuple[str, ...], gids: tuple[int, ...]) -> bool:
@@ -164,13 +163,13 @@ def _in_groups(names: tuple[str, ...], gids: tuple[int, ...]) -> bool:
 def program_matches(program: ProgramMatch, opener: Opener) -> bool:
     """Every field the program entry gives must match (path AND content when both are given)."""
     if program.executable is not None and not (opener.executable and
-                                               fnmatch.fnmatchcase(opener.executable, program.executable)):
+                                               glob_match(program.executable)(opener.executable)):
         return False
     if program.sha256 is not None and opener.executable_sha256 != program.sha256:
         return False
     if program.interpreter is not None and opener.interpreter != program.interpreter:
         return False
-    if program.script is not None and not (opener.script and fnmatch.fnmatchcase(opener.script, program.script)):
+    if program.script is not None and not (opener.script and glob_match(program.script)(opener.script)):
         return False
     return program.script_sha256 is None or opener.script_sha256 == program.script_sha256
 

@@ -34,10 +34,11 @@ problem is refused whole, every problem listed; `AccessPolicies.reload` keeps th
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -91,12 +92,23 @@ class Policy:
 
     def specificity(self, model_path: str, model_name: str | None) -> tuple[int, int] | None:
         """How closely this policy names the model: (2, len) by name, (1, literal prefix) by path, or None."""
-        if model_name is not None and any(fnmatch.fnmatchcase(model_name, m) for m in self.models):
-            return (2, max(len(_literal(m)) for m in self.models if fnmatch.fnmatchcase(model_name, m)))
-        matched = [p for p in self.paths if fnmatch.fnmatchcase(model_path, p)]
+        if model_name is not None and any(glob_match(m)(model_name) for m in self.models):
+            return (2, max(len(_literal(m)) for m in self.models if glob_match(m)(model_name)))
+        matched = [p for p in self.paths if glob_match(p)(model_path)]
         if matched:
             return (1, max(len(_literal(p)) for p in matched))
         return None
+
+
+@functools.cache
+def glob_match(pattern: str) -> Callable[[str], bool]:
+    """fnmatchcase for one pattern, compiled once (fnmatch's own cache holds 256: a big policy thrashes it)."""
+    compiled = re.compile(fnmatch.translate(pattern)).match
+    return lambda text: compiled(text) is not None
+
+
+def _has_wildcard(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
 
 
 def _literal(pattern: str) -> str:
@@ -109,6 +121,17 @@ class PolicySet:
     policies: tuple[Policy, ...]
     problems: tuple[Problem, ...]
     files: tuple[str, ...] = ()
+    # model name -> the policy naming it without a wildcard (the common case, one dict lookup); the rest
+    _by_name: dict[str, Policy] = field(init=False, compare=False, repr=False)
+    _globbing: tuple[Policy, ...] = field(init=False, compare=False, repr=False)  # wildcard model names
+    _by_path: tuple[Policy, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_name = {m: p for p in self.policies for m in p.models if not _has_wildcard(m)}
+        object.__setattr__(self, "_by_name", by_name)
+        globbing = tuple(p for p in self.policies if any(_has_wildcard(m) for m in p.models))
+        object.__setattr__(self, "_globbing", globbing)
+        object.__setattr__(self, "_by_path", tuple(p for p in self.policies if p.paths))
 
     def get(self, policy_id: str) -> Policy | None:
         return next((p for p in self.policies if p.id == policy_id), None)
@@ -116,7 +139,12 @@ class PolicySet:
     def applying(self, model_path: str, model_name: str | None) -> Policy | None:
         """The one policy that governs this model (the overlap rule in the module docstring), or None."""
         best: tuple[tuple[int, int], Policy] | None = None
-        for policy in self.policies:
+        named = self._by_name.get(model_name) if model_name is not None else None
+        if named is not None:
+            best = (named.specificity(model_path, model_name) or (2, 0), named)
+        # a policy naming the model beats every path glob: those are only looked at when none names it
+        candidates = self._globbing if named is not None else self._globbing + self._by_path
+        for policy in candidates:
             rank = policy.specificity(model_path, model_name)
             if rank is not None and (best is None or rank > best[0]):
                 best = (rank, policy)
