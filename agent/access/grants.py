@@ -316,6 +316,8 @@ def take_pending(data_dir: str) -> list[Event]:
     from datetime import datetime
 
     folder = access_dir(data_dir)
+    if not os.path.isdir(folder):
+        return []
     events: list[Event] = []
     path = os.path.join(folder, "records.jsonl")
     taking = f"{path}.taking"
@@ -338,3 +340,21 @@ def take_pending(data_dir: str) -> list[Event]:
             events.append(request_event(item))
             open(marker, "w").close()
     return events
+
+
+class PendingRecords:
+    """The agent's side, polled from its dispatcher loop: every `interval` seconds expired grants are swept
+    (their end recorded) and the pending records taken, to be written through the agent's store."""
+
+    def __init__(self, data_dir: str, interval: float = 2.0) -> None:
+        self.data_dir = data_dir
+        self.interval = interval
+        self._next = 0.0
+
+    def poll(self, now: float) -> list[Event]:
+        if now < self._next:
+            return []
+        self._next = now + self.interval
+        if os.geteuid() == 0:
+            GrantBook(self.data_dir).sweep()
+        return take_pending(self.data_dir)
