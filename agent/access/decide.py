@@ -76,12 +76,12 @@ class Decider:
     agent_pid: int = field(default_factory=os.getpid)
     ttl: float = 5.0
     clock: Callable[[], float] = time.time
-    _cache: dict[tuple[object, ...], tuple[float, Decision]] = field(default_factory=dict)
+    _cache: dict[tuple[Opener, ModelRef, str], tuple[float, Decision]] = field(default_factory=dict)
     _state: tuple[object, ...] = ()
     limit: int = 65536
 
     def decide(self, opener: Opener, model: ModelRef, access: str) -> Decision:
-        """The decision for one open; cached by (pid, start time, exe identity, model, access) for `ttl`."""
+        """The decision for one open; cached by (opener, model, access) for `ttl` seconds."""
         now = self.clock()
         # A reload, a new or revoked grant, or break-glass opened changes answers: drop what is cached. The
         # grants and break-glass files cost one stat each per decision (their contents are re-read on change).
@@ -90,8 +90,9 @@ class Decider:
         if state != self._state:
             self._cache.clear()
             self._state = state
-        key = (opener.pid, opener.start_ticks, opener.executable, opener.executable_sha256, opener.script_sha256,
-               model.path, model.name, access)
+        # The whole opener is the key: pid and start time, ids, executable identity, script, parents, unit; a
+        # process that changes any of them (setuid, exec, reparenting) is decided again.
+        key = (opener, model, access)
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]

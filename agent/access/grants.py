@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from weightwarden.agent.access.policy import glob_match
 from weightwarden.agent.events import Action, Category, Event
 
 DEFAULT_SECONDS = 8 * 3600
@@ -46,11 +47,9 @@ class Grant:
 
     def covers(self, uid: int, model_path: str, model_name: str | None, executable: str | None,
                executable_sha256: str | None) -> bool:
-        import fnmatch
-
         if uid != self.uid:
             return False
-        if not (self.model == model_name or fnmatch.fnmatchcase(model_path, self.model)):
+        if not (self.model == model_name or glob_match(self.model)(model_path)):
             return False
         if self.program is None:
             return True
@@ -145,8 +144,13 @@ class GrantBook:
             uid = pwd.getpwnam(user).pw_uid
         except KeyError:
             raise ValueError(f"no such user {user!r}") from None
-        made = Grant(secrets.token_hex(6), user, uid, model, program, os.getuid(), now, now + seconds, justification)
+        made = Grant(secrets.token_hex(6), user, uid, model, program, _admin_uid(), now, now + seconds, justification)
         self._write((*self.grants(), made))
+        # the user's requests for this model are answered
+        for item in pending_requests(os.path.dirname(self.folder)):
+            if item.uid == uid and item.model == model:
+                with contextlib.suppress(OSError):
+                    os.unlink(item.file)
         _append_record(self.folder, Action.ACCESS_GRANTED,
                        f"{user} may open {model} with {program or 'any program'} for {seconds:.0f} s", made)
         return made
@@ -170,6 +174,12 @@ class GrantBook:
                 _append_record(self.folder, Action.ACCESS_GRANT_EXPIRED,
                                f"grant {grant.id} for {grant.user} on {grant.model} expired", grant)
         return expired
+
+
+def _admin_uid() -> int:
+    """Who is granting: the person behind sudo when there is one (SUDO_UID), else the caller."""
+    sudo = os.environ.get("SUDO_UID", "")
+    return int(sudo) if sudo.isdigit() else os.getuid()
 
 
 def _require_root(what: str) -> None:
@@ -335,7 +345,8 @@ def take_pending(data_dir: str) -> list[Event]:
     seen = os.path.join(folder, "requests-recorded")
     os.makedirs(seen, mode=0o700, exist_ok=True)
     for item in pending_requests(data_dir):
-        marker = os.path.join(seen, item.id)
+        # by file name (unique in the folder), not by the id the file claims: no request can hide another
+        marker = os.path.join(seen, os.path.basename(item.file))
         if not os.path.exists(marker):
             events.append(request_event(item))
             open(marker, "w").close()

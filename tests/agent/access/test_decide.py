@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -167,6 +168,8 @@ def test_a_user_cannot_grant_but_can_request(person: Person, data_dir: Path) -> 
     records = grants.take_pending(str(data_dir))
     assert [e.action for e in records] == [Action.ACCESS_REQUESTED] and person.name in records[0].message
     assert grants.take_pending(str(data_dir)) == []  # a request is recorded once
+    grants.GrantBook(str(data_dir)).grant(person.name, "llama", None)  # answers the request
+    assert grants.pending_requests(str(data_dir)) == []
 
 
 def test_a_grants_file_not_written_by_root_is_ignored(person: Person, data_dir: Path) -> None:
@@ -198,3 +201,30 @@ def test_a_decision_is_cached_per_process_and_dropped_on_reload(tmp_path: Path, 
     (tmp_path / "policy.yml").write_text("id: llama\napplies_to: {models: [llama]}\nmode: enforce\nallow: []\n")
     policies.reload()
     assert not decider.decide(who, MODEL, "read").allowed
+
+
+def test_parents_and_services(tmp_path: Path, spawn: Spawn) -> None:
+    """A program allowed only under a given parent: `sleep` started by sh matches, started by Python not."""
+    shell = os.path.realpath(shutil.which("sh") or "/bin/sh")
+    parent = spawn([shell, "-c", f"{SLEEP} 60; exit 0"])  # a command after it: sh forks sleep, does not exec it
+
+    def child() -> int | None:
+        try:
+            text = Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(text[0]) if text and os.path.realpath(f"/proc/{text[0]}/exe") == SLEEP else None
+
+    under_shell = opener(wait_for(child, timeout=10, what="the child sleep"))
+    assert under_shell.parents[0] == shell
+    decider = Decider(policy(tmp_path, "id: llama\napplies_to: {models: [llama]}\nmode: enforce\nallow:\n"
+                                       f"  - programs: [{SLEEP}]\n    parents: [{shell}]\n"
+                                       "  - services: [train@*.service]\n"))
+    assert decider.decide(under_shell, MODEL, "read").reason.startswith("allow[0]")
+    alone = opener(spawn([SLEEP, "60"]).pid)
+    assert alone.parents[0] != shell
+    assert not decider.decide(alone, MODEL, "read").allowed
+    # the unit comes from /proc/PID/cgroup (none for a process outside systemd, as here): the entry needs one
+    assert alone.unit is None or not alone.unit.startswith("train@")
+    in_unit = dataclasses.replace(alone, unit="train@3.service")
+    assert decider.decide(in_unit, MODEL, "read").reason.startswith("allow[1]")
