@@ -12,6 +12,7 @@ Target: p99 < 200 µs per cached decision. Results: docs/benchmarks.md section "
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shutil
 import statistics
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policies", type=int, default=200)
     parser.add_argument("--no-write", action="store_true", help="print, do not update docs/benchmarks.md")
     args = parser.parse_args(argv)
-    sleep = shutil.which("sleep") or "/usr/bin/sleep"
+    sleep = os.path.realpath(shutil.which("sleep") or "/usr/bin/sleep")
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         documents = [f"id: model-{i}\napplies_to: {{models: [model-{i}], paths: ['/srv/models/m{i}/*']}}\n"
@@ -68,9 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         process = subprocess.Popen([sleep, "600"])
         try:
             hashes = ExecutableHashes()
-            time.sleep(0.05)  # let exec happen; opener_of below re-reads until it sees sleep
+            deadline = time.monotonic() + 10
             opener = opener_of(process.pid, hashes)
-            while opener is None or opener.executable != shutil.which("sleep"):
+            while opener is None or opener.executable != sleep:  # before its exec the child is this Python
+                if time.monotonic() > deadline:
+                    raise SystemExit("sleep did not start within 10 s")
+                time.sleep(0.01)
                 opener = opener_of(process.pid, hashes)
             model = ModelRef(f"/srv/models/m{args.policies - 1}/model.safetensors", f"model-{args.policies - 1}")
             assert cached.decide(opener, model, "read").allowed

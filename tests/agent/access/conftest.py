@@ -54,7 +54,10 @@ def spawn() -> Iterator[Spawn]:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, cwd="/")
         started.append(process)
         real = os.path.realpath(argv[0])
-        wait_for(lambda: _exe(process.pid) == real, timeout=10, what=f"{argv[0]} to run")
+        # Between fork and exec the child is a copy of this Python with pytest's command line: wait for both
+        # the executable and the command line asked for (a Python child would pass an executable-only wait).
+        wait_for(lambda: _exe(process.pid) == real and _argv(process.pid) == argv, timeout=10,
+                 what=f"{argv[0]} to run")
         return process
 
     yield start
@@ -67,6 +70,14 @@ def _exe(pid: int) -> str | None:
     try:
         return os.readlink(f"/proc/{pid}/exe")
     except OSError:
+        return None
+
+
+def _argv(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return [a.decode() for a in handle.read().rstrip(b"\0").split(b"\0")]
+    except (OSError, UnicodeDecodeError):
         return None
 
 
