@@ -173,6 +173,12 @@ class Action(StrEnum):
     EVIDENCE_WRITTEN = "evidence-written"
     # Audit (issue 17): the summary of `weightwarden audit --record` (agent/audit/record.py), weekly by a timer.
     AUDIT_SUMMARY = "audit-summary"
+    # Access policy (issue 17, agent/access/grants.py): requests, time-boxed grants, their end, break-glass.
+    ACCESS_REQUESTED = "access-requested"
+    ACCESS_GRANTED = "access-granted"
+    ACCESS_REVOKED = "access-revoked"
+    ACCESS_GRANT_EXPIRED = "access-grant-expired"
+    ACCESS_BREAK_GLASS = "access-break-glass"
 
 
 @dataclass(frozen=True, slots=True)

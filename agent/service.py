@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from weightwarden.agent import __version__, control, systemd_notify
+from weightwarden.agent.access.grants import PendingRecords, prepare_requests_dir
 from weightwarden.agent.activity import ActivityMonitor, StatusReporter
 from weightwarden.agent.audit.record import summary_event
 from weightwarden.agent.canary import Canaries
@@ -109,6 +110,8 @@ class Agent:
         # Public prints an administrator imported (`weightwarden prints import`): never evidence of a copy.
         self.imported_prints = ImportedPrints(config.data_dir)
         self._imported_sources: dict[str, list[str]] = {}
+        # Records the `weightwarden access` commands leave for the agent to store (agent/access/grants.py).
+        self.access_records = PendingRecords(config.data_dir)
         self._load_imported_prints(force=True)
         # Whose places are protected and watched: every person's in system mode (agent/scope), looked at
         # again every few seconds; `self.scope` is the one in effect, replaced on the dispatcher's thread.
@@ -246,9 +249,15 @@ class Agent:
         watchdog = systemd_notify.WatchdogPinger()
         last_cache_save = time.monotonic()
 
+        if self.config.mode == "system" and os.geteuid() == 0:  # where users drop access requests
+            self.dispatcher.isolated(prepare_requests_dir, self.config.data_dir)
+
         def on_turn(now: float) -> None:
             nonlocal last_cache_save
             watchdog.tick(now)
+            # Access grants, revokes, expiries, break-glass and requests made by `weightwarden access`
+            for record in self.dispatcher.isolated(self.access_records.poll, now) or ():
+                self.dispatcher.record(record)
             self._load_imported_prints()
             if now - last_cache_save > CACHE_SAVE_SECONDS:
                 self._save_cache()
