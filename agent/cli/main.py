@@ -22,7 +22,7 @@ COMMANDS = {
     "scan": "scan_cmd", "agent": "agent_cmd", "alerts": "records_cmd", "events": "records_cmd",
     "config": "config_cmd", "status": "status_cmd", "verify": "verify_cmd", "sync": "sync_cmd",
     "keys": "keys_cmd", "models": "models_cmd", "enroll": "enroll_cmd", "rules": "rules_cmd",
-    "canary": "canary_cmd", "prints": "prints_cmd",
+    "canary": "canary_cmd", "prints": "prints_cmd", "seal": "seal_cmd", "unseal": "seal_cmd",
 }
 
 
