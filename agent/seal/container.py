@@ -245,11 +245,16 @@ def decrypt_stream(source: int, header: SealHeader, header_bytes: bytes, data_ke
         raise SealFormatError("the plaintext's SHA-256 differs from the header's")
 
 
+# Measured on the benchmark VM (Linux 6.18, ext4): writing 2 GiB as 4 MiB write() calls cost 3.6 s of
+# kernel CPU, as 1 MiB calls 0.4 s. So the chunk buffers go to and from the kernel in 1 MiB slices.
+_SYSCALL_SLICE = 1 << 20
+
+
 def read_into(fd: int, buffer: memoryview, offset: int) -> int:
     """Fill `buffer` from `offset`, looping over short reads; returns the bytes read (fewer only at EOF)."""
     done = 0
     while done < len(buffer):
-        count = os.preadv(fd, [buffer[done:]], offset + done)
+        count = os.preadv(fd, [buffer[done:done + _SYSCALL_SLICE]], offset + done)
         if count == 0:
             break
         done += count
@@ -264,4 +269,4 @@ def read_exact(fd: int, length: int, offset: int) -> bytes:
 def write_all(fd: int, data: memoryview | bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view[:_SYSCALL_SLICE]):]
