@@ -199,7 +199,9 @@ def run(size_mib: int, directory: Path) -> tuple[str, bool]:
         f"{unseal_per_user:,.0f}: **{'PASS' if met else 'MISS'}**. Counting the kernel's page-cache "
         f"copies too: seal {per_core:,.0f}, unseal {unseal_per_core:,.0f} MB per CPU-second: "
         f"**{'PASS' if met_all else 'MISS'}** (on this VM writing is the dear part for every tool: "
-        "compare the openssl and age rows' CPU with the AESGCM loop's). Wall clock, on 2 threads (a helper "
+        "compare the openssl and age rows' CPU with the AESGCM loop's; the kernel's share for the same "
+        "seal varied by a factor of two or more between trial runs with page-cache pressure). Wall clock, "
+        "on 2 threads (a helper "
         f"writes chunk i while chunk i+1 is encrypted): seal {size / MB / seal_wall:,.0f} MB/s, unseal "
         f"{size / MB / unseal_wall:,.0f} MB/s, each including the fsync of the whole result.",
         f"- `openssl enc -aes-256-gcm` is refused ({refusal}): `enc` does not support AEAD modes, so "
