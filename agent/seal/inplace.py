@@ -6,10 +6,11 @@ mode 0600, owned by whoever runs the command, flock-ed while in use), given the 
 and mode, fsync-ed, checked against the original (a file that changed while we read it is left alone),
 renamed over PATH, and the folder is fsync-ed. Extended attributes and ACLs are not carried over.
 
-Leftovers: a process killed half-way leaves its temporary file. Every seal and unseal first removes the
-stale `.wwseal-*.tmp` files of the folder it works in: those that belong to the user running it and that
-no live process holds locked. An unseal killed before its rename can leave (a prefix of) the plaintext in
-such a file, readable by its owner only, until the next seal or unseal in that folder.
+Leftovers: a process killed half-way leaves its temporary file. Every seal and unseal (and verify) first
+removes the stale temporary files of the folder it works in: names exactly `.wwseal-` + 16 hex digits +
+`.tmp`, regular files that belong to the user running it and that no live process holds locked. An
+unseal killed before its rename can leave (a prefix of) the plaintext in such a file, mode 0600 and owned
+by whoever ran the unseal, until the next seal, unseal or verify in that folder.
 
 Symlinks are never followed, FIFOs and devices never opened for real (`safe_open.open_regular`).
 Unsealing needs the machine's private key: root in system mode. The policy check that lets an allowed
@@ -217,7 +218,7 @@ def remove_stale_temporaries(dir_fd: int) -> list[str]:
     except OSError:
         return removed
     for name in names:
-        if not (name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)):
+        if not _is_temporary_name(name):
             continue
         try:
             fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
@@ -237,6 +238,13 @@ def remove_stale_temporaries(dir_fd: int) -> list[str]:
         finally:
             os.close(fd)
     return removed
+
+
+def _is_temporary_name(name: str) -> bool:
+    """Exactly the names `_create_temporary` makes: `.wwseal-` + 16 hex digits + `.tmp`."""
+    middle = name[len(TEMP_PREFIX):-len(TEMP_SUFFIX)]
+    return (name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX) and len(middle) == 16
+            and all(c in "0123456789abcdef" for c in middle))
 
 
 def _unlink_quietly(name: str, dir_fd: int) -> None:

@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -182,6 +183,34 @@ def test_a_cut_header_and_a_foreign_file_are_clear_errors(machine: Machine, tmp_
     path.write_bytes(b"not sealed at all")
     assert main(["seal", "--verify", str(path)]) == 1
     assert f"{path}: not a sealed file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda sealed: sealed[:8] + (1 << 31).to_bytes(4, "big") + sealed[12:], "header claims 2147483648 bytes"),
+    (lambda sealed: sealed[:12] + b"[" + sealed[13:], "malformed header"),
+    (lambda sealed: sealed.replace(b'"chunk_size":4096', b'"chunk_size":0   ', 1),
+     "malformed header: bad chunk_size 0"),
+    (lambda sealed: sealed.replace(b'"size":20480', b'"size":99999', 1), "chunk 0 of 25 fails authentication"),
+    (lambda sealed: sealed[:7] + b"\x09" + sealed[8:], "unsupported sealed format version 0009"),
+])
+def test_hostile_headers_are_clear_errors(machine: Machine, tmp_path: Path, edit: Any, message: str) -> None:
+    path = tmp_path / "model.bin"
+    plain_file(path, 5 * CHUNK)
+    machine.seal(path)
+    damaged = edit(path.read_bytes())
+    path.write_bytes(damaged)
+    for action in (verify_file, unseal_file):
+        with pytest.raises(SealError, match=f"{path}: {message}"):
+            action(str(path), machine.private)
+    assert path.read_bytes() == damaged and leftovers(tmp_path) == []
+
+
+def test_a_user_file_named_like_a_temporary_is_not_removed(machine: Machine, tmp_path: Path) -> None:
+    mine = tmp_path / ".wwseal-notes.tmp"
+    mine.write_bytes(b"keep me")
+    plain_file(tmp_path / "model.bin", 10)
+    machine.seal(tmp_path / "model.bin")
+    assert mine.read_bytes() == b"keep me"
 
 
 def test_escrow_key_unwraps_a_file_sealed_with_escrow(machine: Machine, tmp_path: Path) -> None:
