@@ -23,6 +23,7 @@ COMMANDS = {
     "config": "config_cmd", "status": "status_cmd", "verify": "verify_cmd", "sync": "sync_cmd",
     "keys": "keys_cmd", "models": "models_cmd", "enroll": "enroll_cmd", "rules": "rules_cmd",
     "canary": "canary_cmd", "prints": "prints_cmd", "audit": "audit_cmd", "access": "access_cmd",
+    "seal": "seal_cmd", "unseal": "seal_cmd",
 }
 
 
