@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from weightwarden.agent.detect.rules import rule_files
 from weightwarden.agent.located.problem import LocatedError, Problem, Problems
 from weightwarden.agent.located.yaml_reader import line_of, load_documents
 
@@ -157,16 +158,11 @@ def builtin_policy_files() -> list[str]:
 
 
 def policy_files(paths: Iterable[str] | None = None) -> list[str]:
-    """The files named or found (one level) in `paths`; by default the package's then /etc's."""
+    """The files named or found (one level) in `paths`, as detection rule files are; by default the
+    package's then /etc's."""
     if paths is None:
-        return builtin_policy_files() + policy_files([SYSTEM_DIR] if os.path.isdir(SYSTEM_DIR) else [])
-    found: list[str] = []
-    for path in paths:
-        if os.path.isdir(path):
-            found.extend(sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith((".yml", ".yaml"))))
-        else:
-            found.append(path)
-    return found
+        return builtin_policy_files() + rule_files([SYSTEM_DIR] if os.path.isdir(SYSTEM_DIR) else [])
+    return rule_files(paths)
 
 
 def load_policies(paths: Iterable[str] | None = None, previous: PolicySet | None = None) -> PolicySet:

@@ -73,11 +73,6 @@ class Corner:
     def transposed(self) -> Corner:
         return _corner(self.block, self.values.T, not self.transpose)
 
-    def canvas(self) -> np.ndarray:
-        found = np.zeros((SIDE, SIDE), dtype=np.float32)
-        found[:self.rows, :self.columns] = self.values
-        return found.reshape(-1)
-
 
 def from_block(block: bytes) -> Corner | None:
     values = decode_block(block)
