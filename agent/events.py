@@ -179,6 +179,12 @@ class Action(StrEnum):
     ACCESS_REVOKED = "access-revoked"
     ACCESS_GRANT_EXPIRED = "access-grant-expired"
     ACCESS_BREAK_GLASS = "access-break-glass"
+    # Enforcement (issue 17, agent/access/gate.py): the answer to one open of a protected model under a policy.
+    # details.decision = {policy, reason, access, enforced, grant, break_glass}; process and file as for opens.
+    ACCESS_DENIED = "access-denied"  # enforce mode: the open failed with EPERM
+    ACCESS_WOULD_DENY = "access-would-deny"  # monitor mode: the policy says no, the open went ahead
+    ACCESS_BREAK_GLASS_OPEN = "access-break-glass-open"  # root opened a model only because break-glass is open
+    ACCESS_FAIL_OPEN = "access-fail-open"  # opens allowed undecided (deadline, overload, internal error)
 
 
 @dataclass(frozen=True, slots=True)
