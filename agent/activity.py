@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
+from weightwarden.agent.access.decide import Decider, ModelRef
+from weightwarden.agent.access.gate import Gate
 from weightwarden.agent.config import Config
 from weightwarden.agent.events import ProcessInfo, format_time, utc_now
 from weightwarden.agent.evidence_files import WRITES_ONLY, EvidenceKind, evidence_directories
@@ -59,13 +61,15 @@ class ActivityMonitor:
                  tainted: Callable[[], Collection[int]] | None = None,
                  extra_marks: Callable[[], frozenset[str]] | None = None,
                  sections: Mapping[str, Callable[[], dict[str, Any]]] | None = None,
-                 extra_gaps: Callable[[], dict[str, str]] | None = None) -> None:
+                 extra_gaps: Callable[[], dict[str, str]] | None = None,
+                 decider: Decider | None = None) -> None:
         """`sections`: extra entries of the status snapshot by name (discovery's progress), each asked for
         its dict when the snapshot is written. `extra_gaps`: coverage lost while running (e.g. inotify limits
         reached), shown with the plan's. `urgent`: the network sensor polls quickly while it says so (a flow
         that read a model is running); `tainted`: the processes of such flows (agent/sensors/network.py);
         `extra_marks`: files the access sensor watches besides the protected models (outputs tainted by a
-        model's bytes: agent/pipeline/flows.py)."""
+        model's bytes: agent/pipeline/flows.py). `decider`: the access policy's decisions, enforced on the
+        opens the access sensor holds (agent/access/gate.py)."""
         self._extra_marks = extra_marks
         self.config = config
         self._scope = scope  # the agent's scope in effect, for the snapshot's "scope" entry
@@ -87,10 +91,12 @@ class ActivityMonitor:
                                                   self.plan.gaps.get("processes", ""))
         self.sensors.append(self.processes)
         self.access: AccessSensor | HolderSensor | None = None
+        self.gate: Gate | None = None
         access = emitter("access")
         if self.plan.access == "fanotify":
+            self.gate = Gate(decider, self._model_ref, self._marked) if decider is not None else None
             self.access = AccessSensor(self.cache, access, access, lambda: access(AccessOverflow()),
-                                       hold_opens=settings.hold_opens)
+                                       hold_opens=settings.hold_opens, gate=self.gate)
         elif self.plan.access == "holders":
             self.access = HolderSensor(self.cache, access, access, self.plan.gaps.get("access", ""))
         if self.access is not None:
@@ -119,6 +125,13 @@ class ActivityMonitor:
         self._thread: threading.Thread | None = None
         self._started = time.monotonic()
         self._marked_generation: frozenset[str] = frozenset()
+
+    def _model_ref(self, path: str, device: int, inode: int) -> ModelRef:
+        model = self.inventory.get(path) or self.inventory.at_inode(device, inode)  # renamed since marked
+        return ModelRef(path, model.model if model is not None else None)
+
+    def _marked(self, device: int, inode: int) -> bool:
+        return isinstance(self.access, AccessSensor) and self.access.is_marked(device, inode)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -22,7 +22,9 @@ from datetime import datetime
 from typing import Any
 
 from weightwarden.agent import __version__, control, systemd_notify
-from weightwarden.agent.access.grants import PendingRecords, prepare_requests_dir
+from weightwarden.agent.access.decide import Decider
+from weightwarden.agent.access.grants import BreakGlass, GrantBook, PendingRecords, prepare_requests_dir
+from weightwarden.agent.access.policy import AccessPolicies
 from weightwarden.agent.activity import ActivityMonitor, StatusReporter
 from weightwarden.agent.audit.record import summary_event
 from weightwarden.agent.canary import Canaries
@@ -39,8 +41,10 @@ from weightwarden.agent.pipeline.activity_events import (
     access_event,
     connection_event,
     evidence_written,
+    fail_open_event,
     health_event,
     scope_change_event,
+    verdict_event,
 )
 from weightwarden.agent.pipeline.discovery_upkeep import discovery_finished
 from weightwarden.agent.pipeline.dispatcher import Dispatcher
@@ -60,7 +64,7 @@ from weightwarden.agent.pipeline.ordered_queue import ObservationQueue
 from weightwarden.agent.scanner import Scanner
 from weightwarden.agent.scope import Scope, ScopeChanged, ScopeWatcher
 from weightwarden.agent.sensors import fs_writes
-from weightwarden.agent.sensors.access import AccessObservation, AccessOverflow
+from weightwarden.agent.sensors.access import AccessFailOpen, AccessObservation, AccessOverflow
 from weightwarden.agent.sensors.evidence_guard import EvidenceTouch
 from weightwarden.agent.sensors.files import FileObservation, FileSensor, SensorHealth, WatchStarted
 from weightwarden.agent.sensors.fs_writes import FsWriteSensor, FsWritesOverflow, MarkFallback
@@ -74,6 +78,7 @@ from weightwarden.agent.walk import ScanIssue
 log = logging.getLogger(__name__)
 
 CACHE_SAVE_SECONDS = 30.0
+POLICY_CHECK_SECONDS = 2.0  # access policy files edited are in force within this
 
 USER_MODE_GAPS = (
     "running without root: no fanotify access sensor (reads by other processes are not seen), "
@@ -112,6 +117,10 @@ class Agent:
         self._imported_sources: dict[str, list[str]] = {}
         # Records the `weightwarden access` commands leave for the agent to store (agent/access/grants.py).
         self.access_records = PendingRecords(config.data_dir)
+        # The access policy (agent/access): decided on every open the access sensor holds, reloaded on change.
+        self.access_policies = AccessPolicies()
+        self.decider = Decider(self.access_policies, GrantBook(config.data_dir), BreakGlass(config.data_dir))
+        self._policies_checked = 0.0
         self._load_imported_prints(force=True)
         # Whose places are protected and watched: every person's in system mode (agent/scope), looked at
         # again every few seconds; `self.scope` is the one in effect, replaced on the dispatcher's thread.
@@ -176,7 +185,7 @@ class Agent:
                                         write_state=self.store.set_state, interested=self._sends_matter,
                                         scope=lambda: self.scope, urgent=self.flows.urgent,
                                         tainted=lambda: self.flows.tainted_pids,
-                                        extra_marks=lambda: self.flows.tainted_paths)
+                                        extra_marks=lambda: self.flows.tainted_paths, decider=self.decider)
         if self.activity.network is not None:
             self.flows.on_joined = self.activity.network.wake
         self.flows.on_tainted = self.inventory.protected_changed.set  # the access sensor marks them at once
@@ -202,6 +211,7 @@ class Agent:
         on(RescanRequest, files.rescan)
         on(BurstQuiet, files.burst_quiet)
         on(AccessObservation, self._access)
+        on(AccessFailOpen, lambda obs, at: [fail_open_event(obs, at)])
         on(AccessOverflow, lambda obs, at: files.rescan(
             RescanRequest(tuple(self.scope.protected_roots), "access events lost"), at))
         on(ScopeChanged, self._scope_changed)
@@ -258,6 +268,9 @@ class Agent:
             # Access grants, revokes, expiries, break-glass and requests made by `weightwarden access`
             for record in self.dispatcher.isolated(self.access_records.poll, now) or ():
                 self.dispatcher.record(record)
+            if now - self._policies_checked >= POLICY_CHECK_SECONDS:
+                self._policies_checked = now
+                self.dispatcher.isolated(self._refresh_policies)
             self._load_imported_prints()
             if now - last_cache_save > CACHE_SAVE_SECONDS:
                 self._save_cache()
@@ -265,6 +278,19 @@ class Agent:
 
         self.dispatcher.run(stop, on_turn)
         self._shutdown()
+
+    def _refresh_policies(self) -> None:
+        """Take up edited access policy files; a refused file (its previous policies stay) is a health event."""
+        loaded = self.access_policies.refresh()
+        if loaded is None:
+            return
+        if loaded.problems:
+            shown = "; ".join(str(problem) for problem in loaded.problems[:5])
+            more = f" (and {len(loaded.problems) - 5} more)" if len(loaded.problems) > 5 else ""
+            self._own(SensorHealth("access-policy", "degraded",
+                                   f"access policy files refused, previous policies kept: {shown}{more}"))
+        else:
+            log.info("access policies reloaded: %d policies", len(loaded.policies))
 
     def _load_imported_prints(self, *, force: bool = False) -> None:
         fresh, gone = self.imported_prints.changes(force=force)
@@ -380,17 +406,20 @@ class Agent:
     def _access(self, obs: AccessObservation, at: datetime) -> list[Record]:
         """An access to a protected file as an event; a read also names who may copy it next. An access to
         a tainted output (marked for lineage only) is lineage's alone."""
+        verdict = verdict_event(obs, self.inventory, at)
+        if obs.kind in ("denied", "decided"):  # no open came of it (EPERM), or one already counted
+            return [verdict] if verdict is not None else []
         model = self._protected_model(obs.path, obs.device, obs.inode)
         self.dispatcher.isolated(self.flows.access, obs, model)
         if model is None and self.inventory.get(obs.path) is None and \
                 self.inventory.at_inode(obs.device, obs.inode) is None:
-            return []
+            return [verdict] if verdict is not None else []
         event = access_event(obs, self.inventory, at)
         model = self.inventory.get(obs.path) or self.inventory.at_inode(obs.device, obs.inode)
         if model is not None and event.process is not None and event.action in (Action.MODEL_OPENED,
                                                                                 Action.MODEL_READ):
             self.upkeep.note_reader(model.path, event.process)
-        return [event]
+        return [event, verdict] if verdict is not None else [event]
 
     def record(self, record: Record) -> None:
         """Hand a record made whole elsewhere to the ordered pipeline: stored, and an Event detected on."""

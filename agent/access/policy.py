@@ -363,10 +363,27 @@ class AccessPolicies:
 
     def __init__(self, paths: Iterable[str] | None = None) -> None:
         self._paths = list(paths) if paths is not None else None
+        self._stamp = self.stamp()
         self.current = load_policies(self._paths)
         self.generation = 0  # bumped on every reload: decision caches drop what they hold
 
     def reload(self) -> PolicySet:
+        self._stamp = self.stamp()
         self.current = load_policies(self._paths, self.current)
         self.generation += 1
         return self.current
+
+    def stamp(self) -> tuple[tuple[str, int, int, int], ...]:
+        """Which policy files there are and their versions: a new, edited, replaced or removed file changes it."""
+        found = []
+        for path in policy_files(self._paths):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            found.append((path, st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(found)
+
+    def refresh(self) -> PolicySet | None:
+        """Reload when a policy file changed since the last load (the agent asks every few seconds)."""
+        return self.reload() if self.stamp() != self._stamp else None

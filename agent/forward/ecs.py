@@ -14,6 +14,8 @@ _FILE_TYPES = {
     "model-created": ["creation"], "model-modified": ["change"], "model-moved": ["change"],
     "model-deleted": ["deletion"], "model-discovered": ["info"], "scan-finished": ["info"],
     "discovery-finished": ["info"], "scan-error": ["error"],
+    "access-denied": ["access", "denied"], "access-would-deny": ["access", "allowed"],
+    "access-break-glass-open": ["access", "allowed"],
 }
 
 

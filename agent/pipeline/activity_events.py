@@ -11,10 +11,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from weightwarden.agent.access.gate import Verdict
 from weightwarden.agent.events import Action, Category, Event, FileInfo, display_path
 from weightwarden.agent.inventory import Inventory
 from weightwarden.agent.scope.scope import Scope
-from weightwarden.agent.sensors.access import AccessObservation
+from weightwarden.agent.sensors.access import AccessFailOpen, AccessObservation
 from weightwarden.agent.sensors.evidence_guard import EvidenceTouch
 from weightwarden.agent.sensors.files import SensorHealth
 from weightwarden.agent.sensors.mounts import MountObservation
@@ -26,6 +27,49 @@ _ACCESS_VERBS = {"opened": "opened", "read": "read", "written": "wrote", "held":
 _NOTABLE_MOUNTS = ("removable", "network-share", "cloud-sync", "disk-image")
 
 
+def decision_details(verdict: Verdict) -> dict[str, Any]:
+    """details.decision of an open a policy governs: what was asked, what the policy said and why."""
+    decision = verdict.decision
+    return {"policy": decision.policy_id, "allowed": decision.allowed, "enforced": decision.enforced,
+            "reason": decision.reason, "access": verdict.access, "access_known": verdict.access_known,
+            "grant": decision.grant_id, "break_glass": decision.break_glass}
+
+
+def verdict_event(obs: AccessObservation, inventory: Inventory, at: datetime) -> Event | None:
+    """The record of an open the policy refused (enforced: it failed; monitor: it would have) or let in only
+    by break-glass; None for an open it simply allowed (the open's own event carries that decision)."""
+    verdict = obs.verdict
+    if verdict is None or not verdict.notable:
+        return None
+    decision = verdict.decision
+    model = inventory.get(obs.path) or inventory.at_inode(obs.device, obs.inode)
+    process = obs.process
+    who = f"{process.name or '?'} (pid {process.pid}, user {process.user or process.uid})"
+    file = _model_file(obs, model)
+    if not decision.allowed and decision.enforced:
+        action, verb = Action.ACCESS_DENIED, "was refused"
+    elif not decision.allowed:
+        action, verb = Action.ACCESS_WOULD_DENY, "opened, against the policy (monitor mode),"
+    else:
+        action, verb = Action.ACCESS_BREAK_GLASS_OPEN, "opened, under break-glass,"
+    return Event(action, Category.FILE,
+                 f"{who} {verb} {verdict.access} access to {file.path}: {decision.reason}", file=file,
+                 model=model.model if model else None, process=process,
+                 details={"decision": decision_details(verdict)}, time=at)
+
+
+def fail_open_event(obs: AccessFailOpen, at: datetime) -> Event:
+    return Event(Action.ACCESS_FAIL_OPEN, Category.HOST,
+                 f"{obs.count} opens of protected models allowed without a policy decision: {obs.reason}",
+                 details={"count": obs.count, "reason": obs.reason}, time=at)
+
+
+def _model_file(obs: AccessObservation, model: Any) -> FileInfo:
+    return FileInfo.at(model.path if model else obs.path, size=obs.size, inode=obs.inode, device=obs.device,
+                       format=model.format if model else None, sha256=model.sha256 if model else None,
+                       quick_fingerprint=model.quick_fingerprint if model else None)
+
+
 def access_event(obs: AccessObservation, inventory: Inventory, at: datetime) -> Event:
     model = inventory.get(obs.path) or inventory.at_inode(obs.device, obs.inode)  # renamed since it was marked
     process = obs.process
@@ -33,6 +77,8 @@ def access_event(obs: AccessObservation, inventory: Inventory, at: datetime) -> 
         process = replace(process, bytes_read=obs.bytes_read, mapped=obs.mapped)
     who = f"{process.name or '?'} (pid {process.pid}, user {process.user or process.uid})"
     details: dict[str, Any] = {}
+    if obs.verdict is not None:
+        details["decision"] = decision_details(obs.verdict)
     if obs.kind in ("read", "held"):
         details["access"] = {
             "bytes_read": obs.bytes_read, "bytes_read_source": obs.bytes_read_source,
@@ -44,9 +90,7 @@ def access_event(obs: AccessObservation, inventory: Inventory, at: datetime) -> 
     if obs.kind == "read":
         how = " (memory-mapped)" if obs.mapped else (
             f" ({obs.bytes_read} bytes)" if obs.bytes_read is not None else "")
-    file = FileInfo.at(model.path if model else obs.path, size=obs.size, inode=obs.inode, device=obs.device,
-                       format=model.format if model else None, sha256=model.sha256 if model else None,
-                       quick_fingerprint=model.quick_fingerprint if model else None)
+    file = _model_file(obs, model)
     return Event(
         _ACCESS_ACTIONS[obs.kind], Category.FILE, f"{who} {_ACCESS_VERBS[obs.kind]} {file.path}{how}", file=file,
         model=model.model if model else None, process=process, details=details, time=at)

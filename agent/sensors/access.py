@@ -3,7 +3,14 @@
 Each protected file gets an inode mark, so the kernel filters: a `pip install` storm of 10,000 opens a
 second on other files never reaches us. Opens are taken as FAN_OPEN_PERM permission events: the opener
 waits (microseconds) while we snapshot it, so even a process that exits right after is named with its
-exe, command line, user and parent chain. We always answer "allow": this is a monitor, not a gate.
+exe, command line, user and parent chain. Without a `gate` (no access policy in force) we always answer
+"allow". With one (agent/access/gate.py), an open of a file a policy governs is decided while it waits: a
+refusal under an `enforce` policy fails the open with EPERM and is reported as a `denied` observation; every
+other answer goes with the `opened` observation (`verdict`), so monitor mode's would-deny is reported too.
+No open waits on us longer than agent/sensors/answers.py's deadline: past it, the answer is allow, and an
+`AccessFailOpen` says how many opens went undecided and why. The group reports thread ids (FAN_REPORT_TID):
+the opening thread's system call says what the open asks for (agent/access/open_mode.py); everything else
+here is in terms of the process (its thread group).
 
 While a file stays open, its session is sampled (fd position in /proc/<pid>/fdinfo, /proc/<pid>/maps, and
 for a mapped file the resident pages of its mappings in /proc/<pid>/smaps) on each read notification and
@@ -40,6 +47,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from weightwarden.agent.access.gate import Gate, Verdict
 from weightwarden.agent.events import ProcessInfo, ProcessRef
 from weightwarden.agent.processes import (
     ProcessCache,
@@ -52,8 +60,10 @@ from weightwarden.agent.processes import (
     open_holders,
     running,
     snapshot,
+    thread_group,
 )
 from weightwarden.agent.sensors import fanotify as fan
+from weightwarden.agent.sensors.answers import PermissionAnswers
 from weightwarden.agent.sensors.base import Counters, SensorStatus, SensorThread, privilege
 from weightwarden.agent.sensors.files import SensorHealth
 
@@ -63,11 +73,15 @@ SAMPLE_SECONDS = 0.2
 SETTLE_SECONDS = 2.0  # at most this long, an ended session waits for news of its process's exec and exit
 GONE_SECONDS = 0.3  # a session whose process is gone ends this long after that was seen (its close first)
 FINISHED_SECONDS = 30.0  # a session ended early (its reader exited) ignores a close that comes after
+THREADS_KEPT = 8192  # thread -> process, remembered for the events of threads gone since
+FAIL_OPEN_REPORT_SECONDS = 1.0  # undecided opens are reported at most this often, counted
 
 
 @dataclass(frozen=True, slots=True)
 class AccessObservation:
-    kind: str  # opened | read | written
+    # opened | read | written | denied (the policy refused the open: it failed with EPERM) | decided (a further
+    # open by a process already holding the file, that the policy refused or let in only by break-glass)
+    kind: str
     path: str
     device: int
     inode: int
@@ -82,11 +96,20 @@ class AccessObservation:
     # "opened": the files the opener held open for writing as it opened (`cmd < model > out`: out), read
     # while it waited on the open, so known even if it has exited when the observation is handled
     writes_to: tuple[str, ...] = ()
+    verdict: Verdict | None = None  # opened | denied: the access policy's answer, when a policy governs the file
 
 
 @dataclass(frozen=True, slots=True)
 class AccessOverflow:
     """The kernel's access queue overflowed: accesses were lost (what was protected must be looked at again)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessFailOpen:
+    """Opens of protected files were allowed without a decision (`count` since the last report, and why)."""
+
+    count: int
+    reason: str
 
 
 @dataclass(slots=True)
@@ -132,10 +155,11 @@ class _Ending:
 class AccessSensor:
     name = "access"
 
-    def __init__(self, cache: ProcessCache, sink: Callable[[AccessObservation], None],
+    def __init__(self, cache: ProcessCache, sink: Callable[[AccessObservation | AccessFailOpen], None],
                  on_health: Callable[[SensorHealth], None], on_overflow: Callable[[], None] | None = None,
-                 *, hold_opens: bool = True) -> None:
+                 *, hold_opens: bool = True, gate: Gate | None = None) -> None:
         self.cache = cache
+        self.gate = gate
         self._sink = sink
         self._on_health = on_health
         self._on_overflow = on_overflow
@@ -158,6 +182,15 @@ class AccessSensor:
         self._open_mask = fan.FAN_OPEN_PERM
         self.mark_errors = 0
         self.ignored_own = 0
+        self._answers: PermissionAnswers | None = None
+        self._threads: dict[int, int] = {}  # thread id -> its process, for events that name a thread
+        self._fail_open = 0  # undecided opens not reported yet
+        self._fail_open_reason = ""
+        self._fail_open_reported = 0.0
+        self._fail_open_lock = threading.Lock()
+        self._recover = threading.Event()  # the watchdog answered for us: find the readers by their open files
+        self.decided = 0
+        self.denied = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -166,8 +199,11 @@ class AccessSensor:
         try:
             if not self._hold_opens:
                 raise OSError(errno.EINVAL, "permission events not wanted")
-            self._fd = fan.init(base | fan.FAN_CLASS_CONTENT)
-            self._message = "fanotify inode marks; opens held while the opener is snapshotted"
+            self._fd = fan.init(base | fan.FAN_CLASS_CONTENT | fan.FAN_REPORT_TID)
+            self._answers = PermissionAnswers(self._fd, self._undecided)
+            self._answers.start()
+            self._message = ("fanotify inode marks; opens held while the opener is snapshotted"
+                             + (" and decided by the access policy" if self.gate is not None else ""))
         except OSError:
             self._fd = fan.init(base | fan.FAN_CLASS_NOTIF)
             self._open_mask = fan.FAN_OPEN
@@ -178,6 +214,8 @@ class AccessSensor:
 
     def stop(self) -> None:
         self._thread.stop()
+        if self._answers is not None:
+            self._answers.stop()
         if self._fd >= 0:
             os.close(self._fd)  # also releases any open still waiting on us
             self._fd = -1
@@ -215,6 +253,10 @@ class AccessSensor:
     def marked(self) -> dict[tuple[int, int], str]:
         with self._marks_lock:
             return dict(self._marks)
+
+    def is_marked(self, device: int, inode: int) -> bool:
+        with self._marks_lock:
+            return (device, inode) in self._marks
 
     # ------------------------------------------------------------------ marks
 
@@ -274,25 +316,80 @@ class AccessSensor:
                 except OSError as error:
                     log.warning("fanotify read failed: %s", error)
                     data = b""
-                for event in fan.parse(data):
+                events = list(fan.parse(data))
+                read_at = time.monotonic()
+                if self._answers is not None:
+                    for event in events:
+                        if event.mask & fan.FAN_OPEN_PERM and event.fd >= 0:
+                            self._answers.hold(event.fd, read_at)
+                for event in events:
                     answered = False
                     try:
                         answered = self._handle(event)
                     except Exception:  # answer and close whatever happens; never stall an opener
                         log.exception("access event failed")
+                        if event.mask & fan.FAN_OPEN_PERM:
+                            self._undecided(1, "internal error deciding an open")
                     finally:
                         self._release(event, answered)
+            if self._recover.is_set():
+                self._recover.clear()
+                self._recover_holders(time.monotonic())
+            self._report_fail_open(time.monotonic())
             self._sample_all()
 
     def _release(self, event: fan.FanotifyEvent, answered: bool) -> None:
         if event.fd < 0:
             return
         if event.mask & fan.FAN_OPEN_PERM and not answered:
-            try:
-                fan.allow(self._fd, event.fd)
-            except OSError as error:
-                log.warning("fanotify allow failed: %s", error)
+            unanswered = self._answers.forget(event.fd) if self._answers is not None else True
+            if unanswered:
+                try:
+                    fan.allow(self._fd, event.fd)
+                except OSError as error:
+                    log.warning("fanotify allow failed: %s", error)
         os.close(event.fd)
+
+    def _answer(self, event_fd: int, allow: bool) -> bool:
+        """Answer a held open; False when the deadline's watchdog answered it (allow) already."""
+        if self._answers is None:
+            (fan.allow if allow else fan.deny)(self._fd, event_fd)
+            return True
+        return self._answers.answer(event_fd, allow)
+
+    def _process_of(self, tid: int, *, fresh: bool) -> int:
+        """The process a reported thread belongs to (a held open's thread is alive: read it afresh)."""
+        if self._answers is None:
+            return tid  # no FAN_REPORT_TID: events name the process already
+        known = None if fresh else self._threads.get(tid)
+        if known is not None:
+            return known
+        group = thread_group(tid)
+        if group is None:
+            return self._threads.get(tid, tid)
+        if len(self._threads) >= THREADS_KEPT:
+            self._threads.clear()
+        self._threads[tid] = group
+        return group
+
+    def _undecided(self, count: int, reason: str) -> None:
+        """Opens allowed without a decision (called from the watchdog's thread too)."""
+        with self._fail_open_lock:
+            self._fail_open += count
+            self._fail_open_reason = reason
+        if "within" in reason:
+            self._recover.set()
+            self._thread.waker.wake()
+
+    def _report_fail_open(self, now: float) -> None:
+        with self._fail_open_lock:
+            if not self._fail_open or now - self._fail_open_reported < FAIL_OPEN_REPORT_SECONDS:
+                return
+            count, reason, self._fail_open = self._fail_open, self._fail_open_reason, 0
+            self._fail_open_reported = now
+        self._on_health(SensorHealth(self.name, "degraded",
+                                     f"{count} opens of protected files allowed without a decision: {reason}"))
+        self._sink(AccessFailOpen(count, reason))
 
     def _handle(self, event: fan.FanotifyEvent) -> bool:
         """Handle one event; True when a permission event was already answered."""
@@ -304,6 +401,9 @@ class AccessSensor:
                 self._on_overflow()
             self._recover_holders(time.monotonic())
             return False
+        tid = event.pid
+        held = bool(event.mask & fan.FAN_OPEN_PERM)
+        event = fan.FanotifyEvent(event.mask, event.fd, self._process_of(tid, fresh=held))
         if event.pid == self._own:
             self.ignored_own += 1
             return False  # our own hashing (answered by _release)
@@ -318,20 +418,38 @@ class AccessSensor:
                 return False
         now = time.monotonic()
         answered = False
-        if event.mask & fan.FAN_OPEN_PERM:
-            # The opener waits for our answer: take its snapshot (the part that cannot wait), answer, and
-            # only then do the rest (parent chain, fd sampling) while it runs on.
-            self._opener[event.pid] = self.cache.remember(event.pid)
-            self._writes_at_open[event.pid] = files_open_for_writing(event.pid)
-            self._execs_at_open[event.pid] = self.cache.execs(event.pid)
-            io = io_counters(event.pid)  # before it can read: the baseline of what it reads from here on
-            self._rchar_at_open[event.pid] = io.get("rchar") if io else None
-            fan.allow(self._fd, event.fd)
-            answered = True
+        verdict: Verdict | None = None
+        if held:
+            if self._answers is not None and self._answers.overdue(event.fd, now):
+                # Queued behind a storm past the deadline: let it through now, undecided, and say so.
+                self._undecided(1, "overloaded: opens queued past the decision deadline")
+                verdict = None
+                self._answer(event.fd, True)
+                answered = True
+            else:
+                # The opener waits for our answer: take its snapshot (the part that cannot wait), decide,
+                # answer, and only then do the rest (parent chain, fd sampling) while it runs on.
+                snap = self._opener[event.pid] = self.cache.remember(event.pid)
+                self._writes_at_open[event.pid] = files_open_for_writing(event.pid)
+                execs = self._execs_at_open[event.pid] = self.cache.execs(event.pid)
+                io = io_counters(event.pid)  # before it can read: the baseline of what it reads from here on
+                self._rchar_at_open[event.pid] = io.get("rchar") if io else None
+                if self.gate is not None and self.gate.governs(path, *key):
+                    verdict = self.gate.judge(event.pid, tid, path, key[0], key[1], snap, execs)
+                    self.decided += 1
+                permit = verdict is None or verdict.decision.permit
+                if not self._answer(event.fd, permit):
+                    self._undecided(0, "")  # the watchdog let it through: counted there
+                    permit = True
+                answered = True
+                if not permit:
+                    self.denied += 1
+                    self._refused(event.pid, key, path, st.st_size, now, verdict)
+                    return answered
             event = fan.FanotifyEvent(event.mask & ~fan.FAN_OPEN_PERM | fan.FAN_OPEN, event.fd, event.pid)
         if event.mask & fan.FAN_OPEN:
             self.counters.add()
-            self._opened(event.pid, key, path, st.st_size, now)
+            self._opened(event.pid, key, path, st.st_size, now, verdict)
         if event.mask & fan.FAN_ACCESS:
             session = self._sessions.get((event.pid, key)) or self._inherited(event.pid, key, now)
             if session is not None:
@@ -361,12 +479,27 @@ class AccessSensor:
         except OSError:
             return None
 
-    def _opened(self, pid: int, key: tuple[int, int], path: str, size: int | None, now: float) -> None:
+    def _refused(self, pid: int, key: tuple[int, int], path: str, size: int | None, now: float,
+                 verdict: Verdict | None) -> None:
+        """The policy refused the open (EPERM): no session, one `denied` observation."""
+        process = self.cache.process_info(pid, wait=0.05, taken=self._opener.pop(pid, None))
+        for taken in (self._execs_at_open, self._rchar_at_open, self._writes_at_open):
+            taken.pop(pid, None)
+        self.counters.add()
+        self._sink(AccessObservation("denied", path, key[0], key[1], size, process, seen_monotonic=now,
+                                     verdict=verdict))
+
+    def _opened(self, pid: int, key: tuple[int, int], path: str, size: int | None, now: float,
+                verdict: Verdict | None = None) -> None:
         session = self._sessions.get((pid, key))
         if session is not None:
             session.opens += 1
             for taken in (self._opener, self._execs_at_open, self._rchar_at_open, self._writes_at_open):
                 taken.pop(pid, None)
+            if verdict is not None and verdict.notable:
+                # a second open that the policy would refuse (or let in only by break-glass) is news
+                self._sink(AccessObservation("decided", path, key[0], key[1], size, session.process,
+                                             seen_monotonic=now, verdict=verdict))
             return  # a second descriptor on the same file by the same process: one session
         # The process as it opened: once answered, it may exec another program before we get here.
         process = self.cache.process_info(pid, wait=0.05, taken=self._opener.pop(pid, None))
@@ -383,7 +516,8 @@ class AccessSensor:
         self._sample(session, now, maps=False)
         writes = self._writes_at_open.pop(pid, None)
         self._sink(AccessObservation("opened", path, key[0], key[1], size, process, seen_monotonic=now,
-                                     writes_to=files_open_for_writing(pid) if writes is None else writes))
+                                     writes_to=files_open_for_writing(pid) if writes is None else writes,
+                                     verdict=verdict))
 
     def _inherited(self, pid: int, key: tuple[int, int], now: float) -> _Session | None:
         """A read by a process with no open of its own: a child reading a descriptor it inherited (`sh` opened

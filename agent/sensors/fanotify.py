@@ -24,6 +24,7 @@ FAN_NONBLOCK = 0x2
 FAN_CLASS_NOTIF = 0x0
 FAN_UNLIMITED_QUEUE = 0x10
 FAN_CLASS_CONTENT = 0x4
+FAN_REPORT_TID = 0x100  # events name the thread, not the process (the thread an open waits in)
 # fanotify_mark flags
 FAN_MARK_ADD = 0x1
 FAN_MARK_REMOVE = 0x2
@@ -56,6 +57,7 @@ FAN_EVENT_INFO_TYPE_DFID = 3
 FAN_EVENT_INFO_TYPE_OLD_DFID_NAME = 10
 FAN_EVENT_INFO_TYPE_NEW_DFID_NAME = 12
 FAN_ALLOW = 0x1
+FAN_DENY = 0x2  # the open fails with EPERM
 FAN_NOFD = -1
 AT_FDCWD = -100
 
@@ -197,6 +199,10 @@ def open_by_handle(mount_fd: int, handle: bytes, flags: int = os.O_PATH | os.O_C
 
 def allow(fan_fd: int, event_fd: int) -> None:
     os.write(fan_fd, RESPONSE.pack(event_fd, FAN_ALLOW))
+
+
+def deny(fan_fd: int, event_fd: int) -> None:
+    os.write(fan_fd, RESPONSE.pack(event_fd, FAN_DENY))
 
 
 def unavailable() -> str | None:
