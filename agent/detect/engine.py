@@ -47,6 +47,10 @@ from weightwarden.agent.events import Action, Alert, Destination, Event, FileInf
 
 READ_ACTIONS = (Action.MODEL_READ, Action.MODEL_HELD)
 ACCESS_ACTIONS = (Action.MODEL_OPENED, Action.MODEL_READ, Action.MODEL_HELD)
+# What the event rules look at: accesses and writes, connections, evidence touched, the access policy's answers.
+JUDGED_ACTIONS = frozenset({*ACCESS_ACTIONS, Action.MODEL_WRITTEN, Action.NETWORK_CONNECTION,
+                            Action.EVIDENCE_WRITTEN, Action.ACCESS_DENIED, Action.ACCESS_WOULD_DENY,
+                            Action.ACCESS_BREAK_GLASS_OPEN, Action.ACCESS_FAIL_OPEN})
 TIMELINE_LIMIT = 50
 TREE_IDLE_SECONDS = 3600.0
 
@@ -144,9 +148,7 @@ class DetectionEngine:
 
     def process(self, event: Event) -> list[Alert]:
         """Alerts (new incidents and incident updates) that this event causes."""
-        if event.action not in ACCESS_ACTIONS and event.action not in (Action.MODEL_WRITTEN,
-                                                                        Action.NETWORK_CONNECTION,
-                                                                        Action.EVIDENCE_WRITTEN):
+        if event.action not in JUDGED_ACTIONS:
             return []  # inventory, health and chain records carry no behaviour to judge
         self.events += 1
         now = event.time.timestamp()

@@ -439,8 +439,7 @@ class AccessSensor:
                     self.decided += 1
                 permit = verdict is None or verdict.decision.permit
                 if not self._answer(event.fd, permit):
-                    self._undecided(0, "")  # the watchdog let it through: counted there
-                    permit = True
+                    permit = True  # the watchdog let it through at the deadline (and counted it)
                 answered = True
                 if not permit:
                     self.denied += 1

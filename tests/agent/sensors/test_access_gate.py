@@ -1,0 +1,144 @@
+"""The access sensor as a gate (issue 17): held opens of a policy-governed file decided, refused with EPERM
+under enforce, and never held past the deadline. Real fanotify, real processes, a real policy file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.agent.sensors.conftest import Collected, require_fanotify, wait_for
+from tests.conftest import write_safetensors
+from weightwarden.agent.access.decide import Decider, ModelRef
+from weightwarden.agent.access.gate import Gate
+from weightwarden.agent.access.policy import AccessPolicies
+from weightwarden.agent.processes import ProcessCache
+from weightwarden.agent.sensors.access import AccessFailOpen, AccessSensor
+
+pytestmark = pytest.mark.root
+
+CAT = os.path.realpath(shutil.which("cat") or "/bin/cat")
+HEAD = os.path.realpath(shutil.which("head") or "/usr/bin/head")
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    return write_safetensors(tmp_path / "models" / "locked" / "model.safetensors", rows=256)
+
+
+def _policies(tmp_path: Path, model: Path, mode: str) -> AccessPolicies:
+    folder = tmp_path / "access.d"
+    folder.mkdir(exist_ok=True)
+    (folder / "locked.yml").write_text(
+        f"id: locked\napplies_to:\n  paths: [\"{model.parent}/**\"]\nmode: {mode}\n"
+        f"allow:\n  - users: [root]\n    programs: [{{executable: {CAT}}}]\n")
+    policies = AccessPolicies([str(folder)])
+    assert not policies.current.problems, policies.current.problems
+    return policies
+
+
+class SlowModels:
+    """The inventory's lookup, which a test can make hang (a decision that never comes back)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.release.set()
+
+    def __call__(self, path: str, device: int, inode: int) -> ModelRef:
+        self.release.wait(30)
+        return ModelRef(path, "locked")
+
+
+def _sensor(cache: ProcessCache, collected: Collected, policies: AccessPolicies,
+            models: SlowModels) -> Iterator[AccessSensor]:
+    require_fanotify()
+    holder: list[AccessSensor] = []
+    gate = Gate(Decider(policies), models, lambda device, inode: holder[0].is_marked(device, inode))
+    sensor = AccessSensor(cache, collected.add, collected.add_health, gate=gate)
+    holder.append(sensor)
+    sensor.start()
+    try:
+        yield sensor
+    finally:
+        models.release.set()
+        sensor.stop()
+
+
+@pytest.fixture
+def models() -> SlowModels:
+    return SlowModels()
+
+
+@pytest.fixture
+def enforcing(cache: ProcessCache, collected: Collected, tmp_path: Path, model: Path,
+              models: SlowModels) -> Iterator[AccessSensor]:
+    yield from _sensor(cache, collected, _policies(tmp_path, model, "enforce"), models)
+
+
+@pytest.fixture
+def monitoring(cache: ProcessCache, collected: Collected, tmp_path: Path, model: Path,
+               models: SlowModels) -> Iterator[AccessSensor]:
+    yield from _sensor(cache, collected, _policies(tmp_path, model, "monitor"), models)
+
+
+def test_enforce_allows_the_allowed_program_and_refuses_another(enforcing: AccessSensor, collected: Collected,
+                                                               model: Path) -> None:
+    content = model.read_bytes()  # before the mark: the test's own open is not the agent's
+    enforcing.protect([str(model)])
+    allowed = subprocess.run([CAT, str(model)], capture_output=True, timeout=30)
+    assert allowed.stdout == content
+    refused = subprocess.run([HEAD, "-c", "8", str(model)], capture_output=True, timeout=30)
+    assert refused.returncode != 0 and b"Operation not permitted" in refused.stderr
+    (denied,) = wait_for(lambda: collected.access("denied"), timeout=10,
+                         what="the refused open observed")
+    assert denied.process.executable == HEAD and denied.verdict is not None
+    assert denied.verdict.decision.policy_id == "locked" and not denied.verdict.decision.permit
+    opened = wait_for(lambda: [o for o in collected.access("opened") if o.process.executable == CAT], timeout=10,
+                      what="cat's open observed")
+    assert opened[0].verdict is not None and opened[0].verdict.decision.allowed
+    assert (enforcing.decided, enforcing.denied) == (2, 1)
+
+
+def test_monitor_lets_every_open_through_and_reports_would_deny(monitoring: AccessSensor, collected: Collected,
+                                                               model: Path) -> None:
+    content = model.read_bytes()
+    monitoring.protect([str(model)])
+    assert subprocess.run([HEAD, "-c", str(len(content)), str(model)], capture_output=True,
+                          timeout=30).stdout == content
+    (opened,) = wait_for(lambda: [o for o in collected.access("opened") if o.process.executable == HEAD],
+                         timeout=10, what="head's open observed")
+    assert opened.verdict is not None and opened.verdict.notable
+    assert not opened.verdict.decision.allowed and opened.verdict.decision.permit
+    assert not collected.access("denied")
+
+
+def test_a_decision_that_hangs_is_answered_allow_at_the_deadline(enforcing: AccessSensor, collected: Collected,
+                                                                model: Path, models: SlowModels) -> None:
+    content = model.read_bytes()
+    enforcing.protect([str(model)])
+    models.release.clear()  # the next decision never comes back on its own
+    started = time.monotonic()
+    reader = subprocess.run([HEAD, "-c", str(len(content)), str(model)], capture_output=True, timeout=30)
+    waited = time.monotonic() - started
+    assert reader.stdout == content  # let through undecided, though head is not allowed
+    assert waited < 5, f"the open waited {waited:.2f} s"
+    models.release.set()
+    (failed, *_) = wait_for(lambda: [o for o in collected.items if isinstance(o, AccessFailOpen)], timeout=10,
+                            what="the undecided open reported")
+    assert failed.count >= 1 and "within" in failed.reason
+    assert any(h.status == "degraded" and "without a decision" in h.message for h in collected.health)
+
+
+def test_a_known_opener_is_read_from_proc_once(enforcing: AccessSensor, model: Path) -> None:
+    enforcing.protect([str(model)])
+    code = (f"import os\nrefused = 0\nfor _ in range(50):\n    try:\n        os.open({str(model)!r}, os.O_RDONLY)\n"
+            "    except PermissionError:\n        refused += 1\nprint(refused)\n")
+    result = subprocess.run(["python3", "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "50"  # python3 is not the allowed program: every open is refused
+    assert enforcing.gate is not None and enforcing.gate.full_reads == 1  # one process image, read once
