@@ -283,6 +283,9 @@ def open_holders(paths: Collection[str]) -> dict[str, list[int]]:
     return found
 
 
+IDENTITIES_KEPT = 4096  # process images whose identity (executable hash, script) is remembered
+
+
 class ProcessCache:
     """pid -> snapshot, including processes that exited in the last `retain_seconds`."""
 
@@ -295,6 +298,7 @@ class ProcessCache:
         self._exit_comm: dict[int, str] = {}  # pid -> its comm as it exited (taskstats): the program that ended
         self._execs: dict[int, int] = {}  # pid -> exec news heard for it (a pid that ran another program)
         self.exit_accounting = False  # set by the process sensor: taskstats exit records will tell bytes read
+        self._identities: dict[tuple[int, int | None, str | None, str | None], Identity] = {}
         self._cond = threading.Condition()
         self.misses = 0
 
@@ -487,9 +491,22 @@ class ProcessCache:
 
     def identity(self, snap: ProcessSnapshot) -> Identity:
         """What the snapshotted process runs (agent/executables.py), read through /proc/<pid>/exe while that
-        is still the snapshot's executable (not after an exec, not a reused pid)."""
+        is still the snapshot's executable (not after an exec, not a reused pid). Kept per process image: a
+        process opening a model a thousand times a second is identified once."""
         if snap.executable is None:
             return Identity()
+        image = (snap.pid, snap.start_ticks, snap.executable, snap.command_line)
+        known = self._identities.get(image) if snap.start_ticks is not None else None
+        if known is not None:
+            return known
+        found = self._identify(snap)
+        if snap.start_ticks is not None:
+            if len(self._identities) >= IDENTITIES_KEPT:
+                self._identities.clear()
+            self._identities[image] = found
+        return found
+
+    def _identify(self, snap: ProcessSnapshot) -> Identity:
         try:
             argv = shlex.split(snap.command_line or "")
         except ValueError:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 
+RUNNING_WAIT_SECONDS = 0.02  # an opener still on its way to sleep (see _syscall); preempted, it takes longer
 O_ACCMODE = 0o3
 READ, WRITE, READ_WRITE = "read", "write", "read-write"
 
@@ -41,10 +43,8 @@ def access_of_flags(flags: int) -> str:
 def opening_access(pid: int, tid: int) -> str | None:
     """read | write | read-write for the open thread `tid` of `pid` is blocked in; None when that cannot be
     told (not in a known open call, unreadable, gone)."""
-    try:
-        with open(f"/proc/{pid}/task/{tid}/syscall", "rb") as handle:
-            fields = handle.read(512).split()
-    except OSError:
+    fields = _syscall(pid, tid)
+    if fields is None:
         return None
     if len(fields) < 7:
         return None  # "running", or "-1 sp pc": not in a system call
@@ -64,6 +64,27 @@ def opening_access(pid: int, tid: int) -> str | None:
         flags = _open_how_flags(pid, args[2])
         return None if flags is None else access_of_flags(flags)
     return access_of_flags(args[_FLAGS_ARG[call]])
+
+
+def _syscall(pid: int, tid: int) -> list[bytes] | None:
+    """The thread's system call and arguments. The kernel queues the event a moment before the opener goes
+    to sleep waiting on it: while it is still on a CPU the file says "running", so look again, briefly."""
+    path = f"/proc/{pid}/task/{tid}/syscall"
+    deadline = time.monotonic() + RUNNING_WAIT_SECONDS
+    tries = 0
+    while True:
+        try:
+            with open(path, "rb") as handle:
+                fields = handle.read(512).split()
+        except OSError:
+            return None
+        if fields != [b"running"] or time.monotonic() > deadline:
+            return fields
+        tries += 1
+        if tries < 8:
+            os.sched_yield()  # it is on the other CPU, about to sleep
+        else:
+            time.sleep(0.0001)  # preempted before it slept: let it run
 
 
 def _open_how_flags(pid: int, address: int) -> int | None:
