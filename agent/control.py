@@ -19,6 +19,9 @@ The agent applies a request by recording it through the store; the app never wri
     {"op": "forward-remove", "name": "NAME"}                                      admins: remove one
     {"op": "record-audit", "summary": {...}}      admins: an audit's summary, recorded as an audit-summary
                                                   event (`weightwarden audit --record`, agent/audit/record.py)
+    {"op": "access-request" | "access-list"}     anyone (a request is the caller's own; a non-admin lists
+                                                  only their own requests and grants)
+    {"op": "access-grant" | "access-refuse" | "access-revoke"}   admins: fields in agent/control_access.py
         (both checked by the config schema, kept in the data dir's drop-in, applied live: forward/managed.py)
   -> {"ok": true, ...} or {"ok": false, "error": "why"}
 
@@ -47,7 +50,9 @@ from typing import TYPE_CHECKING, Any
 
 from weightwarden.agent import __version__
 from weightwarden.agent.config import Config, ForwardDestination
+from weightwarden.agent.control_access import ADMIN_ACCESS_OPS, ANYONE_ACCESS_OPS, AccessDesk
 from weightwarden.agent.control_connections import DEFAULT_LIMITS, ConnectionServer, Limits
+from weightwarden.agent.events import Event
 from weightwarden.agent.paths import SYSTEM_DATA_DIR
 from weightwarden.agent.store import Store
 
@@ -61,8 +66,8 @@ MAX_TEXT_CHARS = 4000
 # Destinations are admins' business: their hosts, users and file paths are not every local user's to read, and
 # a live test writes a record into the SIEM.
 ADMIN_OPS = frozenset({"acknowledge", "resolve", "false-positive", "reopen", "forward-set", "forward-remove",
-                       "forward-list", "sync-test", "record-audit"})
-ANYONE_OPS = frozenset({"ping", "justify", "scan-now", "my-alerts"})
+                       "forward-list", "sync-test", "record-audit", *ADMIN_ACCESS_OPS})
+ANYONE_OPS = frozenset({"ping", "justify", "scan-now", "my-alerts", *ANYONE_ACCESS_OPS})
 MAX_DEPTH = 8  # nesting of a request's JSON; the deepest real one (forward-set) has 2
 MY_ALERTS = 500  # "my-alerts": the newest alerts about the caller's own processes, for a non-admin's app
 SCAN_NOW_INTERVAL = 10.0  # seconds between scans anyone may trigger
@@ -199,10 +204,11 @@ class ControlServer:
                  on_scan_now: Callable[[], None] | None = None,
                  on_review: Callable[[dict[str, Any]], None] | None = None,
                  on_audit: Callable[[object], None] | None = None,
-                 forwarding: ManagedDestinations | None = None,
+                 forwarding: ManagedDestinations | None = None, access: AccessDesk | None = None,
                  info: dict[str, Any] | None = None, world_accessible: bool = False,
                  limits: Limits = DEFAULT_LIMITS) -> None:
         self.path = path
+        self.access = access  # requests and grants (agent/control_access.py)
         self.store = store
         self.authorizer = authorizer
         self.on_scan_now = on_scan_now
@@ -303,6 +309,13 @@ class ControlServer:
                                             "message": r.record.get("message", "")} for r in rows]}
         if op.startswith("forward-"):
             return self._forward(peer, op, request)
+        if op.startswith("access-"):
+            if self.access is None:
+                return {"ok": False, "error": "this agent does not handle access requests"}
+            reply: dict[str, Any] = self.access.handle(peer, op, request, self.authorizer.is_admin(peer))
+            if reply["ok"] and op != "access-list":
+                log.warning("control: %s by %s (uid %d)", op, peer.user, peer.uid)
+            return reply
         if op == "record-audit":
             if self.on_audit is None:
                 return {"ok": False, "error": "this agent does not record audits"}
@@ -362,6 +375,7 @@ class ControlServer:
 def for_agent(config: Config, store: Store, *, on_scan_now: Callable[[], None],
               on_review: Callable[[dict[str, Any]], None],
               on_audit: Callable[[object], None] | None = None,
+              on_access: Callable[[Event], None] | None = None,
               apply_destinations: Callable[[tuple[ForwardDestination, ...]], dict[str, str]] | None = None
               ) -> ControlServer:
     """The control server an agent with this config serves (socket in its data dir)."""
@@ -373,6 +387,7 @@ def for_agent(config: Config, store: Store, *, on_scan_now: Callable[[], None],
     return ControlServer(socket_path(config.data_dir), store,
                          Authorizer(admin_group=config.agent.admin_group, owner_uid=owner),
                          on_scan_now=on_scan_now, on_review=on_review, on_audit=on_audit, info=info,
+                         access=AccessDesk(config.data_dir, on_access) if on_access is not None else None,
                          forwarding=ManagedDestinations(config, apply_destinations or _not_applied),
                          world_accessible=config.mode == "system")
 

@@ -1,0 +1,134 @@
+"""Access requests, approvals, refusals and revokes through a real running agent's control socket.
+
+The agent runs in a thread (user mode, as root); an ordinary account made for the test talks to the same
+socket from a forked child that has become that account, so the kernel (SO_PEERCRED) names it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.agent.access.conftest import Person, as_user
+from tests.agent.cli.helpers import run_cli
+from tests.gui.helpers import running_agent
+from tests.waiting import wait_for
+from weightwarden.agent import control
+from weightwarden.agent.access import grants
+from weightwarden.agent.store import Store
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="grants are written by root")
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    """A folder an ordinary account can enter (pytest's temporary folders are private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="ww-access-ops-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def ask(path: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return control.request(path, payload)
+
+
+def ask_as(person: Person, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+    code, message = as_user(person, lambda: json.dumps(control.request(path, payload)))
+    assert code == 0, message
+    reply: dict[str, Any] = json.loads(message)
+    return reply
+
+
+def access_records(database: str, count: int) -> list[dict[str, Any]]:
+    store = Store(database, read_only=True)
+    try:
+        def found() -> list[dict[str, Any]] | None:
+            records = [e for e in store.events() if e["event"]["action"].startswith("access-")]
+            return records if len(records) >= count else None
+
+        return wait_for(found, timeout=20, what=f"{count} access records in the store")
+    finally:
+        store.close()
+
+
+def test_requests_approvals_refusals_and_revokes_end_to_end(base: Path, person: Person) -> None:
+    with running_agent(base) as agent:
+        sock = agent.control.path
+        os.chmod(sock, 0o666)  # as in system mode: who may act is decided per request, by uid
+        data = agent.config.data_dir
+        # A user asks; what they claim about who they are is ignored, control characters are dropped.
+        mine = ask_as(person, sock, {"op": "access-request", "model": "llama", "program": "/usr/bin/python3",
+                                     "justification": "eval\x07 for ticket 42\nsecond line", "user": "root",
+                                     "uid": 0, "hours": 4})
+        assert mine["ok"], mine
+        asked = mine["request"]
+        assert (asked["uid"], asked["user"], asked["justification"], asked["seconds"]) == (
+            person.uid, person.name, "eval for ticket 42second line", 4 * 3600)
+        theirs = ask(sock, {"op": "access-request", "model": "mistral", "justification": "root's own"})
+        assert theirs["ok"], theirs
+        # Each sees what is theirs; an admin sees everything.
+        listed = ask_as(person, sock, {"op": "access-list"})
+        assert listed["admin"] is False and [r["id"] for r in listed["requests"]] == [asked["id"]]
+        everything = ask(sock, {"op": "access-list"})
+        assert {r["id"] for r in everything["requests"]} == {asked["id"], theirs["request"]["id"]}
+        # Admin ops are refused to the user, whatever they send.
+        for op, extra in (("access-grant", {"request": asked["id"]}), ("access-refuse", {"request": asked["id"]}),
+                          ("access-revoke", {"grant": "0123456789ab"})):
+            refused = ask_as(person, sock, {"op": op, **extra})
+            assert refused == {"ok": False, "error": f"{op} needs an admin (root or the admin group); "
+                                                     f"you are {person.name}"}
+        # Bad input gets a reason.
+        assert ask(sock, {"op": "access-grant", "request": "../../etc"})["error"] == \
+            "request '../../etc' is not an id (12 hex digits)"
+        assert ask(sock, {"op": "access-grant", "request": "0123456789ab"})["error"] == \
+            "no pending request 0123456789ab"
+        for hours in (0, -1, 169, "8", True):
+            bad = ask(sock, {"op": "access-grant", "request": asked["id"], "hours": hours})
+            assert not bad["ok"] and "hours must be" in bad["error"], (hours, bad)
+        assert "no such user" in ask(sock, {"op": "access-grant", "user": "no-such-user-ww", "model": "m"})["error"]
+        assert "justification is required" in ask_as(person, sock, {"op": "access-request", "model": "m",
+                                                                     "justification": " \n "})["error"]
+        assert "longer than 1000" in ask_as(person, sock, {"op": "access-request", "model": "m",
+                                                            "justification": "x" * 1001})["error"]
+        assert "absolute" in ask_as(person, sock, {"op": "access-request", "model": "m", "program": "python",
+                                                   "justification": "j"})["error"]
+        # The admin approves the user's request for 2 h: grants.json has it, naming the approver.
+        approved = ask(sock, {"op": "access-grant", "request": asked["id"], "hours": 2})
+        assert approved["ok"], approved
+        grant = approved["grant"]
+        on_file = grants.GrantBook(data).grants()
+        assert [(g.id, g.uid, g.model, g.program, g.granted_by) for g in on_file] == [
+            (grant["id"], person.uid, "llama", "/usr/bin/python3", 0)]
+        assert 7100 < on_file[0].expires_at - on_file[0].granted_at <= 7200
+        mine_now = ask_as(person, sock, {"op": "access-list"})
+        assert mine_now["requests"] == [] and [g["id"] for g in mine_now["grants"]] == [grant["id"]]
+        # Refuse root's request with a note, then revoke the grant; both ids are checked.
+        refused = ask(sock, {"op": "access-refuse", "request": theirs["request"]["id"], "note": "use the\x1b 8b"})
+        assert refused["ok"], refused
+        assert ask(sock, {"op": "access-refuse", "request": theirs["request"]["id"]})["error"].startswith(
+            "no pending request")
+        assert ask(sock, {"op": "access-revoke", "grant": "0123456789ab"})["error"] == "no grant 0123456789ab"
+        assert ask(sock, {"op": "access-revoke", "grant": grant["id"]})["ok"]
+        assert grants.GrantBook(data).grants() == ()
+        records = access_records(agent.config.database_path, 5)
+    actions = [r["event"]["action"] for r in records]
+    assert actions == ["access-requested", "access-requested", "access-granted", "access-refused", "access-revoked"]
+    sequences = [r["sequence"] for r in records]
+    assert sequences == sorted(sequences) and len(set(sequences)) == 5
+    requested = records[0]["details"]["request"]
+    assert (requested["id"], requested["uid"], requested["user"]) == (asked["id"], person.uid, person.name)
+    granted = records[2]["details"]
+    assert granted["approver"] == {"uid": 0, "user": "root"} and granted["request"] == asked["id"]
+    assert granted["grant"]["id"] == grant["id"]
+    assert records[3]["details"]["note"] == "use the 8b" and records[3]["details"]["refused_by"]["user"] == "root"
+    assert records[4]["details"]["grant"]["id"] == grant["id"]
+    verified = run_cli("verify", "--unsigned", "--config", str(agent.config_file), "--mode", "user")  # type: ignore[attr-defined]
+    assert verified.returncode == 0, verified.stdout + verified.stderr
