@@ -132,3 +132,43 @@ def test_requests_approvals_refusals_and_revokes_end_to_end(base: Path, person: 
     assert records[4]["details"]["grant"]["id"] == grant["id"]
     verified = run_cli("verify", "--unsigned", "--config", str(agent.config_file), "--mode", "user")  # type: ignore[attr-defined]
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_the_access_command_goes_through_the_running_agent(base: Path) -> None:
+    """`weightwarden access request|grant|refuse|list|revoke` take the app's path while the agent runs: the
+    control socket's checks answer (an id out of shape, too many hours), and approvals work by request id."""
+    with running_agent(base) as agent:
+        config = ["--config", str(agent.config_file), "--mode", "user"]  # type: ignore[attr-defined]
+        filed = run_cli("access", "request", "llama", "--justification", "nightly eval", "--for", "2h", *config)
+        assert filed.returncode == 0, filed.stderr
+        request_id = filed.stdout.split()[1]
+        assert f"weightwarden access grant --request {request_id}" in filed.stdout
+        other = run_cli("access", "request", "mistral", "--justification", "try it", *config)
+        other_id = other.stdout.split()[1]
+        listed = run_cli("access", "list", *config)
+        assert request_id in listed.stdout and other_id in listed.stdout and "2.0 h asked" in listed.stdout
+        too_long = run_cli("access", "grant", "--request", request_id, "--for", "8d", *config)
+        assert too_long.returncode == 2 and "hours must be more than 0 and at most 168" in too_long.stderr
+        bad_id = run_cli("access", "refuse", "nope", *config)
+        assert bad_id.returncode == 2 and "request 'nope' is not an id" in bad_id.stderr
+        granted = run_cli("access", "grant", "--request", request_id, *config)
+        assert granted.returncode == 0, granted.stderr
+        grant_id = granted.stdout.split()[1].rstrip(":")
+        (made,) = grants.GrantBook(agent.config.data_dir).grants()
+        assert made.id == grant_id and made.model == "llama" and made.expires_at - made.granted_at == 7200
+        refused = run_cli("access", "refuse", other_id, "--note", "not on this machine", *config)
+        assert refused.returncode == 0 and "refused request" in refused.stdout, refused.stderr
+        assert run_cli("access", "revoke", grant_id, *config).returncode == 0
+        again = run_cli("access", "revoke", grant_id, *config)
+        assert again.returncode == 2 and f"no grant {grant_id}" in again.stderr
+        records = access_records(agent.config.database_path, 5)
+    assert [r["event"]["action"] for r in records] == [
+        "access-requested", "access-requested", "access-granted", "access-refused", "access-revoked"]
+    assert records[3]["details"]["note"] == "not on this machine"
+    # Without the agent, refuse says what it needs; a grant falls back to root's direct path.
+    stopped = ["--config", str(agent.config_file), "--mode", "user"]  # type: ignore[attr-defined]
+    alone = run_cli("access", "refuse", "0123456789ab", *stopped)
+    assert alone.returncode == 2 and "needs the running agent" in alone.stderr
+    direct = run_cli("access", "grant", "root", "llama", "--for", "1h", *stopped)
+    assert direct.returncode == 0, direct.stderr
+    assert [g.model for g in grants.GrantBook(agent.config.data_dir).grants()] == ["llama"]
