@@ -16,6 +16,8 @@ import os
 import sys
 from typing import Any
 
+from weightwarden.agent.access.grants import GrantBook
+from weightwarden.agent.access.policy import load_policies
 from weightwarden.agent.audit import render
 from weightwarden.agent.audit.report import FLAGS, HIGH_RISK, AuditReport, audit
 from weightwarden.agent.cli.output import (
@@ -41,6 +43,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object (keys: agent/audit/report.py)")
     parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     parser.add_argument("--pdf", metavar="FILE", help="also write the report as PDF (rendered with Qt)")
+    parser.add_argument("--policy", metavar="PATH", action="append",
+                        help="access policy files or folders for the policy column (repeatable; default: the "
+                             "installed ones, as the agent loads them)")
     parser.add_argument("--record", action="store_true",
                         help="record the summary as an audit-summary event (chained and forwarded)")
     add_config_options(parser)
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         copies = [a for a in store.alerts() if a.get("rule") == "model-copy"]
     finally:
         store.close()
-    report = audit(files, copies)
+    report = audit(files, copies, policies=load_policies(args.policy), grants=GrantBook(config.data_dir).grants())
     if args.json:
         print(json.dumps(report.to_dict(), sort_keys=True))
     else:
