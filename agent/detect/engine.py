@@ -47,6 +47,11 @@ from weightwarden.agent.events import Action, Alert, Destination, Event, FileInf
 
 READ_ACTIONS = (Action.MODEL_READ, Action.MODEL_HELD)
 ACCESS_ACTIONS = (Action.MODEL_OPENED, Action.MODEL_READ, Action.MODEL_HELD)
+# The other actions rules judge: writes, connections, evidence touched, and the access policy's answers
+# (rules/detections/12_access_policy.yml).
+JUDGED_ACTIONS = frozenset({Action.MODEL_WRITTEN, Action.NETWORK_CONNECTION, Action.EVIDENCE_WRITTEN,
+                            Action.ACCESS_DENIED, Action.ACCESS_WOULD_DENY, Action.ACCESS_BREAK_GLASS_OPEN,
+                            Action.ACCESS_FAIL_OPEN})
 TIMELINE_LIMIT = 50
 TREE_IDLE_SECONDS = 3600.0
 
@@ -144,9 +149,7 @@ class DetectionEngine:
 
     def process(self, event: Event) -> list[Alert]:
         """Alerts (new incidents and incident updates) that this event causes."""
-        if event.action not in ACCESS_ACTIONS and event.action not in (Action.MODEL_WRITTEN,
-                                                                        Action.NETWORK_CONNECTION,
-                                                                        Action.EVIDENCE_WRITTEN):
+        if event.action not in ACCESS_ACTIONS and event.action not in JUDGED_ACTIONS:
             return []  # inventory, health and chain records carry no behaviour to judge
         self.events += 1
         now = event.time.timestamp()
