@@ -55,6 +55,7 @@ from weightwarden.agent.control_connections import DEFAULT_LIMITS, ConnectionSer
 from weightwarden.agent.events import Event
 from weightwarden.agent.paths import SYSTEM_DATA_DIR
 from weightwarden.agent.store import Store
+from weightwarden.agent.store.review_queries import AlertRow
 
 if TYPE_CHECKING:
     from weightwarden.agent.forward.managed import ManagedDestinations
@@ -193,6 +194,17 @@ def _json_type(value: object) -> str:
         type(value), type(value).__name__)
 
 
+def _my_alert(row: AlertRow) -> dict[str, Any]:
+    """One of the caller's own alerts: enough for the app to list it and to tell a refused open (which
+    program, which file) without the database."""
+    record = row.record
+    process = record.get("process") or {}
+    return {"id": row.id, "time": row.time, "severity": row.severity, "rule": row.rule, "title": row.title,
+            "model": row.model, "status": row.status, "incident": row.incident, "message": record.get("message", ""),
+            "paths": record.get("paths") or [],
+            "process": {k: process.get(k) for k in ("pid", "name", "executable", "user")}}
+
+
 def _error_line(reason: str) -> bytes:
     return json.dumps({"ok": False, "error": reason}).encode() + b"\n"
 
@@ -304,9 +316,7 @@ class ControlServer:
             return self._sync_test(request)
         if op == "my-alerts":  # the caller's own alerts: who they are comes from the kernel, not the request
             rows = self.store.review.alerts_of_user(peer.user, MY_ALERTS)
-            return {"ok": True, "alerts": [{"id": r.id, "time": r.time, "severity": r.severity, "rule": r.rule,
-                                            "title": r.title, "model": r.model, "status": r.status,
-                                            "message": r.record.get("message", "")} for r in rows]}
+            return {"ok": True, "alerts": [_my_alert(r) for r in rows]}
         if op.startswith("forward-"):
             return self._forward(peer, op, request)
         if op.startswith("access-"):

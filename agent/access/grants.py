@@ -85,9 +85,11 @@ def _user(uid: int) -> str:
 class GrantBook:
     """The grants file of one data dir. Reading is cheap: the parsed grants are kept until the file changes."""
 
-    def __init__(self, data_dir: str) -> None:
+    def __init__(self, data_dir: str, *, trusted_owners: tuple[int, ...] | None = None) -> None:
         self.folder = access_dir(data_dir)
         self.path = os.path.join(self.folder, "grants.json")
+        # Decisions trust only a file of the agent's own uid; a report shown to an admin also reads root's.
+        self.trusted_owners = trusted_owners if trusted_owners is not None else (os.geteuid(),)
         self._seen: tuple[int, int, int] | None = None
         self._grants: tuple[Grant, ...] = ()
 
@@ -108,7 +110,7 @@ class GrantBook:
             return ()
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if key != self._seen:
-            trusted = st.st_uid == os.geteuid() and not st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_IWGRP
+            trusted = st.st_uid in self.trusted_owners and not st.st_mode & (stat.S_IWOTH | stat.S_IWGRP)
             self._grants = self._read() if trusted else ()
             self._seen = key
         return self._grants

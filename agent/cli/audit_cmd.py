@@ -16,10 +16,9 @@ import os
 import sys
 from typing import Any
 
-from weightwarden.agent.access.grants import GrantBook
-from weightwarden.agent.access.policy import load_policies
 from weightwarden.agent.audit import render
-from weightwarden.agent.audit.report import FLAGS, HIGH_RISK, AuditReport, audit
+from weightwarden.agent.audit.from_store import audit_store
+from weightwarden.agent.audit.report import FLAGS, HIGH_RISK, AuditReport
 from weightwarden.agent.cli.output import (
     EXIT_FINDINGS,
     EXIT_OK,
@@ -56,11 +55,9 @@ def run(args: argparse.Namespace) -> int:
     config = config_from(args)
     store = Store(config.database_path, read_only=True)
     try:
-        files = store.model_files()
-        copies = [a for a in store.alerts() if a.get("rule") == "model-copy"]
+        report = audit_store(store, config.data_dir, args.policy)
     finally:
         store.close()
-    report = audit(files, copies, policies=load_policies(args.policy), grants=GrantBook(config.data_dir).grants())
     if args.json:
         print(json.dumps(report.to_dict(), sort_keys=True))
     else:
