@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QTabWidget, QVBoxLayout,
 
 from weightwarden.agent.config import Config
 from weightwarden.agent.store.review_queries import AlertFilter
-from weightwarden.gui.access_request import Refusal, RequestAccessDialog, notification_text
+from weightwarden.gui.access_request import ACCESS_RULES, Refusal, RequestAccessDialog, notification_text
 from weightwarden.gui.access_watch import AccessWatch
 from weightwarden.gui.export import export_csv, export_incident, export_json
 from weightwarden.gui.rule_catalog import rules_in_effect
@@ -168,6 +168,8 @@ class MainWindow(QMainWindow):
         new = review.alerts_after(self._notify_sequence, AlertFilter(min_severity=self.tray.notify_severity),
                                   limit=100)
         self._notify_sequence = max([self._notify_sequence, review.max_sequence()])
+        me = _user()  # a refused open of the user's own program is told by the access watch, not twice
+        new = [a for a in new if not (a.rule in ACCESS_RULES and (a.record.get("process") or {}).get("user") == me)]
         if new:
             self.tray.new_alerts(new)
 

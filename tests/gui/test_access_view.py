@@ -243,3 +243,17 @@ def test_a_limited_users_refusals_come_from_the_agents_my_alerts(tmp_path: Path,
         server.stop()
         store.close()
     assert [(r.model, r.program, r.enforced, r.user) for r in told] == [("llama", "/usr/bin/python3.11", False, me)]
+
+
+def test_a_refused_open_loud_enough_for_the_alert_notification_is_told_once(
+        app: tuple[Any, MainWindow], qtbot: QtBot, window_factory: Any) -> None:
+    agent, _ = app
+    window = window_factory(Path(agent.config.database_path), control_path=agent.control.path, tray=True,
+                            poll_ms=50, notify_severity=0)
+    told: list[str] = []
+    assert window.tray is not None
+    window.tray.notified.connect(lambda title, _body: told.append(title))
+    agent.record(refused_open(_user(), 4400))
+    qtbot.waitUntil(lambda: bool(told), timeout=15_000)
+    qtbot.wait(300)  # several polls in which the alert notification could have told it again
+    assert told == ["Weightwarden: access to llama refused"]
