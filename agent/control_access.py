@@ -36,6 +36,7 @@ MAX_MODEL_CHARS = 512
 MAX_PROGRAM_CHARS = 4096  # PATH_MAX
 MAX_JUSTIFICATION_CHARS = 1000
 MAX_NOTE_CHARS = 1000
+MAX_PENDING_PER_USER = 20  # each is a file in the agent's data dir and a chained record: no flooding either
 _ID = re.compile(r"^[0-9a-f]{12}$")  # grants.py's ids: secrets.token_hex(6)
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$")
 _SHA256_PROGRAM = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
@@ -129,6 +130,9 @@ class AccessDesk:
         program = _program(request)
         justification = _text(request, "justification", MAX_JUSTIFICATION_CHARS, required=True)
         hours = _hours(request)
+        if sum(r.uid == peer.uid for r in grants.pending_requests(self.data_dir)) >= MAX_PENDING_PER_USER:
+            raise Refused(f"you have {MAX_PENDING_PER_USER} requests waiting for an admin; ask again once they "
+                          "are answered")
         try:
             made = grants.request_for(self.data_dir, peer.uid, peer.gid, model, program, justification, hours * 3600)
         except ValueError as error:

@@ -22,6 +22,7 @@ import os
 import pwd
 import secrets
 import stat
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
@@ -31,6 +32,9 @@ from weightwarden.agent.access.policy import glob_match
 from weightwarden.agent.events import Action, Category, Event
 
 DEFAULT_SECONDS = 8 * 3600
+# grants.json is read, changed and replaced whole: in the agent, the control socket's workers (grant, revoke)
+# and the dispatcher (sweep) would otherwise lose each other's changes or share a temporary file.
+_BOOK_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +155,8 @@ class GrantBook:
             raise ValueError(f"no such user {user!r}") from None
         approver = _admin_uid() if granted_by is None else granted_by
         made = Grant(secrets.token_hex(6), user, uid, model, program, approver, now, now + seconds, justification)
-        self._write((*self.grants(), made))
+        with _BOOK_LOCK:
+            self._write((*self.grants(), made))
         # the user's requests for this model are answered
         for item in pending_requests(os.path.dirname(self.folder)):
             if item.uid == uid and item.model == model:
@@ -165,10 +170,11 @@ class GrantBook:
 
     def revoke(self, grant_id: str, *, revoked_by: int | None = None) -> Grant:
         _require_root("revoke access")
-        found = next((g for g in self.grants() if g.id == grant_id), None)
-        if found is None:
-            raise KeyError(grant_id)
-        self._write(g for g in self.grants() if g.id != grant_id)
+        with _BOOK_LOCK:
+            found = next((g for g in self.grants() if g.id == grant_id), None)
+            if found is None:
+                raise KeyError(grant_id)
+            self._write(g for g in self.grants() if g.id != grant_id)
         by = _admin_uid() if revoked_by is None else revoked_by
         _append_record(self.folder, Action.ACCESS_REVOKED,
                        f"grant {grant_id} for {found.user} revoked by {_user(by)}", found,
@@ -178,9 +184,11 @@ class GrantBook:
     def sweep(self, now: float | None = None) -> list[Grant]:
         """Remove expired grants and record their end (root: the agent, or an admin's command)."""
         now = time.time() if now is None else now
-        expired = [g for g in self.grants() if g.expires_at <= now]
+        with _BOOK_LOCK:
+            expired = [g for g in self.grants() if g.expires_at <= now]
+            if expired and os.geteuid() == 0:
+                self._write(g for g in self.grants() if g.expires_at > now)
         if expired and os.geteuid() == 0:
-            self._write(g for g in self.grants() if g.expires_at > now)
             for grant in expired:
                 _append_record(self.folder, Action.ACCESS_GRANT_EXPIRED,
                                f"grant {grant.id} for {grant.user} on {grant.model} expired", grant)
@@ -270,7 +278,10 @@ def refuse(data_dir: str, request_id: str, note: str, refused_by: int) -> Reques
     found = find_request(data_dir, request_id)
     if found is None:
         raise KeyError(request_id)
-    os.unlink(found.file)
+    try:
+        os.unlink(found.file)
+    except FileNotFoundError:  # answered meanwhile (granted, refused by another admin)
+        raise KeyError(request_id) from None
     _append_record(access_dir(data_dir), Action.ACCESS_REFUSED,
                    f"request {found.id} of {found.user} for {found.model} refused by {_user(refused_by)}"
                    + (f": {note}" if note else ""), None,

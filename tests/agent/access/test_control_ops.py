@@ -172,3 +172,24 @@ def test_the_access_command_goes_through_the_running_agent(base: Path) -> None:
     direct = run_cli("access", "grant", "root", "llama", "--for", "1h", *stopped)
     assert direct.returncode == 0, direct.stderr
     assert [g.model for g in grants.GrantBook(agent.config.data_dir).grants()] == ["llama"]
+
+
+def test_a_user_cannot_flood_the_request_folder(tmp_path: Path) -> None:
+    from weightwarden.agent.control import Peer
+    from weightwarden.agent.control_access import MAX_PENDING_PER_USER, AccessDesk
+    from weightwarden.agent.events import Event
+
+    recorded: list[Event] = []
+    desk = AccessDesk(str(tmp_path), recorded.append)
+    someone = Peer(pid=1, uid=64123, gid=64123)
+    ask_for = {"model": "llama", "justification": "eval"}
+    for _ in range(MAX_PENDING_PER_USER):
+        assert desk.handle(someone, "access-request", ask_for, admin=False)["ok"]
+    refused = desk.handle(someone, "access-request", ask_for, admin=False)
+    assert refused == {"ok": False, "error": f"you have {MAX_PENDING_PER_USER} requests waiting for an admin; "
+                                             "ask again once they are answered"}
+    assert desk.handle(Peer(pid=1, uid=0, gid=0), "access-request", ask_for, admin=True)["ok"]  # others may
+    pending = grants.pending_requests(str(tmp_path))
+    assert sorted(r.uid for r in pending) == [0] + [64123] * MAX_PENDING_PER_USER
+    assert len(recorded) == MAX_PENDING_PER_USER + 1
+    assert grants.take_pending(str(tmp_path)) == []  # recorded once: at filing, never again by the poll
