@@ -193,3 +193,28 @@ def test_a_user_cannot_flood_the_request_folder(tmp_path: Path) -> None:
     assert sorted(r.uid for r in pending) == [0] + [64123] * MAX_PENDING_PER_USER
     assert len(recorded) == MAX_PENDING_PER_USER + 1
     assert grants.take_pending(str(tmp_path)) == []  # recorded once: at filing, never again by the poll
+
+
+def test_grants_made_at_once_on_several_threads_are_all_kept(tmp_path: Path) -> None:
+    """The agent grants on its socket's worker threads while its dispatcher sweeps: no change is lost."""
+    import threading
+
+    book = grants.GrantBook(str(tmp_path))
+    start = threading.Barrier(8)
+    failures: list[BaseException] = []
+
+    def grant_ten() -> None:
+        start.wait()
+        try:
+            for _ in range(10):
+                grants.GrantBook(str(tmp_path)).grant("root", "llama", None, 3600)
+                grants.GrantBook(str(tmp_path)).sweep()
+        except BaseException as error:  # reported below, with the count
+            failures.append(error)
+
+    threads = [threading.Thread(target=grant_ten) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == [] and len(book.grants()) == 80
