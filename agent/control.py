@@ -1,9 +1,9 @@
 """The agent's local control socket: how the app (or any local tool) asks the agent to act.
 
 A Unix stream socket in the data dir; one JSON object per line each way. The caller is identified by
-the kernel (SO_PEERCRED), never by anything it claims. Anyone may add a justification, ask for a scan
-or ping; acknowledge, resolve, false-positive, reopen and listing, testing or changing SIEM destinations
-are for admins:
+the kernel (SO_PEERCRED), never by anything it claims. Anyone may add a justification, ask for a scan,
+ping, or request access to a model for themselves; acknowledge, resolve, false-positive, reopen, listing,
+testing or changing SIEM destinations, and approving, refusing or revoking access are for admins:
 root, members of `[agent] admin_group`, and (user mode only) the user the agent runs as, since it is
 their own agent.
 The agent applies a request by recording it through the store; the app never writes the database.
@@ -19,10 +19,10 @@ The agent applies a request by recording it through the store; the app never wri
     {"op": "forward-remove", "name": "NAME"}                                      admins: remove one
     {"op": "record-audit", "summary": {...}}      admins: an audit's summary, recorded as an audit-summary
                                                   event (`weightwarden audit --record`, agent/audit/record.py)
+        (both checked by the config schema, kept in the data dir's drop-in, applied live: forward/managed.py)
     {"op": "access-request" | "access-list"}     anyone (a request is the caller's own; a non-admin lists
                                                   only their own requests and grants)
     {"op": "access-grant" | "access-refuse" | "access-revoke"}   admins: fields in agent/control_access.py
-        (both checked by the config schema, kept in the data dir's drop-in, applied live: forward/managed.py)
   -> {"ok": true, ...} or {"ok": false, "error": "why"}
 
 Every request line gets a reply line, a malformed one (not UTF-8, not JSON, nested deeper than MAX_DEPTH,

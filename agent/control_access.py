@@ -15,6 +15,7 @@ module only checks and bounds what a caller sent. Grants need root (the agent of
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -83,6 +84,14 @@ def _hours(request: dict[str, Any]) -> float:
     if not 0 < value <= MAX_HOURS:
         raise Refused(f"hours must be more than 0 and at most {MAX_HOURS}")
     return float(value)
+
+
+def _asked_hours(asked: grants.Request) -> float:
+    """The time a request asked, within bounds: a request file a user dropped themselves says what it likes."""
+    hours = asked.seconds / 3600
+    if not math.isfinite(hours) or hours <= 0:
+        return DEFAULT_HOURS
+    return min(hours, MAX_HOURS)
 
 
 def _id(request: dict[str, Any], key: str) -> str:
@@ -157,7 +166,7 @@ class AccessDesk:
             asked = grants.find_request(self.data_dir, request_id)
             if asked is None:
                 raise Refused(f"no pending request {request_id}")
-            hours = _hours(request) if "hours" in request else min(asked.seconds / 3600, MAX_HOURS)
+            hours = _hours(request) if "hours" in request else _asked_hours(asked)
             user, model, program, why = asked.user, asked.model, asked.program, asked.justification
         else:
             request_id = None

@@ -218,3 +218,25 @@ def test_grants_made_at_once_on_several_threads_are_all_kept(tmp_path: Path) -> 
     for thread in threads:
         thread.join(timeout=60)
     assert failures == [] and len(book.grants()) == 80
+
+
+def test_an_approval_bounds_the_time_a_dropped_request_file_asked(tmp_path: Path) -> None:
+    """A request a user dropped into the folder themselves says what it likes: approved, it gets at most
+    7 days, and 8 h when what it asked is no time at all."""
+    from weightwarden.agent.control import Peer
+    from weightwarden.agent.control_access import MAX_HOURS, AccessDesk
+
+    folder = Path(grants.prepare_requests_dir(str(tmp_path)))
+    asked = {"forever": 1e12, "nan": float("nan"), "negative": -5.0}
+    for index, (name, seconds) in enumerate(asked.items()):
+        (folder / f"0-{index:012x}.json").write_text(json.dumps(
+            {"id": f"{index:012x}", "model": name, "program": None, "justification": "j", "seconds": seconds,
+             "time": 0}))
+    desk = AccessDesk(str(tmp_path), lambda _event: None)
+    root = Peer(pid=1, uid=0, gid=0)
+    granted = {}
+    for index, name in enumerate(asked):
+        reply = desk.handle(root, "access-grant", {"request": f"{index:012x}"}, admin=True)
+        assert reply["ok"], reply
+        granted[name] = reply["grant"]["expires_at"] - reply["grant"]["granted_at"]
+    assert granted == {"forever": MAX_HOURS * 3600, "nan": 8 * 3600, "negative": 8 * 3600}
