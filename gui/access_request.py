@@ -7,6 +7,8 @@ socket (agent/control_access.py); the agent files it as the caller the kernel na
 
 from __future__ import annotations
 
+import os
+import pwd
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +54,14 @@ def refusal_of(record: dict[str, Any]) -> Refusal | None:
                    str(record.get("model") or (paths[0] if paths else "")),
                    str(process.get("executable") or process.get("name") or ""), str(process.get("user") or ""),
                    reason)
+
+
+def current_user() -> str:
+    """The app user's name, as the agent's records name users (process.user)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
 
 
 def notification_text(refusal: Refusal) -> tuple[str, str]:

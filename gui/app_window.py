@@ -15,7 +15,13 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QTabWidget, QVBoxLayout,
 
 from weightwarden.agent.config import Config
 from weightwarden.agent.store.review_queries import AlertFilter
-from weightwarden.gui.access_request import ACCESS_RULES, Refusal, RequestAccessDialog, notification_text
+from weightwarden.gui.access_request import (
+    ACCESS_RULES,
+    Refusal,
+    RequestAccessDialog,
+    current_user,
+    notification_text,
+)
 from weightwarden.gui.access_watch import AccessWatch
 from weightwarden.gui.export import export_csv, export_incident, export_json
 from weightwarden.gui.rule_catalog import rules_in_effect
@@ -70,7 +76,7 @@ class MainWindow(QMainWindow):
             self.tray.openRequested.connect(self.bring_to_front)
             self.tray.quitRequested.connect(self.close)
         self._notify_sequence = self.source.review.max_sequence() if self.source.review else 0
-        self.access_watch = AccessWatch(_user())
+        self.access_watch = AccessWatch(current_user())
         if self.source.review is not None:
             self.access_watch.from_store(self.source.review)  # what is there already is not news
         self.access_watch.refused.connect(self._access_refused)
@@ -168,7 +174,7 @@ class MainWindow(QMainWindow):
         new = review.alerts_after(self._notify_sequence, AlertFilter(min_severity=self.tray.notify_severity),
                                   limit=100)
         self._notify_sequence = max([self._notify_sequence, review.max_sequence()])
-        me = _user()  # a refused open of the user's own program is told by the access watch, not twice
+        me = current_user()  # a refused open of the user's own program is told by the access watch, not twice
         new = [a for a in new if not (a.rule in ACCESS_RULES and (a.record.get("process") or {}).get("user") == me)]
         if new:
             self.tray.new_alerts(new)

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from weightwarden.agent.store.review_queries import AlertRow
-from weightwarden.gui.access_request import Refusal, refusal_of
+from weightwarden.gui.access_request import Refusal, current_user, refusal_of
 from weightwarden.gui.report import AlertDetail, alert_html
 from weightwarden.gui.source import AgentStatus, DataSource
 
@@ -123,7 +123,9 @@ class AlertDetailView(QWidget):
         self.request_button.setEnabled(refusal is not None and agent.reachable)
 
     def _refusal(self) -> Refusal | None:
-        return refusal_of(self.detail.alert.record) if self.detail is not None else None
+        """The refused open shown, when it was the app user's own (a request is always for oneself)."""
+        refusal = refusal_of(self.detail.alert.record) if self.detail is not None else None
+        return refusal if refusal is not None and refusal.user in ("", current_user()) else None
 
     def _request_access(self) -> None:
         refusal = self._refusal()

@@ -149,6 +149,13 @@ def test_the_alert_detail_offers_request_access_for_a_refused_open_only(app: tup
     assert [(r.model, r.program, r.enforced) for r in asked] == [("llama", "/usr/bin/python3.11", False)]
     window.alerts.detail.show_alert(None)
     assert button.isHidden()
+    agent.record(refused_open("ana", 4301, enforced=False))  # someone else's: a request is for oneself
+    qtbot.waitUntil(lambda: len(stored_alerts(agent.config.database_path, "access-would-deny")) == 2,
+                    timeout=15_000)
+    theirs = next(a["id"] for a in stored_alerts(agent.config.database_path, "access-would-deny")
+                  if a["process"]["user"] == "ana")
+    window.alerts.detail.show_alert(theirs)
+    assert window.alerts.detail.detail is not None and button.isHidden()
 
 
 @pytest.fixture
