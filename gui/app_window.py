@@ -152,6 +152,8 @@ class MainWindow(QMainWindow):
     def _database_opened(self) -> None:
         self._update_banner()
         self._notify_sequence = self.source.review.max_sequence() if self.source.review else 0
+        if self.source.review is not None:  # the first look sets what is not news; later ones tell what came
+            self.access_watch.from_store(self.source.review)
         self.alerts.reload()
         self._refresh_visible()
 
