@@ -151,7 +151,7 @@ class AccessDesk:
 
     def _list(self, peer: Peer, admin: bool) -> dict[str, Any]:
         now = time.time()
-        pending = grants.pending_requests(self.data_dir)
+        pending = sorted(grants.pending_requests(self.data_dir), key=lambda r: r.time)  # oldest waiting first
         active = grants.GrantBook(self.data_dir).active(now)
         if not admin:
             pending = [r for r in pending if r.uid == peer.uid]

@@ -102,6 +102,7 @@ class RequestAccessDialog(QDialog):
         self.model.textChanged.connect(self._bound)
         self.hours = QDoubleSpinBox()
         self.hours.setRange(0.5, MAX_HOURS)
+        self.hours.setDecimals(1)
         self.hours.setValue(8)
         self.hours.setSuffix(" h")
         form.addRow("Model", self.model)

@@ -68,6 +68,7 @@ class AccessView(QWidget):
         review.setContentsMargins(0, 0, 0, 0)
         self.hours = QDoubleSpinBox()
         self.hours.setRange(0.5, MAX_HOURS)
+        self.hours.setDecimals(1)
         self.hours.setValue(DEFAULT_HOURS)
         self.hours.setSuffix(" h")
         self.approve_button = QPushButton("Approve")
