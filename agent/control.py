@@ -1,9 +1,9 @@
 """The agent's local control socket: how the app (or any local tool) asks the agent to act.
 
 A Unix stream socket in the data dir; one JSON object per line each way. The caller is identified by
-the kernel (SO_PEERCRED), never by anything it claims. Anyone may add a justification, ask for a scan
-or ping; acknowledge, resolve, false-positive, reopen and listing, testing or changing SIEM destinations
-are for admins:
+the kernel (SO_PEERCRED), never by anything it claims. Anyone may add a justification, ask for a scan,
+ping, or request access to a model for themselves; acknowledge, resolve, false-positive, reopen, listing,
+testing or changing SIEM destinations, and approving, refusing or revoking access are for admins:
 root, members of `[agent] admin_group`, and (user mode only) the user the agent runs as, since it is
 their own agent.
 The agent applies a request by recording it through the store; the app never writes the database.
@@ -20,6 +20,9 @@ The agent applies a request by recording it through the store; the app never wri
     {"op": "record-audit", "summary": {...}}      admins: an audit's summary, recorded as an audit-summary
                                                   event (`weightwarden audit --record`, agent/audit/record.py)
         (both checked by the config schema, kept in the data dir's drop-in, applied live: forward/managed.py)
+    {"op": "access-request" | "access-list"}     anyone (a request is the caller's own; a non-admin lists
+                                                  only their own requests and grants)
+    {"op": "access-grant" | "access-refuse" | "access-revoke"}   admins: fields in agent/control_access.py
   -> {"ok": true, ...} or {"ok": false, "error": "why"}
 
 Every request line gets a reply line, a malformed one (not UTF-8, not JSON, nested deeper than MAX_DEPTH,
@@ -47,9 +50,12 @@ from typing import TYPE_CHECKING, Any
 
 from weightwarden.agent import __version__
 from weightwarden.agent.config import Config, ForwardDestination
+from weightwarden.agent.control_access import ADMIN_ACCESS_OPS, ANYONE_ACCESS_OPS, AccessDesk
 from weightwarden.agent.control_connections import DEFAULT_LIMITS, ConnectionServer, Limits
+from weightwarden.agent.events import Event
 from weightwarden.agent.paths import SYSTEM_DATA_DIR
 from weightwarden.agent.store import Store
+from weightwarden.agent.store.review_queries import AlertRow
 
 if TYPE_CHECKING:
     from weightwarden.agent.forward.managed import ManagedDestinations
@@ -61,8 +67,8 @@ MAX_TEXT_CHARS = 4000
 # Destinations are admins' business: their hosts, users and file paths are not every local user's to read, and
 # a live test writes a record into the SIEM.
 ADMIN_OPS = frozenset({"acknowledge", "resolve", "false-positive", "reopen", "forward-set", "forward-remove",
-                       "forward-list", "sync-test", "record-audit"})
-ANYONE_OPS = frozenset({"ping", "justify", "scan-now", "my-alerts"})
+                       "forward-list", "sync-test", "record-audit", *ADMIN_ACCESS_OPS})
+ANYONE_OPS = frozenset({"ping", "justify", "scan-now", "my-alerts", *ANYONE_ACCESS_OPS})
 MAX_DEPTH = 8  # nesting of a request's JSON; the deepest real one (forward-set) has 2
 MY_ALERTS = 500  # "my-alerts": the newest alerts about the caller's own processes, for a non-admin's app
 SCAN_NOW_INTERVAL = 10.0  # seconds between scans anyone may trigger
@@ -188,6 +194,17 @@ def _json_type(value: object) -> str:
         type(value), type(value).__name__)
 
 
+def _my_alert(row: AlertRow) -> dict[str, Any]:
+    """One of the caller's own alerts: enough for the app to list it and to tell a refused open (which
+    program, which file) without the database."""
+    record = row.record
+    process = record.get("process") or {}
+    return {"id": row.id, "time": row.time, "severity": row.severity, "rule": row.rule, "title": row.title,
+            "model": row.model, "status": row.status, "incident": row.incident, "message": record.get("message", ""),
+            "paths": record.get("paths") or [],
+            "process": {k: process.get(k) for k in ("pid", "name", "executable", "user")}}
+
+
 def _error_line(reason: str) -> bytes:
     return json.dumps({"ok": False, "error": reason}).encode() + b"\n"
 
@@ -199,10 +216,11 @@ class ControlServer:
                  on_scan_now: Callable[[], None] | None = None,
                  on_review: Callable[[dict[str, Any]], None] | None = None,
                  on_audit: Callable[[object], None] | None = None,
-                 forwarding: ManagedDestinations | None = None,
+                 forwarding: ManagedDestinations | None = None, access: AccessDesk | None = None,
                  info: dict[str, Any] | None = None, world_accessible: bool = False,
                  limits: Limits = DEFAULT_LIMITS) -> None:
         self.path = path
+        self.access = access  # requests and grants (agent/control_access.py)
         self.store = store
         self.authorizer = authorizer
         self.on_scan_now = on_scan_now
@@ -298,11 +316,16 @@ class ControlServer:
             return self._sync_test(request)
         if op == "my-alerts":  # the caller's own alerts: who they are comes from the kernel, not the request
             rows = self.store.review.alerts_of_user(peer.user, MY_ALERTS)
-            return {"ok": True, "alerts": [{"id": r.id, "time": r.time, "severity": r.severity, "rule": r.rule,
-                                            "title": r.title, "model": r.model, "status": r.status,
-                                            "message": r.record.get("message", "")} for r in rows]}
+            return {"ok": True, "alerts": [_my_alert(r) for r in rows]}
         if op.startswith("forward-"):
             return self._forward(peer, op, request)
+        if op.startswith("access-"):
+            if self.access is None:
+                return {"ok": False, "error": "this agent does not handle access requests"}
+            reply: dict[str, Any] = self.access.handle(peer, op, request, self.authorizer.is_admin(peer))
+            if reply["ok"] and op != "access-list":
+                log.warning("control: %s by %s (uid %d)", op, peer.user, peer.uid)
+            return reply
         if op == "record-audit":
             if self.on_audit is None:
                 return {"ok": False, "error": "this agent does not record audits"}
@@ -362,6 +385,7 @@ class ControlServer:
 def for_agent(config: Config, store: Store, *, on_scan_now: Callable[[], None],
               on_review: Callable[[dict[str, Any]], None],
               on_audit: Callable[[object], None] | None = None,
+              on_access: Callable[[Event], None] | None = None,
               apply_destinations: Callable[[tuple[ForwardDestination, ...]], dict[str, str]] | None = None
               ) -> ControlServer:
     """The control server an agent with this config serves (socket in its data dir)."""
@@ -373,6 +397,7 @@ def for_agent(config: Config, store: Store, *, on_scan_now: Callable[[], None],
     return ControlServer(socket_path(config.data_dir), store,
                          Authorizer(admin_group=config.agent.admin_group, owner_uid=owner),
                          on_scan_now=on_scan_now, on_review=on_review, on_audit=on_audit, info=info,
+                         access=AccessDesk(config.data_dir, on_access) if on_access is not None else None,
                          forwarding=ManagedDestinations(config, apply_destinations or _not_applied),
                          world_accessible=config.mode == "system")
 

@@ -175,6 +175,7 @@ class Action(StrEnum):
     AUDIT_SUMMARY = "audit-summary"
     # Access policy (issue 17, agent/access/grants.py): requests, time-boxed grants, their end, break-glass.
     ACCESS_REQUESTED = "access-requested"
+    ACCESS_REFUSED = "access-refused"  # an admin turned a request down, with a note (agent/control_access.py)
     ACCESS_GRANTED = "access-granted"
     ACCESS_REVOKED = "access-revoked"
     ACCESS_GRANT_EXPIRED = "access-grant-expired"

@@ -162,6 +162,7 @@ class Agent:
             config, self.store, on_scan_now=lambda: app(RescanRequest(tuple(self.scope.protected_roots), "scan now")),
             on_review=lambda review: app(_review_event(review)),
             on_audit=lambda summary: app(summary_event(summary)),  # `weightwarden audit --record`
+            on_access=app,  # requests filed for a caller, recorded at once (agent/control_access.py)
             apply_destinations=self.evidence.forwarders.apply)  # live, from the app
         # Models anywhere under the homes and configured trees, at idle priority (agent/discovery); only when
         # the policy can protect models outside the roots. `discovery_roots` is where per-user homes plug in.

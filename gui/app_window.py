@@ -1,4 +1,7 @@
-"""The main window: a state banner, then Overview, Alerts (with detail), Models and Sync tabs."""
+"""The main window: a state banner, then Overview, Alerts (with detail), Models, Access, Audit and Sync tabs.
+
+A refused open of the user's own program (access-denied / access-would-deny) is told at once through the
+tray (gui/access_watch.py), with a way to request access (gui/access_request.py)."""
 
 from __future__ import annotations
 
@@ -6,24 +9,35 @@ import os
 import pwd
 import time
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from weightwarden.agent.config import Config
 from weightwarden.agent.store.review_queries import AlertFilter
+from weightwarden.gui.access_request import (
+    ACCESS_RULES,
+    Refusal,
+    RequestAccessDialog,
+    current_user,
+    notification_text,
+)
+from weightwarden.gui.access_watch import AccessWatch
 from weightwarden.gui.export import export_csv, export_incident, export_json
 from weightwarden.gui.rule_catalog import rules_in_effect
 from weightwarden.gui.source import AgentStatus, DataSource
 from weightwarden.gui.tray import Tray
+from weightwarden.gui.views.access_view import AccessView
 from weightwarden.gui.views.alerts_view import AlertsView
+from weightwarden.gui.views.audit_view import AuditView
 from weightwarden.gui.views.models_view import ModelsView
 from weightwarden.gui.views.my_alerts_view import MyAlertsView
 from weightwarden.gui.views.overview_view import OverviewView
 from weightwarden.gui.views.sync_view import SyncView
 from weightwarden.gui.widgets import Banner
 
-VIEWS = ("overview", "alerts", "models", "sync")
+VIEWS = ("overview", "alerts", "models", "access", "audit", "sync")
+MINE_POLL_MS = 5000  # a limited user's own alerts (and refused opens) are asked of the agent this often
 OVERVIEW_REFRESH_SECONDS = 30.0  # its aggregates cost up to a second on a million alerts
 
 
@@ -44,9 +58,12 @@ class MainWindow(QMainWindow):
         self.alerts = AlertsView(self.source)
         self.models = ModelsView(self.source)
         self.sync = SyncView(self.source, config)
+        self.access = AccessView(self.source)  # requests and grants, through the agent (anyone)
+        self.audit = AuditView(self.source)
         self.mine = MyAlertsView(self.source)  # only for users the database is closed to (limited view)
         for view, title in ((self.overview, "Overview"), (self.alerts, "Alerts"), (self.models, "Models"),
-                            (self.sync, "Central sync"), (self.mine, "Your alerts")):
+                            (self.access, "Access"), (self.audit, "Audit"), (self.sync, "Central sync"),
+                            (self.mine, "Your alerts")):
             self.tabs.addTab(view, title)
         self._limited = False
         self.tabs.setCurrentWidget(self.alerts)
@@ -59,6 +76,20 @@ class MainWindow(QMainWindow):
             self.tray.openRequested.connect(self.bring_to_front)
             self.tray.quitRequested.connect(self.close)
         self._notify_sequence = self.source.review.max_sequence() if self.source.review else 0
+        self.access_watch = AccessWatch(current_user())
+        if self.source.review is not None:
+            self.access_watch.from_store(self.source.review)  # what is there already is not news
+        self.access_watch.refused.connect(self._access_refused)
+        self.mine.loaded.connect(self.access_watch.from_mine)
+        self.request_dialog: RequestAccessDialog | None = None
+        if self.tray is not None:
+            self.tray.requestAccess.connect(self.request_access)
+        self.alerts.detail.requestAccess.connect(self.request_access)
+        self.access.requestAccess.connect(self.request_access)
+        self._mine_timer = QTimer(self)
+        self._mine_timer.setInterval(MINE_POLL_MS)
+        self._mine_timer.timeout.connect(self._poll_mine)
+        self._mine_timer.start()
         self._overview_at = time.monotonic()
         self.source.changed.connect(self._database_changed)
         self.source.opened.connect(self._database_opened)
@@ -104,7 +135,7 @@ class MainWindow(QMainWindow):
     def _show_limited(self, limited: bool) -> None:
         """A user outside the admin group gets the "Your alerts" tab instead of the database's views."""
         index = self.tabs.indexOf(self.mine)
-        for view in (self.overview, self.alerts, self.models, self.sync):
+        for view in (self.overview, self.alerts, self.models, self.audit, self.sync):
             self.tabs.setTabVisible(self.tabs.indexOf(view), not limited)
         self.tabs.setTabVisible(index, limited)
         if limited and not self._limited:
@@ -121,6 +152,8 @@ class MainWindow(QMainWindow):
     def _database_opened(self) -> None:
         self._update_banner()
         self._notify_sequence = self.source.review.max_sequence() if self.source.review else 0
+        if self.source.review is not None:  # the first look sets what is not news; later ones tell what came
+            self.access_watch.from_store(self.source.review)
         self.alerts.reload()
         self._refresh_visible()
 
@@ -130,6 +163,9 @@ class MainWindow(QMainWindow):
             return
         self.alerts.refresh_live()
         self._notify()
+        review = self.source.review
+        if review is not None:
+            self.access_watch.from_store(review)
         if time.monotonic() - self._overview_at > OVERVIEW_REFRESH_SECONDS:
             self._refresh_visible()
 
@@ -140,6 +176,8 @@ class MainWindow(QMainWindow):
         new = review.alerts_after(self._notify_sequence, AlertFilter(min_severity=self.tray.notify_severity),
                                   limit=100)
         self._notify_sequence = max([self._notify_sequence, review.max_sequence()])
+        me = current_user()  # a refused open of the user's own program is told by the access watch, not twice
+        new = [a for a in new if not (a.rule in ACCESS_RULES and (a.record.get("process") or {}).get("user") == me)]
         if new:
             self.tray.new_alerts(new)
 
@@ -153,16 +191,48 @@ class MainWindow(QMainWindow):
             self.models.refresh()
         elif current is self.sync:
             self.sync.refresh()
+        elif current is self.access:
+            self.access.refresh()
+        elif current is self.audit and self.audit.report is None:  # then on demand: it stats every file
+            self.audit.refresh()
 
     def show_view(self, name: str) -> None:
-        """Bring a view forward: overview, alerts, models, sync, or detail (the first alert opened)."""
+        """Bring a view forward: one of VIEWS, or detail (the first alert opened)."""
         if name == "detail":
             self.tabs.setCurrentWidget(self.alerts)
             if self.alerts.model.rowCount():
                 self.alerts.select_row(0)
             self.alerts.splitter.setSizes([560, 720])
             return
-        self.tabs.setCurrentIndex(VIEWS.index(name))
+        self.tabs.setCurrentWidget({"overview": self.overview, "alerts": self.alerts, "models": self.models,
+                                    "access": self.access, "audit": self.audit, "sync": self.sync}[name])
+
+    # ------------------------------------------------------------------ access
+
+    def _poll_mine(self) -> None:
+        """A limited user's app cannot read the store: their own alerts come from the agent."""
+        if self._limited and self.source.agent.reachable:
+            reply = self.source.act({"op": "my-alerts"})  # not the view's refresh: it keeps its selection
+            if reply.get("ok"):
+                self.access_watch.from_mine(list(reply.get("alerts") or []))
+
+    def _access_refused(self, refusal: Refusal) -> None:
+        self.statusBar().showMessage(notification_text(refusal)[0], 15_000)
+        if self.tray is not None:
+            self.tray.access_refused(refusal)
+
+    def request_access(self, refusal: Refusal | None) -> None:
+        """The request dialog, filled from the refused open when there is one; the Access view shows the result."""
+        dialog = RequestAccessDialog(self.source, refusal, self)
+        self.request_dialog = dialog
+        dialog.accepted.connect(lambda: self._request_sent(dialog))
+        dialog.open()
+
+    def _request_sent(self, dialog: RequestAccessDialog) -> None:
+        made = (dialog.reply or {}).get("request") or {}
+        self.statusBar().showMessage(f"Access request {made.get('id', '')} sent for {made.get('model', '')}; "
+                                     "an admin reviews it.", 10_000)
+        self.access.refresh()
 
     def bring_to_front(self) -> None:
         self.showNormal()

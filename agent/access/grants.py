@@ -22,15 +22,19 @@ import os
 import pwd
 import secrets
 import stat
+import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from weightwarden.agent.access.policy import glob_match
 from weightwarden.agent.events import Action, Category, Event
 
 DEFAULT_SECONDS = 8 * 3600
+# grants.json is read, changed and replaced whole: in the agent, the control socket's workers (grant, revoke)
+# and the dispatcher (sweep) would otherwise lose each other's changes or share a temporary file.
+_BOOK_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +89,11 @@ def _user(uid: int) -> str:
 class GrantBook:
     """The grants file of one data dir. Reading is cheap: the parsed grants are kept until the file changes."""
 
-    def __init__(self, data_dir: str) -> None:
+    def __init__(self, data_dir: str, *, trusted_owners: tuple[int, ...] | None = None) -> None:
         self.folder = access_dir(data_dir)
         self.path = os.path.join(self.folder, "grants.json")
+        # Decisions trust only a file of the agent's own uid; a report shown to an admin also reads root's.
+        self.trusted_owners = trusted_owners if trusted_owners is not None else (os.geteuid(),)
         self._seen: tuple[int, int, int] | None = None
         self._grants: tuple[Grant, ...] = ()
 
@@ -108,7 +114,7 @@ class GrantBook:
             return ()
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if key != self._seen:
-            trusted = st.st_uid == os.geteuid() and not st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_IWGRP
+            trusted = st.st_uid in self.trusted_owners and not st.st_mode & (stat.S_IWOTH | stat.S_IWGRP)
             self._grants = self._read() if trusted else ()
             self._seen = key
         return self._grants
@@ -136,40 +142,53 @@ class GrantBook:
         os.replace(temporary, self.path)
 
     def grant(self, user: str, model: str, program: str | None, seconds: float = DEFAULT_SECONDS,
-              justification: str = "", now: float | None = None) -> Grant:
-        """Add a grant (root only: PermissionError otherwise) and record it."""
+              justification: str = "", now: float | None = None, *, granted_by: int | None = None,
+              request_id: str | None = None) -> Grant:
+        """Add a grant (root only: PermissionError otherwise) and record it. `granted_by`: the approver's uid
+        when the agent grants for an admin of its control socket (else the caller, or the person behind sudo);
+        `request_id`: the request it answers, named in the record."""
         _require_root("grant access")
         now = time.time() if now is None else now
         try:
             uid = pwd.getpwnam(user).pw_uid
         except KeyError:
             raise ValueError(f"no such user {user!r}") from None
-        made = Grant(secrets.token_hex(6), user, uid, model, program, _admin_uid(), now, now + seconds, justification)
-        self._write((*self.grants(), made))
+        approver = _admin_uid() if granted_by is None else granted_by
+        made = Grant(secrets.token_hex(6), user, uid, model, program, approver, now, now + seconds, justification)
+        with _BOOK_LOCK:
+            self._write((*self.grants(), made))
         # the user's requests for this model are answered
         for item in pending_requests(os.path.dirname(self.folder)):
             if item.uid == uid and item.model == model:
                 with contextlib.suppress(OSError):
                     os.unlink(item.file)
         _append_record(self.folder, Action.ACCESS_GRANTED,
-                       f"{user} may open {model} with {program or 'any program'} for {seconds:.0f} s", made)
+                       f"{user} may open {model} with {program or 'any program'} for {seconds:.0f} s, "
+                       f"granted by {_user(approver)}", made,
+                       {"approver": {"uid": approver, "user": _user(approver)}, "request": request_id})
         return made
 
-    def revoke(self, grant_id: str) -> Grant:
+    def revoke(self, grant_id: str, *, revoked_by: int | None = None) -> Grant:
         _require_root("revoke access")
-        found = next((g for g in self.grants() if g.id == grant_id), None)
-        if found is None:
-            raise KeyError(grant_id)
-        self._write(g for g in self.grants() if g.id != grant_id)
-        _append_record(self.folder, Action.ACCESS_REVOKED, f"grant {grant_id} for {found.user} revoked", found)
+        with _BOOK_LOCK:
+            found = next((g for g in self.grants() if g.id == grant_id), None)
+            if found is None:
+                raise KeyError(grant_id)
+            self._write(g for g in self.grants() if g.id != grant_id)
+        by = _admin_uid() if revoked_by is None else revoked_by
+        _append_record(self.folder, Action.ACCESS_REVOKED,
+                       f"grant {grant_id} for {found.user} revoked by {_user(by)}", found,
+                       {"revoked_by": {"uid": by, "user": _user(by)}})
         return found
 
     def sweep(self, now: float | None = None) -> list[Grant]:
         """Remove expired grants and record their end (root: the agent, or an admin's command)."""
         now = time.time() if now is None else now
-        expired = [g for g in self.grants() if g.expires_at <= now]
+        with _BOOK_LOCK:
+            expired = [g for g in self.grants() if g.expires_at <= now]
+            if expired and os.geteuid() == 0:
+                self._write(g for g in self.grants() if g.expires_at > now)
         if expired and os.geteuid() == 0:
-            self._write(g for g in self.grants() if g.expires_at > now)
             for grant in expired:
                 _append_record(self.folder, Action.ACCESS_GRANT_EXPIRED,
                                f"grant {grant.id} for {grant.user} on {grant.model} expired", grant)
@@ -206,18 +225,70 @@ def prepare_requests_dir(data_dir: str) -> str:
 def request(data_dir: str, model: str, program: str | None, justification: str,
             seconds: float = DEFAULT_SECONDS) -> Request:
     """File a request as the calling user; it waits for an admin's `access grant`."""
-    if not justification.strip():
-        raise ValueError("a request needs a justification")
     folder = requests_dir(data_dir)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{folder}: no request folder (the agent has not prepared it); ask an admin")
-    made = Request(secrets.token_hex(6), os.getuid(), _user(os.getuid()), model, program, justification.strip(),
-                   seconds, time.time())
-    path = os.path.join(folder, f"{made.uid}-{made.id}.json")
+    return _file_request(folder, os.getuid(), None, model, program, justification, seconds)
+
+
+def request_for(data_dir: str, uid: int, gid: int, model: str, program: str | None, justification: str,
+                seconds: float = DEFAULT_SECONDS) -> Request:
+    """File a request on behalf of `uid` (the agent, for a caller of its control socket identified by the
+    kernel): the same file a user's own `access request` leaves, owned by them, so it is attributed, listed
+    and answered the same way. The caller records `request_event(made)` at once (an admin may answer before
+    the next `take_pending`), so the file is marked as recorded before it exists: never recorded twice."""
+    folder = requests_dir(data_dir)
+    if not os.path.isdir(folder):  # user mode: nobody prepared it, and only the agent writes to it
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    return _file_request(folder, uid, gid if uid != os.geteuid() else None, model, program, justification, seconds,
+                         mark=_recorded_dir(data_dir))
+
+
+def _file_request(folder: str, uid: int, chown_gid: int | None, model: str, program: str | None,
+                  justification: str, seconds: float, mark: str | None = None) -> Request:
+    if not justification.strip():
+        raise ValueError("a request needs a justification")
+    made = Request(secrets.token_hex(6), uid, _user(uid), model, program, justification.strip(), seconds, time.time())
+    name = f"{made.uid}-{made.id}.json"
+    path = os.path.join(folder, name)
+    if mark is not None:
+        open(os.path.join(mark, name), "w").close()
+    # O_EXCL and O_NOFOLLOW: in a folder anyone may write to, a name planted in advance is never followed
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    try:
+        if chown_gid is not None:
+            os.fchown(fd, uid, chown_gid)  # the requester owns it: that is who it is attributed to
+    except OSError:
+        os.close(fd)
+        os.unlink(path)
+        raise
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump({k: v for k, v in asdict(made).items() if k != "file"}, handle)
-    return made
+    return replace(made, file=path)
+
+
+def find_request(data_dir: str, request_id: str) -> Request | None:
+    return next((r for r in pending_requests(data_dir) if r.id == request_id), None)
+
+
+def refuse(data_dir: str, request_id: str, note: str, refused_by: int) -> Request:
+    """Turn a pending request down (root only): its file goes, and the refusal with the admin's note is a
+    record. KeyError when no such request waits."""
+    _require_root("refuse a request")
+    found = find_request(data_dir, request_id)
+    if found is None:
+        raise KeyError(request_id)
+    try:
+        os.unlink(found.file)
+    except FileNotFoundError:  # answered meanwhile (granted, refused by another admin)
+        raise KeyError(request_id) from None
+    _append_record(access_dir(data_dir), Action.ACCESS_REFUSED,
+                   f"request {found.id} of {found.user} for {found.model} refused by {_user(refused_by)}"
+                   + (f": {note}" if note else ""), None,
+                   {"request": {k: v for k, v in asdict(found).items() if k != "file"},
+                    "refused_by": {"uid": refused_by, "user": _user(refused_by)}, "note": note},
+                   model=found.model)
+    return found
 
 
 def pending_requests(data_dir: str) -> list[Request]:
@@ -308,9 +379,9 @@ class BreakGlass:
 
 
 def _append_record(folder: str, action: Action, message: str, grant: Grant | None,
-                   details: dict[str, Any] | None = None) -> None:
-    event = Event(action, Category.HOST, message, model=grant.model if grant else None,
-                  details={"grant": asdict(grant)} if grant else dict(details or {}))
+                   details: dict[str, Any] | None = None, *, model: str | None = None) -> None:
+    event = Event(action, Category.HOST, message, model=grant.model if grant else model,
+                  details={**({"grant": asdict(grant)} if grant else {}), **(details or {})})
     line = json.dumps({"id": event.id, "time": event.time.isoformat(), "action": str(action), "message": message,
                        "model": event.model, "details": event.details})
     fd = os.open(os.path.join(folder, "records.jsonl"), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
@@ -318,6 +389,13 @@ def _append_record(folder: str, action: Action, message: str, grant: Grant | Non
         os.write(fd, line.encode() + b"\n")
     finally:
         os.close(fd)
+
+
+def _recorded_dir(data_dir: str) -> str:
+    """Markers of the request files already recorded, by file name (the agent's own, 0700)."""
+    seen = os.path.join(access_dir(data_dir), "requests-recorded")
+    os.makedirs(seen, mode=0o700, exist_ok=True)
+    return seen
 
 
 def take_pending(data_dir: str) -> list[Event]:
@@ -342,8 +420,7 @@ def take_pending(data_dir: str) -> list[Event]:
                                         details=raw["details"], id=raw["id"],
                                         time=datetime.fromisoformat(raw["time"])))
         os.unlink(taking)
-    seen = os.path.join(folder, "requests-recorded")
-    os.makedirs(seen, mode=0o700, exist_ok=True)
+    seen = _recorded_dir(data_dir)
     for item in pending_requests(data_dir):
         # by file name (unique in the folder), not by the id the file claims: no request can hide another
         marker = os.path.join(seen, os.path.basename(item.file))

@@ -11,6 +11,7 @@ import html
 import os
 from typing import Any
 
+from weightwarden.agent.audit.policy_column import allow_text, grant_text, policy_text
 from weightwarden.agent.audit.report import FLAGS, HIGH_RISK, AuditReport, FileAudit
 
 
@@ -37,16 +38,17 @@ def text_rows(report: AuditReport) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for file in report.files:
         if file.status == "missing":
-            rows.append(("MISSING", "-", "-", "-", "-", "-", "-", str(len(file.copies)), file.path))
+            rows.append(("MISSING", "-", "-", "-", "-", "-", "-", str(len(file.copies)), policy_text(file.policy),
+                         file.path))
             continue
         path = file.path + (f"  [{file.error}]" if file.error else "")
         rows.append((file.mode or "-", f"{_who(file.owner)}:{_who(file.group)}", _acl(file), file.place or "-",
                      ",".join(file.flags) or "-", str(file.readers["count"]), _readers(file), str(len(file.copies)),
-                     path))
+                     policy_text(file.policy), path))
     return rows
 
 
-HEADERS = ("MODE", "OWNER:GROUP", "ACL", "PLACE", "FLAGS", "READERS", "WHO CAN READ", "COPIES", "PATH")
+HEADERS = ("MODE", "OWNER:GROUP", "ACL", "PLACE", "FLAGS", "READERS", "WHO CAN READ", "COPIES", "POLICY", "PATH")
 
 
 def summary_line(report: AuditReport) -> str:
@@ -77,9 +79,10 @@ def to_html(report: AuditReport) -> str:
             f"<td>{status}</td><td>{_e(file.mode or '')}</td><td>{_e(_who(file.owner))}:{_e(_who(file.group))}</td>"
             f"<td>{_e(_acl(file))}</td><td>{_e(file.place or '')}</td><td>{flags}</td>"
             f"<td>{f'{n}: {readers}' if (n := file.readers['count']) else ('-' if file.mode is None else 'none')}"
-            f"</td><td>{copies}</td></tr>")
+            f"</td><td>{copies}</td><td>{_policy_html(file)}</td></tr>")
     head = "".join(f"<th align='left'>{_e(h)}</th>" for h in
-                   ("File", "Status", "Mode", "Owner:group", "ACL", "Place", "Flags", "Who can read", "Copies seen"))
+                   ("File", "Status", "Mode", "Owner:group", "ACL", "Place", "Flags", "Who can read", "Copies seen",
+                    "Access policy"))
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Weightwarden audit</title></head>"
         "<body style='font-family:sans-serif; font-size:9pt'>"
@@ -91,8 +94,21 @@ def to_html(report: AuditReport) -> str:
         "<h3>Files</h3><table cellspacing='0' cellpadding='3' border='1' width='100%'>"
         f"<tr>{head}</tr>{''.join(rows)}</table>"
         "<p style='color:#666'>Who can read: local accounts the file's mode bits and ACL, and those of every "
-        "folder above it, let read it (root reads everything and is left out). Access policy and grants: "
-        "not part of this report yet.</p></body></html>\n")
+        "folder above it, let read it (root reads everything and is left out). Access policy: the policy "
+        "that governs the model (in enforce mode it refuses every other open; in monitor mode it only reports "
+        "them), who it lets open it, and the active time-boxed grants; none: no policy governs it.</p>"
+        "</body></html>\n")
+
+
+def _policy_html(file: FileAudit) -> str:
+    policy = file.policy
+    if policy is None:
+        return "none"
+    where = f"{os.path.basename(policy['file'])}:{policy['line']}"
+    allowed = "<br>".join(_e(allow_text(e)) for e in policy["allow"]) or "nobody"
+    granted = "<br>".join(f"grant {_e(grant_text(g))}" for g in policy["grants"])
+    return (f"<b>{_e(policy['id'])}</b> {_e(policy['mode'])} <span style='color:#666'>{_e(where)}</span><br>"
+            f"{allowed}{'<br>' + granted if granted else ''}")
 
 
 def write_pdf(html_text: str, path: str) -> None:

@@ -24,8 +24,9 @@ version 1). Its keys, stable:
                           most READERS_SHOWN, sorted), "truncated"}; root is left out (it reads everything)
       copies              model-copy alerts naming it as their source: [{"alert_id", "time", "copy_path",
                           "destination_kind", "severity"}]
-      policy              null: who may open it under the access policy and its active grants (not built
-                          yet); a report never fakes it
+      policy              the access policy governing it (id, mode, file, line), its allow entries and the
+                          active grants for it (agent/audit/policy_column.py); null when no policy governs it
+                          (its permissions alone decide who opens it)
     summary               {"files", "present", "missing", "with_findings", "high_risk",
                           "flags": {flag: number of files, for every flag in FLAGS}}
 
@@ -43,12 +44,15 @@ import os
 import pwd
 import socket
 import stat
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from weightwarden.agent.access.grants import Grant
+from weightwarden.agent.access.policy import PolicySet, load_policies
 from weightwarden.agent.audit.acl import (
     EXECUTE,
     GROUP,
@@ -62,6 +66,7 @@ from weightwarden.agent.audit.acl import (
     perm_text,
     read_acl,
 )
+from weightwarden.agent.audit.policy_column import policy_of
 from weightwarden.agent.detect.places import destination_kind
 from weightwarden.agent.events import ModelFile, display_path, format_time, raw_path_hex, utc_now
 
@@ -143,7 +148,7 @@ class FileAudit:
     flags: list[str] = field(default_factory=list)
     readers: dict[str, Any] = field(default_factory=lambda: {"count": 0, "names": [], "truncated": False})
     copies: list[CopySeen] = field(default_factory=list)
-    policy: None = None  # hook: the access policy's verdict and active grants (another branch builds them)
+    policy: dict[str, Any] | None = None  # agent/audit/policy_column.py
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "path_hex": self.path_hex, "model": self.model, "format": self.format,
@@ -179,12 +184,19 @@ class AuditReport:
 
 
 def audit(files: Iterable[ModelFile], copy_alerts: Iterable[Mapping[str, Any]] = (), *,
-          accounts: Accounts | None = None, place_of: Any = destination_kind) -> AuditReport:
-    """Audit the protected files among `files` (the store's inventory); `copy_alerts`: stored alert records."""
+          accounts: Accounts | None = None, place_of: Any = destination_kind, policies: PolicySet | None = None,
+          grants: Sequence[Grant] = ()) -> AuditReport:
+    """Audit the protected files among `files` (the store's inventory); `copy_alerts`: stored alert records;
+    `policies`: the access policy (default: the installed files), `grants`: the grants file's grants."""
     accounts = accounts or Accounts()
+    policies = policies if policies is not None else load_policies()
     copies = copies_by_source(copy_alerts)
-    audited = [audit_file(f, accounts, copies.get(f.shown, []), place_of)
-               for f in sorted(files, key=lambda f: f.shown) if f.protected]
+    now = time.time()
+    audited = []
+    for file in sorted(files, key=lambda f: f.shown):
+        if file.protected:
+            audited.append(audit_file(file, accounts, copies.get(file.shown, []), place_of))
+            audited[-1].policy = policy_of(file.shown, file.model, policies, grants, now)
     return AuditReport(utc_now(), socket.gethostname(), audited)
 
 

@@ -17,7 +17,8 @@ import sys
 from typing import Any
 
 from weightwarden.agent.audit import render
-from weightwarden.agent.audit.report import FLAGS, HIGH_RISK, AuditReport, audit
+from weightwarden.agent.audit.from_store import audit_store
+from weightwarden.agent.audit.report import FLAGS, HIGH_RISK, AuditReport
 from weightwarden.agent.cli.output import (
     EXIT_FINDINGS,
     EXIT_OK,
@@ -41,6 +42,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object (keys: agent/audit/report.py)")
     parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     parser.add_argument("--pdf", metavar="FILE", help="also write the report as PDF (rendered with Qt)")
+    parser.add_argument("--policy", metavar="PATH", action="append",
+                        help="access policy files or folders for the policy column (repeatable; default: the "
+                             "installed ones, as the agent loads them)")
     parser.add_argument("--record", action="store_true",
                         help="record the summary as an audit-summary event (chained and forwarded)")
     add_config_options(parser)
@@ -51,11 +55,9 @@ def run(args: argparse.Namespace) -> int:
     config = config_from(args)
     store = Store(config.database_path, read_only=True)
     try:
-        files = store.model_files()
-        copies = [a for a in store.alerts() if a.get("rule") == "model-copy"]
+        report = audit_store(store, config.data_dir, args.policy)
     finally:
         store.close()
-    report = audit(files, copies)
     if args.json:
         print(json.dumps(report.to_dict(), sort_keys=True))
     else:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from weightwarden.agent.store.review_queries import AlertRow
+from weightwarden.gui.access_request import Refusal, current_user, refusal_of
 from weightwarden.gui.report import AlertDetail, alert_html
 from weightwarden.gui.source import AgentStatus, DataSource
 
@@ -31,6 +32,7 @@ STATUS_ACTIONS = (("acknowledge", "Acknowledge"), ("resolve", "Resolve"), ("fals
 
 class AlertDetailView(QWidget):
     exportRequested = Signal(str)  # alert id
+    requestAccess = Signal(object)  # the Refusal of an access-denied / access-would-deny alert
 
     def __init__(self, source: DataSource) -> None:
         super().__init__()
@@ -58,6 +60,10 @@ class AlertDetailView(QWidget):
             self.status_buttons[op] = button
             actions.addWidget(button)
         actions.addStretch(1)
+        self.request_button = QPushButton("Request access…")  # for a refused open (gui/access_request.py)
+        self.request_button.setToolTip("Ask an admin to let this program open this model for a while.")
+        self.request_button.clicked.connect(self._request_access)
+        actions.addWidget(self.request_button)
         self.export_button = QPushButton("Incident report…")
         self.export_button.clicked.connect(lambda: self.alert_id and self.exportRequested.emit(self.alert_id))
         actions.addWidget(self.export_button)
@@ -112,6 +118,19 @@ class AlertDetailView(QWidget):
             button.setEnabled(not admin_reason and not same)
             button.setToolTip(admin_reason or ("already so" if same else f"Mark this alert {op}."))
         self.export_button.setEnabled(has_alert)
+        refusal = self._refusal()
+        self.request_button.setVisible(refusal is not None)
+        self.request_button.setEnabled(refusal is not None and agent.reachable)
+
+    def _refusal(self) -> Refusal | None:
+        """The refused open shown, when it was the app user's own (a request is always for oneself)."""
+        refusal = refusal_of(self.detail.alert.record) if self.detail is not None else None
+        return refusal if refusal is not None and refusal.user in ("", current_user()) else None
+
+    def _request_access(self) -> None:
+        refusal = self._refusal()
+        if refusal is not None:
+            self.requestAccess.emit(refusal)
 
     def justify(self) -> None:
         text = self.justification.text().strip()

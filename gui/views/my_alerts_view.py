@@ -7,6 +7,7 @@ justification the same way. Status changes stay with the admins.
 
 from __future__ import annotations
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
@@ -23,6 +24,8 @@ from weightwarden.gui.widgets import row_table
 
 
 class MyAlertsView(QWidget):
+    loaded = Signal(list)  # the rows the agent sent (gui/access_watch.py looks for refused opens among them)
+
     def __init__(self, source: DataSource) -> None:
         super().__init__()
         self.source = source
@@ -62,6 +65,7 @@ class MyAlertsView(QWidget):
             return
         alerts = list(reply.get("alerts") or [])
         self.model.set_rows(alerts)
+        self.loaded.emit(alerts)
         self.summary.setText(f"<b>{len(alerts)}</b> recent alerts about your processes. Select one to add a "
                              "justification; your security team sees it with the alert.")
 

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from tests.agent.cli.helpers import json_lines, run_cli
+from tests.waiting import wait_for
 from weightwarden.agent.alert_evidence import CopyEvidence
 from weightwarden.agent.audit import acl
 from weightwarden.agent.audit.record import SummaryError, summary_event
@@ -365,3 +367,49 @@ def test_a_running_agent_records_the_summary_and_copies_are_listed(tmp_path: Pat
     assert len(summaries) == 1 and summaries[0]["details"]["summary"]["files"] == report["summary"]["files"]
     verified = run_cli("verify", "--config", str(config))
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="grants are written by root")
+def test_the_policy_column_names_the_governing_policy_its_allow_entries_and_grants(tmp_path: Path) -> None:
+    from weightwarden.agent.access.grants import GrantBook
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    named, globbed, free = (model(folder / f"{n}.safetensors", 0o600) for n in ("named", "globbed", "free"))
+    files = inventory([named, globbed, free])  # models m0, m1, m2
+    config = store_with(tmp_path, files)
+    policies = tmp_path / "access.d"
+    policies.mkdir()
+    (policies / "team.yml").write_text(
+        "id: m0-weights\napplies_to: {models: [m0]}\nmode: enforce\nallow:\n"
+        "  - users: [root]\n    groups: [adm]\n    programs:\n      - {executable: /usr/bin/python3}\n"
+        "    access: read\n"
+        "---\n"
+        f"id: all-models\napplies_to: {{paths: ['{folder}/*']}}\nallow:\n  - services: [train@*.service]\n")
+    book = GrantBook(str(tmp_path / "data"))
+    kept = book.grant("root", "m0", None, 3600, "eval")
+    book.grant("root", "m2", None, 3600)  # m2 falls under all-models by path; a grant naming it is listed there
+    gone = book.grant("root", "m0", None, 1)
+    wait_for(lambda: time.time() > gone.expires_at, timeout=5, what="the 1 s grant to expire")  # not listed then
+    code, report = run_audit(config, "--policy", str(policies))
+    assert code == 0
+    found = by_name(report)
+    first = found["named.safetensors"]["policy"]
+    assert (first["id"], first["mode"], first["file"], first["line"]) == (
+        "m0-weights", "enforce", str(policies / "team.yml"), 1)
+    assert first["allow"] == [{"users": ["root"], "groups": ["adm"], "programs": [{"executable": "/usr/bin/python3"}],
+                               "parents": [], "services": [], "access": "read", "line": 5}]
+    assert [g["id"] for g in first["grants"]] == [kept.id] and 3500 < first["grants"][0]["seconds_left"] <= 3600
+    second = found["globbed.safetensors"]["policy"]
+    assert (second["id"], second["mode"], second["line"], second["grants"]) == ("all-models", "monitor", 11, [])
+    assert second["allow"][0]["services"] == ["train@*.service"]
+    assert [g["user"] for g in found["free.safetensors"]["policy"]["grants"]] == ["root"]
+    # Without the policy files no policy governs them: null, and the text table says "-".
+    _, bare = run_audit(config, "--policy", str(tmp_path / "no-policies"))
+    assert [f["policy"] for f in bare["files"]] == [None, None, None]
+    table = run_cli("audit", "--config", str(config), "--mode", "user", "--policy", str(policies))
+    assert re.search(r"m0-weights enforce \(team\.yml:1\): root, @adm with /usr/bin/python3 \(read\); "
+                     r"grants: root \((0 h 59|1 h 00) min left\)", table.stdout), table.stdout
+    page = tmp_path / "audit.html"
+    run_cli("audit", "--config", str(config), "--mode", "user", "--policy", str(policies), "--html", str(page))
+    assert "<b>m0-weights</b> enforce" in page.read_text() and "anyone in train@*.service (read)" in page.read_text()

@@ -96,6 +96,22 @@ def build_demo_database(path: Path, alerts: int = 420, seed: int = 7) -> Path:
     return path
 
 
+def _access_requests(socket: str) -> None:
+    """Requests waiting in the Access view, and one approved: through the agent, as the app makes them
+    (the demo runs as root, so they are root's)."""
+    from weightwarden.agent import control
+
+    asked = [control.request(socket, {"op": "access-request", "model": model, "program": program,
+                                      "justification": why, "hours": hours})
+             for model, program, why, hours in (
+                 ("llama-3-8b-support-ft", "/usr/bin/python3.11", "eval run for ticket ML-1432", 8),
+                 ("whisper-medium-acme", "/opt/asr/bin/transcribe", "re-transcribe the Q3 support calls", 24),
+                 ("fraud-bert-v7", None, "threshold calibration with the risk team", 4))]
+    approved = control.request(socket, {"op": "access-grant", "request": asked[0]["request"]["id"], "hours": 8})
+    if not approved.get("ok"):
+        raise RuntimeError(f"the demo grant was refused: {approved}")
+
+
 def take_screenshots(out_dir: Path) -> list[Path]:
     from tests.gui.helpers import running_agent
 
@@ -112,8 +128,9 @@ def take_screenshots(out_dir: Path) -> list[Path]:
                  '[forward.qradar]\ntype = "syslog"\naddress = "127.0.0.1"\nport = 9\ntransport = "tcp"\n'
                  'format = "leef"\nretry_max_seconds = 1\n')
         with running_agent(Path(tmp), extra_config=extra) as agent:
+            _access_requests(agent.control.path)
             time.sleep(3)  # let the forwarders deliver (or fail) once
-            for view in ("alerts", "detail", "overview", "models", "sync"):
+            for view in ("alerts", "detail", "overview", "models", "access", "sync"):
                 target = out_dir / f"{view}.png"
                 subprocess.run([gui, "--db", str(data / "weightwarden.db"), "--config",
                                 str(agent.config_file), "--screenshot", str(target),  # type: ignore[attr-defined]

@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 
 from tests.gui.helpers import make_alert, make_database
-from weightwarden.agent.control import Authorizer, ControlServer
+from weightwarden.agent.access.grants import GrantBook
+from weightwarden.agent.control import Authorizer, ControlServer, Peer
+from weightwarden.agent.control_access import AccessDesk
 from weightwarden.agent.events import ProcessInfo
 from weightwarden.agent.store import Store
 
@@ -49,10 +51,25 @@ shown = [mine.model.row(i)["id"] for i in range(mine.model.rowCount())]
 mine.table.selectRow(0)
 mine.justification.setText("a second note, from the app")
 mine.justify()
+access = window.access
+access.refresh()
+listed_before = [r["id"] for r in access.requests.rows]
+window.request_access(None)
+dialog = window.request_dialog
+dialog.model.setText("llama")
+dialog.program.setText("/usr/bin/python3")
+dialog.justification.setPlainText("evaluation for ticket ML-142")
+dialog.send_button.click()
+access.refresh()
 print(json.dumps({"uid": os.getuid(), "replies": replies, "banner": [window.banner.level, window.banner.text()],
                   "rows": window.alerts.model.rowCount(), "mine": shown, "result": mine.result.text(),
                   "current": window.tabs.currentWidget() is mine,
-                  "visible": [window.tabs.isTabVisible(i) for i in range(window.tabs.count())]}))
+                  "visible": [window.tabs.isTabVisible(i) for i in range(window.tabs.count())],
+                  "access": {"before": listed_before, "sent": (dialog.reply or {}).get("request"),
+                             "error": dialog.message.text(), "admin": access.admin,
+                             "requests": [[r["id"], r["user"]] for r in access.requests.rows],
+                             "review_hidden": access.review_bar.isHidden(),
+                             "revoke_hidden": access.revoke_button.isHidden()}}))
 window.source.stop()
 """
 
@@ -85,8 +102,11 @@ def test_a_non_admin_may_justify_but_not_resolve_and_sees_a_limited_view(machine
     store.write([own])
     alert_id = own.id
     server = ControlServer(str(run / "control.sock"), store, Authorizer(admin_group="weightwarden-admin"),
-                           world_accessible=True)
+                           world_accessible=True, access=AccessDesk(str(data), lambda event: store.write([event])))
     server.start()
+    roots = server.handle(Peer(pid=1, uid=0, gid=0), {"op": "access-request", "model": "mistral",
+                                                       "justification": "root's own, not nobody's to see"})
+    assert roots["ok"], roots
     try:
         result = subprocess.run(
             ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", SYSTEM_PYTHON, "-c", USER_SIDE,
@@ -105,9 +125,20 @@ def test_a_non_admin_may_justify_but_not_resolve_and_sees_a_limited_view(machine
     level, text = seen["banner"]
     assert level == "warn" and text.startswith("Limited view: the alert database") and "you are nobody" in text
     assert "shows you the alerts about your own processes" in text and seen["rows"] == 0
-    # Only "Your alerts" is shown, holding exactly the alert about nobody's own process, not ana's.
-    assert seen["current"] and seen["visible"] == [False, False, False, False, True]
+    # "Your alerts" (holding exactly the alert about nobody's own process, not ana's) and "Access" (requests
+    # go through the agent) are shown; the views that read the database are not.
+    assert seen["current"] and seen["visible"] == [False, False, False, True, False, False, True]
     assert seen["mine"] == [alert_id] and seen["result"] == "Justification recorded."
+    # Access, for a non-admin: their own requests only, no approve, refuse or revoke; the request the dialog
+    # sent is filed as nobody (the kernel's word) and recorded.
+    access = seen["access"]
+    assert access["before"] == [] and access["admin"] is False, access
+    assert access["sent"] is not None and access["sent"]["uid"] == NOBODY, access["error"]
+    assert access["requests"] == [[access["sent"]["id"], "nobody"]]
+    assert access["review_hidden"] and access["revoke_hidden"]
+    requested = [e["details"]["request"] for e in store.events() if e["event"]["action"] == "access-requested"]
+    assert [(r["user"], r["model"]) for r in requested] == [("root", "mistral"), ("nobody", "llama")]
+    assert GrantBook(str(data)).grants() == ()
     reviews = store.review.reviews(alert_id)
     store.close()
     assert [(r["action"], r["uid"], r["user"], r["text"]) for r in reviews] == \
