@@ -29,7 +29,7 @@ from contextlib import contextmanager
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from weightwarden.agent.fingerprint.sha256 import FileChangedError, sha256_fd
+from weightwarden.agent.fingerprint.sha256 import FileChangedError
 from weightwarden.agent.safe_open import NotRegularFile, open_regular
 from weightwarden.agent.seal.container import (
     DEFAULT_CHUNK_SIZE,
@@ -43,7 +43,10 @@ from weightwarden.agent.seal.container import (
     read_header,
     write_all,
 )
+from weightwarden.agent.seal.identity import Describer, PlainIdentity
 from weightwarden.agent.seal.keys import SealKeyError, unwrap, wrap
+
+Describe = Callable[[int, int, str], PlainIdentity]
 
 TEMP_PREFIX = ".wwseal-"
 TEMP_SUFFIX = ".tmp"
@@ -57,11 +60,12 @@ class SealError(Exception):
 
 
 def seal_file(path: str, recipients: Iterable[tuple[str, X25519PublicKey]], *,
-              chunk_size: int = DEFAULT_CHUNK_SIZE, prints: Iterable[object] = (),
+              chunk_size: int = DEFAULT_CHUNK_SIZE, describe: Describe | None = None,
               on_chunk: Callable[[int], None] | None = None) -> SealHeader:
     """Replace the plain file at `path` by its sealed form, the data key wrapped for each (kind, key).
 
-    `on_chunk(index)` runs after each chunk is written (progress display).
+    `describe(fd, size, path)` reads what the plaintext is (its SHA-256, format, model and tensor prints) for
+    the header; by default seal.identity's Describer. `on_chunk(index)` runs after each chunk is written.
     """
     if not 0 < chunk_size <= MAX_CHUNK_SIZE:
         raise SealError(f"{path}: chunk size {chunk_size} out of range (1 byte to {MAX_CHUNK_SIZE})")
@@ -69,13 +73,13 @@ def seal_file(path: str, recipients: Iterable[tuple[str, X25519PublicKey]], *,
         if is_sealed(read_exact(fd, 8, 0)):
             raise SealError(f"{path}: already sealed")
         try:
-            sha256 = sha256_fd(fd, info.st_size)
+            plain = (describe or Describer())(fd, info.st_size, path)
         except FileChangedError:
             raise SealError(f"{path}: changed while being read; left as it was") from None
         data_key = os.urandom(32)
-        header = SealHeader(chunk_size, info.st_size, sha256, name,
+        header = SealHeader(chunk_size, info.st_size, plain.sha256, name,
                             tuple(wrap(data_key, key, kind) for kind, key in recipients), os.urandom(8),
-                            tuple(prints))
+                            plain.prints, plain.format, plain.model)
         if not header.keys:
             raise SealError(f"{path}: no key to seal for")
         header_bytes = header.encode()
@@ -88,9 +92,20 @@ def seal_file(path: str, recipients: Iterable[tuple[str, X25519PublicKey]], *,
         return header
 
 
-def unseal_file(path: str, private: X25519PrivateKey) -> SealHeader:
-    """Replace the sealed file at `path` by its plaintext; on any failure PATH stays sealed."""
+def unseal_file(path: str, private: X25519PrivateKey, *,
+                authorize: Callable[[os.stat_result, SealHeader], None] | None = None) -> SealHeader:
+    """Replace the sealed file at `path` by its plaintext; on any failure PATH stays sealed.
+
+    `authorize(stat, header)` sees the very file that will be unsealed (opened without following symlinks)
+    and its header before anything is decrypted; it raises SealError to refuse. The agent decides there, so
+    a name swapped after the decision cannot make it unseal another file (the rename checks the identity).
+    """
     with _place(path) as (dir_fd, name), _source(path, dir_fd, name) as (fd, info):
+        if authorize is not None:
+            try:
+                authorize(info, read_header(fd)[0])
+            except SealFormatError as error:
+                raise SealError(f"{path}: {error}") from None
         header, header_bytes, data_key = _open_sealed(path, fd, private)
 
         def write(target: int) -> None:
