@@ -59,6 +59,7 @@ from weightwarden.agent.pipeline.mount_coverage import LEAVING_KINDS, MountCover
 from weightwarden.agent.pipeline.ordered_queue import ObservationQueue
 from weightwarden.agent.scanner import Scanner
 from weightwarden.agent.scope import Scope, ScopeChanged, ScopeWatcher
+from weightwarden.agent.seal.unseal_service import unseal_service
 from weightwarden.agent.sensors import fs_writes
 from weightwarden.agent.sensors.access import AccessObservation, AccessOverflow
 from weightwarden.agent.sensors.evidence_guard import EvidenceTouch
@@ -147,12 +148,17 @@ class Agent:
         self.mount_coverage = MountCoverage(self.sensor, self.writes, self.files.request_rescan,
                                             mounts=read_mounts() if config.sensors.mounts else {},
                                             watched_roots=self.sensor.roots)
+        # `weightwarden unseal`: decided with the access policy, done and recorded by the agent (docs/sealing.md).
+        self.unseal = unseal_service(config.data_dir, self.observations.emitter("seal"),
+                                     who=lambda pid: self.activity.cache.process_info(pid),
+                                     model_name=lambda path: (m.model if (m := self.inventory.get(path)) else None))
         # The app's actions (justify, acknowledge, resolve, scan now) arrive here: agent/control.py.
         app = self.observations.emitter("control")
         self.control = control.for_agent(
             config, self.store, on_scan_now=lambda: app(RescanRequest(tuple(self.scope.protected_roots), "scan now")),
             on_review=lambda review: app(_review_event(review)),
             on_audit=lambda summary: app(summary_event(summary)),  # `weightwarden audit --record`
+            on_unseal=self.unseal.answer,
             apply_destinations=self.evidence.forwarders.apply)  # live, from the app
         # Models anywhere under the homes and configured trees, at idle priority (agent/discovery); only when
         # the policy can protect models outside the roots. `discovery_roots` is where per-user homes plug in.
@@ -280,6 +286,7 @@ class Agent:
     def _shutdown(self) -> None:
         systemd_notify.stopping("flushing records")
         self.control.stop()
+        self.unseal.stop()  # its records still reach the store: the dispatcher drains below
         self.scope_watcher.stop()
         if self.discovery is not None:
             self.discovery.stop()  # its position is saved: the next start continues the pass

@@ -47,6 +47,8 @@ from weightwarden.agent.events import Action, Alert, Destination, Event, FileInf
 
 READ_ACTIONS = (Action.MODEL_READ, Action.MODEL_HELD)
 ACCESS_ACTIONS = (Action.MODEL_OPENED, Action.MODEL_READ, Action.MODEL_HELD)
+# Decisions the agent made and recorded that rules judge too (docs/sealing.md: a refused unseal).
+DECISION_ACTIONS = (Action.UNSEAL_REFUSED,)
 TIMELINE_LIMIT = 50
 TREE_IDLE_SECONDS = 3600.0
 
@@ -146,7 +148,8 @@ class DetectionEngine:
         """Alerts (new incidents and incident updates) that this event causes."""
         if event.action not in ACCESS_ACTIONS and event.action not in (Action.MODEL_WRITTEN,
                                                                         Action.NETWORK_CONNECTION,
-                                                                        Action.EVIDENCE_WRITTEN):
+                                                                        Action.EVIDENCE_WRITTEN,
+                                                                        *DECISION_ACTIONS):
             return []  # inventory, health and chain records carry no behaviour to judge
         self.events += 1
         now = event.time.timestamp()

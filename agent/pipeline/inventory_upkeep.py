@@ -37,6 +37,7 @@ from weightwarden.agent.events import (
 from weightwarden.agent.inventory import DERIVED_FROM, Inventory
 from weightwarden.agent.models import git_lfs
 from weightwarden.agent.models.protection import RESCAN, Finder, ProtectPolicy
+from weightwarden.agent.pipeline.sealed_models import sealed_plaintext, unsealed
 from weightwarden.agent.similarity.matcher import TensorMatch
 from weightwarden.agent.store import RecordWriter
 
@@ -102,6 +103,9 @@ class InventoryUpkeep:
                                              where=previous.provenance.where,
                                              pass_number=previous.provenance.pass_number)
         model = dataclasses.replace(model, provenance=provenance)
+        plaintext = sealed_plaintext(model, previous, self.inventory)
+        if plaintext is not None:  # a sealed file is the model it holds, with that model's full prints
+            model = dataclasses.replace(model, model=plaintext.model, tensors=plaintext.tensors or model.tensors)
         sources = [m for m in same_bytes if m.protected]
         # Not byte-identical: maybe converted, re-sharded, cast or partial (tensor fingerprints).
         derived = [] if same_bytes or pair or previous is not None else self._derived_matches(model)
@@ -132,7 +136,9 @@ class InventoryUpkeep:
                                        "tensor_share": round(derived[0].tensor_share, 4),
                                        "byte_share": round(derived[0].byte_share, 4)}
         if previous is not None:
-            action = Action.MODEL_MODIFIED
+            action = Action.MODEL_SEALED if plaintext is previous else Action.MODEL_MODIFIED
+            if unsealed(model, previous):
+                details["unsealed"] = True  # who asked is in the agent's model-unsealed record
         self.inventory.add(model)
         self._writer.submit_model_files([model], seen=at)  # before the records: a stored alert has its row
         records.append(Event(action, Category.FILE, f"{action.value.replace('-', ' ')}: {model.shown} "

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from weightwarden.agent.events import TensorPrint, display_path
-from weightwarden.agent.fingerprint import hash_with_tensors, sha256_fd
-from weightwarden.agent.identify import Identifier
-from weightwarden.agent.naming import logical_model_name
-from weightwarden.agent.scanner import tensor_plan_of
+from weightwarden.agent.fingerprint.sha256 import sha256_fd
+
+if TYPE_CHECKING:
+    from weightwarden.agent.identify import Identifier
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,13 @@ class Describer:
 
     def __call__(self, fd: int, size: int, path: str) -> PlainIdentity:
         """Raises FileChangedError when the file changes while it is read (as sha256_fd does)."""
+        # Imported here: identification loads the format rules and the layout parsers (half a second), which
+        # verify, unseal and the agent's unseal service never need.
+        from weightwarden.agent.fingerprint import hash_with_tensors
+        from weightwarden.agent.identify import Identifier
+        from weightwarden.agent.naming import logical_model_name
+        from weightwarden.agent.scanner import tensor_plan_of
+
         if self._identifier is None:
             self._identifier = Identifier()
         found = self._identifier.identify_fd(fd, size, path)
