@@ -92,19 +92,23 @@ def seal_file(path: str, recipients: Iterable[tuple[str, X25519PublicKey]], *,
         return header
 
 
-def unseal_file(path: str, private: X25519PrivateKey, *,
+def unseal_file(path: str, private: X25519PrivateKey | Callable[[], X25519PrivateKey], *,
                 authorize: Callable[[os.stat_result, SealHeader], None] | None = None) -> SealHeader:
     """Replace the sealed file at `path` by its plaintext; on any failure PATH stays sealed.
 
     `authorize(stat, header)` sees the very file that will be unsealed (opened without following symlinks)
     and its header before anything is decrypted; it raises SealError to refuse. The agent decides there, so
     a name swapped after the decision cannot make it unseal another file (the rename checks the identity).
+    `private` may be a function giving the key, called once the file is known to be sealed and authorized.
     """
     with _place(path) as (dir_fd, name), _source(path, dir_fd, name) as (fd, info):
+        sealed = _read_sealed_header(path, fd)  # "not a sealed file" comes before any question of keys
         if authorize is not None:
+            authorize(info, sealed)
+        if not isinstance(private, X25519PrivateKey):
             try:
-                authorize(info, read_header(fd)[0])
-            except SealFormatError as error:
+                private = private()
+            except SealKeyError as error:
                 raise SealError(f"{path}: {error}") from None
         header, header_bytes, data_key = _open_sealed(path, fd, private)
 
@@ -130,10 +134,14 @@ def verify_file(path: str, private: X25519PrivateKey) -> SealHeader:
 
 def read_sealed_header(path: str) -> SealHeader:
     with _place(path) as (dir_fd, name), _source(path, dir_fd, name) as (fd, _info):
-        try:
-            return read_header(fd)[0]
-        except SealFormatError as error:
-            raise SealError(f"{path}: {error}") from None
+        return _read_sealed_header(path, fd)
+
+
+def _read_sealed_header(path: str, fd: int) -> SealHeader:
+    try:
+        return read_header(fd)[0]
+    except SealFormatError as error:
+        raise SealError(f"{path}: {error}") from None
 
 
 def _open_sealed(path: str, fd: int, private: X25519PrivateKey) -> tuple[SealHeader, bytes, bytes]:

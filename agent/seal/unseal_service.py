@@ -41,7 +41,7 @@ from weightwarden.agent.events import Action, Category, Event, FileInfo, Process
 from weightwarden.agent.executables import ExecutableHashes
 from weightwarden.agent.seal.container import SealHeader
 from weightwarden.agent.seal.inplace import SealError, unseal_file
-from weightwarden.agent.seal.keys import SealKeyError, machine_private_key
+from weightwarden.agent.seal.keys import machine_private_key
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +163,14 @@ class UnsealService:
                                     f"{decision.reason}")
 
         try:
-            header = unseal_file(path, machine_private_key(self.data_dir), authorize=authorize)
+            header = unseal_file(path, lambda: machine_private_key(self.data_dir), authorize=authorize)
         except UnsealRefused as error:
             decision, sealed, name = decided[-1] if decided else (None, None, None)
             self.record(self._event(Action.UNSEAL_REFUSED, path, process, opener, decision, sealed, name,
                                     f"unseal refused: {error}"))
             log.warning("unseal refused: %s", error)
             return {"ok": False, "error": str(error), "refused": True}
-        except (SealError, SealKeyError) as error:
+        except SealError as error:
             return {"ok": False, "error": str(error), "refused": False}
         decision, _sealed, name = decided[-1]
         self.record(self._event(Action.MODEL_UNSEALED, path, process, opener, decision, header, name,
