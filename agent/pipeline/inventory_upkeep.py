@@ -97,15 +97,17 @@ class InventoryUpkeep:
         # The same model at both ends of git-lfs (its object store and its checkout): not a copy, one name.
         pair = [m for m in same_bytes if git_lfs.checkout_pair(model, m)]
         same_bytes = [m for m in same_bytes if m not in pair]
+        plaintext = sealed_plaintext(model, previous, self.inventory)
+        if plaintext is not None:  # a sealed file is the model it holds, with that model's full prints
+            model = dataclasses.replace(model, model=plaintext.model, tensors=plaintext.tensors or model.tensors)
+            if plaintext is not previous and plaintext not in same_bytes:
+                same_bytes = [*same_bytes, plaintext]  # sealed from a copy of a known file: a copy of it
         provenance = self.policy.decide(model, finder, same_bytes + pair)
         if previous is not None and previous.provenance is not None:  # changed in place: first finder stays
             provenance = dataclasses.replace(provenance, found_by=previous.provenance.found_by,
                                              where=previous.provenance.where,
                                              pass_number=previous.provenance.pass_number)
         model = dataclasses.replace(model, provenance=provenance)
-        plaintext = sealed_plaintext(model, previous, self.inventory)
-        if plaintext is not None:  # a sealed file is the model it holds, with that model's full prints
-            model = dataclasses.replace(model, model=plaintext.model, tensors=plaintext.tensors or model.tensors)
         sources = [m for m in same_bytes if m.protected]
         # Not byte-identical: maybe converted, re-sharded, cast or partial (tensor fingerprints).
         derived = [] if same_bytes or pair or previous is not None else self._derived_matches(model)

@@ -10,6 +10,7 @@ library; the users run the real `weightwarden` CLI under their own uid (setpriv)
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ import pwd
 import secrets
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -137,6 +139,22 @@ def events(agent: RunningAgent, action: str, path: Path | None = None) -> list[d
             and (path is None or (e.get("file") or {}).get("path") == str(path))]
 
 
+def stored_prints(place: Place, path: Path, *, plain_size: int | None = None) -> list[tuple[Any, ...]]:
+    """The tensor rows the store holds for `path` (read-only); with `plain_size`: those the agent's file cache
+    kept for the plain model it examined at the start (the sealed entry must carry the same)."""
+    database = sqlite3.connect(f"file:{place.data / 'weightwarden.db'}?mode=ro", uri=True)
+    try:
+        if plain_size is not None:
+            rows = database.execute("select tensors from file_cache_tensors where size = ?", [plain_size]).fetchall()
+            assert len(rows) == 1
+            return sorted((fp, name, base64.b64decode(block)) for (text,) in rows
+                          for fp, _e, _b, _i, name, block in json.loads(text))
+        return sorted(database.execute("select fingerprint, name, block from model_tensors where path = ?",
+                                       [str(path)]).fetchall())
+    finally:
+        database.close()
+
+
 def leftovers(folder: Path) -> list[str]:
     return sorted(name for name in os.listdir(folder) if name.startswith(".wwseal-"))
 
@@ -160,6 +178,8 @@ def test_sealed_model_stays_itself_and_unsealing_asks_the_policy(place: Place, u
         (model,) = [m for m in wait_for(lambda: [m for m in place.json_models() if "sealed" in m["formats"]],
                                         timeout=30, what="the sealed file in the inventory")]
         assert model["name"] == MODEL and model["files_protected"] == 1
+        # its prints are the plaintext's as the inventory knew them: tensor names and similarity corners too
+        assert stored_prints(place, path) == stored_prints(place, path, plain_size=len(plain)) != []
 
         # A byte copy of the sealed file elsewhere is that model
         copy = place.elsewhere / "backup.bin"
@@ -197,6 +217,27 @@ def test_sealed_model_stays_itself_and_unsealing_asks_the_policy(place: Place, u
             agent.stop(signal.SIGKILL)
     verified = place.cli("verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr  # every record chained and signed
+
+
+def test_a_sealed_copy_made_out_of_sight_is_a_copy_of_the_model(place: Place) -> None:
+    """Copied, sealed where the agent does not look, then moved into a watched folder: still that model."""
+    path, _plain = place.model()
+    agent = place.agent()
+    try:
+        hidden = place.root / "unwatched"
+        hidden.mkdir()
+        shutil.copy(path, hidden / "weights.bin")
+        sealed_run = place.cli("seal", str(hidden / "weights.bin"))
+        assert sealed_run.returncode == 0, sealed_run.stderr
+        target = place.elsewhere / "weights.bin"
+        os.rename(hidden / "weights.bin", target)
+        (alert,) = wait_for(lambda: copy_alerts(agent, target), timeout=30, what="the sealed copy's alert")
+        assert alert["model"] == MODEL and alert["evidence"]["source_path"] == str(path)
+        (created,) = wait_for(lambda: events(agent, "model-created", target), timeout=30, what="the copy's record")
+        assert created["file"]["format"] == "sealed" and created["details"]["protected"]
+        assert created["details"]["copy_of"] == str(path)
+    finally:
+        agent.stop(signal.SIGKILL)
 
 
 def test_an_unseal_request_that_is_not_a_sealed_file_or_not_absolute_is_a_clear_error(place: Place) -> None:
