@@ -93,13 +93,16 @@ def seal_file(path: str, recipients: Iterable[tuple[str, X25519PublicKey]], *,
 
 
 def unseal_file(path: str, private: X25519PrivateKey | Callable[[], X25519PrivateKey], *,
-                authorize: Callable[[os.stat_result, SealHeader], None] | None = None) -> SealHeader:
+                authorize: Callable[[os.stat_result, SealHeader], None] | None = None,
+                on_chunk: Callable[[int], None] | None = None) -> SealHeader:
     """Replace the sealed file at `path` by its plaintext; on any failure PATH stays sealed.
 
     `authorize(stat, header)` sees the very file that will be unsealed (opened without following symlinks)
     and its header before anything is decrypted; it raises SealError to refuse. The agent decides there, so
     a name swapped after the decision cannot make it unseal another file (the rename checks the identity).
     `private` may be a function giving the key, called once the file is known to be sealed and authorized.
+    `on_chunk(index)` runs after each chunk is written; a SealError it raises abandons the unseal (the
+    temporary file is removed, PATH stays sealed): how the agent stops without finishing a long one.
     """
     with _place(path) as (dir_fd, name), _source(path, dir_fd, name) as (fd, info):
         sealed = _read_sealed_header(path, fd)  # "not a sealed file" comes before any question of keys
@@ -113,7 +116,7 @@ def unseal_file(path: str, private: X25519PrivateKey | Callable[[], X25519Privat
         header, header_bytes, data_key = _open_sealed(path, fd, private)
 
         def write(target: int) -> None:
-            decrypt_stream(fd, header, header_bytes, data_key, target, on_chunk=_chunk_hook())
+            decrypt_stream(fd, header, header_bytes, data_key, target, on_chunk=_both(_chunk_hook(), on_chunk))
 
         _replace(path, dir_fd, name, info, fd, write)
         return header
@@ -233,6 +236,18 @@ def _create_temporary(path: str, dir_fd: int) -> tuple[str, int]:
     raise SealError(f"{path}: cannot create a temporary file in its folder")
 
 
+def remove_stale_in(folder: str) -> list[str]:
+    """remove_stale_temporaries for a folder named by path ([] when it cannot be opened)."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        return remove_stale_temporaries(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def remove_stale_temporaries(dir_fd: int) -> list[str]:
     """Remove this user's `.wwseal-*.tmp` files in the folder that no live process holds; their names."""
     removed: list[str] = []
@@ -276,6 +291,17 @@ def _unlink_quietly(name: str, dir_fd: int) -> None:
     except OSError as error:
         if error.errno != errno.ENOENT:
             raise
+
+
+def _both(first: Callable[[int], None] | None, second: Callable[[int], None] | None) -> Callable[[int], None] | None:
+    if first is None or second is None:
+        return first or second
+
+    def both(index: int) -> None:
+        first(index)
+        second(index)
+
+    return both
 
 
 def _chunk_hook() -> _ChunkHook | None:

@@ -23,14 +23,16 @@ Both outcomes are chained records: `model-unsealed` and `unseal-refused` (a dete
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,12 +42,13 @@ from weightwarden.agent.access.policy import AccessPolicies
 from weightwarden.agent.events import Action, Category, Event, FileInfo, ProcessInfo, Record, display_path
 from weightwarden.agent.executables import ExecutableHashes
 from weightwarden.agent.seal.container import SealHeader
-from weightwarden.agent.seal.inplace import SealError, unseal_file
+from weightwarden.agent.seal.inplace import SealError, remove_stale_in, unseal_file
 from weightwarden.agent.seal.keys import machine_private_key
 
 log = logging.getLogger(__name__)
 
 ACCESS = "read-write"  # an unseal writes the plaintext where the sealed file was
+JOURNAL = "unsealing"  # in the data dir: the folders of unseals under way (see _journaled)
 JOBS_PER_UID = 4  # waiting or running; more is refused, so one user cannot queue the agent's disk for hours
 JOBS_TOTAL = 32
 KEEP_FINISHED_SECONDS = 600.0  # an outcome nobody came for is forgotten after this long
@@ -89,7 +92,10 @@ class UnsealService:
         self.hashes = hashes or ExecutableHashes()
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ww-unseal")
+        self.journal = os.path.join(data_dir, JOURNAL)
+        self.cleaned = clean_after_crash(self.journal)
 
     def answer(self, peer: Caller, request: dict[str, Any]) -> dict[str, Any]:
         """The reply to one `unseal` request (on a control request thread: never waits for an unseal)."""
@@ -116,7 +122,9 @@ class UnsealService:
         return {"ok": True, "job": job_id, "done": False}
 
     def stop(self) -> None:
-        """Waits for the unseal under way (it is crash-safe, but finishing it is kinder); drops the queue."""
+        """Abandons the unseal under way at its next chunk (its file stays sealed, its temporary file goes:
+        a shutdown must not wait for a 100 GB unseal) and drops the queue."""
+        self._stopping.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # ------------------------------------------------------------------ jobs
@@ -162,8 +170,14 @@ class UnsealService:
                                     f"{opener.user or opener.uid} to unseal {name or 'this model'}: "
                                     f"{decision.reason}")
 
+        def stopping(_index: int) -> None:
+            if self._stopping.is_set():
+                raise SealError(f"{display_path(path)}: the agent is stopping; left sealed")
+
         try:
-            header = unseal_file(path, lambda: machine_private_key(self.data_dir), authorize=authorize)
+            with _journaled(self.journal, path):
+                header = unseal_file(path, lambda: machine_private_key(self.data_dir), authorize=authorize,
+                                     on_chunk=stopping)
         except UnsealRefused as error:
             decision, sealed, name = decided[-1] if decided else (None, None, None)
             self.record(self._event(Action.UNSEAL_REFUSED, path, process, opener, decision, sealed, name,
@@ -193,6 +207,44 @@ class UnsealService:
                            sha256=header.sha256 if header else None, format=header.format if header else None)
         return Event(action, Category.FILE, message, file=file, model=name, process=process,
                      details={"unseal": details})
+
+
+@contextmanager
+def _journaled(journal: str, path: str) -> Iterator[None]:
+    """Notes the folder of an unseal under way in the data dir: a plaintext temporary file a crash leaves
+    there (root's, 0600) is removed at the next start, not only at the next seal or unseal in that folder."""
+    os.makedirs(journal, mode=0o700, exist_ok=True)
+    entry = os.path.join(journal, secrets.token_hex(8))
+    with open(entry, "wb") as handle:
+        handle.write(os.fsencode(os.path.dirname(path)))
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(entry)
+
+
+def clean_after_crash(journal: str) -> list[str]:
+    """The temporary files of the unseals a crash interrupted, removed; their paths."""
+    removed: list[str] = []
+    try:
+        entries = os.listdir(journal)
+    except OSError:
+        return removed
+    for name in entries:
+        entry = os.path.join(journal, name)
+        try:
+            with open(entry, "rb") as handle:
+                folder = os.fsdecode(handle.read(1 << 16))
+            removed += [os.path.join(folder, stale) for stale in remove_stale_in(folder)]
+            os.unlink(entry)
+        except OSError as error:
+            log.warning("unseal journal %s: %s", entry, error)
+    if removed:
+        log.warning("removed what interrupted unseals left: %s", ", ".join(display_path(p) for p in removed))
+    return removed
 
 
 def may_read(info: os.stat_result, opener: Opener) -> bool:

@@ -15,10 +15,12 @@ import hashlib
 import json
 import os
 import pwd
+import random
 import secrets
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import tempfile
 import time
@@ -273,14 +275,57 @@ def test_sigkill_of_the_agent_during_an_unseal_loses_nothing(place: Place, point
         assert content == plain
     else:
         assert content == sealed  # untouched: its plaintext only ever went to the temporary file
-        assert len(leftovers(path.parent)) == 1  # root's, mode 0600, until the next unseal here
+        (left,) = leftovers(path.parent)
+        info = (path.parent / left).stat()
+        # root's: 0600 while written, the sealed file's own mode once whole (what the plaintext is given)
+        assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (0, 0o600 if point.startswith("chunk") else 0o644)
         again = place.agent()
         try:
+            assert leftovers(path.parent) == []  # the restarted agent removed it (its unseal journal)
             result = place.cli("unseal", str(path))
             assert result.returncode == 0, result.stderr
             assert path.read_bytes() == plain and leftovers(path.parent) == []
         finally:
             again.stop()
+
+
+def test_sigkill_of_the_agent_at_random_moments_of_unseals_never_loses_the_file(place: Place) -> None:
+    path = place.models / "big.bin"
+    data = os.urandom(256 << 20)
+    path.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    moments = random.Random(11)
+    outcomes = set()
+    for _round in range(4):
+        if path.read_bytes()[:8] != MAGIC:
+            assert place.cli("seal", "--chunk-size", "1048576", str(path)).returncode == 0
+        agent = place.agent()
+        socket = control.socket_path(str(place.data))
+        try:
+            assert control.request(socket, {"op": "unseal", "path": str(path)})["ok"]
+            time.sleep(moments.uniform(0.0, 0.6))
+            agent.process.kill()
+            agent.process.wait(timeout=60)
+        finally:
+            if agent.process.poll() is None:
+                agent.stop(signal.SIGKILL)
+        content = path.read_bytes()
+        midway = bool(leftovers(path.parent))  # killed while writing the plaintext beside it
+        if content == data:
+            outcomes.add(("plain", midway))
+        else:  # the sealed file whole: it verifies, and holds exactly the plaintext
+            verified = place.cli("seal", "--verify", str(path))  # (which also removes root's leftover)
+            assert verified.returncode == 0, verified.stderr
+            outcomes.add(("sealed", midway))
+    again = place.agent()  # cleans what the last kill left
+    try:
+        assert leftovers(path.parent) == []
+        if path.read_bytes() != data:
+            assert place.cli("unseal", str(path)).returncode == 0
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    finally:
+        again.stop()
+    assert len(outcomes) >= 2, outcomes  # the kills landed at different stages, not always after the unseal
 
 
 def test_a_long_unseal_does_not_hold_up_other_requests(place: Place) -> None:

@@ -117,3 +117,34 @@ def test_may_read_follows_owner_group_and_mode(mode: int, owner: int, group: int
                                                gids: tuple[int, ...], readable: bool) -> None:
     info = os.stat_result((0o100000 | mode, 1, 1, 1, owner, group, 10, 0, 0, 0))
     assert may_read(info, Opener(pid=1, start_ticks=None, uid=uid, gids=gids)) is readable
+
+
+def test_stopping_abandons_a_long_unseal_and_leaves_the_file_sealed(allowing: Service, tmp_path: Path) -> None:
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(64 << 20))
+    seal_file(str(path), [("machine", allowing.public)], chunk_size=1 << 16)
+    sealed = path.read_bytes()
+    started = allowing.service.answer(allowing.me, {"op": "unseal", "path": str(path)})
+    deadline = time.monotonic() + 10
+    while not [n for n in os.listdir(tmp_path) if n.startswith(".wwseal-")] and time.monotonic() < deadline:
+        time.sleep(0.005)  # until the unseal is under way (its temporary file exists)
+    allowing.service.stop()
+    done = allowing.service.answer(allowing.me, {"op": "unseal", "job": started["job"]})
+    assert not done["ok"] and "the agent is stopping; left sealed" in done["error"]
+    assert path.read_bytes() == sealed
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".wwseal-")] == []
+    assert allowing.records == [] and os.listdir(allowing.service.journal) == []
+
+
+def test_a_crash_s_leftover_is_removed_at_the_next_start(allowing: Service, tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    stale = folder / ".wwseal-0123456789abcdef.tmp"
+    stale.write_bytes(b"plaintext so far")
+    os.makedirs(allowing.service.journal, exist_ok=True)
+    (Path(allowing.service.journal) / "entry").write_bytes(os.fsencode(folder))
+    allowing.service.stop()
+    again = UnsealService(str(allowing.data), allowing.service.decider, allowing.records.append,
+                          who=lambda pid: None, model_name=lambda path: None)
+    assert again.cleaned == [str(stale)] and not stale.exists() and os.listdir(again.journal) == []
+    again.stop()
