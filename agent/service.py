@@ -151,7 +151,7 @@ class Agent:
         # `weightwarden unseal`: decided with the access policy, done and recorded by the agent (docs/sealing.md).
         self.unseal = unseal_service(config.data_dir, self.observations.emitter("seal"),
                                      who=lambda pid: self.activity.cache.process_info(pid),
-                                     model_name=lambda path: (m.model if (m := self.inventory.get(path)) else None))
+                                     model_name=self._model_name)
         # The app's actions (justify, acknowledge, resolve, scan now) arrive here: agent/control.py.
         app = self.observations.emitter("control")
         self.control = control.for_agent(
@@ -379,6 +379,11 @@ class Agent:
         if self.flows.tainted_paths != marked:
             self.inventory.protected_changed.set()  # the access sensor marks the tainted outputs too
         return self.flows.due_in(now)
+
+    def _model_name(self, path: str, device: int, inode: int) -> str | None:
+        """The inventory's name for the file with this identity (under whatever name it has now)."""
+        model = self.inventory.at_inode(device, inode) or self.inventory.get(path)
+        return model.model if model is not None else None
 
     def _protected_model(self, path: str, device: int, inode: int) -> ModelFile | None:
         model = self.inventory.get(path) or self.inventory.at_inode(device, inode)

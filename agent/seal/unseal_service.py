@@ -80,10 +80,11 @@ class _Job:
 
 class UnsealService:
     def __init__(self, data_dir: str, decider: Decider, record: Callable[[Record], None], *,
-                 who: Callable[[int], ProcessInfo | None], model_name: Callable[[str], str | None],
+                 who: Callable[[int], ProcessInfo | None], model_name: Callable[[str, int, int], str | None],
                  hashes: ExecutableHashes | None = None) -> None:
         """`record` hands a record to the agent's ordered pipeline (stored, chained, detected on); `who` is
-        the agent's process cache; `model_name` the inventory's name for a path, when it knows the file."""
+        the agent's process cache; `model_name(path, device, inode)` the inventory's name for that file, when
+        it knows it."""
         self.data_dir = data_dir
         self.decider = decider
         self.record = record
@@ -155,16 +156,18 @@ class UnsealService:
     # ------------------------------------------------------------------ one unseal (the service's thread)
 
     def _unseal(self, path: str, opener: Opener, process: ProcessInfo) -> dict[str, Any]:
-        decided: list[tuple[Decision, SealHeader, str | None]] = []
+        decided: list[tuple[Decision, SealHeader, str | None, str]] = []  # what was judged, and where
 
-        def authorize(info: os.stat_result, header: SealHeader) -> None:
-            name = self.model_name(path) or header.model
+        def authorize(info: os.stat_result, header: SealHeader, where: str) -> None:
+            # judged where the file really is and as the inventory knows that very file (by inode), never by
+            # the name the caller gave: a symlinked folder must not dodge a policy on the model's path
+            name = self.model_name(where, info.st_dev, info.st_ino) or header.model
             if not may_read(info, opener):
                 raise UnsealRefused(f"{display_path(path)}: {opener.user or opener.uid} may not read this file "
                                     "(its owner, group and mode say so)")
             self.decider.policies.reload()  # the policy as it is now, not as it was at the agent's start
-            decision = self.decider.decide(opener, ModelRef(path, name), ACCESS)
-            decided.append((decision, header, name))
+            decision = self.decider.decide(opener, ModelRef(where, name), ACCESS)
+            decided.append((decision, header, name, where))
             if not decision.allowed:
                 raise UnsealRefused(f"{display_path(path)}: the access policy does not allow "
                                     f"{opener.user or opener.uid} to unseal {name or 'this model'}: "
@@ -179,16 +182,16 @@ class UnsealService:
                 header = unseal_file(path, lambda: machine_private_key(self.data_dir), authorize=authorize,
                                      on_chunk=stopping)
         except UnsealRefused as error:
-            decision, sealed, name = decided[-1] if decided else (None, None, None)
-            self.record(self._event(Action.UNSEAL_REFUSED, path, process, opener, decision, sealed, name,
+            decision, sealed, name, where = decided[-1] if decided else (None, None, None, path)
+            self.record(self._event(Action.UNSEAL_REFUSED, where, process, opener, decision, sealed, name,
                                     f"unseal refused: {error}"))
             log.warning("unseal refused: %s", error)
             return {"ok": False, "error": str(error), "refused": True}
         except SealError as error:
             return {"ok": False, "error": str(error), "refused": False}
-        decision, _sealed, name = decided[-1]
-        self.record(self._event(Action.MODEL_UNSEALED, path, process, opener, decision, header, name,
-                                f"model unsealed for {opener.user or opener.uid}: {display_path(path)}"))
+        decision, _sealed, name, where = decided[-1]
+        self.record(self._event(Action.MODEL_UNSEALED, where, process, opener, decision, header, name,
+                                f"model unsealed for {opener.user or opener.uid}: {display_path(where)}"))
         return {"ok": True, "path": display_path(path), "size": header.size, "decision": decision.reason}
 
     @staticmethod
@@ -260,7 +263,7 @@ def may_read(info: os.stat_result, opener: Opener) -> bool:
 
 
 def unseal_service(data_dir: str, record: Callable[[Record], None], *, who: Callable[[int], ProcessInfo | None],
-                   model_name: Callable[[str], str | None]) -> UnsealService:
+                   model_name: Callable[[str, int, int], str | None]) -> UnsealService:
     """The service an agent with this data dir runs: the access policy files, grants and break-glass as
     `weightwarden access` keeps them (agent/access)."""
     decider = Decider(AccessPolicies(), GrantBook(data_dir), BreakGlass(data_dir))

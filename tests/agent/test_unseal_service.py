@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ class Service:
         self.records: list[Record] = []
         # agent_pid: not this process, which the decision would always allow as the agent's own
         self.service = UnsealService(str(self.data), Decider(AccessPolicies([str(policies)]), agent_pid=-1),
-                                     self.records.append, who=lambda pid: None, model_name=lambda path: None)
+                                     self.records.append, who=lambda pid: None,
+                                     model_name=lambda path, device, inode: None)
         self.me = Peer(os.getpid(), os.geteuid(), os.getegid())
 
     def sealed(self, path: Path, data: bytes) -> Path:
@@ -55,9 +57,20 @@ def _me() -> str:
 
 
 @pytest.fixture
-def allowing(tmp_path: Path) -> Service:
-    return Service(tmp_path, f"id: all-bins\napplies_to:\n  paths: ['{tmp_path}/*']\nmode: enforce\n"
+def services() -> Iterator[list[UnsealService]]:
+    """Every service a test makes is stopped, failed assertions or not (no thread outlives its test)."""
+    made: list[UnsealService] = []
+    yield made
+    for service in made:
+        service.stop()
+
+
+@pytest.fixture
+def allowing(tmp_path: Path, services: list[UnsealService]) -> Service:
+    made = Service(tmp_path, f"id: all-bins\napplies_to:\n  paths: ['{tmp_path}/*']\nmode: enforce\n"
                              f"allow:\n  - users: [{_me()}]\n    access: read-write\n")
+    services.append(made.service)
+    return made
 
 
 def test_an_allowed_unseal_is_a_job_with_its_outcome_and_a_record(allowing: Service, tmp_path: Path) -> None:
@@ -89,9 +102,11 @@ def test_a_job_is_only_its_callers_and_each_user_has_a_cap(allowing: Service, tm
     allowing.service.stop()
 
 
-def test_refused_by_the_policy_the_file_stays_sealed_and_the_refusal_is_recorded(tmp_path: Path) -> None:
+def test_refused_by_the_policy_the_file_stays_sealed_and_the_refusal_is_recorded(
+        tmp_path: Path, services: list[UnsealService]) -> None:
     refusing = Service(tmp_path, f"id: nobody-else\napplies_to:\n  paths: ['{tmp_path}/*']\nmode: monitor\n"
                                  "allow:\n  - users: [someone-else]\n    access: read-write\n")
+    services.append(refusing.service)
     path = refusing.sealed(tmp_path / "m.bin", b"secret" * 100)
     sealed = path.read_bytes()
     started = refusing.service.answer(refusing.me, {"op": "unseal", "path": str(path)})
@@ -102,6 +117,25 @@ def test_refused_by_the_policy_the_file_stays_sealed_and_the_refusal_is_recorded
     (record,) = refusing.records
     assert record.action == Action.UNSEAL_REFUSED  # type: ignore[union-attr]
     assert record.details["unseal"]["decision"]["policy"] == "nobody-else"  # type: ignore[union-attr]
+    refusing.service.stop()
+
+
+def test_a_symlinked_folder_does_not_dodge_a_policy_on_the_model_s_path(tmp_path: Path,
+                                                                       services: list[UnsealService]) -> None:
+    guarded = tmp_path / "guarded"
+    guarded.mkdir()
+    refusing = Service(tmp_path, f"id: guarded\napplies_to:\n  paths: ['{guarded}/*']\nmode: enforce\n"
+                                 "allow:\n  - users: [someone-else]\n    access: read-write\n")
+    services.append(refusing.service)
+    path = refusing.sealed(guarded / "m.bin", b"secret" * 100)
+    sealed = path.read_bytes()
+    (tmp_path / "innocent").symlink_to(guarded)
+    started = refusing.service.answer(refusing.me, {"op": "unseal", "path": str(tmp_path / "innocent" / "m.bin")})
+    done = refusing.wait(refusing.me, started["job"])
+    assert not done["ok"] and done["refused"] and "guarded" in done["error"]
+    assert path.read_bytes() == sealed
+    (record,) = refusing.records
+    assert record.file is not None and record.file.path == str(path)  # type: ignore[union-attr]
     refusing.service.stop()
 
 
@@ -136,7 +170,8 @@ def test_stopping_abandons_a_long_unseal_and_leaves_the_file_sealed(allowing: Se
     assert allowing.records == [] and os.listdir(allowing.service.journal) == []
 
 
-def test_a_crash_s_leftover_is_removed_at_the_next_start(allowing: Service, tmp_path: Path) -> None:
+def test_a_crash_s_leftover_is_removed_at_the_next_start(allowing: Service, tmp_path: Path,
+                                                       services: list[UnsealService]) -> None:
     folder = tmp_path / "models"
     folder.mkdir()
     stale = folder / ".wwseal-0123456789abcdef.tmp"
@@ -145,6 +180,7 @@ def test_a_crash_s_leftover_is_removed_at_the_next_start(allowing: Service, tmp_
     (Path(allowing.service.journal) / "entry").write_bytes(os.fsencode(folder))
     allowing.service.stop()
     again = UnsealService(str(allowing.data), allowing.service.decider, allowing.records.append,
-                          who=lambda pid: None, model_name=lambda path: None)
+                          who=lambda pid: None, model_name=lambda path, device, inode: None)
+    services.append(again)
     assert again.cleaned == [str(stale)] and not stale.exists() and os.listdir(again.journal) == []
     again.stop()
