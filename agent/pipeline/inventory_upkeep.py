@@ -145,7 +145,8 @@ class InventoryUpkeep:
         self._writer.submit_model_files([model], seen=at)  # before the records: a stored alert has its row
         records.append(Event(action, Category.FILE, f"{action.value.replace('-', ' ')}: {model.shown} "
                                                     f"({model.format})",
-                             file=model.file_info(), model=model.model, details=details, time=at))
+                             file=model.file_info(), model=model.model, details=details, time=at,
+                             process=writer if action == Action.MODEL_SEALED else None))  # who sealed, if seen
         return records
 
     def _pair(self, model: ModelFile, pair: list[ModelFile], details: dict[str, Any]) -> ModelFile:
