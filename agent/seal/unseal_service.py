@@ -156,13 +156,14 @@ class UnsealService:
     # ------------------------------------------------------------------ one unseal (the service's thread)
 
     def _unseal(self, path: str, opener: Opener, process: ProcessInfo) -> dict[str, Any]:
-        decided: list[tuple[Decision, SealHeader, str | None, str]] = []  # what was judged, and where
+        decided: list[tuple[Decision | None, SealHeader, str | None, str]] = []  # what was judged, and where
 
         def authorize(info: os.stat_result, header: SealHeader, where: str) -> None:
             # judged where the file really is and as the inventory knows that very file (by inode), never by
             # the name the caller gave: a symlinked folder must not dodge a policy on the model's path
             name = self.model_name(where, info.st_dev, info.st_ino) or header.model
             if not may_read(info, opener):
+                decided.append((None, header, name, where))
                 raise UnsealRefused(f"{display_path(path)}: {opener.user or opener.uid} may not read this file "
                                     "(its owner, group and mode say so)")
             self.decider.policies.reload()  # the policy as it is now, not as it was at the agent's start
@@ -189,7 +190,10 @@ class UnsealService:
             return {"ok": False, "error": str(error), "refused": True}
         except SealError as error:
             return {"ok": False, "error": str(error), "refused": False}
+        except OSError as error:  # the journal in the data dir (the unseal's own errors are SealErrors)
+            return {"ok": False, "error": f"{display_path(path)}: {error.strerror or error}", "refused": False}
         decision, _sealed, name, where = decided[-1]
+        assert decision is not None  # an unseal that went ahead was allowed
         self.record(self._event(Action.MODEL_UNSEALED, where, process, opener, decision, header, name,
                                 f"model unsealed for {opener.user or opener.uid}: {display_path(where)}"))
         return {"ok": True, "path": display_path(path), "size": header.size, "decision": decision.reason}
