@@ -19,6 +19,9 @@ The agent applies a request by recording it through the store; the app never wri
     {"op": "forward-remove", "name": "NAME"}                                      admins: remove one
     {"op": "record-audit", "summary": {...}}      admins: an audit's summary, recorded as an audit-summary
                                                   event (`weightwarden audit --record`, agent/audit/record.py)
+    {"op": "unseal", "path": "/abs/path"} | {"op": "unseal", "job": "ID"}
+                                                  anyone: unseal a sealed file if the access policy allows the
+                                                  caller; a job, followed by its id (agent/seal/unseal_service.py)
         (both checked by the config schema, kept in the data dir's drop-in, applied live: forward/managed.py)
     {"op": "access-request" | "access-list"}     anyone (a request is the caller's own; a non-admin lists
                                                   only their own requests and grants)
@@ -68,7 +71,7 @@ MAX_TEXT_CHARS = 4000
 # a live test writes a record into the SIEM.
 ADMIN_OPS = frozenset({"acknowledge", "resolve", "false-positive", "reopen", "forward-set", "forward-remove",
                        "forward-list", "sync-test", "record-audit", *ADMIN_ACCESS_OPS})
-ANYONE_OPS = frozenset({"ping", "justify", "scan-now", "my-alerts", *ANYONE_ACCESS_OPS})
+ANYONE_OPS = frozenset({"ping", "justify", "scan-now", "my-alerts", "unseal", *ANYONE_ACCESS_OPS})
 MAX_DEPTH = 8  # nesting of a request's JSON; the deepest real one (forward-set) has 2
 MY_ALERTS = 500  # "my-alerts": the newest alerts about the caller's own processes, for a non-admin's app
 SCAN_NOW_INTERVAL = 10.0  # seconds between scans anyone may trigger
@@ -216,6 +219,7 @@ class ControlServer:
                  on_scan_now: Callable[[], None] | None = None,
                  on_review: Callable[[dict[str, Any]], None] | None = None,
                  on_audit: Callable[[object], None] | None = None,
+                 on_unseal: Callable[[Peer, dict[str, Any]], dict[str, Any]] | None = None,
                  forwarding: ManagedDestinations | None = None, access: AccessDesk | None = None,
                  info: dict[str, Any] | None = None, world_accessible: bool = False,
                  limits: Limits = DEFAULT_LIMITS) -> None:
@@ -226,6 +230,7 @@ class ControlServer:
         self.on_scan_now = on_scan_now
         self.on_review = on_review
         self.on_audit = on_audit  # raises ValueError for a summary that is not one
+        self.on_unseal = on_unseal  # starts or reports on an unseal job; never waits for one
         self.forwarding = forwarding
         self._last_test = float("-inf")
         self.info = info or {}
@@ -314,6 +319,10 @@ class ControlServer:
             return {"ok": True}
         if op == "sync-test":
             return self._sync_test(request)
+        if op == "unseal":
+            if self.on_unseal is None:
+                return {"ok": False, "error": "this agent does not unseal"}
+            return self.on_unseal(peer, request)
         if op == "my-alerts":  # the caller's own alerts: who they are comes from the kernel, not the request
             rows = self.store.review.alerts_of_user(peer.user, MY_ALERTS)
             return {"ok": True, "alerts": [_my_alert(r) for r in rows]}
@@ -386,6 +395,7 @@ def for_agent(config: Config, store: Store, *, on_scan_now: Callable[[], None],
               on_review: Callable[[dict[str, Any]], None],
               on_audit: Callable[[object], None] | None = None,
               on_access: Callable[[Event], None] | None = None,
+              on_unseal: Callable[[Peer, dict[str, Any]], dict[str, Any]] | None = None,
               apply_destinations: Callable[[tuple[ForwardDestination, ...]], dict[str, str]] | None = None
               ) -> ControlServer:
     """The control server an agent with this config serves (socket in its data dir)."""
@@ -396,7 +406,8 @@ def for_agent(config: Config, store: Store, *, on_scan_now: Callable[[], None],
             "database": config.database_path}
     return ControlServer(socket_path(config.data_dir), store,
                          Authorizer(admin_group=config.agent.admin_group, owner_uid=owner),
-                         on_scan_now=on_scan_now, on_review=on_review, on_audit=on_audit, info=info,
+                         on_scan_now=on_scan_now, on_review=on_review, on_audit=on_audit, on_unseal=on_unseal,
+                         info=info,
                          access=AccessDesk(config.data_dir, on_access) if on_access is not None else None,
                          forwarding=ManagedDestinations(config, apply_destinations or _not_applied),
                          world_accessible=config.mode == "system")

@@ -186,6 +186,12 @@ class Action(StrEnum):
     ACCESS_WOULD_DENY = "access-would-deny"  # monitor mode: the policy says no, the open went ahead
     ACCESS_BREAK_GLASS_OPEN = "access-break-glass-open"  # root opened a model only because break-glass is open
     ACCESS_FAIL_OPEN = "access-fail-open"  # opens allowed undecided (deadline, overload, internal error)
+    # Sealing at rest (issue 17, agent/seal, docs/sealing.md). model-sealed: a model file replaced by its sealed
+    # form (the inventory saw it); model-unsealed: the agent unsealed one for a caller the policy allows;
+    # unseal-refused: it refused. details.unseal = {decision, caller, sealed}; process is the caller.
+    MODEL_SEALED = "model-sealed"
+    MODEL_UNSEALED = "model-unsealed"
+    UNSEAL_REFUSED = "unseal-refused"
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,11 @@ class Inventory:
             found = [self._by_path[p] for p in sorted(paths)]
         return [f for f in found if f.path != file.path and not _same_inode(f, file)]
 
+    def with_sha256(self, sha256: str) -> list[ModelFile]:
+        """The known files whose content has this SHA-256 (a sealed file's header names its plaintext's)."""
+        with self._lock:
+            return [self._by_path[p] for p in sorted(self._by_sha.get(sha256, ()))]
+
     def tensor_matches(self, file: ModelFile) -> list[TensorMatch]:
         """Protected models some of whose private tensors `file` holds, after any rename, re-shard,
         conversion, cast, quantisation, pruning, fine-tune or export; most similar first. Files at the same

@@ -158,15 +158,16 @@ class Scanner:
                 plan: TensorPlan | None = None
                 if known.sha256 is not None:
                     # The blob's name is its SHA-256: sample the tensors without reading the whole file.
-                    plan = _plan(fd, info.st_size, found, path)
+                    plan = tensor_plan_of(fd, info.st_size, found, path)
                     digest, tensors = known.sha256, sample_tensors(fd, info.st_size, found.format, plan=plan)
                 elif not self._skip_hash(info):
                     # One pass: the tensor sampler rides on the SHA-256 read.
-                    plan = _plan(fd, info.st_size, found, path)
+                    plan = tensor_plan_of(fd, info.st_size, found, path)
                     digest, tensors = hash_with_tensors(fd, info.st_size, found.format,
                                                         block_size=self.hash_block_bytes, plan=plan)
                     with self._hashed_lock:
                         self._bytes_hashed += info.st_size
+                tensors = tensors or found.prints  # a sealed file: its plaintext's, from its header
                 details = {**found.details, **known.details}
                 if plan is not None and plan.skipped is not None:
                     details["over_budget"] = plan.skipped  # parsed within budget or not at all: say why
@@ -275,7 +276,7 @@ class Scanner:
         stats.bytes_hashed = self._bytes_hashed
 
 
-def _plan(fd: int, size: int, found: Identification, path: str) -> TensorPlan:
+def tensor_plan_of(fd: int, size: int, found: Identification, path: str) -> TensorPlan:
     """The tensor layout the identification parsed already, else the layout parser's (one parse a file);
     for an ONNX external data file, its tensors as the model file that names it describes them."""
     if found.tensor_plan is not None:

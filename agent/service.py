@@ -63,6 +63,7 @@ from weightwarden.agent.pipeline.mount_coverage import LEAVING_KINDS, MountCover
 from weightwarden.agent.pipeline.ordered_queue import ObservationQueue
 from weightwarden.agent.scanner import Scanner
 from weightwarden.agent.scope import Scope, ScopeChanged, ScopeWatcher
+from weightwarden.agent.seal.unseal_service import unseal_service
 from weightwarden.agent.sensors import fs_writes
 from weightwarden.agent.sensors.access import AccessFailOpen, AccessObservation, AccessOverflow
 from weightwarden.agent.sensors.evidence_guard import EvidenceTouch
@@ -156,6 +157,10 @@ class Agent:
         self.mount_coverage = MountCoverage(self.sensor, self.writes, self.files.request_rescan,
                                             mounts=read_mounts() if config.sensors.mounts else {},
                                             watched_roots=self.sensor.roots)
+        # `weightwarden unseal`: decided with the access policy, done and recorded by the agent (docs/sealing.md).
+        self.unseal = unseal_service(config.data_dir, self.observations.emitter("seal"),
+                                     who=lambda pid: self.activity.cache.process_info(pid),
+                                     model_name=self._model_name, decider=self.decider)
         # The app's actions (justify, acknowledge, resolve, scan now) arrive here: agent/control.py.
         app = self.observations.emitter("control")
         self.control = control.for_agent(
@@ -163,6 +168,7 @@ class Agent:
             on_review=lambda review: app(_review_event(review)),
             on_audit=lambda summary: app(summary_event(summary)),  # `weightwarden audit --record`
             on_access=app,  # requests filed for a caller, recorded at once (agent/control_access.py)
+            on_unseal=self.unseal.answer,
             apply_destinations=self.evidence.forwarders.apply)  # live, from the app
         # Models anywhere under the homes and configured trees, at idle priority (agent/discovery); only when
         # the policy can protect models outside the roots. `discovery_roots` is where per-user homes plug in.
@@ -307,6 +313,7 @@ class Agent:
     def _shutdown(self) -> None:
         systemd_notify.stopping("flushing records")
         self.control.stop()
+        self.unseal.stop()  # its records still reach the store: the dispatcher drains below
         self.scope_watcher.stop()
         if self.discovery is not None:
             self.discovery.stop()  # its position is saved: the next start continues the pass
@@ -399,6 +406,11 @@ class Agent:
         if self.flows.tainted_paths != marked:
             self.inventory.protected_changed.set()  # the access sensor marks the tainted outputs too
         return self.flows.due_in(now)
+
+    def _model_name(self, path: str, device: int, inode: int) -> str | None:
+        """The inventory's name for the file with this identity (under whatever name it has now)."""
+        model = self.inventory.at_inode(device, inode) or self.inventory.get(path)
+        return model.model if model is not None else None
 
     def _protected_model(self, path: str, device: int, inode: int) -> ModelFile | None:
         model = self.inventory.get(path) or self.inventory.at_inode(device, inode)

@@ -47,6 +47,9 @@ from weightwarden.agent.located.problem import LocatedError, Problem, Problems
 from weightwarden.agent.located.yaml_reader import line_of, load_documents
 
 SYSTEM_DIR = "/etc/weightwarden/access.d"
+# Moves SYSTEM_DIR, as WEIGHTWARDEN_CONFIG moves the config file: tests run the service as installed with
+# their own policies, never touching the machine's /etc.
+SYSTEM_DIR_ENV = "WEIGHTWARDEN_ACCESS_DIR"
 POLICY_KEYS = ("id", "applies_to", "mode", "allow", "description")
 APPLIES_KEYS = ("models", "paths")
 ALLOW_KEYS = ("users", "groups", "programs", "parents", "services", "access")
@@ -161,7 +164,8 @@ def policy_files(paths: Iterable[str] | None = None) -> list[str]:
     """The files named or found (one level) in `paths`, as detection rule files are; by default the
     package's then /etc's."""
     if paths is None:
-        return builtin_policy_files() + rule_files([SYSTEM_DIR] if os.path.isdir(SYSTEM_DIR) else [])
+        system = os.environ.get(SYSTEM_DIR_ENV) or SYSTEM_DIR
+        return builtin_policy_files() + rule_files([system] if os.path.isdir(system) else [])
     return rule_files(paths)
 
 

@@ -1,4 +1,5 @@
-"""`weightwarden enroll --siem URL [--token T] [--ca FILE]`: connect this agent to the organisation's SIEM.
+"""`weightwarden enroll --siem URL [--token T] [--ca FILE] [--escrow-public-key FILE]`: connect this agent to
+the organisation's SIEM, and give it the organisation's escrow key for sealing (agent/seal/escrow.py).
 
 Writes a `[forward.NAME]` table (docs/forwarding.md) into the agent's config file, creates the agent's
 Ed25519 key pair when there is none, sends one live test event, and prints what the SIEM side needs: the
@@ -30,6 +31,8 @@ from weightwarden.agent.config import check_config, forward_table_lines
 from weightwarden.agent.forward.destination_types import DESTINATION_TYPES, type_of_scheme
 from weightwarden.agent.keys import AgentKey, AgentKeyError, public_pem
 from weightwarden.agent.paths import default_config_file
+from weightwarden.agent.seal.escrow import read_public_key_file, store_escrow_key
+from weightwarden.agent.seal.keys import SealKeyError, key_id
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -39,7 +42,7 @@ def register(commands: Any) -> None:
         "enroll", help="forward to the SIEM: write the destination, create the agent key, send a test event",
         description="Connect this agent to a SIEM: write a [forward.NAME] destination into the config, create "
                     "the agent's key pair, send a test event, and print the agent's id and public key.")
-    parser.add_argument("--siem", required=True, metavar="URL",
+    parser.add_argument("--siem", metavar="URL",
                         help="syslog[+tls|+tcp|+udp]://host[:port], hec+https://host:8088, bulk+https://host:9200 "
                              "or file:///path")
     parser.add_argument("--token", metavar="TOKEN", help="HEC token (hec) or API key (bulk)")
@@ -48,6 +51,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--name", default="siem", metavar="NAME", help="the destination's name (default: siem)")
     parser.add_argument("--format", help="message format (default: the transport's; see docs/forwarding.md)")
     parser.add_argument("--no-test", action="store_true", help="do not send the test event")
+    parser.add_argument("--escrow-public-key", metavar="FILE",
+                        help="the organisation's X25519 escrow public key (PEM, 32 raw bytes or base64): every "
+                             "`weightwarden seal` wraps file keys for it too (docs/sealing.md); may be given alone")
     add_config_options(parser)
     parser.set_defaults(run=run)
 
@@ -101,6 +107,12 @@ def _plain_url(url: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.escrow_public_key:
+        _enroll_escrow(args)
+        if not args.siem:
+            return EXIT_OK
+    elif not args.siem:
+        raise UsageError("enroll needs --siem URL, or --escrow-public-key FILE, or both")
     if not _NAME.match(args.name):
         raise UsageError(f"--name {args.name!r}: letters, digits, '-' and '_' only")
     config = config_from(args)  # the current file must be valid before we add to it
@@ -145,6 +157,19 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(public_pem(key.public))
     print("restart the agent to start forwarding (system service: systemctl restart weightwarden)")
     return EXIT_FINDINGS if outcome != EXIT_OK else EXIT_OK
+
+
+def _enroll_escrow(args: argparse.Namespace) -> None:
+    """Check the escrow key and store it in the agent's data dir, where `seal` takes it from."""
+    try:
+        key = read_public_key_file(args.escrow_public_key)
+    except SealKeyError as error:
+        raise UsageError(f"--escrow-public-key {error}") from None
+    try:
+        stored = store_escrow_key(config_from(args).data_dir, key)
+    except OSError as error:
+        raise UsageError(f"cannot store the escrow key: {error.strerror or error}") from None
+    print(f"escrow key {key_id(key)} stored in {stored}: `weightwarden seal` wraps every file key for it")
 
 
 def with_destination(text: str, name: str, table: dict[str, Any]) -> str:

@@ -50,7 +50,8 @@ ACCESS_ACTIONS = (Action.MODEL_OPENED, Action.MODEL_READ, Action.MODEL_HELD)
 # What the event rules look at: accesses and writes, connections, evidence touched, the access policy's answers.
 JUDGED_ACTIONS = frozenset({*ACCESS_ACTIONS, Action.MODEL_WRITTEN, Action.NETWORK_CONNECTION,
                             Action.EVIDENCE_WRITTEN, Action.ACCESS_DENIED, Action.ACCESS_WOULD_DENY,
-                            Action.ACCESS_BREAK_GLASS_OPEN, Action.ACCESS_FAIL_OPEN})
+                            Action.ACCESS_BREAK_GLASS_OPEN, Action.ACCESS_FAIL_OPEN,
+                            Action.UNSEAL_REFUSED})  # docs/sealing.md: a refused unseal
 TIMELINE_LIMIT = 50
 TREE_IDLE_SECONDS = 3600.0
 

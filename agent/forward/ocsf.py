@@ -16,7 +16,7 @@ OCSF_VERSION = "1.3.0"
 
 _CLASSES = {"file": (1001, 1), "process": (1007, 1), "network": (4001, 4), "host": (6002, 6)}
 _FILE_ACTIVITY = {"model-created": 1, "model-discovered": 2, "model-modified": 3, "model-deleted": 4,
-                  "model-moved": 5}
+                  "model-moved": 5, "model-sealed": 10, "model-unsealed": 11}  # 10 Encrypt, 11 Decrypt
 _LIFECYCLE_ACTIVITY = {"agent-started": 3, "agent-stopped": 4}
 OTHER = 99
 

@@ -28,6 +28,7 @@ from weightwarden.agent.identify import (
     paddle_check,
     pickle_check,
     safetensors_check,
+    sealed_check,
     siblings,
     tar_check,
     tf_savedmodel_check,
@@ -59,6 +60,7 @@ CHECKS: Mapping[str, Check] = {
     "tf-savedmodel": tf_savedmodel_check.check,
     "flax-msgpack": flax_msgpack_check.check,
     "paddle": paddle_check.check,
+    "sealed": sealed_check.check,
 }
 
 # Formats whose content is shared with look-alikes (a tensor bundle index ends like any LevelDB table) or

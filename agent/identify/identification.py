@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from weightwarden.agent.events import TensorPrint
 from weightwarden.agent.fingerprint.tensors import TensorPlan
 
 
@@ -17,7 +18,8 @@ class Identification:
     `details` holds what the check read from the header (tensor counts, architecture, ...) and contains
     only JSON-serialisable values, so it can go into events and forwarded records as is. `tensor_plan`
     is the tensor layout when the check already parsed the header for it (safetensors), so the
-    fingerprint does not parse it a second time; a file over its parse budget has details["over_budget"]
+    fingerprint does not parse it a second time; `prints` are the tensor prints a sealed file's header
+    carries for its plaintext; a file over its parse budget has details["over_budget"]
     and a plan that says so.
     """
 
@@ -26,3 +28,6 @@ class Identification:
     # A dict is unhashable, so leave it out of the generated __hash__.
     details: dict[str, Any] = field(default_factory=dict, hash=False)
     tensor_plan: TensorPlan | None = field(default=None, hash=False, compare=False, repr=False)
+    # Prints the file states rather than holds (a sealed file's header: its plaintext's); its own bytes
+    # give none.
+    prints: tuple[TensorPrint, ...] = field(default=(), hash=False, compare=False, repr=False)

@@ -10,6 +10,7 @@ from weightwarden.agent.fingerprint.tensors import TensorPlan
 from weightwarden.agent.identify.checks import CHECKS, PLAN_KEY, SIBLING_CONFIRMATIONS, Check
 from weightwarden.agent.identify.companions import identify_companion
 from weightwarden.agent.identify.identification import Identification
+from weightwarden.agent.identify.sealed_check import PRINTS_KEY
 from weightwarden.agent.identify.window import DEFAULT_TAIL_BYTES, DEFAULT_WINDOW_BYTES, Window, read_window
 from weightwarden.agent.identify.yara_rules import FormatRules, load_format_rules
 from weightwarden.agent.safe_open import open_regular
@@ -87,13 +88,14 @@ class Identifier:
                 continue
             format_id = details.pop("format", candidate)
             plan = details.pop(PLAN_KEY, None)
+            prints = details.pop(PRINTS_KEY, ())
             confirm = SIBLING_CONFIRMATIONS.get(format_id)
             if confirm is not None:
                 details = confirm(path, details)
                 if details is None:
                     continue
             return Identification(format=format_id, confirmed=True, details=details,
-                                  tensor_plan=plan if isinstance(plan, TensorPlan) else None)
+                                  tensor_plan=plan if isinstance(plan, TensorPlan) else None, prints=prints)
         if over_budget is not None:
             return over_budget
         if unchecked is not None:

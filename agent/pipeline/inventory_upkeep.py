@@ -37,6 +37,7 @@ from weightwarden.agent.events import (
 from weightwarden.agent.inventory import DERIVED_FROM, Inventory
 from weightwarden.agent.models import git_lfs
 from weightwarden.agent.models.protection import RESCAN, Finder, ProtectPolicy
+from weightwarden.agent.pipeline.sealed_models import sealed_plaintext, unsealed
 from weightwarden.agent.similarity.matcher import TensorMatch
 from weightwarden.agent.store import RecordWriter
 
@@ -96,6 +97,11 @@ class InventoryUpkeep:
         # The same model at both ends of git-lfs (its object store and its checkout): not a copy, one name.
         pair = [m for m in same_bytes if git_lfs.checkout_pair(model, m)]
         same_bytes = [m for m in same_bytes if m not in pair]
+        plaintext = sealed_plaintext(model, previous, self.inventory)
+        if plaintext is not None:  # a sealed file is the model it holds, with that model's full prints
+            model = dataclasses.replace(model, model=plaintext.model, tensors=plaintext.tensors or model.tensors)
+            if plaintext is not previous and plaintext not in same_bytes:
+                same_bytes = [*same_bytes, plaintext]  # sealed from a copy of a known file: a copy of it
         provenance = self.policy.decide(model, finder, same_bytes + pair)
         if previous is not None and previous.provenance is not None:  # changed in place: first finder stays
             provenance = dataclasses.replace(provenance, found_by=previous.provenance.found_by,
@@ -132,12 +138,15 @@ class InventoryUpkeep:
                                        "tensor_share": round(derived[0].tensor_share, 4),
                                        "byte_share": round(derived[0].byte_share, 4)}
         if previous is not None:
-            action = Action.MODEL_MODIFIED
+            action = Action.MODEL_SEALED if plaintext is previous else Action.MODEL_MODIFIED
+            if unsealed(model, previous):
+                details["unsealed"] = True  # who asked is in the agent's model-unsealed record
         self.inventory.add(model)
         self._writer.submit_model_files([model], seen=at)  # before the records: a stored alert has its row
         records.append(Event(action, Category.FILE, f"{action.value.replace('-', ' ')}: {model.shown} "
                                                     f"({model.format})",
-                             file=model.file_info(), model=model.model, details=details, time=at))
+                             file=model.file_info(), model=model.model, details=details, time=at,
+                             process=writer if action == Action.MODEL_SEALED else None))  # who sealed, if seen
         return records
 
     def _pair(self, model: ModelFile, pair: list[ModelFile], details: dict[str, Any]) -> ModelFile:

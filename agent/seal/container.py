@@ -3,7 +3,7 @@
 Byte by byte (all integers big-endian):
 
     offset 0    8 bytes   magic b"WWSEAL\\x00\\x01" (format family, then format version 1)
-    offset 8    4 bytes   N, the length of the JSON header (at most 1 MiB)
+    offset 8    4 bytes   N, the length of the JSON header (at most 16 MiB)
     offset 12   N bytes   the JSON header, UTF-8, compact, keys sorted:
                             version       1
                             chunk_size    plaintext bytes per chunk (default 4 MiB; 1 byte to 64 MiB)
@@ -11,10 +11,18 @@ Byte by byte (all integers big-endian):
                             sha256        hex SHA-256 of the original plaintext
                             name          the original file name (its last path component; non-UTF-8
                                           bytes kept as \\udcXX escapes)
+                            format        the plaintext's format id (as `weightwarden scan` reports it),
+                                          or null when it is not a model file we know
+                            model         the logical model the plaintext belongs to, as the inventory
+                                          names it, or null
                             keys          [{kind: "machine"|"escrow", key_id, ephemeral, nonce, wrapped}]:
                                           the data key wrapped per recipient (`seal.keys`; bytes in base64)
                             nonce_prefix  8 random bytes, base64
-                            prints        a list the caller may fill (the inventory's prints, later)
+                            prints        the plaintext's tensor prints, each [fingerprint, elements, bytes,
+                                          informative]: hashes and counts only, never tensor values (the
+                                          similarity corners and tensor names stay inside the ciphertext)
+                          `format`, `model` and `prints` are what lets the agent keep a sealed file in its
+                          inventory as the model it holds, and recognise a copy of it (docs/sealing.md).
     offset 12+N           the chunks, in order. Chunk i holds plaintext bytes [i*chunk_size, (i+1)*chunk_size)
                           of the original, so every chunk but the last is full; there are
                           max(1, ceil(size / chunk_size)) chunks (an empty file is one empty final chunk).
@@ -45,13 +53,17 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from weightwarden.agent.events import TensorPrint
 from weightwarden.agent.seal.keys import WrappedKey
 
 MAGIC = b"WWSEAL\x00\x01"
 VERSION = 1
 DEFAULT_CHUNK_SIZE = 4 << 20
 MAX_CHUNK_SIZE = 64 << 20
-MAX_HEADER = 1 << 20
+# A header holds a print per tensor (about 110 bytes each): 16 MiB leaves room for 100,000 tensors and still
+# bounds what a hostile header can make a reader allocate.
+MAX_HEADER = 16 << 20
+MAX_NAME_CHARS = 4096
 TAG = 16
 _PREFIX = struct.Struct(">8sI")
 
@@ -68,7 +80,9 @@ class SealHeader:
     name: str
     keys: tuple[WrappedKey, ...]
     nonce_prefix: bytes
-    prints: tuple[object, ...] = field(default=())
+    prints: tuple[TensorPrint, ...] = field(default=())
+    format: str | None = None
+    model: str | None = None
     version: int = VERSION
 
     @property
@@ -83,7 +97,8 @@ class SealHeader:
         document = {"version": self.version, "chunk_size": self.chunk_size, "size": self.size,
                     "sha256": self.sha256, "name": self.name, "keys": [key.to_json() for key in self.keys],
                     "nonce_prefix": base64.b64encode(self.nonce_prefix).decode("ascii"),
-                    "prints": list(self.prints)}
+                    "prints": [_print_json(p) for p in self.prints], "format": self.format,
+                    "model": self.model}
         text = json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
         return _PREFIX.pack(MAGIC, len(text)) + text
 
@@ -108,7 +123,7 @@ def read_header(fd: int) -> tuple[SealHeader, bytes]:
     try:
         document = json.loads(text)
         header = _header_from(document)
-    except (ValueError, TypeError, KeyError) as error:
+    except (ValueError, TypeError, KeyError, RecursionError) as error:
         raise SealFormatError(f"malformed header: {error}") from None
     return header, prefix + text
 
@@ -126,6 +141,10 @@ def _header_from(document: object) -> SealHeader:
     sha256, name, prints = document["sha256"], document["name"], document["prints"]
     if not isinstance(sha256, str) or len(sha256) != 64 or not isinstance(name, str) or not isinstance(prints, list):
         raise ValueError("bad sha256, name or prints")
+    plain_format, model = document.get("format"), document.get("model")  # absent in the first sealed files
+    for label, text in (("format", plain_format), ("model", model)):
+        if text is not None and (not isinstance(text, str) or not text or len(text) > MAX_NAME_CHARS):
+            raise ValueError(f"bad {label} {str(text)[:40]!r}")
     keys = document["keys"]
     if not isinstance(keys, list):
         raise ValueError("keys is not a list")
@@ -133,7 +152,18 @@ def _header_from(document: object) -> SealHeader:
     if len(prefix) != 8:
         raise ValueError("nonce_prefix is not 8 bytes")
     return SealHeader(chunk_size, size, sha256, name, tuple(WrappedKey.from_json(key) for key in keys), prefix,
-                      tuple(prints))
+                      tuple(_print_from(item, n) for n, item in enumerate(prints)), plain_format, model)
+
+
+def _print_json(tensor: TensorPrint) -> list[object]:
+    return [tensor.fingerprint, tensor.elements, tensor.bytes, tensor.informative]
+
+
+def _print_from(item: object, index: int) -> TensorPrint:
+    if not (isinstance(item, list) and len(item) == 4 and isinstance(item[0], str) and 0 < len(item[0]) <= 128
+            and all(type(n) is int and n >= 0 for n in item[1:3]) and isinstance(item[3], bool)):
+        raise ValueError(f"bad print {index}: [fingerprint, elements, bytes, informative] expected")
+    return TensorPrint(item[0], item[1], item[2], item[3])
 
 
 def _aad(header_hash: bytes, index: int, final: bool) -> bytes:

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from weightwarden.agent.fingerprint.sha256 import FileChangedError, sha256_fd
+from weightwarden.agent.fingerprint.sha256 import FileChangedError
 from weightwarden.agent.safe_open import NotRegularFile, open_regular
 from weightwarden.agent.seal.container import (
     DEFAULT_CHUNK_SIZE,
@@ -43,7 +43,10 @@ from weightwarden.agent.seal.container import (
     read_header,
     write_all,
 )
+from weightwarden.agent.seal.identity import Describer, PlainIdentity
 from weightwarden.agent.seal.keys import SealKeyError, unwrap, wrap
+
+Describe = Callable[[int, int, str], PlainIdentity]
 
 TEMP_PREFIX = ".wwseal-"
 TEMP_SUFFIX = ".tmp"
@@ -57,11 +60,12 @@ class SealError(Exception):
 
 
 def seal_file(path: str, recipients: Iterable[tuple[str, X25519PublicKey]], *,
-              chunk_size: int = DEFAULT_CHUNK_SIZE, prints: Iterable[object] = (),
+              chunk_size: int = DEFAULT_CHUNK_SIZE, describe: Describe | None = None,
               on_chunk: Callable[[int], None] | None = None) -> SealHeader:
     """Replace the plain file at `path` by its sealed form, the data key wrapped for each (kind, key).
 
-    `on_chunk(index)` runs after each chunk is written (progress display).
+    `describe(fd, size, path)` reads what the plaintext is (its SHA-256, format, model and tensor prints) for
+    the header; by default seal.identity's Describer. `on_chunk(index)` runs after each chunk is written.
     """
     if not 0 < chunk_size <= MAX_CHUNK_SIZE:
         raise SealError(f"{path}: chunk size {chunk_size} out of range (1 byte to {MAX_CHUNK_SIZE})")
@@ -69,13 +73,13 @@ def seal_file(path: str, recipients: Iterable[tuple[str, X25519PublicKey]], *,
         if is_sealed(read_exact(fd, 8, 0)):
             raise SealError(f"{path}: already sealed")
         try:
-            sha256 = sha256_fd(fd, info.st_size)
+            plain = (describe or Describer())(fd, info.st_size, path)
         except FileChangedError:
             raise SealError(f"{path}: changed while being read; left as it was") from None
         data_key = os.urandom(32)
-        header = SealHeader(chunk_size, info.st_size, sha256, name,
+        header = SealHeader(chunk_size, info.st_size, plain.sha256, name,
                             tuple(wrap(data_key, key, kind) for kind, key in recipients), os.urandom(8),
-                            tuple(prints))
+                            plain.prints, plain.format, plain.model)
         if not header.keys:
             raise SealError(f"{path}: no key to seal for")
         header_bytes = header.encode()
@@ -88,13 +92,33 @@ def seal_file(path: str, recipients: Iterable[tuple[str, X25519PublicKey]], *,
         return header
 
 
-def unseal_file(path: str, private: X25519PrivateKey) -> SealHeader:
-    """Replace the sealed file at `path` by its plaintext; on any failure PATH stays sealed."""
+def unseal_file(path: str, private: X25519PrivateKey | Callable[[], X25519PrivateKey], *,
+                authorize: Callable[[os.stat_result, SealHeader, str], None] | None = None,
+                on_chunk: Callable[[int], None] | None = None) -> SealHeader:
+    """Replace the sealed file at `path` by its plaintext; on any failure PATH stays sealed.
+
+    `authorize(stat, header, where)` sees the very file that will be unsealed (opened without following
+    symlinks), its header and where it really is (the kernel's path of the open file: no symbolic link in
+    it) before anything is decrypted; it raises SealError to refuse. The agent decides there, so neither a
+    symlinked folder nor a name swapped after the decision can make it unseal another file than the one it
+    judged (the rename checks the identity).
+    `private` may be a function giving the key, called once the file is known to be sealed and authorized.
+    `on_chunk(index)` runs after each chunk is written; a SealError it raises abandons the unseal (the
+    temporary file is removed, PATH stays sealed): how the agent stops without finishing a long one.
+    """
     with _place(path) as (dir_fd, name), _source(path, dir_fd, name) as (fd, info):
+        sealed = _read_sealed_header(path, fd)  # "not a sealed file" comes before any question of keys
+        if authorize is not None:
+            authorize(info, sealed, _opened_path(fd, path))
+        if not isinstance(private, X25519PrivateKey):
+            try:
+                private = private()
+            except SealKeyError as error:
+                raise SealError(f"{path}: {error}") from None
         header, header_bytes, data_key = _open_sealed(path, fd, private)
 
         def write(target: int) -> None:
-            decrypt_stream(fd, header, header_bytes, data_key, target, on_chunk=_chunk_hook())
+            decrypt_stream(fd, header, header_bytes, data_key, target, on_chunk=_both(_chunk_hook(), on_chunk))
 
         _replace(path, dir_fd, name, info, fd, write)
         return header
@@ -115,10 +139,23 @@ def verify_file(path: str, private: X25519PrivateKey) -> SealHeader:
 
 def read_sealed_header(path: str) -> SealHeader:
     with _place(path) as (dir_fd, name), _source(path, dir_fd, name) as (fd, _info):
-        try:
-            return read_header(fd)[0]
-        except SealFormatError as error:
-            raise SealError(f"{path}: {error}") from None
+        return _read_sealed_header(path, fd)
+
+
+def _read_sealed_header(path: str, fd: int) -> SealHeader:
+    try:
+        return read_header(fd)[0]
+    except SealFormatError as error:
+        raise SealError(f"{path}: {error}") from None
+
+
+def _opened_path(fd: int, path: str) -> str:
+    """Where the kernel says the open file is (Linux /proc); the absolute given path elsewhere."""
+    try:
+        where = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.abspath(path)
+    return where if where.startswith("/") and not where.endswith(" (deleted)") else os.path.abspath(path)
 
 
 def _open_sealed(path: str, fd: int, private: X25519PrivateKey) -> tuple[SealHeader, bytes, bytes]:
@@ -210,6 +247,18 @@ def _create_temporary(path: str, dir_fd: int) -> tuple[str, int]:
     raise SealError(f"{path}: cannot create a temporary file in its folder")
 
 
+def remove_stale_in(folder: str) -> list[str]:
+    """remove_stale_temporaries for a folder named by path ([] when it cannot be opened)."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        return remove_stale_temporaries(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def remove_stale_temporaries(dir_fd: int) -> list[str]:
     """Remove this user's `.wwseal-*.tmp` files in the folder that no live process holds; their names."""
     removed: list[str] = []
@@ -253,6 +302,17 @@ def _unlink_quietly(name: str, dir_fd: int) -> None:
     except OSError as error:
         if error.errno != errno.ENOENT:
             raise
+
+
+def _both(first: Callable[[int], None] | None, second: Callable[[int], None] | None) -> Callable[[int], None] | None:
+    if first is None or second is None:
+        return first or second
+
+    def both(index: int) -> None:
+        first(index)
+        second(index)
+
+    return both
 
 
 def _chunk_hook() -> _ChunkHook | None:

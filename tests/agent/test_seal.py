@@ -25,8 +25,16 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 
 from weightwarden.agent.cli.main import main
 from weightwarden.agent.seal.container import MAGIC, TAG, SealHeader
-from weightwarden.agent.seal.inplace import CRASH_ENV, SealError, seal_file, unseal_file, verify_file
-from weightwarden.agent.seal.keys import machine_private_key, machine_public_key, private_pem, public_pem
+from weightwarden.agent.seal.escrow import store_escrow_key
+from weightwarden.agent.seal.inplace import (
+    CRASH_ENV,
+    SealError,
+    read_sealed_header,
+    seal_file,
+    unseal_file,
+    verify_file,
+)
+from weightwarden.agent.seal.keys import key_id, machine_private_key, machine_public_key, private_pem, public_pem
 
 CHUNK = 4096
 
@@ -36,9 +44,20 @@ class Machine:
         self.data_dir = data_dir
         self.public: X25519PublicKey = machine_public_key(data_dir)
         self.private: X25519PrivateKey = machine_private_key(data_dir)
+        # The organisation's escrow pair: its private half recovers files without the agent (the CLI's
+        # only offline unseal); the tests enrol the public half where they need it.
+        self.escrow = X25519PrivateKey.generate()
+        self.escrow_key_file = data_dir.parent / "escrow.pem"
+        self.escrow_key_file.write_bytes(private_pem(self.escrow))
+        os.chmod(self.escrow_key_file, 0o600)
+        store_escrow_key(str(data_dir), self.escrow.public_key())  # as `enroll --escrow-public-key` does
+
+    def recover_args(self) -> list[str]:
+        return ["unseal", "--escrow-key", str(self.escrow_key_file)]
 
     def seal(self, path: Path, chunk_size: int = CHUNK) -> SealHeader:
-        return seal_file(str(path), [("machine", self.public)], chunk_size=chunk_size)
+        return seal_file(str(path), [("machine", self.public), ("escrow", self.escrow.public_key())],
+                         chunk_size=chunk_size)
 
 
 @pytest.fixture
@@ -178,7 +197,7 @@ def test_a_cut_header_and_a_foreign_file_are_clear_errors(machine: Machine, tmp_
     plain_file(path, 100)
     machine.seal(path)
     path.write_bytes(path.read_bytes()[:30])
-    assert main(["unseal", str(path)]) == 1
+    assert main([*machine.recover_args(), str(path)]) == 1
     assert f"{path}: truncated in the header" in capsys.readouterr().err
     path.write_bytes(b"not sealed at all")
     assert main(["seal", "--verify", str(path)]) == 1
@@ -239,7 +258,12 @@ def test_cli_round_trip(machine: Machine, tmp_path: Path, capsys: pytest.Capture
     assert main(["seal", str(path)]) == 1
     assert f"{path}: already sealed" in capsys.readouterr().err
     assert main(["seal", "--verify", str(path)]) == 0
-    assert main(["unseal", str(path)]) == 0
+    # the enrolled escrow key is used by default, and recovers the file without the agent
+    assert [(k.kind, k.key_id) for k in read_sealed_header(str(path)).keys] == [
+        ("machine", key_id(machine.public)), ("escrow", key_id(machine.escrow.public_key()))]
+    assert main(["unseal", str(path)]) == 2  # no agent: unsealing goes through it
+    assert "unsealing goes through the agent" in capsys.readouterr().err
+    assert main([*machine.recover_args(), str(path)]) == 0
     assert path.read_bytes() == data
 
 
@@ -312,6 +336,11 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[byte
                             env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _command(operation: str, machine: Machine) -> list[str]:
+    """The CLI's seal, or its one unseal without an agent: recovery with the escrow key."""
+    return machine.recover_args() if operation == "unseal" else [operation]
+
+
 def _finish(process: subprocess.Popen[bytes]) -> int:
     process.communicate(timeout=60)
     return process.returncode
@@ -338,8 +367,8 @@ def test_sigkill_at_every_named_point_leaves_plain_or_sealed(machine: Machine, t
     data = plain_file(path, 20 * CHUNK)
     if operation == "unseal":
         machine.seal(path)
-    process = _cli(operation, *(["--chunk-size", str(CHUNK)] if operation == "seal" else []), str(path),
-                   env={CRASH_ENV: point})
+    process = _cli(*_command(operation, machine), *(["--chunk-size", str(CHUNK)] if operation == "seal" else []),
+                   str(path), env={CRASH_ENV: point})
     process.communicate(timeout=60)
     assert process.returncode == -signal.SIGKILL
     renamed = point == "after-rename"
@@ -348,8 +377,9 @@ def test_sigkill_at_every_named_point_leaves_plain_or_sealed(machine: Machine, t
     assert state == ({"seal": "sealed", "unseal": "plain"}[operation] if renamed else
                      {"seal": "plain", "unseal": "sealed"}[operation])
     # the rerun removes the dead run's temporary file and finishes the job
-    rerun = _cli(operation, str(path)) if state != {"seal": "sealed", "unseal": "plain"}[operation] else \
-        _cli("seal" if operation == "unseal" else "unseal", str(path))
+    rerun = _cli(*_command(operation, machine), str(path)) \
+        if state != {"seal": "sealed", "unseal": "plain"}[operation] else \
+        _cli(*_command("seal" if operation == "unseal" else "unseal", machine), str(path))
     assert _finish(rerun) == 0
     assert leftovers(tmp_path) == []
     if _plain_or_sealed_of(path, data, machine) == "sealed":
@@ -365,13 +395,15 @@ def test_sigkill_at_random_moments_never_loses_the_file(machine: Machine, tmp_pa
     for _round in range(12):
         operation = "seal" if _plain_or_sealed_of(path, data, machine) == "plain" else "unseal"
         process = _cli(operation, "--chunk-size", "65536", str(path)) if operation == "seal" else \
-            _cli(operation, str(path))
-        time.sleep(moments.uniform(0.15, 0.6))
+            _cli(*machine.recover_args(), str(path))
+        # a seal spends its first half second loading the format rules (it identifies the plaintext)
+        time.sleep(moments.uniform(0.15, 0.6) + (0.5 if operation == "seal" else 0))
         process.kill()
         process.communicate(timeout=60)
         states.add((operation, process.returncode == 0, _plain_or_sealed_of(path, data, machine)))
     assert _finish(_cli("seal", "--verify", str(path))) in (0, 1)
-    final = _cli("unseal" if _plain_or_sealed_of(path, data, machine) == "sealed" else "seal", str(path))
+    final = _cli(*_command("unseal" if _plain_or_sealed_of(path, data, machine) == "sealed" else "seal", machine),
+                 str(path))
     assert _finish(final) == 0
     assert leftovers(tmp_path) == []
     assert len(states) >= 2  # the kills landed at different stages, not always before anything happened
@@ -403,11 +435,15 @@ def test_an_ordinary_user_cannot_unseal_or_verify(machine: Machine, shared_folde
     machine.seal(path)
     os.chmod(path, 0o666)
     sealed = path.read_bytes()
-    for command in (["unseal", str(path)], ["seal", "--verify", str(path)]):
+    for command, secret in (([*machine.recover_args(), str(path)], machine.escrow_key_file),
+                            (["seal", "--verify", str(path)], machine.data_dir / "seal_key.pem")):
         result = _as_nobody(*command, data_dir=machine.data_dir)
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr
-        assert "seal_key.pem" in result.stderr and "permission denied" in result.stderr.lower()
+        assert str(secret) in result.stderr and "permission denied" in result.stderr.lower()
+    # without a key of their own, nobody can only ask the agent (none runs here: a usage error)
+    result = _as_nobody("unseal", str(path), data_dir=machine.data_dir)
+    assert result.returncode == 2 and "unsealing goes through the agent" in result.stderr
     assert path.read_bytes() == sealed and leftovers(shared_folder) == []
     # nor by copying the sealed file somewhere with a key of their own
     own = shared_folder / "nobody-data"

@@ -13,7 +13,7 @@ import pytest
 from tests.agent.forward.conftest import hostile_records, store_records
 from tests.agent.forward.parsers import parse_5424, parse_cef, parse_cef_extension, parse_leef
 from weightwarden.agent.config import ConfigError, load_config
-from weightwarden.agent.events import Action, Alert, Category, Destination, Event
+from weightwarden.agent.events import Action, Alert, Category, Destination, Event, FileInfo
 from weightwarden.agent.forward import cef, ecs, ocsf, syslog
 from weightwarden.agent.forward.fields import flatten
 from weightwarden.agent.forward.render import Renderer
@@ -70,6 +70,14 @@ def test_ocsf_severity_and_types() -> None:
     for record in hostile_records():
         doc = ocsf.event(flatten(record.kind, record.to_dict()), "h")
         assert doc["type_uid"] == doc["class_uid"] * 100 + doc["activity_id"]
+
+
+def test_ocsf_sealing_is_encrypt_and_decrypt_file_activity() -> None:
+    """OCSF File System Activity has Encrypt (10) and Decrypt (11); a refused unseal did neither (99)."""
+    for action, activity in ((Action.MODEL_SEALED, 10), (Action.MODEL_UNSEALED, 11), (Action.UNSEAL_REFUSED, 99)):
+        record = Event(action, Category.FILE, "m", file=FileInfo(path="/m/model.safetensors"), model="m")
+        doc = ocsf.event(flatten("event", record.to_dict()), "h")
+        assert (doc["class_uid"], doc["activity_id"], doc["type_uid"]) == (1001, activity, 100100 + activity)
 
 
 def test_leef_header_and_tabs() -> None:

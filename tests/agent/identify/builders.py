@@ -438,3 +438,25 @@ def zip_with_config_json_only(path: Path) -> None:
 
 def text_starting_with_lmgg(path: Path) -> None:
     path.write_text("lmgg is what 'ggml' looks like reversed on disk\n")
+
+
+def sealed_safetensors(path: Path) -> None:
+    """A safetensors model sealed in place by our own `seal` code (docs/sealing.md), for a throwaway key."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from weightwarden.agent.seal.inplace import seal_file
+
+    safetensors_file(path)
+    seal_file(str(path), [("machine", X25519PrivateKey.generate().public_key())], chunk_size=64)
+
+
+def text_starting_with_wwseal(path: Path) -> None:
+    """Our sealed magic and a plausible header length, then prose: no header, no chunks."""
+    text = b'{"this is": "a note about the WWSEAL format, not a sealed file"}'
+    path.write_bytes(b"WWSEAL\x00\x01" + len(text).to_bytes(4, "big") + text + b"\nmore notes\n" * 20)
+
+
+def sealed_file_with_a_byte_cut(path: Path) -> None:
+    """A sealed file one byte short: not its exact length, so not taken for one."""
+    sealed_safetensors(path)
+    path.write_bytes(path.read_bytes()[:-1])

@@ -34,6 +34,8 @@ CASES = [
     Case(builders.safetensors_with_appended_bytes, "model.safetensors", "safetensors",
          {"tensor_count": 2, "appended_bytes": 21}),
     Case(builders.safetensors_empty, "empty.safetensors", "safetensors", {"tensor_count": 0, "dtypes": []}),
+    Case(builders.sealed_safetensors, "tiny-llama.bin", "sealed", {"sealed_format": "safetensors",
+                                                                   "name": "tiny-llama"}),
     Case(builders.gguf_file, "model.gguf", "gguf", {
         "version": 3, "byte_order": "little", "tensor_count": 1, "architecture": "llama",
         "name": "tiny-llama", "type": None, "kv_truncated": False}),

@@ -31,6 +31,8 @@ LOOKALIKES: list[tuple[Callable[[Path], None], str]] = [
     (builders.svg_xml, "model.xml"),
     (builders.zip_with_config_json_only, "model.keras"),
     (builders.text_starting_with_lmgg, "model.bin"),
+    (builders.text_starting_with_wwseal, "model.sealed"),
+    (builders.sealed_file_with_a_byte_cut, "model.safetensors"),
 ]
 
 
