@@ -1,4 +1,5 @@
-"""Acceptance (issue 17): the access policy enforced on real opens by real users, the agent run as installed.
+"""Acceptance (issue 17): the access policy enforced on real opens by real users, and unsealing decided by
+it, the agent run as installed.
 
 Two local users (ana, bo) are made for the test; the agent runs as the unit runs it (system mode, root, no
 HOME, no config file). An administrator's policy is written where admins put them (/etc/weightwarden/
@@ -12,6 +13,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +61,14 @@ allow:
       - {{executable: {PYTHON}}}
     access: read
 ---
+id: test-sealed-{ana.name}
+applies_to:
+  paths: ["{enforced.parent.parent}/sealed/**"]
+mode: enforce
+allow:
+  - users: [{ana.name}, root]
+    access: read-write
+---
 id: test-monitored-{ana.name}
 applies_to:
   paths: ["{monitored.parent}/**"]
@@ -80,7 +90,15 @@ def enforced(people: tuple[Person, Person], tmp_path_factory: pytest.TempPathFac
     POLICY_DIR.mkdir(parents=True, exist_ok=True)
     policy_file = POLICY_DIR / f"90-test-{ana.name}.yml"
     policy_file.write_text(_policy(ana, locked, watched))
-    data = tmp_path_factory.mktemp("enforced") / "data"
+    sealed = owned_model(ana, "models/sealed/model.safetensors", seed=74)
+    _open_to_all(ana, sealed)
+    _CONTENT[sealed] = sealed.read_bytes()
+    # The data dir moved out of /var/lib (WEIGHTWARDEN_DATA_DIR) where users can reach its socket, as they
+    # reach /run/weightwarden's on an installed machine.
+    base = Path(tempfile.mkdtemp(prefix="ww-enforced-", dir="/var/tmp"))
+    base.chmod(0o711)
+    data = base / "data"
+    data.mkdir(mode=0o711)
     agent = InstalledAgent(data)
     try:
         def marked() -> bool:
@@ -93,7 +111,10 @@ def enforced(people: tuple[Person, Person], tmp_path_factory: pytest.TempPathFac
         yield agent, locked, watched
     finally:
         policy_file.unlink(missing_ok=True)
-        assert agent.stop() == 0
+        try:
+            assert agent.stop() == 0
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def _denied_open(person: Person, model: Path) -> bool:
@@ -215,3 +236,40 @@ def test_break_glass_lets_root_in_and_every_open_is_recorded(enforced: tuple[Ins
         for name in os.listdir(Path(agent.env["WEIGHTWARDEN_DATA_DIR"]) / "access"):
             if "break" in name:
                 os.unlink(Path(agent.env["WEIGHTWARDEN_DATA_DIR"]) / "access" / name)
+
+
+def _cli_as(person: Person, agent: InstalledAgent, *argv: str) -> subprocess.CompletedProcess[bytes]:
+    """`weightwarden ...` as this user, told where the agent's data dir is (WEIGHTWARDEN_DATA_DIR, as the
+    agent was)."""
+    return subprocess.run(["setpriv", f"--reuid={person.uid}", f"--regid={person.gid}", "--init-groups", "--",
+                           WEIGHTWARDEN, *argv],
+                          env={"HOME": str(person.home), "PATH": "/usr/bin:/bin", "USER": person.name,
+                               "WEIGHTWARDEN_DATA_DIR": agent.env["WEIGHTWARDEN_DATA_DIR"]},
+                          cwd=person.home, capture_output=True, timeout=120)
+
+
+def _sealed_path(locked: Path) -> Path:
+    return locked.parent.parent / "sealed" / "model.safetensors"
+
+
+def test_unseal_goes_through_the_agent_and_the_policy(enforced: tuple[InstalledAgent, Path, Path],
+                                                     people: tuple[Person, Person]) -> None:  # noqa: F811
+    agent, locked, _ = enforced
+    ana, bo = people
+    sealed = _sealed_path(locked)
+    system = ["--mode", "system"]
+    done = subprocess.run([WEIGHTWARDEN, "seal", str(sealed), *system], env=agent.env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with sealed.open("rb") as handle:  # root may read it under the sealed folder's policy
+        sealed_bytes = handle.read()
+    assert sealed_bytes != _CONTENT[sealed] and _CONTENT[sealed][:4096] not in sealed_bytes
+    refused = _cli_as(bo, agent, "unseal", str(sealed), *system)
+    assert refused.returncode == 1 and b"the access policy does not allow" in refused.stderr, refused
+    assert sealed.read_bytes() == sealed_bytes  # still sealed
+    wait_for(lambda: [e for e in _events(agent, "unseal-refused") if (e.get("process") or {}).get("user") == bo.name],
+             timeout=30, what="bo's refused unseal recorded")
+    allowed = _cli_as(ana, agent, "unseal", str(sealed), *system)
+    assert allowed.returncode == 0, allowed.stderr
+    assert sealed.read_bytes() == _CONTENT[sealed]
+    wait_for(lambda: _events(agent, "model-unsealed"), timeout=30, what="the unseal recorded")
