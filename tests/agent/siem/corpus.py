@@ -77,6 +77,9 @@ def agent_records(host_number: int) -> list[Event]:
                          file=FileInfo(path="/home/ana/models/llama/model.safetensors", size=4096,
                                        format="safetensors", sha256="e3" * 32, quick_fingerprint="q" * 32),
                          model="llama"))
+    records.append(Event(Action.MODEL_CREATED, Category.FILE, "a model of this host only", time=base,
+                         file=FileInfo(path=f"/home/ana/models/own{host_number}.safetensors", size=2048,
+                                       sha256=f"{host_number:02d}" * 32), model=f"own{host_number}"))
     records.append(Event(Action.MOUNT_ADDED, Category.HOST, "mount", time=base,
                          details={"mount_point": "/media/usb", "fstype": "vfat", "source": "/dev/sdb1",
                                   "kind": "removable"}))
