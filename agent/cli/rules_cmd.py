@@ -14,7 +14,7 @@ import yaml
 from weightwarden.agent.cli.output import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, add_config_options, config_from
 from weightwarden.agent.detect.policy import load_policy_rules
 from weightwarden.agent.detect.rules import RuleSet, builtin_rule_files, load_rules
-from weightwarden.agent.siem.sigma import Exported, Skipped, export
+from weightwarden.agent.siem.sigma import AUTHOR, Exported, Skipped, export
 
 
 def register(commands: Any) -> None:
@@ -79,6 +79,7 @@ def run_export(args: argparse.Namespace) -> int:
     results = [export(rule, builtin=os.path.realpath(rule.path) in builtin) for rule in rules.rules]
     try:
         os.makedirs(args.sigma, exist_ok=True)
+        _remove_earlier_exports(args.sigma)
         for result in results:
             if isinstance(result, Exported):
                 with open(os.path.join(args.sigma, result.file_name), "w", encoding="utf-8") as handle:
@@ -94,6 +95,17 @@ def run_export(args: argparse.Namespace) -> int:
         if isinstance(result, Skipped):
             print(f"not exported: {result.rule.id}: {result.reason}")
     return EXIT_FINDINGS if rules.problems else EXIT_OK
+
+
+def _remove_earlier_exports(folder: str) -> None:
+    """Our Sigma files of an earlier export (a rule since removed or no longer exportable); no other file."""
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if name.endswith(".yml") and os.path.isfile(path):
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                ours = f"author: {AUTHOR}\n" in handle.read()
+            if ours:
+                os.remove(path)
 
 
 def export_summary(results: list[Exported | Skipped]) -> str:

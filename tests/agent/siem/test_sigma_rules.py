@@ -247,3 +247,18 @@ def test_lucene_queries_match_what_the_rules_match_in_real_documents(loaded: Loa
 def test_every_builtin_exported_rule_alerts_in_some_fixture(loaded: Loaded) -> None:
     fired = {alert.rule_id for case in loaded.cases for alert in case.alerts}
     assert {e.rule.id for e in exported(BUILTIN.rules)} <= fired
+
+
+def test_export_replaces_its_earlier_files_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sigma"
+    assert main(["rules", "export", "--sigma", str(out), str(rules_file(tmp_path))]) == 0
+    assert (out / "ops-numbers.yml").exists()
+    (out / "someone-elses.yml").write_text("title: not ours\n")
+    only = tmp_path / "one.yml"
+    only.write_text("id: only-one\ntitle: t\nseverity: 2\ncondition: {event.action: model-read}\n")
+    assert main(["rules", "export", "--sigma", str(out), str(only)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "only-one.yml", "someone-elses.yml"]
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert main(["rules", "export", "--sigma", str(blocked), str(only)]) == 2
+    assert "cannot write into" in capsys.readouterr().err
