@@ -25,6 +25,13 @@ def _visualizations() -> list[tuple[str, str, dict[str, Any]]]:
     return found
 
 
+def test_the_shipped_file_is_the_generators_output() -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile((SIEM / "dashboards" / "make_dashboard.py").read_text(), "make_dashboard.py", "exec"), namespace)
+    assert (SIEM / "dashboards" / "weightwarden.ndjson").read_text() == namespace["ndjson"](), (
+        "run: python3 siem/dashboards/make_dashboard.py > siem/dashboards/weightwarden.ndjson")
+
+
 def test_references_resolve_and_the_dashboard_holds_every_visualization() -> None:
     known = {(obj["type"], obj["id"]) for obj in OBJECTS}
     for obj in OBJECTS:
