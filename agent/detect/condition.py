@@ -50,10 +50,12 @@ Test = Callable[[Fields], bool]
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """A compiled condition; `fields` lists every field it reads (for rule checks and docs)."""
+    """A compiled condition; `fields` lists every field it reads (for rule checks and docs); `source` is the
+    mapping it was compiled from (what `rules export --sigma` translates: agent/siem/sigma.py)."""
 
     test: Test
     fields: tuple[str, ...]
+    source: Any = None
 
     def __call__(self, fields: Fields) -> bool:
         return self.test(fields)
@@ -67,7 +69,7 @@ def compile_condition(raw: Any, problems: Problems) -> Condition:
     """Compile `raw`; every problem found is added to `problems` (with its line), never raised."""
     used: list[str] = []
     test = _compile(raw, problems, used)
-    return Condition(test, tuple(dict.fromkeys(used)))
+    return Condition(test, tuple(dict.fromkeys(used)), raw)
 
 
 def _compile(raw: Any, problems: Problems, used: list[str]) -> Test:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]  # (gui/report.py does the same; no stubs in the venv)
+import yaml  # typed when types-PyYAML is installed (pySigma, in the test extra, brings it); [tool.mypy] else
 
 from weightwarden.agent.located.problem import LocatedError, Problem
 

@@ -126,6 +126,11 @@ install -D -m 0644 "$HERE/config.toml" "$DESTDIR$OPT/share/config.toml"
 install -D -m 0755 "$HERE/setup-system.sh" "$DESTDIR$OPT/share/setup-system.sh"
 install -D -m 0755 "$HERE/uninstall.sh" "$DESTDIR$OPT/share/uninstall.sh"
 install -D -m 0644 "$REPO/docs/install.md" "$DESTDIR$OPT/share/doc/install.md"
+install -D -m 0644 "$REPO/docs/siem.md" "$DESTDIR$OPT/share/doc/siem.md"
+# The SIEM content (index template, dashboards, Splunk configuration, Sigma rules) for the SIEM's admins
+(cd "$REPO" && find siem -type f) | while read -r file; do
+    install -D -m 0644 "$REPO/$file" "$DESTDIR$OPT/share/$file"
+done
 printf '%s\n' "$version" >"$DESTDIR$OPT/share/version"
 mkdir -p "$DESTDIR$BINDIR"
 for tool in weightwarden weightwarden-gui; do

@@ -95,7 +95,11 @@ def test_package_contents(debs: dict[str, Path]) -> None:
     entries = {line.split()[5].removeprefix("."): line for line in listing}
     for path in ("/lib/systemd/system/weightwarden.service", "/usr/share/applications/weightwarden.desktop",
                  "/etc/xdg/autostart/weightwarden-gui.desktop", "/opt/weightwarden/venv/bin/weightwarden",
-                 "/opt/weightwarden/share/setup-system.sh", "/usr/share/doc/weightwarden/copyright"):
+                 "/opt/weightwarden/share/setup-system.sh", "/usr/share/doc/weightwarden/copyright",
+                 "/opt/weightwarden/share/siem/elastic/index-template.json",
+                 "/opt/weightwarden/share/siem/splunk/savedsearches.conf",
+                 "/opt/weightwarden/share/siem/sigma/rules/evidence-tampered.yml",
+                 "/opt/weightwarden/share/doc/siem.md"):
         assert path in entries, path
     assert all(" root/root " in line for line in listing)
     assert "-> /opt/weightwarden/venv/bin/weightwarden" in entries["/usr/bin/weightwarden"]
