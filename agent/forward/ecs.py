@@ -58,9 +58,14 @@ _CATEGORIZATION: dict[str, tuple[list[str], list[str]]] = {
     "access-break-glass": (["iam"], ["admin", "change"]),
     "access-revoked": (["iam"], ["admin", "deletion"]),
     "access-grant-expired": (["iam"], ["deletion"]),
+    "network-connection": (["network"], ["connection"]),  # + start | end by phase (categorization below)
+    # sealing at rest (docs/sealing.md)
+    "model-sealed": (["file"], ["change"]),
+    "model-unsealed": (["file"], ["access"]),
+    "unseal-refused": (["file", "intrusion_detection"], ["access", "denied"]),
 }
 _CONNECTION_TYPES = {"opened": ["connection", "start"], "closed": ["connection", "end"]}
-_FAILURES = ("scan-error", "access-denied")
+_FAILURES = ("scan-error", "access-denied", "unseal-refused")
 
 # Detail keys that name different things in different actions: renamed so each key has one JSON type.
 # forward-health and events-dropped name their destination (a string); a connection's is an object.
@@ -68,6 +73,11 @@ _RENAMED = {("forward-health", "destination"): "destination_name",
             ("events-dropped", "destination"): "destination_name"}
 # A connection's details that ECS fields now carry (source.*, destination.*, network.*).
 _MAPPED = {"network-connection": ("destination", "source", "network", "bytes_sent", "bytes_received")}
+
+
+def mapped_actions() -> set[str]:
+    """The event actions with a categorization of their own (others fall to host/info: a test fails)."""
+    return set(_CATEGORIZATION)
 
 
 def categorization(flat: Flat) -> tuple[list[str], list[str]]:

@@ -58,6 +58,12 @@ def test_every_action_has_a_record(records: list[Record]) -> None:
                                                                    "evidence-tampered", "access-denied"}
 
 
+def test_every_action_is_mapped_on_purpose() -> None:
+    """A new action is not left to the fallback class (OCSF Application Lifecycle Other, ECS host/info)."""
+    assert set(Action) <= ocsf.mapped_actions(), set(Action) - ocsf.mapped_actions()
+    assert set(Action) <= ecs.mapped_actions(), set(Action) - ecs.mapped_actions()
+
+
 def test_pinned_definitions_are_the_published_files() -> None:
     for folder in (PINNED, ecs_schema.PINNED.parent):
         listed = [line.split() for line in (folder / "README").read_text().splitlines()
