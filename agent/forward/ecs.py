@@ -16,7 +16,7 @@ from typing import Any
 
 from weightwarden.agent import __version__
 from weightwarden.agent.forward.fields import Flat
-from weightwarden.agent.forward.techniques import ATLAS, ATTACK, techniques
+from weightwarden.agent.techniques import ATLAS, ATTACK, techniques
 
 ECS_VERSION = "8.17.0"
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from weightwarden.agent import __version__
 from weightwarden.agent.forward.fields import PRODUCT, VENDOR, Flat
-from weightwarden.agent.forward.techniques import Technique, techniques
+from weightwarden.agent.techniques import Technique, techniques
 
 OCSF_VERSION = "1.3.0"
 
