@@ -330,3 +330,28 @@ def _connection_to(records: list[Record], host: str) -> Event:
     details = {**closed.details, "destination": {"kind": "network", "address": host, "port": 443}}
     return Event(closed.action, closed.category, closed.message, process=closed.process, details=details,
                  time=closed.time)
+
+
+def test_the_docs_table_says_what_the_code_does(records: list[Record]) -> None:
+    """docs/siem-fields.md lists each action's OCSF class and activity and ECS category and type."""
+    docs = Path(__file__).resolve().parents[3] / "docs" / "siem-fields.md"
+    rows = {}
+    for line in docs.read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 5:
+            rows[cells[0].strip("`")] = cells[1:]
+    assert rows
+    seen = set()
+    for record in records:
+        if not isinstance(record, Event):
+            continue
+        flat = flatten("event", record.to_dict())
+        key = f"{record.action} ({flat.phase})" if record.action == Action.NETWORK_CONNECTION else str(record.action)
+        class_uid, activity = ocsf.class_and_activity(flat)
+        categories, types = ecs.categorization(flat)
+        assert key in rows, f"docs/siem-fields.md has no row for {key}"
+        ocsf_class, ocsf_activity, ecs_categories, ecs_types = rows[key]
+        assert ocsf_class.endswith(f" {class_uid}") and ocsf_activity.split()[0] == str(activity), key
+        assert ecs_categories == ", ".join(categories) and ecs_types == ", ".join(types), key
+        seen.add(key)
+    assert seen == set(rows), set(rows) - seen
