@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import posixpath
+import re
 from typing import Any
 
 from weightwarden.agent import __version__
@@ -103,7 +104,7 @@ def event(flat: Flat, host: str) -> dict[str, Any]:
         "severity_id": severity_id(flat.severity), "message": flat.message,
         "metadata": {"version": OCSF_VERSION, "uid": flat.id, "sequence": flat.sequence,
                      "product": _product(), "event_code": flat.action, "profiles": profiles},
-        "device": {"hostname": host, "type_id": 0},  # 0 Unknown: a workstation or a server, the agent can't say
+        "device": {_host_key(host): host, "type_id": 0},  # type 0 Unknown: workstation or server, can't say
         "unmapped": {"model": flat.model, "details": flat.details, "weightwarden_kind": flat.kind},
     }
     if activity_id == OTHER:
@@ -284,7 +285,7 @@ def _file(flat: Flat) -> dict[str, Any]:
 def _endpoint(address: str | None, port: int | None) -> dict[str, Any]:
     endpoint: dict[str, Any] = {}
     if address:
-        endpoint["ip" if _is_ip(address) else "hostname"] = address
+        endpoint["ip" if _is_ip(address) else _host_key(address)] = address
     if port is not None:
         endpoint["port"] = port
     return endpoint
@@ -309,6 +310,16 @@ def _actor(flat: Flat) -> dict[str, Any]:
     if flat.user is not None:
         actor["user"] = {"name": flat.user}
     return actor
+
+
+# A DNS host name (RFC 1123 labels: letters, digits, inner hyphens; dots between): OCSF's hostname_t.
+_HOSTNAME = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
+
+
+def _host_key(name: str) -> str:
+    """`hostname` for a DNS name; `name` for anything else (a NetBIOS name with an underscore, a trailing
+    dot, a name in another script), which OCSF's hostname type would refuse."""
+    return "hostname" if _HOSTNAME.fullmatch(name) else "name"
 
 
 def _is_ip(text: str) -> bool:

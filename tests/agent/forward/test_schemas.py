@@ -136,6 +136,9 @@ def test_ocsf_activities_endpoints_traffic_and_actors(records: list[Record]) -> 
     host = ocsf.event(flatten("event", _connection_to(records, "huggingface.co").to_dict()), "ws-01")
     assert host["dst_endpoint"] == {"hostname": "huggingface.co", "port": 443}
     assert check_event(host, Schema()) == []
+    odd = ocsf.event(flatten("event", _connection_to(records, "files_srv.").to_dict()), "ws_01.corp")
+    assert odd["dst_endpoint"] == {"name": "files_srv.", "port": 443} and odd["device"]["name"] == "ws_01.corp"
+    assert check_event(odd, Schema()) == []
 
 
 def test_every_record_is_an_ecs_document(records: list[Record]) -> None:
