@@ -20,7 +20,8 @@ from weightwarden.agent import __version__
 from weightwarden.agent.access import grants
 from weightwarden.agent.access.decide import Decision, ModelRef
 from weightwarden.agent.access.gate import Verdict
-from weightwarden.agent.audit.record import COUNTS, FLAGS, summary_event
+from weightwarden.agent.audit.record import COUNTS, summary_event
+from weightwarden.agent.audit.report import FLAGS
 from weightwarden.agent.detect.replay import event_from
 from weightwarden.agent.events import (
     Action,
@@ -120,7 +121,7 @@ def _event(item: object) -> Event:
 def _scope(users: tuple[str, ...]) -> Scope:
     people = tuple(UserScope(name, 1000 + i, f"/home/{name}", (Place(f"/home/{name}/models", "models"),), (), ())
                    for i, name in enumerate(users))
-    return Scope("system", people, (), (), (), ())  # type: ignore[arg-type]
+    return Scope("system", people, (), (), (), ())
 
 
 def _access_records(workdir: Path) -> list[Event]:

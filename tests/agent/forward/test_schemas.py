@@ -13,19 +13,20 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pycef
+import pycef  # type: ignore[import-untyped]
 import pytest
 
 from tests.agent.cli.helpers import WEIGHTWARDEN
 from tests.agent.forward import ecs_schema
 from tests.agent.forward.certs import Pki
-from tests.agent.forward.conftest import forwarding, store_records, wait_for
+from tests.agent.forward.conftest import forwarding, store_records
 from tests.agent.forward.every_action import MADE_HERE, every_record
 from tests.agent.forward.ocsf_schema import PINNED, Schema, check_event
 from tests.agent.forward.parsers import parse_5424, parse_leef
 from tests.agent.forward.receivers import SyslogNg, free_port, syslog_ng
 from tests.agent.forward.test_syslog_receivers import tls_destination
 from tests.conftest import write_safetensors
+from tests.waiting import wait_for
 from weightwarden.agent.events import Action, Alert, Event, Record
 from weightwarden.agent.forward import cef, ecs, ocsf
 from weightwarden.agent.forward.fields import flatten
@@ -226,8 +227,8 @@ def test_alert_techniques_in_leef_through_syslog_ng(records: list[Record], tmp_p
         database = tmp_path / "ww.db"
         stored = store_records(database, list(alerts))
         with forwarding(tls_destination(receiver, pki, format="leef"), database):
-            got = wait_for(lambda: len(receiver.messages()) >= len(stored) and receiver.messages(), timeout=20,
-                           what=f"{len(stored)} LEEF messages")
+            got = wait_for(lambda: receiver.messages() if len(receiver.messages()) >= len(stored) else None,
+                           timeout=20, what=f"{len(stored)} LEEF messages")
     finally:
         receiver.kill()
     by_id = {m["sd_params"]["id"]: m for m in got}
