@@ -151,6 +151,20 @@ def test_every_record_is_an_ecs_document(records: list[Record]) -> None:
     assert not problems, json.dumps(problems, indent=1)
 
 
+def test_the_ecs_checker_finds_what_reviewers_found(records: list[Record]) -> None:
+    """A scan error typed `error` in category file, an invented field, a scalar where ECS wants an array."""
+    good = Renderer("ws-01", "ecs").document(outbox(by_action(records, Action.SCAN_ERROR)))
+    assert ecs_schema.check_document(good) == []
+    typed_error = {**good, "event": {**good["event"], "type": ["error"]}}
+    assert any("'error' is expected by none of the categories" in p for p in ecs_schema.check_document(typed_error))
+    assert any("not an ECS field" in p for p in ecs_schema.check_document({**good, "destination": {"hostname": "x"}}))
+    scalar = {**good, "event": {**good["event"], "category": "file"}}
+    assert any("normalizes it to an array" in p for p in ecs_schema.check_document(scalar))
+    assert any("not an allowed value" in p
+               for p in ecs_schema.check_document({**good, "event": {**good["event"], "kind": "finding"}}))
+    assert any("not an IP address" in p for p in ecs_schema.check_document({**good, "source": {"ip": "ws-01"}}))
+
+
 def test_ecs_custom_fields_keep_one_type_whatever_the_action(records: list[Record]) -> None:
     """One index mapping must take every record: a key under weightwarden.* holds one kind of value."""
     kinds: dict[str, set[str]] = {}
