@@ -4,9 +4,10 @@ built-in rule's alert as the real engine raises it from the rule's fixture event
 
 The records that classes deep in the running agent make (the service's start and stop, the file pipeline's
 inventory and scan records, the evidence recorder's heartbeats and checkpoints, the forwarder's health and
-drops) are written here with the keys their producers write; the end-to-end test of
-tests/agent/forward/test_schemas.py checks those again as a real agent writes them. `MADE_HERE` names them,
-so a new Action without a producer here fails `test_every_action_has_a_record`.
+drops, a posture finding, a review) are written here with the keys their producers write; the end-to-end
+test of tests/agent/forward/test_schemas.py checks most of them again as a real agent writes them (start,
+scan, discovered, created, modified, moved, deleted, heartbeat, checkpoint, stop). `MADE_HERE` names them;
+a new Action without a record here fails `test_every_action_has_a_record`.
 """
 
 from __future__ import annotations
