@@ -76,7 +76,7 @@ def _shape(doc: dict[str, Any]) -> tuple[str, str, int, str] | None:
             return "ecs", str(doc["event"]["id"]), int(doc["event"]["sequence"]), str(doc["host"]["name"])
         if "class_uid" in doc and isinstance(doc.get("metadata"), dict):
             return "ocsf", str(doc["metadata"]["uid"]), int(doc["metadata"]["sequence"]), \
-                str(doc["device"]["hostname"])
+                str(doc["device"].get("hostname") or doc["device"]["name"])  # name: no DNS name (ocsf.py)
         if "id" in doc and "sequence" in doc and "kind" in doc:
             return "native", str(doc["id"]), int(doc["sequence"]), str(doc.get("host", ""))
     except (KeyError, TypeError, ValueError):

@@ -28,6 +28,7 @@ from weightwarden.agent.alert_evidence import (
 from weightwarden.agent.detect.rules import RuleSet
 from weightwarden.agent.events import format_time, parse_time, utc_now
 from weightwarden.agent.store.review_queries import AlertReview, AlertRow
+from weightwarden.agent.techniques import NAMES
 from weightwarden.gui import severity
 from weightwarden.gui.models.alerts import local_time
 from weightwarden.gui.rule_catalog import rules_in_effect
@@ -52,6 +53,11 @@ class RuleInfo:
     @property
     def atlas(self) -> tuple[str, ...]:
         return atlas_ids(self.techniques)
+
+
+def _named(ids: tuple[str, ...]) -> str:
+    """"T1052.001 (Exfiltration over USB), AML.T0025 (...)": each id with its name where it is known."""
+    return ", ".join(f"{i} ({NAMES[i]})" if i in NAMES else i for i in ids)
 
 
 def rule_info(rule_id: str, evidence: AlertEvidence, rules: RuleSet) -> RuleInfo:
@@ -276,8 +282,8 @@ def alert_html(detail: AlertDetail, *, standalone: bool = False) -> str:
         parts.append(_section(correlation[0], _kv(correlation[1])))
     parts.append(_section("Fingerprints", _kv(_fingerprints(evidence))))
     rule = detail.rule
-    ids = [f"<b>ATT&amp;CK:</b> {_e(', '.join(rule.attack))}" if rule.attack else "",
-           f"<b>ATLAS:</b> {_e(', '.join(rule.atlas))}" if rule.atlas else ""]
+    ids = [f"<b>ATT&amp;CK:</b> {_e(_named(rule.attack))}" if rule.attack else "",
+           f"<b>ATLAS:</b> {_e(_named(rule.atlas))}" if rule.atlas else ""]
     tactics = f"<p>{' &nbsp; '.join(i for i in ids if i)}</p>" if rule.techniques else ""
     parts.append(_section(f"Rule: {rule.title}", f"<p>{_e(rule.description)}</p>{tactics}"))
     justifications = [r for r in detail.reviews if r["action"] == "justify"]

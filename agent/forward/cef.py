@@ -4,6 +4,8 @@ Header fields escape `\\` and `|`; extension values escape `\\`, `=`, newline an
 there); other line breaks, control characters and lone surrogates: see `_CONTROLS` below. Values are cut
 to keep the whole syslog message under 8 KiB, longest first, before escaping, so an escape is never split.
 Our record id goes in `externalId` (receivers deduplicate on it) and the per-agent sequence in `cn1`.
+An alert's MITRE ATT&CK ids go in `flexString1` (label mitreAttackTechniques) and its ATLAS ids in
+`flexString2` (label mitreAtlasTechniques), comma-separated: cs1..cs6 already carry other facts.
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ def extension_pairs(flat: Flat, host: str) -> list[tuple[str, str]]:
     if flat.dest_address:
         pairs.append(("dst" if _is_ip(flat.dest_address) else "dhost", flat.dest_address))
     pairs.append(("dpt", flat.dest_port))
+    if flat.attack:
+        pairs += [("flexString1Label", "mitreAttackTechniques"), ("flexString1", ",".join(flat.attack))]
+    if flat.atlas:
+        pairs += [("flexString2Label", "mitreAtlasTechniques"), ("flexString2", ",".join(flat.atlas))]
     return [(key, str(value)) for key, value in pairs if value is not None]
 
 
@@ -98,7 +104,8 @@ def _fit(pairs: list[tuple[str, str]], max_bytes: int) -> list[tuple[str, str]]:
     def size() -> int:
         return sum(len(k) + 2 + len(escape_extension(v).encode()) for k, v in pairs)
 
-    protected = {"rt", "externalId", "cn1", "cn1Label", "cn2", "spid", "fsize", "dpt"}
+    protected = {"rt", "externalId", "cn1", "cn1Label", "cn2", "spid", "fsize", "dpt", "flexString1",
+                 "flexString1Label", "flexString2", "flexString2Label"}
     while size() > max_bytes:
         index, (key, value) = max(((i, p) for i, p in enumerate(pairs) if p[0] not in protected),
                                   key=lambda item: len(item[1][1].encode()))

@@ -48,6 +48,14 @@ class Flat:
     dest_path: str | None
     details: dict[str, Any]
     techniques: tuple[str, ...] = ()  # an alert's MITRE ATT&CK (T...) and ATLAS (AML.T...) ids
+    # A connection's other end and traffic (network-connection events): the local address and port, the
+    # transport (tcp | udp), bytes sent and received by the connection, its phase (opened | progress | closed).
+    source_address: str | None = None
+    source_port: int | None = None
+    transport: str | None = None
+    bytes_out: int | None = None
+    bytes_in: int | None = None
+    phase: str | None = None
 
     @property
     def file_name(self) -> str | None:
@@ -93,6 +101,10 @@ def flatten(kind: str, record: dict[str, Any]) -> Flat:
     event = record.get("event") or {}
     file = record.get("file") or {}
     details = dict(record.get("details") or {})
+    # A connection's ends are details of its event (agent/pipeline/activity_events.py connection_event).
+    network = details if event.get("category") == "network" else {}
+    destination = _mapping(network.get("destination"))
+    source = _mapping(network.get("source"))
     return Flat(
         kind, record["id"], int(record.get("sequence", 0)), time, time_ms,
         signature=event.get("action") or "event", name=record.get("message") or event.get("action") or "event",
@@ -102,7 +114,24 @@ def flatten(kind: str, record: dict[str, Any]) -> Flat:
         file_format=file.get("format"), old_path=record.get("previous_path"),
         pid=process.get("pid"), process_name=process.get("name"), executable=process.get("executable"),
         command_line=process.get("command_line"), user=process.get("user"), ppid=process.get("ppid"),
-        dest_kind=None, dest_address=None, dest_port=None, dest_path=None, details=details)
+        dest_kind=_text(destination.get("kind")), dest_address=_text(destination.get("address")),
+        dest_port=_integer(destination.get("port")), dest_path=None, details=details,
+        source_address=_text(source.get("address")), source_port=_integer(source.get("port")),
+        transport=_text(_mapping(network.get("network")).get("transport")),
+        bytes_out=_integer(network.get("bytes_sent")), bytes_in=_integer(network.get("bytes_received")),
+        phase=_text(network.get("phase")))
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _integer(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _severity(value: object) -> int:

@@ -3,6 +3,7 @@
 `LEEF:2.0|Vendor|Product|Version|EventID|x09|` then tab-separated key=value pairs. LEEF has no escaping
 for values, so tabs, CR and LF in a value become the two-character sequences `\\t`, `\\r`, `\\n` (and a
 backslash is doubled so that is unambiguous); `|` in header fields is escaped with a backslash.
+An alert's MITRE ATT&CK ids go in the custom key `mitreAttack`, its ATLAS ids in `mitreAtlas` (comma-separated).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def attributes(flat: Flat, host: str) -> list[tuple[str, str]]:
         ("procCmdLine", flat.command_line), ("usrName", flat.user), ("ppid", flat.ppid),
         ("dstKind", flat.dest_kind), ("dst", flat.dest_address), ("dstPort", flat.dest_port),
         ("dstPath", flat.dest_path),
+        ("mitreAttack", ",".join(flat.attack) or None), ("mitreAtlas", ",".join(flat.atlas) or None),
     ]
     return [(key, str(value)[:MAX_VALUE]) for key, value in pairs if value is not None]
 

@@ -36,8 +36,8 @@ class Seen:
 
 
 def from_ocsf(doc: dict[str, Any]) -> Seen:
-    return Seen(doc["metadata"]["uid"], doc["metadata"]["event_code"], (doc.get("file") or {}).get("name"),
-                doc["unmapped"]["details"])
+    file = doc.get("file") or (doc.get("evidences") or [{}])[0].get("file") or {}  # an alert's: its evidence's
+    return Seen(doc["metadata"]["uid"], doc["metadata"]["event_code"], file.get("name"), doc["unmapped"]["details"])
 
 
 def from_native(doc: dict[str, Any]) -> Seen:
@@ -48,7 +48,7 @@ def from_native(doc: dict[str, Any]) -> Seen:
 
 def from_ecs(doc: dict[str, Any]) -> Seen:
     return Seen(doc["event"]["id"], doc["event"]["action"], (doc.get("file") or {}).get("name"),
-                doc["weightwarden"]["details"])
+                doc["weightwarden"].get("details", doc["weightwarden"].get("evidence")))
 
 
 @dataclass

@@ -201,7 +201,7 @@ def test_ocsf_json_lines_parse_back(record: Record) -> None:
     assert doc["unmapped"]["model"] == visible(record.model or "")
     if isinstance(record, Alert):
         assert doc["finding_info"]["title"] == visible(record.title or record.rule_id)
-        assert doc["file"]["path"] == visible(record.paths[-1])
+        assert doc["evidences"][0]["file"]["path"] == visible(record.paths[-1])
     elif record.previous_path is None:
         assert record.file is not None
         assert doc["file"]["path"] == visible(record.file.path)

@@ -74,7 +74,7 @@ def test_bulk_ecs_documents_round_trip(cluster: str, tmp_path: Path) -> None:
             assert doc["process"]["name"] == record.process.name and doc["user"]["name"] == record.process.user
         if isinstance(record, Alert):
             assert doc["rule"]["id"] == record.rule_id and doc["file"]["path"] == record.paths[-1]
-            assert doc["destination"] == {"ip": "10.0.0.5", "port": 22}
+            assert doc["destination"] == {"address": "10.0.0.5", "ip": "10.0.0.5", "port": 22}
             assert "intrusion_detection" in doc["event"]["category"]
         elif record.file is not None:
             assert doc["file"]["path"] == record.file.path

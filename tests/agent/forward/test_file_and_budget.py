@@ -40,7 +40,7 @@ def test_ocsf_lines_carry_class_type_time_and_ids(tmp_path: Path) -> None:
         if isinstance(record, Alert):
             assert (line["class_uid"], line["category_uid"]) == (2004, 2)
             assert line["finding_info"]["analytic"]["uid"] == record.rule_id and line["severity_id"] == 4
-            assert line["file"]["path"] == record.paths[-1]
+            assert line["evidences"][0]["file"]["path"] == record.paths[-1]
             assert line["actor"]["process"]["cmd_line"] == record.process.command_line  # type: ignore[union-attr]
         elif record.action == Action.MODEL_CREATED:
             assert (line["class_uid"], line["activity_id"]) == (1001, 1)

@@ -58,11 +58,11 @@ def test_syslog_priority_and_msgid() -> None:
 
 def test_destination_address_maps_to_ip_or_host_fields() -> None:
     for address, cef_key, ecs_key in (("10.1.2.3", "dst", "ip"), ("::1", "dst", "ip"),
-                                      ("huggingface.co", "dhost", "address")):
+                                      ("huggingface.co", "dhost", "domain")):
         alert = Alert("r", "t", 5, "m", destination=Destination("network", address=address, port=443))
         flat = flatten("alert", alert.to_dict())
         assert parse_cef(cef.render(flat, "h"))[1][cef_key] == address
-        assert ecs.document(flat, "h")["destination"] == {ecs_key: address, "port": 443}
+        assert ecs.document(flat, "h")["destination"] == {"address": address, ecs_key: address, "port": 443}
 
 
 def test_ocsf_severity_and_types() -> None:
@@ -193,8 +193,10 @@ def test_alert_fields_come_from_the_typed_evidence_the_engine_wrote(tmp_path: Pa
     assert (flat.file_path, flat.file_size, flat.file_format, flat.file_sha256) == (
         copy.path, 4096, "safetensors", "cd" * 32)
     doc = ecs.document(flat, "h")
-    assert doc["threat"] == {"framework": "MITRE ATT&CK", "technique": {"id": list(flat.attack)}}
+    assert doc["threat"]["framework"] == ["MITRE ATT&CK", "MITRE ATLAS"]
+    assert set(doc["threat"]["technique"]["id"]) >= {"T1005", "T1052", "AML.T0035", "AML.T0025"}
+    assert "T1052.001" in doc["threat"]["technique"]["subtechnique"]["id"]
     assert doc["weightwarden"]["atlas"] == ["AML.T0035", "AML.T0025"] and doc["file"]["hash"] == {"sha256": "cd" * 32}
     finding = ocsf.event(flat, "h")["finding_info"]
-    assert [a["technique"]["uid"] for a in finding["attacks"]] == list(flat.attack)
+    assert [a.get("sub_technique", a["technique"])["uid"] for a in finding["attacks"]] == list(flat.techniques)
     assert "T1052.001" in flat.attack and not any(t.startswith("AML.") for t in flat.attack)
