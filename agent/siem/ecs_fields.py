@@ -31,13 +31,16 @@ CONDITION_TO_ECS: dict[str, str] = {
     "process.command_line": "process.command_line",
     "process.user": "user.name",
     "process.ppid": "process.parent.pid",
+    # a connection's ends and bytes are ECS fields (agent/forward/ecs.py _network), not details
+    "details.bytes_sent": "source.bytes",
+    "details.bytes_received": "destination.bytes",
+    "destination.address": "destination.address",
+    "destination.port": "destination.port",
 }
 
 # details.* keys the template indexes (weightwarden.details is otherwise kept in _source only: its keys differ
 # per kind of record, and one key may be an object in one record and text in another).
 INDEXED_DETAILS: dict[str, str] = {
-    "bytes_sent": "long",
-    "bytes_received": "long",
     "bytes_acked": "long",
     "phase": "keyword",
 }
@@ -56,10 +59,8 @@ NOT_CARRIED: dict[str, str] = {
     "process.tool": "the tool the agent identified by content is not forwarded",
     "process.tool.identified_by": "the tool the agent identified by content is not forwarded",
     "canary": "whether the file is a planted canary is known to the agent only (its canary index)",
-    "destination.kind": "a connection's destination is only under weightwarden.details, not indexed",
-    "destination.address": "a connection's destination is only under weightwarden.details, not indexed",
-    "destination.port": "a connection's destination is only under weightwarden.details, not indexed",
-    "destination.path": "a connection's destination is only under weightwarden.details, not indexed",
+    "destination.kind": "the kind of a destination (network, removable, share) is only under weightwarden.details",
+    "destination.path": "a copy's destination path is only under weightwarden.details, not indexed",
 }
 _DERIVED_ROOTS = {
     "transfer": "the transfer tool's command line parsed by the agent (transfer.*) is not forwarded",
@@ -73,7 +74,8 @@ ECS_TYPES: dict[str, str] = {
     "event.id": "keyword", "weightwarden.model": "keyword", "file.path": "keyword", "file.name": "keyword",
     "file.size": "long", "file.hash.sha256": "keyword", "process.pid": "long", "process.name": "keyword",
     "process.executable": "keyword", "process.command_line": "keyword", "user.name": "keyword",
-    "process.parent.pid": "long", "host.name": "keyword", "rule.id": "keyword",
+    "process.parent.pid": "long", "host.name": "keyword", "rule.id": "keyword", "source.bytes": "long",
+    "destination.bytes": "long", "destination.address": "keyword", "destination.port": "long",
     **{f"weightwarden.details.{key}": kind for key, kind in INDEXED_DETAILS.items()},
 }
 

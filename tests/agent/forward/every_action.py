@@ -190,6 +190,22 @@ def _made_here() -> list[Event]:
               severity=4, details={"finding": "world-readable"}, time=AT),
         Event(Action.ALERT_REVIEWED, Category.INTRUSION_DETECTION, "alert 0193: resolved by ana",
               details={"alert_id": "0193", "action": "resolved", "user": "ana", "note": "expected"}, time=AT),
+        # sealing (agent/pipeline/inventory_upkeep.py, agent/seal/unseal_service.py: the keys they write)
+        Event(Action.MODEL_SEALED, Category.FILE, f"model sealed: {MODEL.shown} (sealed)",
+              file=FileInfo(path=MODEL.path, size=4400, format="sealed", sha256="e" * 64), model="llama",
+              details={"sealed_format": "safetensors"}, process=PROCESS, time=AT),
+        *(Event(action, Category.FILE, message, file=FileInfo(path=MODEL.path, size=4096, sha256="a" * 64,
+                                                              format="safetensors"), model="llama", process=PROCESS,
+                details={"unseal": {
+                    "caller": {"pid": 4242, "uid": 1000, "user": "ana", "executable": "/usr/bin/python3.11",
+                               "executable_sha256": "b" * 64},
+                    "decision": {"policy": "llama-weights", "reason": reason, "access": "read-write",
+                                 "allowed": allowed, "enforced": True, "grant": None, "break_glass": False},
+                    "sealed": {"format": "safetensors", "sha256": "a" * 64, "size": 4096}}}, time=AT)
+          for action, message, reason, allowed in (
+              (Action.MODEL_UNSEALED, f"unsealed {MODEL.shown} for ana", "allow[0] of llama-weights", True),
+              (Action.UNSEAL_REFUSED, f"unseal of {MODEL.shown} refused for ana", "no allow entry matches",
+               False))),
     ]
 
 

@@ -73,8 +73,9 @@ def test_ocsf_severity_and_types() -> None:
 
 
 def test_ocsf_sealing_is_encrypt_and_decrypt_file_activity() -> None:
-    """OCSF File System Activity has Encrypt (10) and Decrypt (11); a refused unseal did neither (99)."""
-    for action, activity in ((Action.MODEL_SEALED, 10), (Action.MODEL_UNSEALED, 11), (Action.UNSEAL_REFUSED, 99)):
+    """OCSF File System Activity has Encrypt (10) and Decrypt (11); a refused unseal is a Decrypt refused
+    (its status says so: docs/siem-fields.md)."""
+    for action, activity in ((Action.MODEL_SEALED, 10), (Action.MODEL_UNSEALED, 11), (Action.UNSEAL_REFUSED, 11)):
         record = Event(action, Category.FILE, "m", file=FileInfo(path="/m/model.safetensors"), model="m")
         doc = ocsf.event(flatten("event", record.to_dict()), "h")
         assert (doc["class_uid"], doc["activity_id"], doc["type_uid"]) == (1001, activity, 100100 + activity)

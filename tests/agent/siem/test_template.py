@@ -80,7 +80,7 @@ def test_every_field_sent_has_a_mapping_of_its_type(loaded: Loaded) -> None:
     assert wrong == {}
     # the corpus reached the fields the rules and the dashboard use
     assert {"event.action", "process.name", "file.hash.sha256", "user.name", "rule.id", "threat.technique.id",
-            "weightwarden.atlas", "destination.ip", "weightwarden.details.bytes_sent"} <= seen
+            "weightwarden.atlas", "destination.ip", "source.bytes"} <= seen
 
 
 def _is_ip(value: Any) -> bool:
