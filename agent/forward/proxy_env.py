@@ -7,10 +7,11 @@
   uses curl's default, 1080 (443 for an https:// proxy).
 - A proxy URL without a scheme is http://. http:// and https:// proxies are supported; socks ones are refused
   with a configuration error rather than silently bypassed.
-- `no_proxy` / `NO_PROXY`: comma (or space) separated; `*` alone bypasses every host; a name matches itself
-  and every name under it (`example.org` and `.example.org` both match `siem.example.org` and `example.org`);
-  an IP address matches that address, and `10.0.0.0/8` (CIDR, as curl since 7.86) every address in the
-  network. Names are not resolved to match IP entries (curl does not either). Ports in entries are ignored.
+- `no_proxy` / `NO_PROXY`: comma (or space) separated; `*` as the whole value bypasses every host; a name
+  matches itself and every name under it (`example.org` and `.example.org` both match `siem.example.org`
+  and `example.org`); an IP address matches that address, and `10.0.0.0/8` (CIDR, as curl since 7.86)
+  every address in the network. Names are not resolved to match IP entries (curl does not either). Ports
+  in entries are ignored.
 - `localhost`, `127.0.0.1` and `::1` are always in the list, as if NO_PROXY held them: a receiver on this
   machine (a local forwarder's HEC input) is never reached through a proxy, whatever NO_PROXY says.
 """
@@ -71,15 +72,15 @@ def parse_proxy(value: str, variable: str = "") -> Proxy:
 
 def bypassed(host: str, no_proxy: str) -> bool:
     """Whether `host` (a name or an IP address, IPv6 with or without brackets) is reached directly."""
+    if no_proxy.strip() == "*":  # the only wildcard, and only alone (curl, Python's urllib alike)
+        return True
     host = host.strip("[]").rstrip(".").lower()
     entries = [*ALWAYS_DIRECT, *no_proxy.replace(" ", ",").split(",")]
     address = _address(host)
     for raw in entries:
         entry = raw.strip().lower()
-        if not entry:
+        if not entry or entry == "*":
             continue
-        if entry == "*":
-            return True
         entry = _without_port(entry).strip("[]").lstrip(".").rstrip(".")
         if address is not None:
             if "/" in entry:

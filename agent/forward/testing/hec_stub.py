@@ -93,6 +93,16 @@ class HecStub:
                 unique.append(item)
         return unique
 
+    def disable_acks(self) -> None:
+        """An admin turns indexer acknowledgement off for the token: what was taken stays indexed, ack queries
+        answer 400 code 14 from now on, and new answers carry no ackId."""
+        with self._lock:
+            self.acks = False
+            for state in self._channels.values():
+                for _ready, events in state["pending"].values():
+                    self.events.extend(events)
+                state["pending"].clear()
+
     def lose_next_answers(self, count: int) -> None:
         """The next `count` event requests are handled as usual, then the connection closes without an answer."""
         with self._lock:

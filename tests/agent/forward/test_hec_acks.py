@@ -78,6 +78,27 @@ def test_auto_waits_for_acknowledgement_where_the_endpoint_offers_it(tmp_path: P
             wait_for(lambda: cursor(tmp_path / "ww.db") == stored[-1].sequence, timeout=15, what="delivery")
 
 
+@pytest.mark.parametrize("ack", ["auto", "on"])
+def test_acknowledgement_turned_off_while_a_batch_waits_for_it(ack: str, tmp_path: Path) -> None:
+    """The ack query answers 400 code 14 "ACK is disabled": auto delivers on, on is a configuration error."""
+    with HecStub(TOKEN) as stub:
+        stub.withhold_acks = True
+        stored = store_records(tmp_path / "ww.db", events(12))
+        dest = destination("splunk", type="hec", url=stub.url, token=TOKEN, ack=ack, batch_size=5)
+        with forwarding(dest, tmp_path / "ww.db") as (_forwarder, emitted):
+            wait_for(lambda: stub.ack_requests >= 2, timeout=10, what="ack queries")
+            stub.disable_acks()
+            if ack == "auto":
+                wait_for(lambda: cursor(tmp_path / "ww.db") == stored[-1].sequence, timeout=15, what="delivery")
+            else:
+                wait_for(lambda: emitted, timeout=15, what="a forward-health record")
+        if ack == "auto":
+            assert emitted == []
+            assert [e["fields"]["weightwarden_id"] for e in stub.deduplicated()] == [r.id for r in stored]
+        else:
+            assert "ACK is disabled" in emitted[0].message and cursor(tmp_path / "ww.db") == 0
+
+
 def test_a_resent_batch_is_indexed_twice_and_counted_once_by_its_record_ids(tmp_path: Path) -> None:
     """HEC de-duplicates nothing: an answer lost after indexing makes the batch go again. Every copy carries
     the record id in fields.weightwarden_id, so the receiver's de-duplicated view has each record once."""
