@@ -35,7 +35,8 @@ def token_of(destination: ForwardDestination) -> str:
         with open(destination.token_file, encoding="utf-8") as handle:
             return handle.read().strip()
     except OSError as error:
-        raise TransportError(f"cannot read token_file {destination.token_file}: {error.strerror}",
+        place = f"{destination.where('token_file')}: " if destination.where("token_file") else ""
+        raise TransportError(f"{place}cannot read token_file {destination.token_file}: {error.strerror}",
                              config=True) from None
 
 

@@ -202,6 +202,7 @@ def test_a_proxy_refusing_the_credentials_is_a_forward_health_error(pki: Pki, os
         monkeypatch.setenv("HTTPS_PROXY", proxy.url.replace("http://", "http://a:wrong@"))
         message = health(running.destination("127.0.0.2", ca_file=str(pki.ca)), tmp_path / "ww.db", events(2))
     assert "407" in message and "HTTPS_PROXY" in message and running.delivered() == set()
+    assert "wrong" not in message  # the proxy password never reaches a record
 
 
 def test_a_socks_proxy_is_refused_not_bypassed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
