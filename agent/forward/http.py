@@ -53,6 +53,7 @@ class HttpClient:
         self.origin = f"{self.scheme}://{self.netloc}:{self.port}"
         self.base_path = parts.path.rstrip("/")
         self.server_name = server_name
+        self.has_client_cert = bool(client_cert)
         self.cookies = http.cookiejar.CookieJar()
         where = where or {}
         try:
@@ -119,7 +120,12 @@ class HttpClient:
                 alert in text.lower() for alert in _CLIENT_CERT_ALERTS):
             return TransportError(f"{self.origin} refused the TLS handshake{via}: {text}; does it want a client "
                                   "certificate (client_cert, client_key), or not this one?", config=True)
-        return TransportError(f"{method} {self.origin}{path}{via}: {text}")
+        hint = ""
+        if self.scheme == "https" and not self.has_client_cert and (
+                _find(error, ssl.SSLEOFError) is not None or _find(error, ConnectionResetError) is not None):
+            hint = ("; the receiver closed the TLS connection before answering: if it requires a client "
+                    "certificate, set client_cert and client_key")
+        return TransportError(f"{method} {self.origin}{path}{via}: {text}{hint}")
 
     def close(self) -> None:
         self._manager.clear()

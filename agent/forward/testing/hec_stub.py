@@ -26,6 +26,7 @@ What it models (Splunk docs, "HTTP Event Collector REST API" and "About HEC inde
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -200,15 +201,17 @@ class HecStub:
             def setup(self) -> None:
                 if stub._tls is not None:
                     self.request.settimeout(10)
+                    wrapped = stub._tls.wrap_socket(self.request, server_side=True, do_handshake_on_connect=False)
                     try:
-                        self.request = stub._tls.wrap_socket(self.request, server_side=True)
+                        wrapped.do_handshake()
                     except (OSError, ssl.SSLError) as error:
                         with stub._lock:
                             stub.tls_refused.append(str(error))
-                        self.request.close()
+                        close_after_alert(wrapped)
                         self.request = _Closed()
                     else:
-                        self.request.settimeout(None)
+                        wrapped.settimeout(None)
+                        self.request = wrapped
                 with stub._lock:
                     self.number = len(stub.connections)
                     if not isinstance(self.request, _Closed):
@@ -250,6 +253,18 @@ class HecStub:
                 pass
 
         return Handler
+
+
+def close_after_alert(sock: ssl.SSLSocket) -> None:
+    """Close a connection whose handshake failed so that the client reads the alert: a FIN after it, and what
+    the client sent meanwhile read and dropped (closing with unread data sends a RST, which can make the
+    client's kernel discard the alert before the client reads it). Servers linger the same way."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(2)
+        while sock.recv(65536):
+            pass
+    sock.close()
 
 
 class _Closed:

@@ -15,6 +15,7 @@ import threading
 import urllib.parse
 
 from weightwarden.agent.forward.testing.forward_proxy import relay
+from weightwarden.agent.forward.testing.hec_stub import close_after_alert
 
 
 class TlsFront:
@@ -65,12 +66,13 @@ class TlsFront:
 
     def _serve(self, client: socket.socket) -> None:
         client.settimeout(10)
+        wrapped = self.context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
         try:
-            wrapped = self.context.wrap_socket(client, server_side=True)
+            wrapped.do_handshake()
         except (OSError, ssl.SSLError) as error:
             with self._lock:
                 self.refused.append(str(error))
-            client.close()
+            close_after_alert(wrapped)
             return
         try:
             upstream = socket.create_connection(self.upstream, timeout=10)
