@@ -84,7 +84,12 @@ class HttpClient:
         headers = {}
         if self.proxy.username or self.proxy.password:
             headers = urllib3.make_headers(proxy_basic_auth=f"{self.proxy.username}:{self.proxy.password}")
-        proxy_context = client_context(ca_file=ca_file) if self.proxy.url.startswith("https:") else None
+        try:  # an https:// proxy's certificate: the system CAs and ca_file (an enterprise CA is often in both)
+            proxy_context = client_context(ca_file=ca_file) if self.proxy.url.startswith("https:") else None
+        except (OSError, ValueError) as error:
+            raise TransportError(f"TLS to the proxy {self.proxy}: {error}", config=True) from None
+        if proxy_context is not None:
+            proxy_context.load_default_certs()
         return urllib3.ProxyManager(self.proxy.url, num_pools=1, proxy_headers=headers,
                                     proxy_ssl_context=proxy_context, **pool)
 

@@ -7,6 +7,8 @@
 - `hosts` maps names to addresses the proxy connects to: a name the client cannot resolve itself (under
   `.test`, RFC 6761) is still reachable through the proxy, as an intranet name only the proxy resolves.
 - `credentials` ("user:password") makes the proxy demand `Proxy-Authorization: Basic` (407 otherwise).
+- `tls` (a server context) makes it an https:// proxy: the client speaks TLS to the proxy, and through a
+  tunnel TLS again to the target (TLS in TLS).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class ForwardProxy:
     def __init__(self, *, hosts: dict[str, str] | None = None, credentials: str = "",
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self.hosts = dict(hosts or {})
         self.credentials = credentials
         self.tunnels: list[str] = []  # host:port of each CONNECT tunnel opened
@@ -38,7 +41,7 @@ class ForwardProxy:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host!s}:{port}"
 
     @property
     def requests(self) -> int:
@@ -68,6 +71,18 @@ class ForwardProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                if proxy.tls is not None:
+                    self.request.settimeout(10)
+                    self.request = proxy.tls.wrap_socket(self.request, server_side=True)
+                    self.request.settimeout(None)
+                super().setup()
+
+            def finish(self) -> None:
+                super().finish()
+                if isinstance(self.request, ssl.SSLSocket):  # the server closes only the socket it accepted
+                    self.request.close()
 
             def _refuse_unauthorized(self) -> bool:
                 if proxy._authorized(self.headers.get("Proxy-Authorization")):

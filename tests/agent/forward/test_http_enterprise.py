@@ -183,6 +183,19 @@ def test_no_proxy_is_honoured_like_curl(kind: str, no_proxy: str, host: str, thr
         assert proxy.tunnels == ([f"{host}:{running.port}"] if through_proxy else [])
 
 
+def test_an_https_proxy_carries_tls_inside_tls(pki: Pki, osmem: Any, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY=https://...: TLS to the proxy (its certificate checked against ca_file), the receiver's TLS
+    inside the tunnel."""
+    name = "hec.siem.example.test"
+    with receiver("hec", server_context(pki, tmp_path / "certs", name), osmem) as running, \
+            ForwardProxy(hosts={name: "127.0.0.1"}, tls=server_context(pki, tmp_path / "proxy", "127.0.0.1")) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        deliver(running.destination(name, ca_file=str(pki.ca), batch_size=5), tmp_path / "ww.db", events(12),
+                running)
+        assert proxy.url.startswith("https://") and proxy.tunnels == [f"{name}:{running.port}"]
+
+
 def test_plain_http_goes_to_the_proxy_in_absolute_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with HecStub(TOKEN, host="127.0.0.2") as stub, ForwardProxy() as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
