@@ -36,7 +36,9 @@ def forward_destinations(table: object, problems: TomlProblems) -> tuple[Forward
                 problems.add((*where, key), message)
             if not messages:
                 values[key] = checked
-        destination = ForwardDestination(**values, name=name)
+        lines = ((key, problems.toml.line_of((*where, key))) for key in values)
+        located = tuple((key, f"{problems.file}:{line}") for key, line in lines if line)
+        destination = ForwardDestination(**values, name=name, located=located)
         _check_type(destination, where, problems)
         found.append(destination)
     return tuple(found)

@@ -15,6 +15,7 @@ from weightwarden.agent.config.drop_in import with_managed
 from weightwarden.agent.config.forward_tables import forward_destinations
 from weightwarden.agent.config.schema import SCHEMA, SECTIONS, Config, requested_mode
 from weightwarden.agent.config.values import check_value, closest, type_name
+from weightwarden.agent.forward.tls_files import tls_file_problems
 from weightwarden.agent.located.problem import LocatedError, Problem
 from weightwarden.agent.located.toml_reader import LocatedToml, TomlProblems, decode, parse, read_bytes
 from weightwarden.agent.paths import CONFIG_ENV, Mode, default_config_file, detect_mode
@@ -43,9 +44,28 @@ def load_config(path: str | os.PathLike[str] | None = None, *, mode: str | None 
 
 
 def check_config(path: str | os.PathLike[str]) -> list[Problem]:
-    """Every problem in the file (empty when it is fine); never raises for bad content."""
-    config, problems = _load_file(os.fspath(path), None)
-    return problems if config is None else with_managed(config)[1]
+    """Every problem in the file (empty when it is fine); never raises for bad content.
+
+    Beyond what loading checks, the destinations' TLS files are read: one that cannot be used (unreadable,
+    not PEM, an encrypted key) is reported at the line that names it. Loading does not read them: the agent
+    reports them when it connects (a forward-health record, with the same file and line), and other users'
+    tools must load a config whose key files only the agent may read."""
+    file = os.fspath(path)
+    config, problems = _load_file(file, None)
+    if config is None:
+        return problems
+    config, problems = with_managed(config)
+    return problems + _tls_file_problems(file, config)
+
+
+def _tls_file_problems(file: str, config: Config) -> list[Problem]:
+    found = []
+    for destination in config.forward:
+        for key, message in tls_file_problems(destination.ca_file, destination.client_cert, destination.client_key):
+            place, _, line = destination.where(key).rpartition(":")
+            found.append(Problem(place or file, int(line) if line.isdigit() else None,
+                                 f"[forward.{destination.name}] {key}: {message}"))
+    return found
 
 
 def _raise_problems(loaded: tuple[Config, list[Problem]]) -> Config:

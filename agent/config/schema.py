@@ -14,7 +14,13 @@ import types
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, get_type_hints
 
-from weightwarden.agent.forward.destination_types import ALL_FORMATS, BULK_INDEX, DESTINATION_TYPES, SYSLOG_PORTS
+from weightwarden.agent.forward.destination_types import (
+    ALL_FORMATS,
+    BULK_INDEX,
+    DESTINATION_TYPES,
+    HEC_ACK_MODES,
+    SYSLOG_PORTS,
+)
 from weightwarden.agent.paths import (
     Mode,
     as_mode,
@@ -284,13 +290,20 @@ class ForwardDestination:
     transport: str = _key("syslog: tls (RFC 5425), tcp (octet counted) or udp.", "tls", choices=tuple(SYSLOG_PORTS))
     ca_file: str = _key("TLS: CA bundle that signs the receiver's certificate; empty means the system CAs.", "",
                         path=True)
-    client_cert: str = _key("syslog tls: client certificate (PEM) for receivers that want one.", "", path=True)
-    client_key: str = _key("syslog tls: the client certificate's key (PEM).", "", path=True)
-    server_name: str = _key("syslog tls: the name the receiver's certificate must carry; empty means address.", "")
+    client_cert: str = _key("TLS (syslog tls, hec, bulk): client certificate (PEM) for receivers that want one.",
+                            "", path=True)
+    client_key: str = _key("TLS (syslog tls, hec, bulk): the client certificate's unencrypted key (PEM); empty "
+                           "means client_cert holds it.", "", path=True)
+    server_name: str = _key("TLS (syslog tls, hec, bulk): the name sent as SNI and that the receiver's certificate "
+                            "must carry; empty means the address (syslog) or the URL's host (hec, bulk).", "")
     url: str = _key("hec: https://splunk:8088; bulk: https://elastic:9200 (the _bulk path is added).", "")
     token: str = _key("hec: the HEC token.", "")
     token_file: str = _key("hec: file holding the HEC token (instead of token).", "", path=True)
     index: str = _key(f"hec: the Splunk index; bulk: the index (default {BULK_INDEX}).", "")
+    ack: str = _key("hec: indexer acknowledgement. auto: used when the endpoint offers it (an ackId in its "
+                    "answer); on: required (an endpoint without it is a configuration error); off: never waited "
+                    "for, a 200 counts as delivered. Without it a lost answer can index a record twice: "
+                    "de-duplicate on the weightwarden_id field.", "auto", choices=HEC_ACK_MODES)
     username: str = _key("bulk: user for basic authentication.", "")
     password: str = _key("bulk: password for basic authentication.", "")
     api_key: str = _key("bulk: an Elasticsearch API key (sent as ApiKey).", "")
@@ -313,6 +326,13 @@ class ForwardDestination:
         "explicit events-dropped record says how many.", 2048.0, limits=(0.001, 1 << 24))
     name: str = ""  # the NAME of [forward.NAME]; not a key
     managed: bool = False  # from the app's drop-in (MANAGED_DESTINATIONS in the data dir); not a key
+    # Where each key was set, as (key, "file:line"), so errors found later (an unreadable client_cert when the
+    # agent connects) say where to fix them; not a key, and no part of a comparison.
+    located: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
+
+    def where(self, key: str) -> str:
+        """The "file:line" that set `key`, or ""."""
+        return next((place for name, place in self.located if name == key), "")
 
 
 # --------------------------------------------------------------------------------------------------- config

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from weightwarden.agent.forward.http import AnsweredTransport, HttpClient
@@ -23,9 +24,13 @@ from weightwarden.agent.store.outbox import OutboxRecord
 class BulkTransport(AnsweredTransport):
     def __init__(self, renderer: Renderer, *, url: str, index: str, username: str = "", password: str = "",
                  api_key: str = "", timeout: float = 15.0, verify_tls: bool = True, ca_file: str = "",
-                 item_retries: int = 4, item_retry_seconds: float = 0.2) -> None:
+                 client_cert: str = "", client_key: str = "", server_name: str = "", item_retries: int = 4,
+                 item_retry_seconds: float = 0.2, environ: Mapping[str, str] | None = None,
+                 where: Mapping[str, str] | None = None) -> None:
         self.renderer = renderer
-        self.client = HttpClient(url, timeout=timeout, verify_tls=verify_tls, ca_file=ca_file)
+        self.client = HttpClient(url, timeout=timeout, verify_tls=verify_tls, ca_file=ca_file,
+                                 client_cert=client_cert, client_key=client_key, server_name=server_name,
+                                 environ=environ, where=where)
         self.index = index  # destinations.py fills in the default (destination_types.BULK_INDEX)
         self.headers = {"Content-Type": "application/x-ndjson"}
         if api_key:

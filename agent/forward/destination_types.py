@@ -23,6 +23,7 @@ SECRET_KEYS = ("token", "password", "api_key")
 # What an empty key means, where the answer is not the same for every destination.
 SYSLOG_PORTS = {"tls": 6514, "tcp": 514, "udp": 514}  # `port = 0`, by transport (RFC 5425, RFC 6587/5426)
 BULK_INDEX = "weightwarden-events"  # bulk's `index = ""`
+HEC_ACK_MODES = ("auto", "on", "off")  # hec's `ack`: forward/hec_transport.py says what each one means
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ DESTINATION_TYPES: dict[str, DestinationType] = {kind.name: kind for kind in (
         target="address"),
     DestinationType(
         "hec", "HEC",
-        keys=("url", "token", "token_file", "index", "verify_tls", "ca_file", "timeout_seconds"),
+        keys=("url", "token", "token_file", "index", "ack", "verify_tls", "ca_file", "client_cert", "client_key",
+              "server_name", "timeout_seconds"),
         needs=(("url",), ("token", "token_file")),
         formats=("native", "ecs", "ocsf"),
         form=("url", "token", "token_file", "index", "format", "verify_tls"),
@@ -76,7 +78,8 @@ DESTINATION_TYPES: dict[str, DestinationType] = {kind.name: kind for kind in (
         enroll_token="token"),
     DestinationType(
         "bulk", "_bulk",
-        keys=("url", "index", "username", "password", "api_key", "verify_tls", "ca_file", "timeout_seconds"),
+        keys=("url", "index", "username", "password", "api_key", "verify_tls", "ca_file", "client_cert",
+              "client_key", "server_name", "timeout_seconds"),
         needs=(("url",),),
         formats=("ecs", "native", "ocsf"),
         form=("url", "api_key", "index", "format", "verify_tls"),

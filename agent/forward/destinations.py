@@ -16,6 +16,7 @@ from weightwarden.agent.forward.file_transport import FileTransport
 from weightwarden.agent.forward.hec_transport import HecTransport
 from weightwarden.agent.forward.render import Renderer
 from weightwarden.agent.forward.syslog_transport import SyslogTransport
+from weightwarden.agent.forward.tls_files import TLS_FILE_KEYS
 from weightwarden.agent.forward.transport import Transport, TransportError
 
 
@@ -34,7 +35,8 @@ def token_of(destination: ForwardDestination) -> str:
         with open(destination.token_file, encoding="utf-8") as handle:
             return handle.read().strip()
     except OSError as error:
-        raise TransportError(f"cannot read token_file {destination.token_file}: {error.strerror}",
+        place = f"{destination.where('token_file')}: " if destination.where("token_file") else ""
+        raise TransportError(f"{place}cannot read token_file {destination.token_file}: {error.strerror}",
                              config=True) from None
 
 
@@ -50,17 +52,26 @@ def _syslog(destination: ForwardDestination, renderer: Renderer) -> Transport:
         timeout=destination.timeout_seconds, resend_window=destination.resend_window_seconds)
 
 
+def _where(destination: ForwardDestination) -> dict[str, str]:
+    """Where each TLS file key was set, so an unusable file is reported with its file and line."""
+    return {key: destination.where(key) for key in TLS_FILE_KEYS if destination.where(key)}
+
+
 def _hec(destination: ForwardDestination, renderer: Renderer) -> Transport:
     return HecTransport(renderer, url=destination.url, token=token_of(destination), index=destination.index,
                         timeout=destination.timeout_seconds, verify_tls=destination.verify_tls,
-                        ca_file=destination.ca_file)
+                        ca_file=destination.ca_file, client_cert=destination.client_cert,
+                        client_key=destination.client_key, server_name=destination.server_name, ack=destination.ack,
+                        where=_where(destination))
 
 
 def _bulk(destination: ForwardDestination, renderer: Renderer) -> Transport:
     return BulkTransport(renderer, url=destination.url, index=destination.index or BULK_INDEX,
                          username=destination.username, password=destination.password, api_key=destination.api_key,
                          timeout=destination.timeout_seconds, verify_tls=destination.verify_tls,
-                         ca_file=destination.ca_file)
+                         ca_file=destination.ca_file, client_cert=destination.client_cert,
+                         client_key=destination.client_key, server_name=destination.server_name,
+                         where=_where(destination))
 
 
 def _file(destination: ForwardDestination, renderer: Renderer) -> Transport:

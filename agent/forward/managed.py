@@ -29,7 +29,7 @@ from weightwarden.agent.forward.destination_types import SECRET_KEYS
 from weightwarden.agent.forward.live_test import send_test_record
 from weightwarden.agent.secret_files import SECRET_FILE_KEYS, SECRETS_DIR, secret_file_problem
 
-NOT_KEYS = frozenset({"name", "managed"})
+NOT_KEYS = frozenset({"name", "managed", "located"})
 RECEIVER_KEYS = ("type", "url", "address")  # a kept secret goes only to the receiver it was given for
 Applier = Callable[[tuple[ForwardDestination, ...]], dict[str, str]]
 

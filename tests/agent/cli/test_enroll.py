@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.agent.forward.certs import make_pki
 from weightwarden.agent.cli.enroll_cmd import destination_table, with_destination
 from weightwarden.agent.cli.main import main
 from weightwarden.agent.cli.output import UsageError
@@ -76,9 +77,13 @@ def test_a_failing_test_event_keeps_the_destination_and_exits_1(config_file: Pat
     assert load_config(config_file).forward[0].type == "hec"
 
 
-def test_ca_file_is_copied_beside_the_config(config_file: Path, tmp_path: Path) -> None:
+def test_ca_file_is_copied_beside_the_config(config_file: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")  # no certificate: the config check refuses it
+    assert enroll(config_file, "--siem", "syslog://siem.example.org", "--ca", str(ca), "--no-test") == 2
+    assert "holds no PEM certificate" in capsys.readouterr().err
+    ca = make_pki(tmp_path / "pki").ca
     assert enroll(config_file, "--siem", "syslog://siem.example.org", "--ca", str(ca), "--no-test") == 0
     (destination,) = load_config(config_file).forward
     assert (destination.type, destination.transport, destination.address) == ("syslog", "tls", "siem.example.org")

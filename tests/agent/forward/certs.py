@@ -71,6 +71,7 @@ def _leaf(common: str, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey,
 def make_pki(directory: Path) -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
     ca, ca_key = _ca("weightwarden test CA")
+    _write_key(directory / "ca.key", ca_key)  # server_for() signs more server certificates with it
     server, server_key = _leaf("localhost", ca, ca_key, server=True)
     client, client_key = _leaf("weightwarden-agent", ca, ca_key, server=False)
     other, _ = _ca("someone else's CA")
@@ -82,3 +83,30 @@ def make_pki(directory: Path) -> Pki:
     return Pki(pem(directory / "ca.pem", ca), pem(directory / "server.pem", server),
                _write_key(directory / "server.key", server_key), pem(directory / "client.pem", client),
                _write_key(directory / "client.key", client_key), pem(directory / "other-ca.pem", other))
+
+
+def server_for(pki: Pki, directory: Path, *names: str) -> tuple[Path, Path]:
+    """A server certificate signed by the test CA for exactly `names` (DNS names or IP addresses), and its key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = x509.load_pem_x509_certificate(pki.ca.read_bytes())
+    ca_key = serialization.load_pem_private_key((pki.ca.parent / "ca.key").read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    alternatives: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            alternatives.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alternatives.append(x509.DNSName(name))
+    cert = (x509.CertificateBuilder().subject_name(_name(names[0])).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(alternatives), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    stem = "-".join(names).replace(":", "_")
+    cert_path = directory / f"{stem}.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, _write_key(directory / f"{stem}.key", key)

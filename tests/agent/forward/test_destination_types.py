@@ -128,4 +128,4 @@ def test_every_enroll_scheme_makes_a_destination_of_its_type() -> None:
 
 
 def test_dataclass_fields_beyond_the_keys_are_not_keys() -> None:
-    assert {f.name for f in fields(ForwardDestination)} - set(FORWARD_KEYS) == {"name", "managed"}
+    assert {f.name for f in fields(ForwardDestination)} - set(FORWARD_KEYS) == {"name", "managed", "located"}
