@@ -308,6 +308,8 @@ class AccessSensor:
                 thread.waker.drain()
             if thread.paused:
                 continue  # paused while we waited: leave the events queued
+            if self._answers is not None:
+                self._answers.busy(time.monotonic())  # from here until idle(), opens queue behind us
             if self._fd in ready:
                 try:
                     data = os.read(self._fd, 256 * 1024)
@@ -337,6 +339,8 @@ class AccessSensor:
                 self._recover_holders(time.monotonic())
             self._report_fail_open(time.monotonic())
             self._sample_all()
+            if self._answers is not None:
+                self._answers.idle()
 
     def _release(self, event: fan.FanotifyEvent, answered: bool) -> None:
         if event.fd < 0:

@@ -1,7 +1,8 @@
 """Permission answers with a deadline: no open waits on the agent longer than `deadline` seconds.
 
 The access sensor answers each held open (FAN_OPEN_PERM) itself, after a decision that normally takes tens
-of microseconds. Should a decision hang (a slow disk under an executable being hashed, a bug, a storm of
+of microseconds. Should a decision hang, or the sensor's thread be stuck anywhere in its batch while opens
+queue behind it (a slow disk under an executable being hashed, a bug, a storm of
 opens the thread cannot keep up with), the watchdog answers "allow" for it, and for whatever else waits in
 the kernel's queue while the sensor is stuck, and says so (`on_fail_open`): a security product must never
 hang the machine it protects. The sensor thread alone closes event descriptors; an answer given twice is
@@ -34,6 +35,7 @@ class PermissionAnswers:
         self.deadline = deadline
         self._lock = threading.Lock()
         self._waiting: dict[int, float] = {}  # event fd -> when its answer is due
+        self._busy_since: float | None = None  # when the sensor thread took its current batch (None: polling)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="ww-fanotify-deadline", daemon=True)
         self.failed_open = 0
@@ -49,6 +51,13 @@ class PermissionAnswers:
         """An open is waiting on us since `since` (monotonic; when its batch was read)."""
         with self._lock:
             self._waiting[event_fd] = since + self.deadline
+
+    def busy(self, since: float) -> None:
+        """The sensor thread is handling a batch (and reads no new events until idle())."""
+        self._busy_since = since
+
+    def idle(self) -> None:
+        self._busy_since = None
 
     def overdue(self, event_fd: int, now: float) -> bool:
         with self._lock:
@@ -78,11 +87,16 @@ class PermissionAnswers:
                     del self._waiting[fd]
                     with contextlib.suppress(OSError):
                         fan.allow(self._fd, fd)
-            if late:
-                drained = self._drain()  # the sensor is stuck: what queued behind the late ones waits too
-                self.failed_open += len(late) + drained
-                self._on_fail_open(len(late) + drained,
-                                   f"no decision within {self.deadline * 1000:.0f} ms")
+            busy = self._busy_since
+            stuck = busy is not None and now - busy >= self.deadline
+            if late or stuck:
+                # The sensor is stuck (a decision, or anything else of its batch: a read of /proc that waits
+                # on a FUSE server which itself waits on our answer): what queued behind waits too.
+                drained = self._drain()
+                if late or drained:
+                    self.failed_open += len(late) + drained
+                    self._on_fail_open(len(late) + drained,
+                                       f"no decision within {self.deadline * 1000:.0f} ms")
 
     def _drain(self) -> int:
         """Allow every open queued in the kernel while the sensor thread is stuck (their other news is lost:

@@ -21,7 +21,7 @@ from weightwarden.agent.access.gate import Gate
 from weightwarden.agent.access.policy import AccessPolicies
 from weightwarden.agent.executables import ExecutableHashes
 from weightwarden.agent.processes import ProcessCache
-from weightwarden.agent.sensors.access import AccessFailOpen, AccessSensor
+from weightwarden.agent.sensors.access import AccessFailOpen, AccessObservation, AccessSensor
 
 pytestmark = pytest.mark.root
 
@@ -153,3 +153,35 @@ def test_a_known_opener_is_read_from_proc_once(enforcing: AccessSensor, model: P
     out, _ = opener.communicate(timeout=60)
     assert out.strip() == "50"  # python3 is not the allowed program: every open is refused
     assert reads.count(opener.pid) == 1  # one process image, read from /proc once for its 50 opens
+
+
+def test_opens_queued_behind_a_stuck_sensor_go_through_at_the_deadline(cache: ProcessCache, model: Path) -> None:
+    """Stuck anywhere in its batch (here: handing on an observation), the sensor reads no new opens; the
+    watchdog answers for them (as when a read of /proc waits on a FUSE server that waits on us)."""
+    require_fanotify()
+    content = model.read_bytes()
+    release = threading.Event()
+    seen: list[object] = []
+
+    def stuck_sink(item: object) -> None:
+        seen.append(item)
+        if isinstance(item, AccessObservation) and item.kind == "opened":
+            release.wait(30)
+
+    health: list[object] = []
+    sensor = AccessSensor(cache, stuck_sink, health.append)
+    sensor.start()
+    try:
+        sensor.protect([str(model)])
+        first = subprocess.run([CAT, str(model)], capture_output=True, timeout=30)  # answered, then we hang
+        assert first.stdout == content
+        started = time.monotonic()
+        second = subprocess.run([HEAD, "-c", str(len(content)), str(model)], capture_output=True, timeout=30)
+        waited = time.monotonic() - started
+        assert second.stdout == content and waited < 5, f"the second open waited {waited:.2f} s"
+        release.set()
+        wait_for(lambda: [o for o in seen if isinstance(o, AccessFailOpen)], timeout=10,
+                 what="the opens let through reported")
+    finally:
+        release.set()
+        sensor.stop()
