@@ -188,7 +188,6 @@ class AccessSensor:
         self._fail_open_reason = ""
         self._fail_open_reported = 0.0
         self._fail_open_lock = threading.Lock()
-        self._recover = threading.Event()  # the watchdog answered for us: find the readers by their open files
         self.decided = 0
         self.denied = 0
 
@@ -310,6 +309,8 @@ class AccessSensor:
                 continue  # paused while we waited: leave the events queued
             if self._answers is not None:
                 self._answers.busy(time.monotonic())  # from here until idle(), opens queue behind us
+                for event in self._answers.take_handed():  # answered for us while we were stuck: still news
+                    self._handle_one(event)
             if self._fd in ready:
                 try:
                     data = os.read(self._fd, 256 * 1024)
@@ -325,22 +326,22 @@ class AccessSensor:
                         if event.mask & fan.FAN_OPEN_PERM and event.fd >= 0:
                             self._answers.hold(event.fd, read_at)
                 for event in events:
-                    answered = False
-                    try:
-                        answered = self._handle(event)
-                    except Exception:  # answer and close whatever happens; never stall an opener
-                        log.exception("access event failed")
-                        if event.mask & fan.FAN_OPEN_PERM:
-                            self._undecided(1, "internal error deciding an open")
-                    finally:
-                        self._release(event, answered)
-            if self._recover.is_set():
-                self._recover.clear()
-                self._recover_holders(time.monotonic())
+                    self._handle_one(event)
             self._report_fail_open(time.monotonic())
             self._sample_all()
             if self._answers is not None:
                 self._answers.idle()
+
+    def _handle_one(self, event: fan.FanotifyEvent) -> None:
+        answered = False
+        try:
+            answered = self._handle(event)
+        except Exception:  # answer and close whatever happens; never stall an opener
+            log.exception("access event failed")
+            if event.mask & fan.FAN_OPEN_PERM:
+                self._undecided(1, "internal error deciding an open")
+        finally:
+            self._release(event, answered)
 
     def _release(self, event: fan.FanotifyEvent, answered: bool) -> None:
         if event.fd < 0:
@@ -361,13 +362,12 @@ class AccessSensor:
             return True
         return self._answers.answer(event_fd, allow)
 
-    def _process_of(self, tid: int, *, fresh: bool) -> int:
-        """The process a reported thread belongs to (a held open's thread is alive: read it afresh)."""
+    def _process_of(self, tid: int) -> int:
+        """The process a reported thread belongs to, read from /proc/<tid>/status each time: thread ids and
+        process ids share one number space, so a number remembered from an exited thread of one process (a
+        Go program's) is soon another process's pid. Only a thread gone already is named from memory."""
         if self._answers is None:
             return tid  # no FAN_REPORT_TID: events name the process already
-        known = None if fresh else self._threads.get(tid)
-        if known is not None:
-            return known
         group = thread_group(tid)
         if group is None:
             return self._threads.get(tid, tid)
@@ -381,9 +381,7 @@ class AccessSensor:
         with self._fail_open_lock:
             self._fail_open += count
             self._fail_open_reason = reason
-        if "within" in reason:
-            self._recover.set()
-            self._thread.waker.wake()
+        self._thread.waker.wake()  # to report it, and to handle what the watchdog handed over
 
     def _report_fail_open(self, now: float) -> None:
         with self._fail_open_lock:
@@ -407,7 +405,7 @@ class AccessSensor:
             return False
         tid = event.pid
         held = bool(event.mask & fan.FAN_OPEN_PERM)
-        event = fan.FanotifyEvent(event.mask, event.fd, self._process_of(tid, fresh=held))
+        event = fan.FanotifyEvent(event.mask, event.fd, self._process_of(tid))
         if event.pid == self._own:
             self.ignored_own += 1
             return False  # our own hashing (answered by _release)

@@ -7,7 +7,8 @@ opens the thread cannot keep up with), the watchdog answers "allow" for it, and 
 the kernel's queue while the sensor is stuck, and says so (`on_fail_open`): a security product must never
 hang the machine it protects. The sensor thread alone closes event descriptors; an answer given twice is
 harmless (the kernel has forgotten the event and refuses the second), but the registry makes sure the
-watchdog never answers a descriptor number the sensor has closed and the kernel has reused.
+watchdog never answers a descriptor number the sensor has closed and the kernel has reused. What the
+watchdog read from the queue it hands to the sensor (`take_handed`): answered, but still news to record.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from weightwarden.agent.sensors import fanotify as fan
 
 log = logging.getLogger(__name__)
 
-DEADLINE_SECONDS = 0.5
+DEADLINE_SECONDS = 2.0  # a loaded 2-CPU machine can hold the agent's thread off a CPU for hundreds of ms
 PERMISSION_MASK = fan.FAN_OPEN_PERM
 
 
@@ -36,6 +38,9 @@ class PermissionAnswers:
         self._lock = threading.Lock()
         self._waiting: dict[int, float] = {}  # event fd -> when its answer is due
         self._busy_since: float | None = None  # when the sensor thread took its current batch (None: polling)
+        # Events the watchdog read and answered while the sensor was stuck, kept (descriptors open) for the
+        # sensor to handle as news when it is back: an open let through is still an open seen.
+        self._handed: deque[fan.FanotifyEvent] = deque()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="ww-fanotify-deadline", daemon=True)
         self.failed_open = 0
@@ -46,6 +51,16 @@ class PermissionAnswers:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
+        while self._handed:
+            with contextlib.suppress(OSError):
+                os.close(self._handed.popleft().fd)
+
+    def take_handed(self) -> list[fan.FanotifyEvent]:
+        """The events the watchdog answered for (allow) since the last call: the sensor handles them as news."""
+        taken = []
+        while self._handed:
+            taken.append(self._handed.popleft())
+        return taken
 
     def hold(self, event_fd: int, since: float) -> None:
         """An open is waiting on us since `since` (monotonic; when its batch was read)."""
@@ -99,8 +114,8 @@ class PermissionAnswers:
                                        f"no decision within {self.deadline * 1000:.0f} ms")
 
     def _drain(self) -> int:
-        """Allow every open queued in the kernel while the sensor thread is stuck (their other news is lost:
-        the sensor finds the readers again by their open files when it sees the overflow it is told of)."""
+        """Allow every open queued in the kernel while the sensor thread is stuck, and hand the events over
+        (take_handed) so the opens are still seen and recorded once it is back."""
         allowed = 0
         for _ in range(64):  # bounded: a stuck sensor is answered for in 64 reads per tick at most
             try:
@@ -116,5 +131,5 @@ class PermissionAnswers:
                     with contextlib.suppress(OSError):
                         fan.allow(self._fd, event.fd)
                     allowed += 1
-                os.close(event.fd)
+                self._handed.append(event)
         return allowed

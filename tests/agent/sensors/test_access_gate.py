@@ -182,6 +182,9 @@ def test_opens_queued_behind_a_stuck_sensor_go_through_at_the_deadline(cache: Pr
         release.set()
         wait_for(lambda: [o for o in seen if isinstance(o, AccessFailOpen)], timeout=10,
                  what="the opens let through reported")
+        # let through, and still seen: the watchdog handed the event over to the sensor
+        wait_for(lambda: [o for o in seen if isinstance(o, AccessObservation) and o.kind == "opened"
+                          and o.process.executable == HEAD], timeout=10, what="head's open recorded")
     finally:
         release.set()
         sensor.stop()
