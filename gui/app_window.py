@@ -24,6 +24,7 @@ from weightwarden.gui.access_request import (
 )
 from weightwarden.gui.access_watch import AccessWatch
 from weightwarden.gui.export import export_csv, export_incident, export_json
+from weightwarden.gui.models.alerts import AlertsTableModel
 from weightwarden.gui.rule_catalog import rules_in_effect
 from weightwarden.gui.source import AgentStatus, DataSource
 from weightwarden.gui.tray import Tray
@@ -243,7 +244,7 @@ class MainWindow(QMainWindow):
 
     def export_alerts(self, kind: str) -> None:
         review = self.source.review
-        if review is None:
+        if review is None or not isinstance(self.alerts.model, AlertsTableModel):
             return
         path, _ = QFileDialog.getSaveFileName(self, f"Export alerts as {kind.upper()}", f"alerts.{kind}",
                                               "CSV (*.csv)" if kind == "csv" else "JSON lines (*.json *.jsonl)")

@@ -1,0 +1,130 @@
+"""The fleet view's source: the central index (gui/central.py) behind the interface the views share with
+DataSource (gui/source.py).
+
+Read-only: there is no local store, no review and no agent to act through (a status change or a
+justification goes to the host's own agent). Every query runs in one worker thread; its answer comes back
+to the UI thread through a queued signal, so the window never waits on the network. A query's answer
+carries the generation it was asked in: an answer to a question nobody asks any more (the filter changed
+meanwhile) is dropped by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from weightwarden.agent.detect.rules import RuleSet
+from weightwarden.gui.central import CentralError, CentralStore
+from weightwarden.gui.rule_catalog import rules_in_effect
+from weightwarden.gui.source import AgentStatus
+
+T = TypeVar("T")
+READ_ONLY = ("The fleet view is read-only: acknowledge, resolve or justify an alert in the app of the host "
+             "it came from (its agent records the review).")
+
+
+class CentralSource(QObject):
+    """What the views read in the fleet view. `review` and `store` are None (no local database)."""
+
+    changed = Signal()
+    opened = Signal()
+    agentChanged = Signal(object)
+    stateChanged = Signal()  # error set or cleared
+    _answered = Signal(object, object)  # (callback, argument): run in the UI thread
+
+    fleet = True
+    review = None
+    store = None
+    denied = False
+
+    def __init__(self, url: str, *, index: str = "", rules: RuleSet | None = None, page_size: int = 200,
+                 **client: Any) -> None:
+        """`client`: CentralStore's connection settings (credentials, TLS files, server_name, timeout)."""
+        super().__init__()
+        self.page_size = page_size  # alerts per request of the list
+        self.database_path = url  # what the status bar names
+        self.url = url
+        self.rules = rules if rules is not None else rules_in_effect()
+        self.agent = AgentStatus(False, error=READ_ONLY)
+        self.error = ""
+        self.error_kind = ""
+        self.pending = 0  # queries asked and not answered yet (tests wait on it)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-view")
+        self._answered.connect(self._deliver)
+        self.central: CentralStore | None = None
+        try:
+            self.central = CentralStore(url, index=index, **client)
+        except CentralError as error:
+            self._set_error(error)
+
+    # ------------------------------------------------------------------ the DataSource interface
+
+    def start(self) -> None:
+        """Nothing to poll: the fleet view asks when it is shown or its filter changes."""
+
+    def stop(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self.central is not None:
+            self.central.close()
+
+    def poll(self) -> None:
+        """The views reload on demand; a poll re-asks nothing."""
+
+    def check_agent(self) -> AgentStatus:
+        return self.agent
+
+    def act(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": False, "error": READ_ONLY}
+
+    # ------------------------------------------------------------------ queries
+
+    def ask(self, query: Callable[[CentralStore], T], done: Callable[[T], None],
+            failed: Callable[[CentralError], None] | None = None) -> None:
+        """Run `query` in the worker thread; `done(answer)` (or `failed(error)`) later, in the UI thread."""
+        central = self.central
+        if central is None:  # the settings cannot make a client: told like any answer, after this call returns
+            if failed is not None:
+                error = CentralError(self.error_kind or "failed", self.error)
+                QTimer.singleShot(0, self, lambda: failed(error))
+            return
+        self.pending += 1
+
+        def run() -> tuple[bool, Any]:
+            try:
+                return True, query(central)
+            except CentralError as error:
+                return False, error
+            except Exception as error:  # a malformed answer: said in the view, never a crash of the worker
+                return False, CentralError("failed", f"{type(error).__name__}: {error}")
+
+        future = self._executor.submit(run)
+        future.add_done_callback(lambda f: self._answered.emit(self._finish(done, failed), f))
+
+    def _finish(self, done: Callable[[Any], None],
+                failed: Callable[[CentralError], None] | None) -> Callable[[Future[tuple[bool, Any]]], None]:
+        def finish(future: Future[tuple[bool, Any]]) -> None:
+            self.pending -= 1
+            if future.cancelled():
+                return
+            ok, value = future.result()
+            if ok:
+                if self.error:
+                    self._set_error(None)
+                done(value)
+            else:
+                self._set_error(value)
+                if failed is not None:
+                    failed(value)
+        return finish
+
+    @Slot(object, object)
+    def _deliver(self, callback: Callable[[Any], None], argument: Any) -> None:
+        callback(argument)
+
+    def _set_error(self, error: CentralError | None) -> None:
+        self.error = str(error) if error is not None else ""
+        self.error_kind = error.kind if error is not None else ""
+        self.stateChanged.emit()
