@@ -2,8 +2,10 @@
 DataSource (gui/source.py).
 
 Read-only: there is no local store, no review and no agent to act through (a status change or a
-justification goes to the host's own agent). Every query runs in one worker thread; its answer comes back
-to the UI thread through a queued signal, so the window never waits on the network. A query's answer
+justification goes to the host's own agent). Queries run in two worker threads, each with its own
+connection: one for the list and the detail (what a person waits for), one for aggregations (lists of
+hosts and rules, the overview), so a slow aggregation never holds up a page. Answers come back to the UI
+thread through a queued signal, so the window never waits on the network. A query's answer
 carries the generation it was asked in: an answer to a question nobody asks any more (the filter changed
 meanwhile) is dropped by the caller.
 """
@@ -52,11 +54,14 @@ class CentralSource(QObject):
         self.error = ""
         self.error_kind = ""
         self.pending = 0  # queries asked and not answered yet (tests wait on it)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-view")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-view-list")
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-view-counts")
         self._answered.connect(self._deliver)
         self.central: CentralStore | None = None
+        self._counts: CentralStore | None = None
         try:
             self.central = CentralStore(url, index=index, **client)
+            self._counts = CentralStore(url, index=index, **client)
         except CentralError as error:
             self._set_error(error)
 
@@ -66,9 +71,15 @@ class CentralSource(QObject):
         """Nothing to poll: the fleet view asks when it is shown or its filter changes."""
 
     def stop(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
-        if self.central is not None:
-            self.central.close()
+        for executor in (self._executor, self._background):
+            executor.shutdown(wait=True, cancel_futures=True)
+        for central in (self.central, self._counts):
+            if central is not None:
+                central.close()
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The search bodies sent on both connections (tests, bench)."""
+        return [*(self.central.requests if self.central else []), *(self._counts.requests if self._counts else [])]
 
     def poll(self) -> None:
         """The views reload on demand; a poll re-asks nothing."""
@@ -82,9 +93,10 @@ class CentralSource(QObject):
     # ------------------------------------------------------------------ queries
 
     def ask(self, query: Callable[[CentralStore], T], done: Callable[[T], None],
-            failed: Callable[[CentralError], None] | None = None) -> None:
-        """Run `query` in the worker thread; `done(answer)` (or `failed(error)`) later, in the UI thread."""
-        central = self.central
+            failed: Callable[[CentralError], None] | None = None, *, background: bool = False) -> None:
+        """Run `query` in a worker thread (`background`: the aggregations' one); `done(answer)` (or
+        `failed(error)`) later, in the UI thread."""
+        central = self._counts if background else self.central
         if central is None:  # the settings cannot make a client: told like any answer, after this call returns
             if failed is not None:
                 error = CentralError(self.error_kind or "failed", self.error)
@@ -100,7 +112,7 @@ class CentralSource(QObject):
             except Exception as error:  # a malformed answer: said in the view, never a crash of the worker
                 return False, CentralError("failed", f"{type(error).__name__}: {error}")
 
-        future = self._executor.submit(run)
+        future = (self._background if background else self._executor).submit(run)
         future.add_done_callback(lambda f: self._answered.emit(self._finish(done, failed), f))
 
     def _finish(self, done: Callable[[Any], None],

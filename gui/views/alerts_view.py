@@ -144,9 +144,9 @@ class AlertsView(QWidget):
         if isinstance(self.model, AlertsTableModel):
             self.model._review = self.source.review
             self._fill_rules()
-        elif isinstance(self.source, CentralSource):
-            self.source.ask(CentralStore.choices, self._fill_choices)
         self.apply_filter()
+        if isinstance(self.source, CentralSource):  # beside the first page, on the aggregations' connection
+            self.source.ask(CentralStore.choices, self._fill_choices, background=True)
 
     def refresh_live(self) -> None:
         new = self.model.refresh_live()

@@ -73,7 +73,8 @@ class OverviewView(QWidget):
 
     def refresh(self) -> None:
         if isinstance(self.source, CentralSource):
-            self.source.ask(lambda central: central.overview(utc_now(), DAYS), self._fleet, self._fleet_failed)
+            self.source.ask(lambda central: central.overview(utc_now(), DAYS), self._fleet, self._fleet_failed,
+                            background=True)
             return
         review = self.source.review
         now = utc_now()
