@@ -54,6 +54,7 @@ class CentralSource(QObject):
         self.error = ""
         self.error_kind = ""
         self.pending = 0  # queries asked and not answered yet (tests wait on it)
+        self._stopped = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-view-list")
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-view-counts")
         self._answered.connect(self._deliver)
@@ -71,6 +72,7 @@ class CentralSource(QObject):
         """Nothing to poll: the fleet view asks when it is shown or its filter changes."""
 
     def stop(self) -> None:
+        self._stopped = True  # answers still queued for the UI thread are dropped; nothing new is asked
         for executor in (self._executor, self._background):
             executor.shutdown(wait=True, cancel_futures=True)
         for central in (self.central, self._counts):
@@ -96,6 +98,8 @@ class CentralSource(QObject):
             failed: Callable[[CentralError], None] | None = None, *, background: bool = False) -> None:
         """Run `query` in a worker thread (`background`: the aggregations' one); `done(answer)` (or
         `failed(error)`) later, in the UI thread."""
+        if self._stopped:
+            return
         central = self._counts if background else self.central
         if central is None:  # the settings cannot make a client: told like any answer, after this call returns
             if failed is not None:
@@ -119,7 +123,7 @@ class CentralSource(QObject):
                 failed: Callable[[CentralError], None] | None) -> Callable[[Future[tuple[bool, Any]]], None]:
         def finish(future: Future[tuple[bool, Any]]) -> None:
             self.pending -= 1
-            if future.cancelled():
+            if future.cancelled() or self._stopped:
                 return
             ok, value = future.result()
             if ok:

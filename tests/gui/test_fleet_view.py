@@ -233,3 +233,18 @@ def test_central_option_and_setting_open_the_fleet_view(qtbot: QtBot, proxy: Rec
     config.write_text(f'[gui]\ncentral_url = "{proxy.url}"\ncentral_index = "logs-weightwarden.*"\n')
     assert main(["--config", str(config), "--screenshot", str(tmp_path / "setting.png"), "--view", "overview"]) == 0
     assert len(proxy.searches) > asked
+
+
+def test_the_fleet_model_passes_qt_model_checks(qtbot: QtBot, qtmodeltester: Any, proxy: RecordingProxy) -> None:
+    source = CentralSource(proxy.url, page_size=PAGE)
+    try:
+        model = FleetAlertsModel(source)
+        qtmodeltester.check(model)  # empty, before the first page
+        model.reload()
+        qtbot.waitUntil(lambda: model.rowCount() == PAGE, timeout=10_000)
+        qtmodeltester.check(model)
+        model.fetchMore()
+        qtbot.waitUntil(lambda: model.rowCount() == 2 * PAGE, timeout=10_000)
+        qtmodeltester.check(model)
+    finally:
+        source.stop()
