@@ -113,7 +113,8 @@ def measure(url: str, runs: int) -> dict[str, Any]:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     style.apply(app)  # type: ignore[arg-type]
-    figures: dict[str, list[float]] = {"first_paint": [], "page_turn": [], "deep_turn": [], "host_filter": []}
+    figures: dict[str, list[float]] = {"built": [], "first_paint": [], "page_turn": [], "deep_turn": [],
+                                       "host_filter": []}
     bodies: list[dict[str, Any]] = []
     total = 0
     for _ in range(runs):
@@ -153,6 +154,7 @@ def open_and_page(app: Any, url: str) -> tuple[int, dict[str, float], list[dict[
     began = time.perf_counter()
     source = CentralSource(url)
     window = FleetWindow(source)
+    figures["built"] = time.perf_counter() - began
     watch = PaintWatch()
     window.alerts.table.viewport().installEventFilter(watch)
     window.resize(1280, 800)
@@ -162,6 +164,7 @@ def open_and_page(app: Any, url: str) -> tuple[int, dict[str, float], list[dict[
     arrived = time.perf_counter()
     pump(lambda: bool(painted) and painted[-1] >= arrived, 5.0)  # the rows that arrived, painted
     figures["first_paint"] = painted[-1] - began
+    total = model.total
     table = window.alerts.table
     for name, turns in (("page_turn", 1), ("deep_turn", 25)):  # the 2nd page; then the 27th
         for _turn in range(turns):
@@ -176,7 +179,6 @@ def open_and_page(app: Any, url: str) -> tuple[int, dict[str, float], list[dict[
     window.alerts.host.setCurrentIndex(window.alerts.host.findData(host))
     pump(lambda: model.rowCount() > 0 and window.alerts.model.host == host)
     figures["host_filter"] = time.perf_counter() - began
-    total = model.total
     window.close()
     return total, figures, source.requests()
 
@@ -194,6 +196,7 @@ def markdown(docs: int, hosts: int, load_seconds: float, r: dict[str, Any], load
         "",
         "| measure | result |",
         "|---|---|",
+        f"| window built (no request waited for) | {r['built'] * 1000:.0f} ms |",
         f"| window built -> first page of alerts painted (count of {r['total']:,} with it) | "
         f"{r['first_paint'] * 1000:.0f} ms |",
         f"| page turn: scrolled to the end of the list -> the next 200 rows there | {r['page_turn'] * 1000:.0f} ms |",

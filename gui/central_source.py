@@ -12,12 +12,14 @@ meanwhile) is dropped by the caller.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from weightwarden.agent.config import Config
 from weightwarden.agent.detect.rules import RuleSet
 from weightwarden.gui.central import CentralError, CentralStore
 from weightwarden.gui.rule_catalog import rules_in_effect
@@ -139,6 +141,16 @@ class CentralSource(QObject):
     @Slot(object, object)
     def _deliver(self, callback: Callable[[Any], None], argument: Any) -> None:
         callback(argument)
+
+    @classmethod
+    def from_config(cls, config: Config, url: str, index: str | None = None) -> CentralSource:
+        """The fleet view's source with the [gui] section's index, TLS files and user (the password from
+        WEIGHTWARDEN_CENTRAL_PASSWORD: never in a config file)."""
+        gui = config.gui
+        return cls(url, index=index or gui.central_index, rules=rules_in_effect(config),
+                   username=gui.central_username, password=os.environ.get("WEIGHTWARDEN_CENTRAL_PASSWORD", ""),
+                   ca_file=gui.central_ca_file, client_cert=gui.central_client_cert,
+                   client_key=gui.central_client_key, server_name=gui.central_server_name)
 
     def _set_error(self, error: CentralError | None) -> None:
         self.error = str(error) if error is not None else ""

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import QCoreApplication, QDeadlineTimer, QEventLoop
 from PySide6.QtWidgets import QApplication
 
-from weightwarden.agent.config import Config, ConfigError, load_config
+from weightwarden.agent.config import ConfigError, load_config
 from weightwarden.gui import style
 from weightwarden.gui.app_window import VIEWS, MainWindow
 from weightwarden.gui.central_source import CentralSource
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     style.apply(app)
     central = args.central if args.central is not None else config.gui.central_url
     if central:
-        fleet = FleetWindow(central_source(config, central, args.index))
+        fleet = FleetWindow(CentralSource.from_config(config, central, args.index))
         if args.screenshot:
             return screenshot(app, fleet, args.view, args.screenshot)
         fleet.show()
@@ -77,15 +77,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         window.show()
     return int(app.exec())
-
-
-def central_source(config: Config, url: str, index: str | None = None) -> CentralSource:
-    """The fleet view's source, with the [gui] section's TLS and credentials settings."""
-    gui = config.gui
-    return CentralSource(url, index=index or gui.central_index, username=gui.central_username,
-                         password=os.environ.get("WEIGHTWARDEN_CENTRAL_PASSWORD", ""), ca_file=gui.central_ca_file,
-                         client_cert=gui.central_client_cert, client_key=gui.central_client_key,
-                         server_name=gui.central_server_name)
 
 
 def screenshot(app: QApplication, window: MainWindow | FleetWindow, view: str, path: str) -> int:

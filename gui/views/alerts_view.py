@@ -144,9 +144,8 @@ class AlertsView(QWidget):
         if isinstance(self.model, AlertsTableModel):
             self.model._review = self.source.review
             self._fill_rules()
+        self._choices_asked = False  # the fleet's host and rule lists: asked once the first page is in
         self.apply_filter()
-        if isinstance(self.source, CentralSource):  # beside the first page, on the aggregations' connection
-            self.source.ask(CentralStore.choices, self._fill_choices, background=True)
 
     def refresh_live(self) -> None:
         new = self.model.refresh_live()
@@ -165,6 +164,10 @@ class AlertsView(QWidget):
         _refill(self.rule, "Any rule", rules)
 
     def _fleet_answered(self, *_args: object) -> None:
+        if not self._choices_asked and isinstance(self.source, CentralSource):
+            # After the first page, not beside it: the aggregations must not slow the first paint down.
+            self._choices_asked = True
+            self.source.ask(CentralStore.choices, self._fill_choices, background=True)
         error = self.model.error if isinstance(self.model, FleetAlertsModel) else ""
         self.error.setText(f"Cannot read the fleet's alerts: {error}" if error else "")
         self.error.setVisible(bool(error))

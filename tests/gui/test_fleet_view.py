@@ -248,3 +248,42 @@ def test_the_fleet_model_passes_qt_model_checks(qtbot: QtBot, qtmodeltester: Any
         qtmodeltester.check(model)
     finally:
         source.stop()
+
+
+def test_text_search_and_host_order(qtbot: QtBot, fleet: Fleet, proxy: RecordingProxy,
+                                    open_window: Callable[..., FleetWindow]) -> None:
+    window = open_window(proxy.url, page_size=100)
+    view = window.alerts
+    qtbot.waitUntil(lambda: view.model.rowCount() == len(fleet.alerts), timeout=10_000)
+    rule = view.model.row(0).rule
+    expected = {view.model.row(i).id for i in range(view.model.rowCount()) if view.model.row(i).rule == rule}
+    view.search.setText(rule[2:-2])  # a piece of the rule id: every word matches anywhere in the usual fields
+    view.apply_filter()
+    qtbot.waitUntil(lambda: not view.model.loading and view.model.rowCount() > 0, timeout=10_000)
+    found = {view.model.row(i).id for i in range(view.model.rowCount())}
+    assert expected <= found and len(found) < len(fleet.alerts)
+    assert all(rule[2:-2] in json.dumps(view.model.row(i).record) for i in range(view.model.rowCount()))
+
+    view.search.setText("")
+    view.table.sortByColumn(HOST_COLUMN, Qt.SortOrder.AscendingOrder)
+    qtbot.waitUntil(lambda: not view.model.loading and view.model.rowCount() == len(fleet.alerts), timeout=10_000)
+    hosts = [view.model.index(i, HOST_COLUMN).data() for i in range(view.model.rowCount())]
+    assert hosts == sorted(fleet.alerts.values())
+    assert proxy.searches[-1]["sort"][0] == {"host.name": {"order": "asc"}}
+
+
+def test_the_local_window_opens_the_fleet_view_and_remembers_it(qtbot: QtBot, fleet: Fleet, proxy: RecordingProxy,
+                                                                database: Path, window_factory: Any) -> None:
+    from weightwarden.agent.config import load_config
+    from weightwarden.gui.app_window import FLEET_URL_SETTING, app_settings
+
+    config = load_config(None)
+    window = window_factory(database, config=config)
+    assert window.fleet_url() == ""  # nothing chosen yet, nothing configured
+    fleet_window = window.open_fleet_view(proxy.url)
+    qtbot.addWidget(fleet_window)
+    qtbot.waitUntil(lambda: fleet_window.alerts.model.total == len(fleet.alerts), timeout=10_000)
+    assert app_settings().value(FLEET_URL_SETTING) == proxy.url and window.fleet_url() == proxy.url
+    assert window.alerts.model.total == 30  # the local window still shows this machine's alerts
+    window.close()
+    assert fleet_window.source._stopped
