@@ -20,8 +20,10 @@ from weightwarden.gui import style
 from weightwarden.gui.app_window import VIEWS, MainWindow
 from weightwarden.gui.central_source import CentralSource
 from weightwarden.gui.fleet_window import FleetWindow
+from weightwarden.gui.models.fleet_alerts import FleetAlertsModel
 
 SCREENSHOT_SIZE = (1280, 800)
+FLEET_SCREENSHOT_WAIT_MS = 15_000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def screenshot(app: QApplication, window: MainWindow | FleetWindow, view: str, path: str) -> int:
     window.resize(*SCREENSHOT_SIZE)
     window.show()
+    if isinstance(window, FleetWindow):  # the fleet's first page (or its error) before the picture
+        deadline = QDeadlineTimer(FLEET_SCREENSHOT_WAIT_MS)
+        model = window.alerts.model
+        while isinstance(model, FleetAlertsModel) and model.loading and not deadline.hasExpired():
+            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        if view == "overview":
+            window.overview.refresh()
     window.show_view(view)
     settle(app)
     ok = window.grab().save(path, "PNG")

@@ -225,9 +225,10 @@ def test_a_silent_store_never_blocks_the_window(qtbot: QtBot, open_window: Calla
 
 def test_central_option_and_setting_open_the_fleet_view(qtbot: QtBot, proxy: RecordingProxy, tmp_path: Path) -> None:
     out = tmp_path / "fleet.png"
-    assert main(["--central", proxy.url, "--screenshot", str(out), "--view", "alerts"]) == 0
+    assert main(["--central", proxy.url, "--screenshot", str(out), "--view", "detail"]) == 0
     assert QImage(str(out)).size().width() == 1280
     assert any(body.get("size") for body in proxy.searches)  # the list was asked of the central store
+    assert not any("aggs" in body for body in proxy.searches[:1])  # the first request is the first page
     asked = len(proxy.searches)
     config = tmp_path / "config.toml"
     config.write_text(f'[gui]\ncentral_url = "{proxy.url}"\ncentral_index = "logs-weightwarden.*"\n')
