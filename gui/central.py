@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,6 +87,7 @@ class CentralStore:
         self.url = url.rstrip("/")
         self.index = index or DEFAULT_INDEX
         self.requests: list[dict[str, Any]] = []  # the search bodies sent, newest last (tests, bench)
+        self.timings: list[tuple[float, float, float]] = []  # (sent, answered, parsed) perf_counter, per search
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if username or password:
             token = base64.b64encode(f"{username}:{password}".encode()).decode()
@@ -104,6 +106,7 @@ class CentralStore:
     def search(self, body: dict[str, Any]) -> dict[str, Any]:
         self.requests.append(body)
         del self.requests[:-1000]
+        sent = time.perf_counter()
         try:
             status, data = self._client.request("POST", f"/{self.index}/_search", json.dumps(body).encode(),
                                                 self._headers)
@@ -116,12 +119,15 @@ class CentralStore:
         if status == 404:
             raise CentralError("missing", f"no index {self.index!r} at {self.url}: have the agents forwarded "
                                           "anything there yet (docs/forwarding.md)?")
+        answered = time.perf_counter()
         try:
             answer: dict[str, Any] = json.loads(data or b"{}")
         except ValueError:
             answer = {}
         if status != 200:
             raise CentralError("failed", f"{self.url} answered HTTP {status}: {_reason(answer) or data[:200]!r}")
+        self.timings.append((sent, answered, time.perf_counter()))
+        del self.timings[:-1000]
         return answer
 
     # ------------------------------------------------------------------ the list
