@@ -190,8 +190,9 @@ class AlertsView(QWidget):
             elif self.model.error and not self.model.rowCount():
                 self.count.setText("No answer from the central store")
             else:
-                self.count.setText(f"{self.model.total_text} alerts on the fleet ({self.model.rowCount():,} "
-                                   "listed; scroll down for more)")
+                listed = self.model.rowCount()
+                more = "; scroll down for more" if listed < self.model.total else ""
+                self.count.setText(f"{self.model.total_text} alerts on the fleet ({listed:,} listed{more})")
             return
         capped = " (the list holds the first ones; narrow the search to see the rest)" \
             if self.model.total_text.startswith("more") else ""

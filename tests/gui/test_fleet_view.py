@@ -193,13 +193,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.mark.parametrize("case", ["unreachable", "unauthorized", "missing"])
+@pytest.mark.parametrize("case", ["unreachable", "unauthorized", "missing", "not a URL"])
 def test_a_store_that_does_not_answer_is_said_in_the_view(qtbot: QtBot, case: str, proxy: RecordingProxy,
                                                           open_window: Callable[..., FleetWindow]) -> None:
     url, index, expected = {
         "unreachable": (f"http://127.0.0.1:{free_port()}", "", "cannot be reached"),
         "unauthorized": (proxy.url, "", "refused the credentials (HTTP 401)"),
         "missing": (proxy.url, "weightwarden-nothing-here", "no index 'weightwarden-nothing-here'"),
+        "not a URL": ("ftp://search.example.org", "", "not an http(s) URL: 'ftp://search.example.org'"),
     }[case]
     if case == "unauthorized":
         proxy.reject_next(10, 401)
