@@ -9,9 +9,9 @@ import os
 import pwd
 import time
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from weightwarden.agent.config import Config
 from weightwarden.agent.store.review_queries import AlertFilter
@@ -23,7 +23,10 @@ from weightwarden.gui.access_request import (
     notification_text,
 )
 from weightwarden.gui.access_watch import AccessWatch
+from weightwarden.gui.central_source import CentralSource
 from weightwarden.gui.export import export_csv, export_incident, export_json
+from weightwarden.gui.fleet_window import FleetWindow
+from weightwarden.gui.models.alerts import AlertsTableModel
 from weightwarden.gui.rule_catalog import rules_in_effect
 from weightwarden.gui.source import AgentStatus, DataSource
 from weightwarden.gui.tray import Tray
@@ -39,6 +42,7 @@ from weightwarden.gui.widgets import Banner
 VIEWS = ("overview", "alerts", "models", "access", "audit", "sync")
 MINE_POLL_MS = 5000  # a limited user's own alerts (and refused opens) are asked of the agent this often
 OVERVIEW_REFRESH_SECONDS = 30.0  # its aggregates cost up to a second on a million alerts
+FLEET_URL_SETTING = "fleet/central_url"  # the app's own settings (QSettings): the last fleet view opened
 
 
 class MainWindow(QMainWindow):
@@ -47,6 +51,9 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("Weightwarden")
         self.resize(1280, 800)
+        self.config = config
+        self.fleet_windows: list[FleetWindow] = []
+        self.menuBar().addMenu("&View").addAction("&Fleet view…", self.ask_fleet_view)
         self.source = DataSource(database_path, control_path, poll_ms=poll_ms, rules=rules_in_effect(config))
         central = QWidget()
         central.setObjectName("page")
@@ -234,6 +241,29 @@ class MainWindow(QMainWindow):
                                      "an admin reviews it.", 10_000)
         self.access.refresh()
 
+    # ------------------------------------------------------------------ fleet
+
+    def ask_fleet_view(self) -> None:
+        """Ask for the central store's URL (last one, else [gui] central_url) and open the fleet view there."""
+        url, ok = QInputDialog.getText(self, "Fleet view", "Central OpenSearch/Elasticsearch URL "
+                                       "(the index the agents forward to):", QLineEdit.EchoMode.Normal,
+                                       self.fleet_url())
+        if ok and url.strip():
+            self.open_fleet_view(url.strip())
+
+    def fleet_url(self) -> str:
+        remembered = app_settings().value(FLEET_URL_SETTING, "")
+        return str(remembered or (self.config.gui.central_url if self.config is not None else ""))
+
+    def open_fleet_view(self, url: str) -> FleetWindow:
+        """A fleet window beside this one; the URL is remembered in the app's settings."""
+        app_settings().setValue(FLEET_URL_SETTING, url)
+        source = CentralSource.from_config(self.config, url) if self.config is not None else CentralSource(url)
+        window = FleetWindow(source)
+        self.fleet_windows.append(window)
+        window.show()
+        return window
+
     def bring_to_front(self) -> None:
         self.showNormal()
         self.raise_()
@@ -243,7 +273,7 @@ class MainWindow(QMainWindow):
 
     def export_alerts(self, kind: str) -> None:
         review = self.source.review
-        if review is None:
+        if review is None or not isinstance(self.alerts.model, AlertsTableModel):
             return
         path, _ = QFileDialog.getSaveFileName(self, f"Export alerts as {kind.upper()}", f"alerts.{kind}",
                                               "CSV (*.csv)" if kind == "csv" else "JSON lines (*.json *.jsonl)")
@@ -264,9 +294,16 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.source.stop()
+        for window in self.fleet_windows:
+            window.close()
         if self.tray is not None and self.tray.icon is not None:
             self.tray.icon.hide()
         super().closeEvent(event)
+
+
+def app_settings() -> QSettings:
+    """The app's own settings (~/.config/Weightwarden/weightwarden-gui.conf): what the user chose in the app."""
+    return QSettings("Weightwarden", "weightwarden-gui")
 
 
 def _user() -> str:

@@ -1,6 +1,9 @@
 """`weightwarden-gui`: the desktop app. Reads the store read-only; actions go through the agent's
 control socket. `--screenshot FILE --view NAME` renders one view at 1280x800 into a PNG and exits
-(tests and the README's screenshots use it)."""
+(tests and the README's screenshots use it).
+
+`--central URL` (or `[gui] central_url`) opens the read-only fleet view instead: the alerts every host
+forwarded to the central OpenSearch/Elasticsearch index (gui/fleet_window.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +18,12 @@ from PySide6.QtWidgets import QApplication
 from weightwarden.agent.config import ConfigError, load_config
 from weightwarden.gui import style
 from weightwarden.gui.app_window import VIEWS, MainWindow
+from weightwarden.gui.central_source import CentralSource
+from weightwarden.gui.fleet_window import FleetWindow
+from weightwarden.gui.models.fleet_alerts import FleetAlertsModel
 
 SCREENSHOT_SIZE = (1280, 800)
+FLEET_SCREENSHOT_WAIT_MS = 15_000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=("user", "system"), help="whose database to show by default")
     parser.add_argument("--minimized", action="store_true", help="start in the tray (used at login)")
     parser.add_argument("--screenshot", metavar="FILE", help="render a view into a PNG and exit")
+    parser.add_argument("--central", metavar="URL",
+                        help="open the read-only fleet view of the central OpenSearch/Elasticsearch "
+                             "(default: [gui] central_url; empty: this machine's alerts)")
+    parser.add_argument("--index", metavar="PATTERN", help="the fleet view's index pattern "
+                                                             "(default: [gui] central_index)")
     parser.add_argument("--view", choices=(*VIEWS, "detail"), default="alerts", help="view for --screenshot")
     return parser
 
@@ -51,6 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     assert isinstance(app, QApplication)
     app.setApplicationName("Weightwarden")
     style.apply(app)
+    central = args.central if args.central is not None else config.gui.central_url
+    if central:
+        fleet = FleetWindow(CentralSource.from_config(config, central, args.index))
+        if args.screenshot:
+            return screenshot(app, fleet, args.view, args.screenshot)
+        fleet.show()
+        return int(app.exec())
     window = MainWindow(database, notify_severity=config.gui.notify_severity, config=config,
                         tray=not args.screenshot)
     if args.screenshot:
@@ -62,9 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(app.exec())
 
 
-def screenshot(app: QApplication, window: MainWindow, view: str, path: str) -> int:
+def screenshot(app: QApplication, window: MainWindow | FleetWindow, view: str, path: str) -> int:
     window.resize(*SCREENSHOT_SIZE)
     window.show()
+    if isinstance(window, FleetWindow):  # the fleet's first page (or its error) before the picture
+        deadline = QDeadlineTimer(FLEET_SCREENSHOT_WAIT_MS)
+        model = window.alerts.model
+        while isinstance(model, FleetAlertsModel) and model.loading and not deadline.hasExpired():
+            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        if view == "overview":
+            window.overview.refresh()
     window.show_view(view)
     settle(app)
     ok = window.grab().save(path, "PNG")

@@ -241,6 +241,19 @@ class GuiSection:
         7,
         limits=(0, 11),
     )
+    # The fleet view (docs/forwarding.md, "The fleet view"): `weightwarden-gui --central URL` overrides the URL.
+    central_url: str = _key(
+        "The central OpenSearch/Elasticsearch the agents forward to (http(s)://host:9200): set, the app opens "
+        "the read-only fleet view of every host's alerts instead of this machine's.", "",
+        example="https://search.example.com:9200")
+    central_index: str = _key("The index pattern of the forwarded records (the shipped template's).",
+                              "logs-weightwarden.*")
+    central_username: str = _key(
+        "User for the central store (HTTP basic); the password comes from WEIGHTWARDEN_CENTRAL_PASSWORD.", "")
+    central_ca_file: str = _key("CA certificates for the central store's TLS certificate (PEM).", "", path=True)
+    central_client_cert: str = _key("Client certificate (PEM) for a store that asks for one.", "", path=True)
+    central_client_key: str = _key("The client certificate's private key (PEM).", "", path=True)
+    central_server_name: str = _key("The name the store's certificate must carry (default: the URL's host).", "")
 
 
 @dataclass(frozen=True)

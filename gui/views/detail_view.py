@@ -5,10 +5,14 @@ is read-only then), or not an admin for status changes.
 
 One alert per incident: whichever stored state of an incident is selected, the view shows its latest
 state, and the earlier states (the first alert, each update) appear in the evidence timeline.
+
+In the fleet view (gui/central_source.py) it shows an alert of the central index, with the host it came
+from, and no actions: reviews are recorded by the host's own agent.
 """
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -24,7 +28,9 @@ from PySide6.QtWidgets import (
 
 from weightwarden.agent.store.review_queries import AlertRow
 from weightwarden.gui.access_request import Refusal, current_user, refusal_of
-from weightwarden.gui.report import AlertDetail, alert_html
+from weightwarden.gui.central import CentralError, FleetAlert
+from weightwarden.gui.central_source import READ_ONLY, CentralSource
+from weightwarden.gui.report import AlertDetail, alert_html, rule_info
 from weightwarden.gui.source import AgentStatus, DataSource
 
 STATUS_ACTIONS = (("acknowledge", "Acknowledge"), ("resolve", "Resolve"), ("false-positive", "False positive"))
@@ -34,10 +40,12 @@ class AlertDetailView(QWidget):
     exportRequested = Signal(str)  # alert id
     requestAccess = Signal(object)  # the Refusal of an access-denied / access-would-deny alert
 
-    def __init__(self, source: DataSource) -> None:
+    def __init__(self, source: DataSource | CentralSource) -> None:
         super().__init__()
         self.source = source
+        self.fleet = isinstance(source, CentralSource)
         self.alert_id: str | None = None
+        self.host = ""  # the fleet view: the host the alert shown came from
         self.detail: AlertDetail | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -74,9 +82,35 @@ class AlertDetailView(QWidget):
         self.justify_button.clicked.connect(self.justify)
         self.justification.returnPressed.connect(self.justify)
         source.agentChanged.connect(self._update_buttons)
+        if self.fleet:  # read-only: the actions belong to each host's agent
+            for widget in (self.justification, self.justify_button, *self.status_buttons.values(),
+                           self.request_button, self.export_button):
+                widget.hide()
         self.show_alert(None)
 
+    def show_fleet_alert(self, fleet: FleetAlert | None) -> None:
+        """An alert of the central index, from the document the list already holds."""
+        self.alert_id = fleet.row.id if fleet is not None else None
+        self.host = fleet.host if fleet is not None else ""
+        self.detail = None
+        if fleet is None:
+            self.browser.setHtml("<p style='color:#888'>Select an alert to see its evidence.</p>")
+            self.message.setText("")
+            return
+        alert = fleet.row
+        evidence = alert.evidence
+        self.detail = AlertDetail(alert, evidence, rule_info(alert.rule, evidence, self.source.rules))
+        self.browser.setHtml(f"<p><b>Host:</b> {html.escape(fleet.host)}</p>" + alert_html(self.detail))
+        self.message.setText(READ_ONLY)
+
     def show_alert(self, alert_id: str | None) -> None:
+        if isinstance(self.source, CentralSource):
+            if alert_id is None:
+                self.show_fleet_alert(None)
+            else:  # asked of the store by id: shown when it answers
+                wanted = alert_id
+                self.source.ask(lambda central: central.alert(wanted), self._fleet_answer, self._fleet_failed)
+            return
         self.alert_id = alert_id
         review = self.source.review
         self.detail = None
@@ -94,7 +128,17 @@ class AlertDetailView(QWidget):
             self.browser.verticalScrollBar().setValue(scroll)
         self._update_buttons(self.source.agent)
 
+    def _fleet_answer(self, fleet: FleetAlert | None) -> None:
+        self.show_fleet_alert(fleet)
+        if fleet is None:
+            self.message.setText("That alert is not in the central index.")
+
+    def _fleet_failed(self, error: CentralError) -> None:
+        self.message.setText(f"Cannot read the alert: {error}")
+
     def refresh(self) -> None:
+        if self.fleet:
+            return  # a document in the central index does not change
         if self.alert_id is not None:
             self.show_alert(self.alert_id)
 

@@ -1,4 +1,7 @@
-"""Overview: alerts over time, top rules and processes, agent health and sync health."""
+"""Overview: alerts over time, top rules and processes, agent health and sync health.
+
+In the fleet view (gui/central_source.py) the same cards and chart count the central index's alerts of
+every host, from one aggregation request; top hosts stand where top processes stand locally."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWi
 from weightwarden.agent.activity import STATUS_KEY
 from weightwarden.agent.events import utc_now
 from weightwarden.agent.store.review_queries import AlertFilter
+from weightwarden.gui.central import CentralError, FleetOverview
+from weightwarden.gui.central_source import CentralSource
 from weightwarden.gui.health import agent_health, coverage_lines, discovery_progress
 from weightwarden.gui.source import DataSource
 from weightwarden.gui.widgets import BarChart, Card, RankedList
@@ -18,7 +23,7 @@ DAYS = 14
 
 
 class OverviewView(QWidget):
-    def __init__(self, source: DataSource, sync_status: object = None) -> None:
+    def __init__(self, source: DataSource | CentralSource, sync_status: object = None) -> None:
         super().__init__()
         self.source = source
         layout = QVBoxLayout(self)
@@ -57,11 +62,20 @@ class OverviewView(QWidget):
         grid.setRowStretch(1, 2)
         layout.addLayout(grid, 1)
         self.sync_text = ""  # filled by refresh(), only when the overview is looked at: it costs queries
+        if isinstance(source, CentralSource):
+            self.open_alerts.title.setText("Hosts with alerts (14 days)")
+            self.models.hide()
+            self.agent.title.setText("Central store")
+            self.top_processes.title = "Top hosts (7 days)"
 
     def set_sync_text(self, text: str) -> None:
         self.sync_text = text
 
     def refresh(self) -> None:
+        if isinstance(self.source, CentralSource):
+            self.source.ask(lambda central: central.overview(utc_now(), DAYS), self._fleet, self._fleet_failed,
+                            background=True)
+            return
         review = self.source.review
         now = utc_now()
         agent = self.source.agent
@@ -123,3 +137,18 @@ class OverviewView(QWidget):
         lines.append("<br><b style='font-size:14px'>Central sync</b>")
         lines.append(self.sync_text or "<span style='color:#888'>no forwarding destinations configured</span>")
         self.health.setText("<br>".join(lines))
+
+    def _fleet(self, overview: FleetOverview) -> None:
+        self.alerts_24h.set(f"{overview.day:,}", f"{overview.day_high:,} of severity 7 and up",
+                            "#c62828" if overview.day_high else None)
+        self.open_alerts.set(f"{overview.hosts:,}", "hosts that sent alerts")
+        self.agent.set("reachable", self.source.database_path, "#2e7d32")
+        self.chart.set_bars([(day[5:], total, high) for day, total, high in overview.per_day])
+        self.top_rules.set_items(overview.top_rules)
+        self.top_processes.set_items(overview.top_hosts)
+        self.health.setText("<b style='font-size:14px'>Fleet view</b><br>Read-only: the alerts every agent "
+                            f"forwarded to {self.source.database_path}. Reviews are made in each host's app.")
+
+    def _fleet_failed(self, error: CentralError) -> None:
+        self.agent.set("no answer", error.kind, "#c62828")
+        self.health.setText(f"<b style='font-size:14px'>Fleet view</b><br>Cannot read the central store: {error}")
