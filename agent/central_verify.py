@@ -11,8 +11,10 @@ document is rendered again from that text), and each checkpoint's Ed25519 signat
 key, bound to the link of the record it signs.
 
 What is named: records missing between two that are there (a gap: deleted centrally, or never delivered),
-records missing after the last one (a tail, proven only by a signed checkpoint that names a later record),
-a record whose content or link was changed, a checkpoint whose signature fails, duplicates that disagree.
+records missing after the last one (a tail: no chain can show it, since the checkpoints that would sign it
+went with it; it is named when the newest records are older than the agent lets a record stay unsigned,
+with no clean stop: the agent was killed, or the tail was removed), a record whose content or link was
+changed, a checkpoint whose signature fails, duplicates that disagree.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from weightwarden.agent.events import parse_time, utc_now
 from weightwarden.agent.forward.render import Renderer
 from weightwarden.agent.keys import key_id as public_key_id
 from weightwarden.agent.keys import verify_signature
@@ -37,7 +41,8 @@ _KEEP_LINKS = 65_536  # links of the newest records kept for the checkpoints tha
 
 @dataclass(frozen=True)
 class CentralFinding:
-    """`problem`: missing (a gap followed by records), missing-tail, altered, signature, unchained, duplicate."""
+    """`problem`: missing (a gap followed by records), missing-tail (records absent after the last one stored),
+    altered, signature, unchained, duplicate."""
 
     problem: str
     sequence: int
@@ -59,6 +64,8 @@ class CentralReport:
     signatures_valid: int = 0
     last_signed_sequence: int = 0
     other_hosts: int = 0
+    clean_stop: bool = False  # the newest signature is a clean shutdown's and nothing started after it
+    last_time: str | None = None  # of the newest record
     findings: list[CentralFinding] = field(default_factory=list)
 
     @property
@@ -133,9 +140,24 @@ def _is_other_host(doc: dict[str, Any]) -> bool:
     return ("ecs" in doc and isinstance(doc.get("event"), dict)) or ("id" in doc and "kind" in doc)
 
 
+@dataclass(frozen=True)
+class TailPolicy:
+    """How old the newest records may be before their absence of signatures is a finding: the agent signs
+    every `checkpoint_seconds` (its `[agent]` setting, default 300) and writes a heartbeat every
+    `heartbeat_seconds`; None leaves the tail alone. `now`: when the check runs (tests pass their own)."""
+
+    checkpoint_seconds: float | None = 300.0
+    heartbeat_seconds: float = 60.0
+    now: datetime | None = None
+
+
 class _Verifier:
-    def __init__(self, report: CentralReport, public_key: Ed25519PublicKey | None) -> None:
+    def __init__(self, report: CentralReport, public_key: Ed25519PublicKey | None, policy: TailPolicy) -> None:
         self.report = report
+        self.policy = policy
+        self.unsigned: list[tuple[int, str]] = []  # (sequence, time) of records after the newest signed one
+        self.signed_by = 0  # sequence of the checkpoint that gave the newest signature, negative for a stop's
+        self.last_started = 0
         self.public_key = public_key
         self.key_id = public_key_id(public_key) if public_key is not None else None
         self.links: dict[int, str] = {}  # sequence -> link, of records whose content matches their link
@@ -195,12 +217,21 @@ class _Verifier:
             return
         if not isinstance(data, dict):
             return
+        time_text = data.get("time")
+        if isinstance(time_text, str):
+            self.report.last_time = time_text
+        action = derived.chained_action(item.kind, data)
+        if action == "agent-started":
+            self.last_started = item.sequence
         signed = derived.checkpoint_details(item.kind, data)
         if signed is not None:
             self.report.checkpoints += 1
-            self.checkpoint(item, signed)
+            self.checkpoint(item, signed, stop=action == "agent-stopped")
+        elif isinstance(time_text, str):
+            self.unsigned.append((item.sequence, time_text))
 
-    def checkpoint(self, item: _Found, details: dict[str, Any], *, deferred: bool = False) -> None:
+    def checkpoint(self, item: _Found, details: dict[str, Any], *, stop: bool = False, deferred: bool = False
+                   ) -> None:
         report = self.report
         where = f"checkpoint {item.sequence} ({item.id})"
         try:
@@ -209,7 +240,7 @@ class _Verifier:
             signed_sequence = -1
         signed_hash = str(details.get("signed_hash", ""))
         if signed_sequence >= item.sequence and not deferred:
-            self.deferred.append((item, details))
+            self.deferred.append((item, {**details, "_stop": stop}))
             return
         if self.public_key is not None:
             report.signatures_checked += 1
@@ -234,22 +265,59 @@ class _Verifier:
                        f"record {signed_sequence} or one before it was altered: its chain link differs from the "
                        f"one signed by {where}")
             return
-        if self.public_key is not None:
-            report.last_signed_sequence = max(report.last_signed_sequence, signed_sequence)
+        if self.public_key is not None and signed_sequence >= report.last_signed_sequence:
+            report.last_signed_sequence = signed_sequence
+            self.unsigned = [(s, t) for s, t in self.unsigned if s > signed_sequence]
+            self.signed_by = -item.sequence if stop else item.sequence
 
     def finish(self) -> None:
         for item, details in self.deferred:
-            self.checkpoint(item, details, deferred=True)
+            self.checkpoint(item, details, stop=bool(details.pop("_stop")), deferred=True)
+        if self.public_key is not None:
+            self.tail()
         self.report.findings.sort(key=lambda finding: finding.sequence)
+
+    def tail(self) -> None:
+        """Records after the last one stored leave no mark in the chain: the checkpoints that would sign
+        them went with them. What shows is age: records no signature covers, older than the agent lets
+        them be, or a store that ends long ago, in both cases without a clean stop (store/chain.py's
+        local check, on the central copy)."""
+        report, policy = self.report, self.policy
+        report.clean_stop = self.signed_by < 0 and self.last_started < -self.signed_by
+        if policy.checkpoint_seconds is None or report.clean_stop or report.records == 0:
+            return
+        now = policy.now or utc_now()
+        limit = timedelta(seconds=2 * policy.checkpoint_seconds)
+        oldest = next(((s, t) for s, t in self.unsigned if s > report.last_signed_sequence), None)
+        try:
+            if oldest is not None:
+                age = now - parse_time(oldest[1])
+                if age > limit:
+                    self.found("missing-tail", oldest[0], None,
+                               f"records {oldest[0]}..{report.last_sequence} are covered by no signature and the "
+                               f"oldest is dated {oldest[1]}, more than twice the checkpoint interval "
+                               f"({policy.checkpoint_seconds:g} s) ago, with no clean stop after them: the agent "
+                               "was killed, or the records after them (with the checkpoints that signed them) were "
+                               "removed from the store or never delivered")
+                return
+            age = now - parse_time(report.last_time or "")
+        except ValueError:
+            return
+        if age > timedelta(seconds=2 * max(policy.checkpoint_seconds, policy.heartbeat_seconds)):
+            self.found("missing-tail", report.last_sequence + 1, None,
+                       f"the store ends at record {report.last_sequence} ({report.last_time}) without a clean "
+                       "stop: the agent went silent, or the records after it were removed from the store or "
+                       "never delivered")
 
 
 def verify_documents(documents: Iterable[dict[str, Any]], host: str, public_key: Ed25519PublicKey | None,
-                     source: str = "", *, in_order: bool = False) -> CentralReport:
+                     source: str = "", *, in_order: bool = False, policy: TailPolicy | None = None
+                     ) -> CentralReport:
     """Verify `host`'s records among `documents`. An index gives them in sequence order (`in_order`: each is
     checked as it comes, memory stays flat); a JSON-lines file in the order written (a resend after a restart
     repeats some, several agents interleave), so its records are sorted first."""
     report = CentralReport(source, host)
-    verifier = _Verifier(report, public_key)
+    verifier = _Verifier(report, public_key, policy or TailPolicy())
     items: list[_Found] = []
     for doc in documents:
         item = _found(doc, host)

@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any
 
-from weightwarden.agent.central_verify import CentralReport, verify_documents
+from weightwarden.agent.central_verify import CentralReport, TailPolicy, verify_documents
 from weightwarden.agent.cli.output import EXIT_FINDINGS, EXIT_OK, UsageError, add_config_options, config_from
 from weightwarden.agent.keys import PUBLIC_KEY_NAME, AgentKeyError, load_public_key
 from weightwarden.agent.siem_copy import PAGE, Comparison, CopyError, compare, documents
@@ -47,6 +47,10 @@ def register(commands: Any) -> None:
     central.add_argument("--host", metavar="NAME", help="the agent's name as its documents carry it (host.name)")
     central.add_argument("--page-size", type=int, default=PAGE, metavar="N",
                          help=f"documents per search request (default {PAGE})")
+    central.add_argument("--checkpoint-seconds", type=float, default=300.0, metavar="S",
+                         help="the agent's [agent] checkpoint_seconds (default 300): its newest records unsigned "
+                              "for more than twice that, with no clean stop, are a missing tail; 0 leaves the "
+                              "tail alone")
     central.add_argument("--ca-file", default="", metavar="FILE", help="CA certificates of the store (PEM)")
     central.add_argument("--client-cert", default="", metavar="FILE", help="client certificate (PEM)")
     central.add_argument("--client-key", default="", metavar="FILE", help="its private key (PEM)")
@@ -130,6 +134,8 @@ def run_central(args: argparse.Namespace) -> int:
         raise UsageError("--from and --against do not go together")
     if args.page_size < 1:
         raise UsageError("--page-size must be at least 1")
+    if args.checkpoint_seconds < 0:
+        raise UsageError("--checkpoint-seconds cannot be negative")
     if not args.public_key and not args.unsigned:
         raise UsageError("--from needs --public-key FILE (the agent's key as registered SIEM-side, exported by "
                          "`weightwarden keys`), or --unsigned to check the chain alone")
@@ -142,8 +148,10 @@ def run_central(args: argparse.Namespace) -> int:
     source = args.central
     tls = {"ca_file": args.ca_file, "client_cert": args.client_cert, "client_key": args.client_key}
     try:
+        policy = TailPolicy(checkpoint_seconds=args.checkpoint_seconds or None)
         report = verify_documents(documents(source, host=args.host, page_size=args.page_size, tls=tls), args.host,
-                                  public_key, source, in_order=source.startswith(("http://", "https://")))
+                                  public_key, source, in_order=source.startswith(("http://", "https://")),
+                                  policy=policy)
     except CopyError as error:
         raise UsageError(f"--from {source}: {error}") from None
     problem = None
@@ -163,6 +171,7 @@ def run_central(args: argparse.Namespace) -> int:
                + (f", {report.duplicates} duplicate copies" if report.duplicates else "") + f"), {report.missing} "
                f"missing; {report.checkpoints} checkpoints, {report.signatures_valid} of "
                f"{report.signatures_checked} signatures valid; last signed record {report.last_signed_sequence}"
+               + (" (clean stop)" if report.clean_stop else "")
                + (f", {report.unsigned_tail} newer records not covered by a signature" if report.unsigned_tail
                   else ""))
     if report.findings:
@@ -187,4 +196,5 @@ def _central_json(report: CentralReport, problem: str | None, *, signatures: boo
             "last_sequence": report.last_sequence, "missing": report.missing, "checkpoints": report.checkpoints,
             "signatures_checked": report.signatures_checked, "signatures_valid": report.signatures_valid,
             "last_signed_sequence": report.last_signed_sequence, "unsigned_tail": report.unsigned_tail,
-            "other_hosts": report.other_hosts, "signatures": signatures, "findings": findings}
+            "other_hosts": report.other_hosts, "clean_stop": report.clean_stop, "last_time": report.last_time,
+            "signatures": signatures, "findings": findings}

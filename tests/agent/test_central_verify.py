@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -50,15 +51,18 @@ def _records(n: int) -> list[Record]:
                                      file=FileInfo(path=f"/models/m{n}.safetensors", size=n))]
 
 
-def signed_log(tmp_path: Path, batches: int = 3, per_batch: int = 10, forged_at: int | None = None) -> SignedLog:
-    """Batches of records, each followed by a checkpoint the agent's own code signs; `forged_at`: that batch's
-    checkpoint is signed by another key under the agent's key id (a forgery)."""
+def signed_log(tmp_path: Path, batches: int = 3, per_batch: int = 10, forged_at: int | None = None,
+               stopped: bool = False) -> SignedLog:
+    """Batches of records, each followed by a checkpoint the agent's own code signs, then one record no
+    signature covers yet; `forged_at`: that batch's checkpoint is signed by another key under the agent's key
+    id (a forgery); `stopped`: the log ends with a clean stop's signed agent-stopped instead."""
     data = tmp_path / "data"
     config_file = tmp_path / "agent.toml"
     config_file.write_text(f'[agent]\ndata_dir = "{data}"\nname = "{HOST}"\n')
     config = load_config(config_file)
     store = Store(config.database_path)
-    evidence = Evidence(config, store, RecordWriter(store), lambda record: store.write([record]), dict)
+    writer = RecordWriter(store)
+    evidence = Evidence(config, store, writer, lambda record: store.write([record]), dict)
     checkpoints, signed = [], []
     try:
         store.write(hostile_records())
@@ -79,8 +83,12 @@ def signed_log(tmp_path: Path, batches: int = 3, per_batch: int = 10, forged_at:
             checkpoints.append(head)
             signed.append(head - 1)
         store.write(_records(999))  # one newer record no signature covers yet
+        if stopped:
+            store.write([Event(Action.AGENT_STOPPED, Category.HOST, "agent stopped",
+                               details=evidence.final_signature())])
         last, _ = store.chain_head()
     finally:
+        writer.close()
         store.close()
     public_key = tmp_path / "registered.pem"
     out = io.StringIO()
@@ -332,3 +340,38 @@ def test_a_json_lines_file_that_is_not_there(tmp_path: Path) -> None:
     code, _, err = verify("--from", str(tmp_path / "none.jsonl"), "--host", HOST, "--public-key",
                           str(log.public_key))
     assert code == 2 and "no such file" in err, err
+
+
+def test_a_removed_tail_is_told_from_a_gap_by_its_age(in_index: tuple[str, SignedLog]) -> None:
+    """No chain shows records after the last one stored (the checkpoints that would sign them went with
+    them); what shows is records left unsigned longer than the agent allows, with no clean stop."""
+    cluster, log = in_index
+    for sequence in (log.checkpoints[-1], log.last):  # the last checkpoint and the record after it
+        doc_id, _ = indexed(cluster, sequence)
+        call(f"{cluster}/{INDEX}/_doc/{doc_id}", "DELETE")
+    call(f"{cluster}/{INDEX}/_refresh", "POST")
+    code, report, _ = from_index(cluster, log)
+    assert (code, report["last_sequence"]) == (0, log.checkpoints[-1] - 1)  # young: it may be in flight
+    aged = time.monotonic() + 0.5
+    wait_for(lambda: time.monotonic() > aged, timeout=5, what="the newest records older than 2 x 0.2 s")
+    code, report, _ = from_index(cluster, log, "--checkpoint-seconds", "0.2")
+    assert code == 1 and problems(report) == [("missing-tail", log.checkpoints[1] + 1)], report["findings"]
+    assert "covered by no signature" in report["findings"][0]["message"]
+    code, report, _ = from_index(cluster, log, "--checkpoint-seconds", "0")  # the tail left alone
+    assert code == 0, report["findings"]
+
+
+def test_a_clean_stop_signs_the_end(tmp_path: Path) -> None:
+    log = signed_log(tmp_path, stopped=True)
+    out = tmp_path / "weightwarden.jsonl"
+    forwarded_to(log, type="file", path=str(out), format="ecs")
+    aged = time.monotonic() + 0.5
+    wait_for(lambda: time.monotonic() > aged, timeout=5, what="the newest records older than 2 x 0.2 s")
+    code, report, _ = verify("--from", str(out), "--host", HOST, "--public-key", str(log.public_key),
+                             "--checkpoint-seconds", "0.2")
+    assert (code, report["clean_stop"], report["last_signed_sequence"]) == (0, True, log.last - 1), report
+    lines = lines_of(out)  # without the stop, the same store ends unsigned
+    out.write_text("".join(lines[:-1]), encoding="utf-8")
+    code, report, _ = verify("--from", str(out), "--host", HOST, "--public-key", str(log.public_key),
+                             "--checkpoint-seconds", "0.2")
+    assert code == 1 and problems(report) == [("missing-tail", log.last - 1)], report["findings"]
