@@ -21,6 +21,8 @@ import pytest
 
 from tests.agent.forward.conftest import destination, forwarding, hostile_records, wait_for
 from tests.agent.forward.ecs_schema import check_document
+from tests.agent.siem.corpus import INDEX as TEMPLATE_INDEX
+from tests.agent.siem.corpus import Cluster
 from weightwarden.agent.cli.main import main
 from weightwarden.agent.config import load_config
 from weightwarden.agent.events import Action, Alert, Category, Event, FileInfo, Record
@@ -375,3 +377,27 @@ def test_a_clean_stop_signs_the_end(tmp_path: Path) -> None:
     code, report, _ = verify("--from", str(out), "--host", HOST, "--public-key", str(log.public_key),
                              "--checkpoint-seconds", "0.2")
     assert code == 1 and problems(report) == [("missing-tail", log.last - 1)], report["findings"]
+
+
+def test_against_the_index_still_compares_with_the_local_log(in_index: tuple[str, SignedLog], tmp_path: Path) -> None:
+    """`verify --against URL` reads the index through the same paged search; the chain fields the documents
+    now carry are not differences."""
+    cluster, log = in_index
+    code, report, _ = verify("--config", str(tmp_path / "agent.toml"), "--against", f"{cluster}/{INDEX}")
+    assert (code, report["findings"]) == (0, []) and report["against"][0]["compared"] == log.last
+    doc_id, doc = indexed(cluster, 9)
+    doc["file"]["path"] = "/models/innocent.txt"
+    call(f"{cluster}/{INDEX}/_doc/{doc_id}", "PUT", doc)
+    code, report, _ = verify("--config", str(tmp_path / "agent.toml"), "--against", f"{cluster}/{INDEX}")
+    assert code == 1 and problems(report) == [("different", 9)]
+
+
+def test_through_the_shipped_index_template(cluster: str, tmp_path: Path) -> None:
+    """The index template in siem/ maps the documents (event.original and weightwarden.chain included) and
+    the data stream's name pattern is what --from reads."""
+    Cluster(cluster).install_template()
+    log = signed_log(tmp_path)
+    forwarded_to(log, type="bulk", url=cluster, index=TEMPLATE_INDEX, format="ecs")
+    code, report, _ = verify("--from", f"{cluster}/logs-weightwarden.*", "--host", HOST, "--public-key",
+                             str(log.public_key), "--page-size", "10")
+    assert (code, report["records"], report["signatures_valid"], report["findings"]) == (0, log.last, 3, [])
