@@ -226,11 +226,18 @@ def test_a_record_changed_in_the_index_breaks_the_chain_there(in_index: tuple[st
     doc_id, doc = indexed(cluster, 20)  # the chained text itself, its link left alone
     doc["event"]["original"] = doc["event"]["original"].replace("model created", "model looked at")
     call(f"{cluster}/{INDEX}/_doc/{doc_id}", "PUT", doc)
+    doc_id, doc = indexed(cluster, 30)  # text and fields changed, its own link recomputed, the next left alone
+    for part, key in ((doc["event"], "original"), (doc, "message")):
+        part[key] = part[key].replace("model created", "model looked at")
+    chain = doc["weightwarden"]["chain"]
+    chain["hash"] = link(chain["previous"], doc["event"]["kind"], doc["event"]["original"])
+    call(f"{cluster}/{INDEX}/_doc/{doc_id}", "PUT", doc)
     call(f"{cluster}/{INDEX}/_refresh", "POST")
     code, report, _ = from_index(cluster, log)
-    assert code == 1 and problems(report) == [("altered", 9), ("altered", 20), ("altered", 20)]
+    assert code == 1 and problems(report) == [("altered", 9), ("altered", 20), ("altered", 20), ("altered", 31)]
     assert "fields differ from the chained record" in report["findings"][0]["message"]
     assert "no longer matches its chain link" in report["findings"][2]["message"]
+    assert "does not chain to record 30" in report["findings"][3]["message"]
 
 
 def test_a_rewritten_and_relinked_chain_fails_at_the_signature(in_index: tuple[str, SignedLog]) -> None:
