@@ -149,8 +149,8 @@ def search_documents(url: str, *, host: str | None = None, page_size: int = PAGE
     api_key = os.environ.get("WEIGHTWARDEN_SIEM_API_KEY")
     if api_key:
         headers["Authorization"] = f"ApiKey {api_key}"
-    origin = urllib.parse.urlunsplit((parts.scheme, (parts.hostname or "") + (f":{parts.port}" if parts.port
-                                                                               else ""), "", "", ""))
+    name = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else (parts.hostname or "")
+    origin = urllib.parse.urlunsplit((parts.scheme, name + (f":{parts.port}" if parts.port else ""), "", "", ""))
     try:
         tls = tls or {}
         client = HttpClient(origin, timeout=timeout, ca_file=tls.get("ca_file", ""),
@@ -165,7 +165,7 @@ def search_documents(url: str, *, host: str | None = None, page_size: int = PAGE
             status, data = client.request("POST", f"/{urllib.parse.quote(index, safe='*,-_.')}{path}",
                                           None if body is None else json.dumps(body).encode(), headers)
         except TransportError as error:
-            raise CopyError(f"{where}: cannot reach the store: {error}") from None
+            raise CopyError(f"cannot reach the store: {error}") from None
         if status == 404:
             raise CopyError(f"{where}: HTTP 404: no such index")
         if status >= 300:
