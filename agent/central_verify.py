@@ -188,7 +188,7 @@ class _Verifier:
             after = f"after record {before.sequence} ({before.id}) " if before is not None else "at the start "
             self.found("missing", expected, None,
                        f"record(s) {gap} are not in the store {after}but {name} is: deleted centrally, or never "
-                       "delivered (the endpoint's `status` shows dead letters)")
+                       "delivered (`weightwarden sync status` on the endpoint lists dead letters)")
         self.previous = item
         if item.text is None or item.hash is None or item.previous is None:
             self.found("unchained", item.sequence, item.id,

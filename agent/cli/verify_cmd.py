@@ -168,8 +168,8 @@ def run_central(args: argparse.Namespace) -> int:
         print(f"FAILED: {problem}")
         return EXIT_FINDINGS
     summary = (f"{report.records} records of {args.host} ({report.first_sequence}..{report.last_sequence}"
-               + (f", {report.duplicates} duplicate copies" if report.duplicates else "") + f"), {report.missing} "
-               f"missing; {report.checkpoints} checkpoints, {report.signatures_valid} of "
+               + (f", {report.duplicates} duplicate(s) counted once" if report.duplicates else "")
+               + f"), {report.missing} missing; {report.checkpoints} checkpoints, {report.signatures_valid} of "
                f"{report.signatures_checked} signatures valid; last signed record {report.last_signed_sequence}"
                + (" (clean stop)" if report.clean_stop else "")
                + (f", {report.unsigned_tail} newer records not covered by a signature" if report.unsigned_tail
