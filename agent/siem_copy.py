@@ -18,15 +18,14 @@ import base64
 import hashlib
 import json
 import os
-import ssl
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from weightwarden.agent.forward.http import HttpClient
 from weightwarden.agent.forward.render import Renderer
+from weightwarden.agent.forward.transport import TransportError
 from weightwarden.agent.store.outbox import OutboxRecord
 
 DEFAULT_INDEX = "weightwarden-events"  # the bulk destination's default index (forward/destination_types.py)
@@ -84,11 +83,20 @@ def _shape(doc: dict[str, Any]) -> tuple[str, str, int, str] | None:
     return None
 
 
-def digest(doc: dict[str, Any]) -> str:
-    """Of a document without the fields that change when the agent is upgraded (its version)."""
+def digest(doc: dict[str, Any], *, chain: bool = False) -> str:
+    """Of a document without the fields that change when the agent is upgraded (its version), and without
+    its chain place (forward/documents.py add_chain) unless `chain`: `compare` renders the local record
+    without it, `verify --from` (central_verify.py) with it."""
     doc = json.loads(json.dumps(doc))
     if isinstance(doc.get("agent"), dict):
         doc["agent"].pop("version", None)
+    if not chain:
+        if "id" in doc and "kind" in doc:  # a native document
+            doc.pop("chain", None)
+        if isinstance(doc.get("event"), dict) and "ecs" in doc:
+            doc["event"].pop("original", None)
+        if isinstance(doc.get("weightwarden"), dict):
+            doc["weightwarden"].pop("chain", None)
     product = doc.get("metadata", {}).get("product") if isinstance(doc.get("metadata"), dict) else None
     if isinstance(product, dict):
         product.pop("version", None)
@@ -98,14 +106,15 @@ def digest(doc: dict[str, Any]) -> str:
 
 def json_lines_documents(path: str) -> Iterator[dict[str, Any]]:
     """FILE.N ... FILE.1, then FILE: the rotation order of the file destination, oldest first."""
-    if not os.path.exists(path):
-        raise CopyError(f"{path}: no such file")
     rotated = []
     index = 1
     while os.path.exists(f"{path}.{index}"):
         rotated.append(f"{path}.{index}")
         index += 1
-    for name in [*reversed(rotated), path]:
+    if not os.path.exists(path) and not rotated:
+        raise CopyError(f"{path}: no such file")
+    # Right after a rotation FILE itself is absent until the next record: its rotated siblings hold the copy.
+    for name in [*reversed(rotated), *([path] if os.path.exists(path) else [])]:
         try:
             with open(name, encoding="utf-8", errors="surrogateescape") as lines:
                 for number, line in enumerate(lines, 1):
@@ -121,13 +130,18 @@ def json_lines_documents(path: str) -> Iterator[dict[str, Any]]:
             raise CopyError(f"{name}: {error.strerror}") from None
 
 
-def search_documents(url: str, *, timeout: float = 30.0) -> Iterator[dict[str, Any]]:
-    """Every document of the index named by `url` (http(s)://[user:pass@]host:port/INDEX; no path: the bulk
-    destination's default index), paged with search_after on the sequence field of the documents' format."""
+def search_documents(url: str, *, host: str | None = None, page_size: int = PAGE, timeout: float = 30.0,
+                     tls: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """Every document of the index named by `url` (http(s)://[user:pass@]host:port/INDEX, INDEX may be a
+    pattern such as logs-weightwarden-*; no path: the bulk destination's default index), in sequence order,
+    paged with search_after on the sequence field of the documents' format (no deep `from` offsets).
+
+    `host`: only that agent's documents (the query narrows, the caller still checks each document's host).
+    `tls`: ca_file, client_cert, client_key, server_name for forward/http.py's client, which also takes
+    proxies from the environment. Credentials: user:pass in the URL, or WEIGHTWARDEN_SIEM_API_KEY.
+    """
     parts = urllib.parse.urlsplit(url)
     index = parts.path.strip("/") or DEFAULT_INDEX
-    base = urllib.parse.urlunsplit((parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else ""),
-                                    "", "", "")) if parts.hostname else url
     headers = {"Content-Type": "application/json"}
     if parts.username:
         token = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
@@ -135,44 +149,85 @@ def search_documents(url: str, *, timeout: float = 30.0) -> Iterator[dict[str, A
     api_key = os.environ.get("WEIGHTWARDEN_SIEM_API_KEY")
     if api_key:
         headers["Authorization"] = f"ApiKey {api_key}"
+    name = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else (parts.hostname or "")
+    origin = urllib.parse.urlunsplit((parts.scheme, name + (f":{parts.port}" if parts.port else ""), "", "", ""))
+    try:
+        tls = tls or {}
+        client = HttpClient(origin, timeout=timeout, ca_file=tls.get("ca_file", ""),
+                            client_cert=tls.get("client_cert", ""), client_key=tls.get("client_key", ""),
+                            server_name=tls.get("server_name", ""))
+    except TransportError as error:
+        raise CopyError(f"{origin}: {error}") from None
 
-    def call(path: str, body: Any = None, method: str = "POST") -> Any:
-        request = urllib.request.Request(f"{base}/{index}{path}", method=method, headers=headers,
-                                         data=None if body is None else json.dumps(body).encode())
+    def call(path: str, body: Any = None) -> Any:
+        where = f"{origin}/{index}{path}"
         try:
-            with urllib.request.urlopen(request, timeout=timeout, context=ssl.create_default_context()) as answer:
-                return json.loads(answer.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            raise CopyError(f"{base}/{index}{path}: HTTP {error.code}") from None
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            raise CopyError(f"{base}/{index}{path}: {error}") from None
+            status, data = client.request("POST", f"/{urllib.parse.quote(index, safe='*,-_.')}{path}",
+                                          None if body is None else json.dumps(body).encode(), headers)
+        except TransportError as error:
+            raise CopyError(f"cannot reach the store: {error}") from None
+        if status == 404:
+            raise CopyError(f"{where}: HTTP 404: no such index")
+        if status >= 300:
+            raise CopyError(f"{where}: HTTP {status}: {data[:300].decode('utf-8', 'replace')}")
+        try:
+            return json.loads(data or b"{}")
+        except ValueError:
+            raise CopyError(f"{where}: the answer is not JSON") from None
 
-    call("/_refresh")
-    first = call("/_search", {"query": {"match_all": {}}, "size": 1})["hits"]["hits"]
-    if not first:
-        return
-    shape = _shape(first[0].get("_source", {}))
-    field_name = {"ecs": "event.sequence", "ocsf": "metadata.sequence"}.get(shape[0] if shape else "", "sequence")
-    after: list[Any] | None = None
-    while True:
-        body: dict[str, Any] = {"query": {"match_all": {}}, "size": PAGE, "sort": [{field_name: "asc"}]}
-        if after is not None:
-            body["search_after"] = after
-        hits = call("/_search", body)["hits"]["hits"]
-        for hit in hits:
-            source = hit.get("_source")
-            if isinstance(source, dict):
-                yield source
-        if len(hits) < PAGE:
+    query: dict[str, Any] = {"match_all": {}}
+    if host is not None:  # ECS host.name is a keyword; a native document's host is mapped as the index decided
+        query = {"bool": {"should": [{"term": {name: host}} for name in (
+            "host.name", "host.name.keyword", "host", "host.keyword")], "minimum_should_match": 1}}
+    try:
+        try:
+            call("/_refresh")
+        except CopyError as error:  # a read-only account may not refresh: what is searchable is read
+            if "cannot reach" in str(error) or "no such index" in str(error):
+                raise
+        first = call("/_search", {"query": query, "size": 1})["hits"]["hits"]
+        if not first:
             return
-        after = hits[-1].get("sort")
-        if not after:
-            raise CopyError(f"{base}/{index}: the search API does not page with search_after")
+        shape = _shape(first[0].get("_source", {}))
+        field_name = {"ecs": "event.sequence", "ocsf": "metadata.sequence"}.get(shape[0] if shape else "",
+                                                                                "sequence")
+        # Keyset paging: the next page starts after sequence-1 of the last one, and documents already read at
+        # that sequence are skipped, so duplicates (at-least-once delivery into rolled-over indices) that
+        # straddle a page boundary are all read.
+        after: list[Any] | None = None
+        seen_at_last: set[tuple[str, str]] = set()
+        while True:
+            body: dict[str, Any] = {"query": query, "size": page_size,
+                                    "sort": [{field_name: {"order": "asc", "unmapped_type": "long"}}]}
+            if after is not None:
+                body["search_after"] = after
+            hits = call("/_search", body)["hits"]["hits"]
+            fresh = [hit for hit in hits if (hit.get("_index", ""), hit.get("_id", "")) not in seen_at_last]
+            for hit in fresh:
+                source = hit.get("_source")
+                if isinstance(source, dict):
+                    yield source
+            if len(hits) < page_size:
+                return
+            last = hits[-1].get("sort")
+            if not last or not isinstance(last[0], int):
+                raise CopyError(f"{origin}/{index}: the search API does not page with search_after")
+            at_last = {(h.get("_index", ""), h.get("_id", "")) for h in hits if h.get("sort") == last}
+            if not fresh or len(at_last) >= page_size:
+                raise CopyError(f"{origin}/{index}: more than {page_size} documents with sequence {last[0]}: "
+                                "raise the page size")
+            seen_at_last = at_last
+            after = [last[0] - 1]
+    finally:
+        client.close()
 
 
-def documents(source: str) -> Iterator[dict[str, Any]]:
+def documents(source: str, *, host: str | None = None, page_size: int = PAGE,
+              tls: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """The documents of a store: an index URL (only `host`'s when given, in sequence order), or a JSON-lines
+    file (`file:///path` or a path) with its rotated siblings, in the order written."""
     if source.startswith(("http://", "https://")):
-        return search_documents(source)
+        return search_documents(source, host=host, page_size=page_size, tls=tls)
     return json_lines_documents(source[len("file://"):] if source.startswith("file://") else source)
 
 

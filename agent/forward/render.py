@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from weightwarden.agent.forward import syslog
-from weightwarden.agent.forward.documents import json_document
+from weightwarden.agent.forward.documents import add_chain, json_document
 from weightwarden.agent.forward.fields import Flat, flatten
 from weightwarden.agent.forward.text import well_formed
 from weightwarden.agent.store.outbox import OutboxRecord
@@ -30,7 +30,8 @@ class Renderer:
                               sd_id=self.sd_id)
 
     def document(self, record: OutboxRecord) -> dict[str, Any]:
-        return json_document(self.format, self.flat(record), record.record, self.host)
+        doc = json_document(self.format, self.flat(record), record.record, self.host)
+        return doc if record.chain is None else add_chain(self.format, doc, record.chain)
 
 
 T = TypeVar("T")

@@ -21,6 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from weightwarden.agent.events import format_time, utc_now
+from weightwarden.agent.store.chain import GENESIS
 
 
 def create_outbox_tables(db: sqlite_utils.Database) -> None:
@@ -54,6 +55,17 @@ class OutboxRecord:
     # Why the stored text could not be read as a record (a row rewritten by hand); `record` then holds the
     # text. Such a record goes to the dead letters with this reason instead of stopping its destination.
     unreadable: str | None = None
+    # Its place in the hash chain (store/chain.py): the exact stored text the link covers, its link and the
+    # link before it. JSON destinations forward them so the central copy can be verified on its own
+    # (`verify --from`, docs/forwarding.md); None where a record was built without the log (tests, compare).
+    chain: ChainPlace | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainPlace:
+    text: str  # the `record` column, byte for byte what the link hashes
+    hash: str  # link n
+    previous: str  # link n-1 (the genesis link for record 1)
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,8 @@ class DestinationState:
         return max(0, self.last_sequence - self.cursor)
 
 
-def _outbox_record(sequence: int, kind: str, record_id: str, text: Any) -> OutboxRecord:
+def _outbox_record(sequence: int, kind: str, record_id: str, text: Any,
+                   chain: ChainPlace | None = None) -> OutboxRecord:
     try:
         record = json.loads(text)
         if not isinstance(record, dict):
@@ -83,7 +96,7 @@ def _outbox_record(sequence: int, kind: str, record_id: str, text: Any) -> Outbo
         shown = text if isinstance(text, str) else repr(text)
         return OutboxRecord(sequence, kind, record_id, {"stored_text": shown[:4000]},
                             unreadable=f"{type(error).__name__}: {error}"[:500])
-    return OutboxRecord(sequence, kind, record_id, record)
+    return OutboxRecord(sequence, kind, record_id, record, chain=chain)
 
 
 class Outbox:
@@ -114,13 +127,27 @@ class Outbox:
     def after(self, sequence: int, limit: int) -> list[OutboxRecord]:
         """Up to `limit` records with a sequence above `sequence`, in order (each table by its index)."""
         with self._lock:
-            rows: list[tuple[int, str, str, str]] = []
+            rows: list[tuple[int, str, str, str, str | None]] = []
             for kind, table in (("event", "events"), ("alert", "alerts")):
-                rows.extend((row[0], kind, row[1], row[2]) for row in self._conn.execute(
-                    f"select sequence, id, record from {table} where sequence > ? order by sequence limit ?",
-                    [sequence, limit]))
-        rows.sort()
-        return [_outbox_record(seq, kind, rid, text) for seq, kind, rid, text in rows[:limit]]
+                rows.extend((row[0], kind, row[1], row[2], row[3]) for row in self._conn.execute(
+                    f"select sequence, id, record, chain_hash from {table} where sequence > ? order by sequence"
+                    " limit ?", [sequence, limit]))
+            rows.sort()
+            rows = rows[:limit]
+            links = {row[0]: row[4] for row in rows}
+            if rows and rows[0][0] > 1:  # the link before the first: one indexed look-up per batch
+                before = rows[0][0] - 1
+                found = self._conn.execute("select chain_hash from events where sequence = ? union all"
+                                           " select chain_hash from alerts where sequence = ?",
+                                           [before, before]).fetchone()
+                links[before] = found[0] if found else None
+        result = []
+        for seq, kind, rid, text, chain_hash in rows:
+            previous = GENESIS if seq == 1 else links.get(seq - 1)
+            place = (ChainPlace(text, chain_hash, previous)
+                     if isinstance(text, str) and chain_hash and previous else None)
+            result.append(_outbox_record(seq, kind, rid, text, place))
+        return result
 
     def record_bytes(self, after: int, through: int) -> int:
         """Bytes of the stored records with after < sequence <= through: what the disk budget measures."""

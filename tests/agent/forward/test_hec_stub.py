@@ -48,6 +48,8 @@ def test_envelopes_round_trip_and_count_only_when_acknowledged(stub: HecStub, tm
     by_id = {item["fields"]["weightwarden_id"]: item for item in stub.events}
     for record in stored:
         item = by_id[record.id]
+        chain = item["event"].pop("chain")  # the record's place in the hash chain (verify --from)
+        assert set(chain) == {"hash", "previous"} and len(chain["hash"]) == 64
         assert item["event"] == {"kind": record.kind, "host": "ww-test-host",
                                  **json.loads(json.dumps(record.to_dict()))}
         assert item["fields"] == {"weightwarden_id": record.id, "weightwarden_sequence": record.sequence,
