@@ -142,18 +142,6 @@ def io_counters(pid: int) -> dict[str, int] | None:
     return out
 
 
-def thread_group(tid: int) -> int | None:
-    """The process (thread group) a thread belongs to, from /proc/<tid>/status; None when it is gone."""
-    raw = _read(f"/proc/{tid}/status", 1024)
-    if not raw:
-        return None
-    at = raw.find(b"\nTgid:")
-    if at < 0:
-        return None
-    value = raw[at + 6:raw.find(b"\n", at + 6)].strip()
-    return int(value) if value.isdigit() else None
-
-
 FDS_READ = 4096  # descriptors read per process
 
 

@@ -8,9 +8,8 @@ exe, command line, user and parent chain. Without a `gate` (no access policy in 
 refusal under an `enforce` policy fails the open with EPERM and is reported as a `denied` observation; every
 other answer goes with the `opened` observation (`verdict`), so monitor mode's would-deny is reported too.
 No open waits on us longer than agent/sensors/answers.py's deadline: past it, the answer is allow, and an
-`AccessFailOpen` says how many opens went undecided and why. The group reports thread ids (FAN_REPORT_TID):
-the opening thread's system call says what the open asks for (agent/access/open_mode.py); everything else
-here is in terms of the process (its thread group).
+`AccessFailOpen` says how many opens went undecided and why. What an open asks for (read, write) is read
+from the system call its process's threads are blocked in (agent/access/open_mode.py).
 
 While a file stays open, its session is sampled (fd position in /proc/<pid>/fdinfo, /proc/<pid>/maps, and
 for a mapped file the resident pages of its mappings in /proc/<pid>/smaps) on each read notification and
@@ -60,7 +59,6 @@ from weightwarden.agent.processes import (
     open_holders,
     running,
     snapshot,
-    thread_group,
 )
 from weightwarden.agent.sensors import fanotify as fan
 from weightwarden.agent.sensors.answers import PermissionAnswers
@@ -73,7 +71,6 @@ SAMPLE_SECONDS = 0.2
 SETTLE_SECONDS = 2.0  # at most this long, an ended session waits for news of its process's exec and exit
 GONE_SECONDS = 0.3  # a session whose process is gone ends this long after that was seen (its close first)
 FINISHED_SECONDS = 30.0  # a session ended early (its reader exited) ignores a close that comes after
-THREADS_KEPT = 8192  # thread -> process, remembered for the events of threads gone since
 FAIL_OPEN_REPORT_SECONDS = 1.0  # undecided opens are reported at most this often, counted
 
 
@@ -183,7 +180,6 @@ class AccessSensor:
         self.mark_errors = 0
         self.ignored_own = 0
         self._answers: PermissionAnswers | None = None
-        self._threads: dict[int, int] = {}  # thread id -> its process, for events that name a thread
         self._fail_open = 0  # undecided opens not reported yet
         self._fail_open_reason = ""
         self._fail_open_reported = 0.0
@@ -198,7 +194,7 @@ class AccessSensor:
         try:
             if not self._hold_opens:
                 raise OSError(errno.EINVAL, "permission events not wanted")
-            self._fd = fan.init(base | fan.FAN_CLASS_CONTENT | fan.FAN_REPORT_TID)
+            self._fd = fan.init(base | fan.FAN_CLASS_CONTENT)
             self._answers = PermissionAnswers(self._fd, self._undecided)
             self._answers.start()
             self._message = ("fanotify inode marks; opens held while the opener is snapshotted"
@@ -362,20 +358,6 @@ class AccessSensor:
             return True
         return self._answers.answer(event_fd, allow)
 
-    def _process_of(self, tid: int) -> int:
-        """The process a reported thread belongs to, read from /proc/<tid>/status each time: thread ids and
-        process ids share one number space, so a number remembered from an exited thread of one process (a
-        Go program's) is soon another process's pid. Only a thread gone already is named from memory."""
-        if self._answers is None:
-            return tid  # no FAN_REPORT_TID: events name the process already
-        group = thread_group(tid)
-        if group is None:
-            return self._threads.get(tid, tid)
-        if len(self._threads) >= THREADS_KEPT:
-            self._threads.clear()
-        self._threads[tid] = group
-        return group
-
     def _undecided(self, count: int, reason: str) -> None:
         """Opens allowed without a decision (called from the watchdog's thread too)."""
         with self._fail_open_lock:
@@ -403,9 +385,7 @@ class AccessSensor:
                 self._on_overflow()
             self._recover_holders(time.monotonic())
             return False
-        tid = event.pid
         held = bool(event.mask & fan.FAN_OPEN_PERM)
-        event = fan.FanotifyEvent(event.mask, event.fd, self._process_of(tid))
         if event.pid == self._own:
             self.ignored_own += 1
             return False  # our own hashing (answered by _release)
@@ -437,7 +417,7 @@ class AccessSensor:
                 io = io_counters(event.pid)  # before it can read: the baseline of what it reads from here on
                 self._rchar_at_open[event.pid] = io.get("rchar") if io else None
                 if self.gate is not None and self.gate.governs(path, *key):
-                    verdict = self.gate.judge(event.pid, tid, path, key[0], key[1], snap, execs)
+                    verdict = self.gate.judge(event.pid, path, key[0], key[1], snap, execs)
                     self.decided += 1
                 permit = verdict is None or verdict.decision.permit
                 if not self._answer(event.fd, permit):

@@ -24,7 +24,6 @@ FAN_NONBLOCK = 0x2
 FAN_CLASS_NOTIF = 0x0
 FAN_UNLIMITED_QUEUE = 0x10
 FAN_CLASS_CONTENT = 0x4
-FAN_REPORT_TID = 0x100  # events name the thread, not the process (the thread an open waits in)
 # fanotify_mark flags
 FAN_MARK_ADD = 0x1
 FAN_MARK_REMOVE = 0x2

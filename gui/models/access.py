@@ -21,37 +21,33 @@ def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
 
 
-class RequestsModel(RowTableModel):
+class _AccessRowsModel(RowTableModel):
+    """Requests and grants: times as local times, durations as text, no program as "any program"."""
+
+    times: tuple[str, ...] = ()
+    durations: tuple[str, ...] = ()
+
+    def cell(self, row: dict[str, Any], key: str, value: Any, role: int) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole:
+            if key in self.times:
+                return _when(float(value))
+            if key in self.durations:
+                return duration_text(float(value))
+            if key == "program":
+                return value or "any program"
+            return "" if value is None else str(value)
+        if role == Qt.ItemDataRole.ToolTipRole and key in ("justification", "program", "model"):
+            return str(value or "")
+        return None
+
+
+class RequestsModel(_AccessRowsModel):
     columns = (("Asked", "time"), ("User", "user"), ("Model", "model"), ("Program", "program"),
                ("For", "seconds"), ("Justification", "justification"))
-
-    def cell(self, row: dict[str, Any], key: str, value: Any, role: int) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole:
-            if key == "time":
-                return _when(float(value))
-            if key == "seconds":
-                return duration_text(float(value))
-            if key == "program":
-                return value or "any program"
-            return "" if value is None else str(value)
-        if role == Qt.ItemDataRole.ToolTipRole and key in ("justification", "program", "model"):
-            return str(value or "")
-        return None
+    times, durations = ("time",), ("seconds",)
 
 
-class GrantsModel(RowTableModel):
+class GrantsModel(_AccessRowsModel):
     columns = (("User", "user"), ("Model", "model"), ("Program", "program"), ("Time left", "seconds_left"),
                ("Until", "expires_at"), ("Justification", "justification"))
-
-    def cell(self, row: dict[str, Any], key: str, value: Any, role: int) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole:
-            if key == "seconds_left":
-                return duration_text(float(value))
-            if key == "expires_at":
-                return _when(float(value))
-            if key == "program":
-                return value or "any program"
-            return "" if value is None else str(value)
-        if role == Qt.ItemDataRole.ToolTipRole and key in ("justification", "program", "model"):
-            return str(value or "")
-        return None
+    times, durations = ("expires_at",), ("seconds_left",)

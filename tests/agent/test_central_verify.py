@@ -10,9 +10,6 @@ import io
 import json
 import socket
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ import pytest
 
 from tests.agent.forward.conftest import destination, forwarding, hostile_records, wait_for
 from tests.agent.forward.ecs_schema import check_document
+from tests.agent.forward.test_bulk_osmem import call
 from tests.agent.siem.corpus import INDEX as TEMPLATE_INDEX
 from tests.agent.siem.corpus import Cluster
 from weightwarden.agent.cli.main import main
@@ -32,7 +30,7 @@ from weightwarden.agent.store import RecordWriter, Store
 from weightwarden.agent.store.chain import checkpoint_message, link
 from weightwarden.agent.store.outbox import Outbox
 
-osmem_server = pytest.importorskip("osmem_server", reason="osmem-server is in the test extra")
+pytest.importorskip("osmem_server", reason="osmem-server is in the test extra")
 
 HOST = "ww-test-host"  # the agent name the forwarding helper gives (tests/agent/forward/conftest.py)
 INDEX = "logs-weightwarden-ww"
@@ -126,31 +124,6 @@ def forwarded_to(log: SignedLog, **values: Any) -> None:
 # ------------------------------------------------------------------------------------------ OpenSearch
 
 
-@pytest.fixture(scope="module")
-def osmem() -> Iterator[Any]:
-    server = osmem_server.OsmemServer.start(japanese=False)
-    try:
-        yield server
-    finally:
-        server.close()
-        if server.process.stdout is not None:  # osmem's close() leaves its stdout pipe open
-            server.process.stdout.close()
-
-
-@pytest.fixture
-def cluster(osmem: Any) -> Iterator[str]:
-    clone = osmem.clone()
-    try:
-        yield clone.url
-    finally:
-        clone.close()
-
-
-def call(url: str, method: str = "GET", body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"{}")
 
 
 def indexed(cluster: str, sequence: int) -> tuple[str, dict[str, Any]]:

@@ -14,9 +14,7 @@ import base64
 import hashlib
 import json
 import os
-import pwd
 import random
-import secrets
 import shutil
 import signal
 import sqlite3
@@ -32,7 +30,7 @@ import pytest
 
 from tests.agent.cli.helpers import QUIET_WORLD, WEIGHTWARDEN, json_lines, run_cli, wait_for, write_config
 from tests.agent.cli.test_agent_e2e import RunningAgent, copy_alerts
-from tests.agent.test_installed_scope import Person
+from tests.agent.test_installed_scope import Person, people  # noqa: F401 - the fixture
 from tests.conftest import write_safetensors
 from weightwarden.agent import control
 from weightwarden.agent.access.policy import SYSTEM_DIR_ENV
@@ -45,26 +43,9 @@ MODEL = "llama-7b"
 
 
 @pytest.fixture(scope="module")
-def users() -> Iterator[tuple[Person, Person]]:
-    """Two local accounts: the policy allows the first to unseal the model and not the second."""
-    if os.geteuid() != 0:
-        pytest.skip("the agent unseals as root, and the test creates local users")
-    for tool in ("useradd", "userdel", "setpriv"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
-    tag = secrets.token_hex(3)
-    made: list[Person] = []
-    try:
-        for first in ("ana", "bo"):
-            name = f"wwseal{first}{tag}"
-            subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True,
-                           capture_output=True)
-            entry = pwd.getpwnam(name)
-            made.append(Person(name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir)))
-        yield made[0], made[1]
-    finally:
-        for person in made:
-            subprocess.run(["userdel", "--remove", "--force", person.name], check=False, capture_output=True)
+def users(people: tuple[Person, Person]) -> tuple[Person, Person]:  # noqa: F811
+    """Two local accounts made for the test: the policy allows the first to unseal the model, not the second."""
+    return people
 
 
 class Place:

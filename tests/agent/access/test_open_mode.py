@@ -5,7 +5,9 @@ Real threads blocked in real opens: a FIFO's open waits until its other end open
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,13 +28,15 @@ def test_flags_map_to_the_access_they_ask_for() -> None:
 
 
 @pytest.fixture
-def fifo(tmp_path: Path) -> Path:
-    path = tmp_path / "pipe"
-    os.mkfifo(path)
-    return path
+def fifos(tmp_path: Path) -> tuple[Path, Path]:
+    made = (tmp_path / "one", tmp_path / "two")
+    for path in made:
+        os.mkfifo(path)
+    return made
 
 
-def _blocked_open(fifo: Path, flags: int) -> Iterator[int]:
+@contextlib.contextmanager
+def blocked_open(fifo: Path, flags: int) -> Iterator[int]:
     """A thread of this process blocked in open(fifo, flags); yields its thread id, then lets it go."""
     tid: list[int] = []
     opened: list[int] = []
@@ -44,12 +48,13 @@ def _blocked_open(fifo: Path, flags: int) -> Iterator[int]:
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     wait_for(lambda: tid and _in_open(tid[0]), timeout=5, what="the thread blocked in open")
-    yield tid[0]
-    # release it: open the other end without blocking
-    other = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
-    thread.join(timeout=5)
-    for fd in (*opened, other):
-        os.close(fd)
+    try:
+        yield tid[0]
+    finally:
+        other = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # the other end: the blocked open returns
+        thread.join(timeout=5)
+        for fd in (*opened, other):
+            os.close(fd)
 
 
 def _in_open(tid: int) -> bool:
@@ -58,12 +63,24 @@ def _in_open(tid: int) -> bool:
 
 
 @pytest.mark.parametrize(("flags", "expected"), [(os.O_RDONLY, READ), (os.O_WRONLY, WRITE)])
-def test_the_blocked_threads_own_flags_are_read(fifo: Path, flags: int, expected: str) -> None:
-    for tid in _blocked_open(fifo, flags):
-        assert opening_access(os.getpid(), tid) == expected
-        # the main thread is not in an open: it says nothing, and never lends its state to the other thread
-        assert opening_access(os.getpid(), threading.get_native_id()) is None
+def test_the_blocked_threads_flags_are_read(fifos: tuple[Path, Path], flags: int, expected: str) -> None:
+    with blocked_open(fifos[0], flags):
+        # the calling thread is in a read of /proc, not an open: only the blocked thread says what is asked
+        assert opening_access(os.getpid()) == expected
 
 
-def test_a_thread_that_is_gone_tells_nothing() -> None:
-    assert opening_access(os.getpid(), 2**22 + 7) is None
+def test_threads_blocked_in_opens_together_ask_for_the_most(fifos: tuple[Path, Path]) -> None:
+    """Another thread's open for writing is never hidden behind a thread's open for reading."""
+    with blocked_open(fifos[0], os.O_RDONLY), blocked_open(fifos[1], os.O_WRONLY):
+        assert opening_access(os.getpid()) == READ_WRITE
+
+
+def test_a_process_in_no_open_or_gone_tells_nothing() -> None:
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        wait_for(lambda: os.readlink(f"/proc/{sleeper.pid}/exe").endswith("sleep"), timeout=5, what="sleep")
+        assert opening_access(sleeper.pid) is None
+    finally:
+        sleeper.kill()
+        sleeper.wait(timeout=5)
+    assert opening_access(2**22 + 7) is None

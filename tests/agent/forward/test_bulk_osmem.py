@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,27 +14,7 @@ from weightwarden.agent.events import Action, Alert, Category, Event, Record
 from weightwarden.agent.forward.testing.fault_proxy import FaultProxy
 from weightwarden.agent.store.outbox import Outbox
 
-osmem_server = pytest.importorskip("osmem_server", reason="osmem-server is in the test extra")
-
-
-@pytest.fixture(scope="module")
-def osmem() -> Iterator[Any]:
-    server = osmem_server.OsmemServer.start(japanese=False)
-    try:
-        yield server
-    finally:
-        server.close()
-        if server.process.stdout is not None:  # osmem's close() leaves its stdout pipe open
-            server.process.stdout.close()
-
-
-@pytest.fixture
-def cluster(osmem: Any) -> Iterator[str]:
-    clone = osmem.clone()
-    try:
-        yield clone.url
-    finally:
-        clone.close()
+pytest.importorskip("osmem_server", reason="osmem-server is in the test extra")
 
 
 def call(url: str, method: str = "GET", body: Any = None) -> Any:

@@ -27,7 +27,7 @@ from weightwarden.agent.forward.testing.hec_stub import HecStub
 from weightwarden.agent.forward.testing.tls_front import TlsFront
 from weightwarden.agent.store.outbox import Outbox
 
-osmem_server = pytest.importorskip("osmem_server", reason="osmem-server is in the test extra")
+pytest.importorskip("osmem_server", reason="osmem-server is in the test extra")
 
 TOKEN = "0b6e3c1a-1111-2222-3333-444455556666"
 PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy",
@@ -39,17 +39,6 @@ def no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test sets the proxy variables it means; the machine's own must not leak in."""
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def osmem() -> Iterator[Any]:
-    server = osmem_server.OsmemServer.start(japanese=False)
-    try:
-        yield server
-    finally:
-        server.close()
-        if server.process.stdout is not None:  # osmem's close() leaves its stdout pipe open
-            server.process.stdout.close()
 
 
 def server_context(pki: Pki, directory: Path, *names: str, client_certificates: bool = False) -> ssl.SSLContext:

@@ -12,7 +12,7 @@ import pytest
 from tests.agent.siem.corpus import Case, Cluster, agent_records, document, fixture_cases
 from weightwarden.agent.events import Record
 
-osmem_server = pytest.importorskip("osmem_server", reason="osmem-server is in the test extra")
+pytest.importorskip("osmem_server", reason="osmem-server is in the test extra")
 
 
 @dataclass
@@ -21,17 +21,6 @@ class Loaded:
     cases: list[Case]
     records: dict[str, tuple[Record, str]]  # document id (the record id) -> (record, host)
     documents: dict[str, dict[str, Any]]  # document id -> the ECS document sent
-
-
-@pytest.fixture(scope="module")
-def osmem() -> Iterator[Any]:
-    server = osmem_server.OsmemServer.start(japanese=False)
-    try:
-        yield server
-    finally:
-        server.close()
-        if server.process.stdout is not None:  # osmem's close() leaves its stdout pipe open
-            server.process.stdout.close()
 
 
 @pytest.fixture(scope="module")
