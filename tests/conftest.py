@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -87,3 +88,26 @@ def random_bytes_file(path: Path, size: int, seed: int = 1) -> Path:
 def can_read_unreadable_files() -> bool:
     """root (CI) reads files whatever their mode; permission tests adapt instead of lying."""
     return os.geteuid() == 0
+
+
+@pytest.fixture(scope="session")
+def osmem() -> Iterator[Any]:
+    """One OpenSearch-compatible server (osmem-server, PyPI) for the whole run; tests take clones of it."""
+    osmem_server = pytest.importorskip("osmem_server", reason="osmem-server is in the test extra")
+    server = osmem_server.OsmemServer.start(japanese=False)
+    try:
+        yield server
+    finally:
+        server.close()
+        if server.process.stdout is not None:  # osmem's close() leaves its stdout pipe open
+            server.process.stdout.close()
+
+
+@pytest.fixture
+def cluster(osmem: Any) -> Iterator[str]:
+    """The URL of an empty cluster of this test's own (a clone of the shared server)."""
+    clone = osmem.clone()
+    try:
+        yield clone.url
+    finally:
+        clone.close()

@@ -22,7 +22,6 @@ import pytest
 
 from tests.adversarial.forwarders_agent import Receivers, Seen, agent_config, receivers, running_agent
 from tests.agent.cli.helpers import WEIGHTWARDEN
-from tests.agent.forward.test_bulk_osmem import osmem  # noqa: F401 - the fixture (skips without osmem-server)
 from tests.conftest import write_safetensors
 from tests.waiting import wait_for
 
@@ -64,7 +63,7 @@ def arrived_everywhere(siem: Receivers, name: str) -> bool:
     return all(created(records, name) for records in siem.everywhere())
 
 
-def test_a_lone_surrogate_in_safetensors_metadata_does_not_stop_forwarding(tmp_path: Path, osmem: Any) -> None:  # noqa: F811
+def test_a_lone_surrogate_in_safetensors_metadata_does_not_stop_forwarding(tmp_path: Path, osmem: Any) -> None:
     dropped = tmp_path / "tmp"
     dropped.mkdir()
     with receivers(tmp_path, osmem) as siem:
@@ -98,7 +97,7 @@ def corrupt(database: Path, record_id: str) -> None:
     assert changed == 1
 
 
-def test_a_record_no_renderer_can_take_is_dead_lettered_and_delivery_goes_on(tmp_path: Path, osmem: Any) -> None:  # noqa: F811
+def test_a_record_no_renderer_can_take_is_dead_lettered_and_delivery_goes_on(tmp_path: Path, osmem: Any) -> None:
     dropped = tmp_path / "tmp"
     dropped.mkdir()
     data = tmp_path / "data"
