@@ -36,9 +36,14 @@ def model(tmp_path: Path) -> ModelFile:
     return ModelFile(path=str(path), format="safetensors", size=SIZE, model="secret")
 
 
+TRACKERS: list[FlowTracker] = []  # closed after each test (tests/agent/pipeline/conftest.py): a sock_diag socket
+
+
 def tracker_for(model: ModelFile) -> FlowTracker:
     engine = DetectionEngine(load_policy_rules())
-    return FlowTracker(engine.lineage, model_of=lambda path, device, inode: None, file_state=lambda path: OTHER)
+    tracker = FlowTracker(engine.lineage, model_of=lambda path, device, inode: None, file_state=lambda path: OTHER)
+    TRACKERS.append(tracker)
+    return tracker
 
 
 def opened(model: ModelFile, pid: int, kind: str = "opened", read: int | None = None) -> AccessObservation:
