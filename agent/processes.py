@@ -120,6 +120,21 @@ def snapshot(pid: int) -> ProcessSnapshot | None:
                            exited=fields[0:1] in ([b"Z"], [b"X"]), taken=time.monotonic())
 
 
+def thread_group(tid: int) -> int | None:
+    """The process (thread group id) thread `tid` belongs to; None when there is no such thread (any more).
+    /proc/<tid> exists for every thread, listed or not; its status says Tgid within its first lines."""
+    status = _read(f"/proc/{tid}/status", 1024)
+    if not status:
+        return None
+    at = status.find(b"\nTgid:")
+    if at < 0:
+        return None
+    try:
+        return int(status[at + 6:status.index(b"\n", at + 1)])
+    except ValueError:
+        return None
+
+
 def running(pid: int) -> bool:
     """Whether `pid` exists and has not exited (a zombie has): one small read of /proc/<pid>/stat."""
     stat = _read(f"/proc/{pid}/stat", 4096)

@@ -78,13 +78,13 @@ class Gate:
         model = self.model_of(path, device, inode)
         return self.decider.policies.current.applying(model.path, model.name) is not None
 
-    def judge(self, pid: int, path: str, device: int, inode: int,
+    def judge(self, pid: int, tid: int, path: str, device: int, inode: int,
               snap: ProcessSnapshot | None, execs: int) -> Verdict:
-        """The answer for the open `pid` waits in. `snap` is the sensor's snapshot of the
+        """The answer for the open thread `tid` of process `pid` waits in. `snap` is the sensor's snapshot of the
         process taken just now, `execs` the process cache's exec count for it: with them, a known opener is
         recognised without reading /proc again."""
         model = self.model_of(path, device, inode)
-        asked = opening_access(pid)
+        asked = opening_access(pid, tid)
         access = asked or READ_WRITE  # an open we cannot read is judged as the most it could ask for
         opener = self._opener(pid, snap, execs)
         if opener is None:

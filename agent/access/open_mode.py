@@ -3,10 +3,10 @@
 A fanotify permission event (FAN_OPEN_PERM) says who opens which file, never with which flags. The opening
 thread is blocked inside open(2) until we answer, so /proc/PID/task/TID/syscall (root only) shows the call
 and its arguments: `257 0xffffff9c 0x7ffd... 0x80001 ...` is openat(dirfd, path, O_WRONLY|O_CLOEXEC).
-openat2(2) passes its flags in a struct (`struct open_how`, flags first), read from /proc/PID/mem. The event
-names the process, so every thread of it blocked in an open counts, and together they ask for the most any
-of them asks (FAN_REPORT_TID would name the thread, but then a thread that exits before its read and close
-events are handled could no longer be tied to its process).
+openat2(2) passes its flags in a struct (`struct open_how`, flags first), read from /proc/PID/mem. The access
+sensor's permission group reports thread ids (FAN_REPORT_TID), so the event names the very thread that
+opens, and only that thread's call is read: what another thread of the process is opening at the same
+moment never colours the answer, and a process with many threads costs no more than one.
 
 Anything else (io_uring, a call we do not know, a thread that cannot be read) is `None`: the caller then
 demands the most (read-write), so an unknown way of opening is never an easier way in.
@@ -41,33 +41,20 @@ def access_of_flags(flags: int) -> str:
     return READ
 
 
-def opening_access(pid: int) -> str | None:
-    """read | write | read-write for the open `pid` is blocked in; None when that cannot be told (no thread
-    in a known open call, unreadable, gone). Every thread of the process blocked in an open is looked at,
-    and what they ask for together is the answer: the event names the process, not the thread, and another
-    thread blocked in an open of something else must not lend the opener a lesser access."""
-    try:
-        threads = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return None
+def opening_access(pid: int, tid: int) -> str | None:
+    """read | write | read-write for the open thread `tid` of process `pid` is blocked in; None when that
+    cannot be told (not in a known open call, unreadable, gone)."""
     deadline = time.monotonic() + RUNNING_WAIT_SECONDS
     tries = 0
     while True:
-        asked: set[str] = set()
-        on_cpu = False
-        for tid in threads:
-            fields = _syscall(pid, tid)
-            if fields == [b"running"]:
-                on_cpu = True
-            elif fields is not None:
-                access = _access_of_call(pid, fields)
-                if access is not None:
-                    asked.add(access)
-        if asked:
-            return READ_WRITE if READ_WRITE in asked or asked == {READ, WRITE} else asked.pop()
+        fields = _syscall(pid, tid)
+        if fields is None:
+            return None
+        if fields != [b"running"]:
+            return _access_of_call(pid, fields)
         # The kernel queues the event a moment before the opener goes to sleep waiting on it: while it is
         # still on a CPU its syscall file says "running". Look again, briefly.
-        if not on_cpu or time.monotonic() > deadline:
+        if time.monotonic() > deadline:
             return None
         tries += 1
         if tries < 8:
@@ -97,7 +84,7 @@ def _access_of_call(pid: int, fields: list[bytes]) -> str | None:
     return access_of_flags(args[_FLAGS_ARG[call]])
 
 
-def _syscall(pid: int, tid: str) -> list[bytes] | None:
+def _syscall(pid: int, tid: int) -> list[bytes] | None:
     try:
         with open(f"/proc/{pid}/task/{tid}/syscall", "rb") as handle:
             return handle.read(512).split()

@@ -9,7 +9,8 @@ refusal under an `enforce` policy fails the open with EPERM and is reported as a
 other answer goes with the `opened` observation (`verdict`), so monitor mode's would-deny is reported too.
 No open waits on us longer than agent/sensors/answers.py's deadline: past it, the answer is allow, and an
 `AccessFailOpen` says how many opens went undecided and why. What an open asks for (read, write) is read
-from the system call its process's threads are blocked in (agent/access/open_mode.py).
+from the system call the opening thread is blocked in (agent/access/open_mode.py): held opens come from a
+group of their own that reports thread ids, reads and closes from one that reports processes.
 
 While a file stays open, its session is sampled (fd position in /proc/<pid>/fdinfo, /proc/<pid>/maps, and
 for a mapped file the resident pages of its mappings in /proc/<pid>/smaps) on each read notification and
@@ -59,6 +60,7 @@ from weightwarden.agent.processes import (
     open_holders,
     running,
     snapshot,
+    thread_group,
 )
 from weightwarden.agent.sensors import fanotify as fan
 from weightwarden.agent.sensors.answers import PermissionAnswers
@@ -162,7 +164,8 @@ class AccessSensor:
         self._on_overflow = on_overflow
         self._hold_opens = hold_opens
         self.counters = Counters()
-        self._fd = -1
+        self._fd = -1  # notification group: reads and closes (and opens, without permission events)
+        self._perm_fd = -1  # permission group (FAN_REPORT_TID): opens held until answered
         self._own = os.getpid()
         self._marks: dict[tuple[int, int], str] = {}
         self._marks_lock = threading.Lock()
@@ -176,7 +179,7 @@ class AccessSensor:
         self._thread = SensorThread("ww-fanotify", self._run)
         self._state = "stopped"
         self._message = ""
-        self._open_mask = fan.FAN_OPEN_PERM
+        self._open_mask = fan.FAN_OPEN_PERM  # FAN_OPEN on the notification group without permission events
         self.mark_errors = 0
         self.ignored_own = 0
         self._answers: PermissionAnswers | None = None
@@ -190,19 +193,23 @@ class AccessSensor:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        # Two groups on the same marks. Held opens come with the opening thread's id (FAN_REPORT_TID): the
+        # access an open asks for is read from that thread alone, and its process is looked up while the
+        # thread waits (so it is certain). Reads and closes come with process ids: a thread that exits before
+        # they are handled is still its process.
         base = fan.FAN_CLOEXEC | fan.FAN_NONBLOCK
         try:
             if not self._hold_opens:
                 raise OSError(errno.EINVAL, "permission events not wanted")
-            self._fd = fan.init(base | fan.FAN_CLASS_CONTENT)
-            self._answers = PermissionAnswers(self._fd, self._undecided)
+            self._perm_fd = fan.init(base | fan.FAN_CLASS_CONTENT | fan.FAN_REPORT_TID)
+            self._answers = PermissionAnswers(self._perm_fd, self._undecided)
             self._answers.start()
             self._message = ("fanotify inode marks; opens held while the opener is snapshotted"
                              + (" and decided by the access policy" if self.gate is not None else ""))
         except OSError:
-            self._fd = fan.init(base | fan.FAN_CLASS_NOTIF)
             self._open_mask = fan.FAN_OPEN
             self._message = "fanotify inode marks (no permission events: very short processes may be missed)"
+        self._fd = fan.init(base | fan.FAN_CLASS_NOTIF)
         self._state = "running"
         self._thread.start()
         self._on_health(SensorHealth(self.name, "running", self._message))
@@ -211,9 +218,10 @@ class AccessSensor:
         self._thread.stop()
         if self._answers is not None:
             self._answers.stop()
-        if self._fd >= 0:
-            os.close(self._fd)  # also releases any open still waiting on us
-            self._fd = -1
+        for fd in (self._perm_fd, self._fd):
+            if fd >= 0:
+                os.close(fd)  # the permission group's close also releases any open still waiting on us
+        self._fd = self._perm_fd = -1
         self._state = "stopped"
 
     def status(self) -> SensorStatus:
@@ -226,15 +234,18 @@ class AccessSensor:
                             self.queued())
 
     def queued(self) -> int:
-        """Events waiting in the kernel's queue for us (FIONREAD: their bytes; each record is 24 bytes)."""
-        if self._fd < 0:
-            return 0
-        size = bytearray(4)
-        try:
-            fcntl.ioctl(self._fd, termios.FIONREAD, size)
-        except OSError:
-            return 0
-        return int.from_bytes(size, sys.byteorder) // fan.METADATA.size
+        """Events waiting in the kernel's queues for us (FIONREAD: their bytes; each record is 24 bytes)."""
+        waiting = 0
+        for fd in (self._perm_fd, self._fd):
+            if fd < 0:
+                continue
+            size = bytearray(4)
+            try:
+                fcntl.ioctl(fd, termios.FIONREAD, size)
+            except OSError:
+                continue
+            waiting += int.from_bytes(size, sys.byteorder) // fan.METADATA.size
+        return waiting
 
     def pause(self) -> None:
         """Stop reading events until resume() (tests: make the agent look only after a process is gone).
@@ -266,23 +277,34 @@ class AccessSensor:
             except OSError:
                 continue
             wanted[(st.st_dev, st.st_ino)] = path
-        mask = self._open_mask | fan.FAN_ACCESS | fan.FAN_CLOSE_WRITE | fan.FAN_CLOSE_NOWRITE
         with self._marks_lock:
             for key, path in wanted.items():
                 if key in self._marks:
                     self._marks[key] = path
                     continue
                 try:
-                    fan.mark(self._fd, fan.FAN_MARK_ADD | fan.FAN_MARK_DONT_FOLLOW, mask, path)
+                    for fd, mask in self._masks():
+                        fan.mark(fd, fan.FAN_MARK_ADD | fan.FAN_MARK_DONT_FOLLOW, mask, path)
                     self._marks[key] = path
                 except OSError as error:
                     self.mark_errors += 1
                     log.warning("cannot watch access to %s: %s", path, error)
+                    self._unmark(path)
             for key in [k for k in self._marks if k not in wanted]:
-                path = self._marks.pop(key)
-                # gone or replaced: the kernel dropped the mark with the inode
-                with contextlib.suppress(OSError):
-                    fan.mark(self._fd, fan.FAN_MARK_REMOVE | fan.FAN_MARK_DONT_FOLLOW, mask, path)
+                self._unmark(self._marks.pop(key))
+
+    def _masks(self) -> list[tuple[int, int]]:
+        """(group, event mask) for each of our fanotify groups."""
+        seen = fan.FAN_ACCESS | fan.FAN_CLOSE_WRITE | fan.FAN_CLOSE_NOWRITE
+        if self._perm_fd < 0:
+            return [(self._fd, seen | fan.FAN_OPEN)]
+        return [(self._perm_fd, fan.FAN_OPEN_PERM), (self._fd, seen)]
+
+    def _unmark(self, path: str) -> None:
+        # gone or replaced: the kernel dropped the mark with the inode
+        for fd, mask in self._masks():
+            with contextlib.suppress(OSError):
+                fan.mark(fd, fan.FAN_MARK_REMOVE | fan.FAN_MARK_DONT_FOLLOW, mask, path)
 
     # ------------------------------------------------------------------ events
 
@@ -290,6 +312,8 @@ class AccessSensor:
         thread = self._thread
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)
+        if self._perm_fd >= 0:
+            poller.register(self._perm_fd, select.POLLIN)
         poller.register(thread.waker.fileno(), select.POLLIN)
         while not thread.stopping.is_set():
             if not thread.wait_resumed(0.2):
@@ -307,26 +331,39 @@ class AccessSensor:
                 self._answers.busy(time.monotonic())  # from here until idle(), opens queue behind us
                 for event in self._answers.take_handed():  # answered for us while we were stuck: still news
                     self._handle_one(event)
-            if self._fd in ready:
-                try:
-                    data = os.read(self._fd, 256 * 1024)
-                except BlockingIOError:
-                    data = b""
-                except OSError as error:
-                    log.warning("fanotify read failed: %s", error)
-                    data = b""
-                events = list(fan.parse(data))
-                read_at = time.monotonic()
-                if self._answers is not None:
-                    for event in events:
-                        if event.mask & fan.FAN_OPEN_PERM and event.fd >= 0:
-                            self._answers.hold(event.fd, read_at)
-                for event in events:
-                    self._handle_one(event)
+            # Held opens are read first and handled last. A read or close read after them belongs to an open
+            # answered before (a held one has not happened yet), so it is handled first: a process that
+            # closes a file and opens it again ends its old session before its new one begins.
+            held = self._read_held() if self._perm_fd in ready else []
+            for event in self._read(self._fd) if self._fd in ready else []:
+                self._handle_one(event)
+            for event in held:
+                self._handle_one(event)
             self._report_fail_open(time.monotonic())
             self._sample_all()
             if self._answers is not None:
                 self._answers.idle()
+
+    def _read(self, fd: int) -> list[fan.FanotifyEvent]:
+        try:
+            data = os.read(fd, 256 * 1024)
+        except BlockingIOError:
+            return []
+        except OSError as error:
+            log.warning("fanotify read failed: %s", error)
+            return []
+        return list(fan.parse(data))
+
+    def _read_held(self) -> list[fan.FanotifyEvent]:
+        """The permission group's events, each held against the deadline at once and named by its process
+        (looked up now, while the opening thread waits and so certainly exists)."""
+        events = self._read(self._perm_fd)
+        if self._answers is not None:
+            read_at = time.monotonic()
+            for event in events:
+                if event.mask & fan.FAN_OPEN_PERM and event.fd >= 0:
+                    self._answers.hold(event.fd, read_at)
+        return [replace(event, pid=thread_group(event.pid) or event.pid, tid=event.pid) for event in events]
 
     def _handle_one(self, event: fan.FanotifyEvent) -> None:
         answered = False
@@ -346,7 +383,7 @@ class AccessSensor:
             unanswered = self._answers.forget(event.fd) if self._answers is not None else True
             if unanswered:
                 try:
-                    fan.allow(self._fd, event.fd)
+                    fan.allow(self._perm_fd, event.fd)
                 except OSError as error:
                     log.warning("fanotify allow failed: %s", error)
         os.close(event.fd)
@@ -354,7 +391,7 @@ class AccessSensor:
     def _answer(self, event_fd: int, allow: bool) -> bool:
         """Answer a held open; False when the deadline's watchdog answered it (allow) already."""
         if self._answers is None:
-            (fan.allow if allow else fan.deny)(self._fd, event_fd)
+            (fan.allow if allow else fan.deny)(self._perm_fd, event_fd)
             return True
         return self._answers.answer(event_fd, allow)
 
@@ -417,7 +454,7 @@ class AccessSensor:
                 io = io_counters(event.pid)  # before it can read: the baseline of what it reads from here on
                 self._rchar_at_open[event.pid] = io.get("rchar") if io else None
                 if self.gate is not None and self.gate.governs(path, *key):
-                    verdict = self.gate.judge(event.pid, path, key[0], key[1], snap, execs)
+                    verdict = self.gate.judge(event.pid, event.tid or event.pid, path, key[0], key[1], snap, execs)
                     self.decided += 1
                 permit = verdict is None or verdict.decision.permit
                 if not self._answer(event.fd, permit):

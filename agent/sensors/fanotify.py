@@ -24,6 +24,7 @@ FAN_NONBLOCK = 0x2
 FAN_CLASS_NOTIF = 0x0
 FAN_UNLIMITED_QUEUE = 0x10
 FAN_CLASS_CONTENT = 0x4
+FAN_REPORT_TID = 0x100  # events carry the thread id, not the process id (Linux 4.20)
 # fanotify_mark flags
 FAN_MARK_ADD = 0x1
 FAN_MARK_REMOVE = 0x2
@@ -75,7 +76,8 @@ MAX_HANDLE_SZ = 128
 class FanotifyEvent:
     mask: int
     fd: int
-    pid: int
+    pid: int  # the process; in a FAN_REPORT_TID group's raw events, the thread (see `tid`)
+    tid: int = 0  # the thread, when the group reports thread ids and the sensor resolved `pid` from it
 
 
 class FidRecord(NamedTuple):
