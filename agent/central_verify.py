@@ -30,10 +30,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from weightwarden.agent.events import parse_time, utc_now
 from weightwarden.agent.forward.render import Renderer
 from weightwarden.agent.keys import key_id as public_key_id
-from weightwarden.agent.keys import verify_signature
 from weightwarden.agent.siem_copy import digest
 from weightwarden.agent.store import derived
-from weightwarden.agent.store.chain import GENESIS, checkpoint_message, link
+from weightwarden.agent.store.chain import GENESIS, checkpoint_verifies, link, signed_point
 from weightwarden.agent.store.outbox import ChainPlace, OutboxRecord
 
 _KEEP_LINKS = 65_536  # links of the newest records kept for the checkpoints that follow them
@@ -234,19 +233,13 @@ class _Verifier:
                    ) -> None:
         report = self.report
         where = f"checkpoint {item.sequence} ({item.id})"
-        try:
-            signed_sequence = int(details.get("signed_sequence", -1))
-        except (TypeError, ValueError):
-            signed_sequence = -1
-        signed_hash = str(details.get("signed_hash", ""))
+        signed_sequence, signed_hash = signed_point(details)
         if signed_sequence >= item.sequence and not deferred:
             self.deferred.append((item, {**details, "_stop": stop}))
             return
         if self.public_key is not None:
             report.signatures_checked += 1
-            message = checkpoint_message(signed_sequence, signed_hash, str(details.get("key_id", "")))
-            if details.get("key_id") != self.key_id or not verify_signature(
-                    self.public_key, str(details.get("signature", "")), message):
+            if not checkpoint_verifies(details, self.public_key, self.key_id):
                 self.found("signature", item.sequence, item.id,
                            f"{where}: its signature does not verify with agent key {self.key_id}")
                 return

@@ -43,8 +43,8 @@ from importlib import resources
 from typing import Any
 
 from weightwarden.agent.detect.rules import rule_files
-from weightwarden.agent.located.problem import LocatedError, Problem, Problems
-from weightwarden.agent.located.yaml_reader import line_of, load_documents
+from weightwarden.agent.located.problem import Problem, Problems
+from weightwarden.agent.located.yaml_reader import line_of, read_documents
 
 SYSTEM_DIR = "/etc/weightwarden/access.d"
 # Moves SYSTEM_DIR, as WEIGHTWARDEN_CONFIG moves the config file: tests run the service as installed with
@@ -207,19 +207,7 @@ def _check_against(loaded: Sequence[Policy], earlier: Sequence[Policy], path: st
 
 
 def _load_file(path: str, problems: list[Problem]) -> list[Policy]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as error:
-        Problems(path, None, problems).add(None, f"cannot read: {error}")
-        return []
-    try:
-        documents = load_documents(path, text)
-    except LocatedError as error:
-        problems.extend(error.problems)
-        return []
-    if not documents:
-        Problems(path, None, problems).add(None, "no policies in this file")
+    documents = read_documents(path, problems, "policies")
     return [p for p in (_policy(path, d, problems) for d in documents) if p is not None]
 
 

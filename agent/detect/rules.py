@@ -34,8 +34,8 @@ from typing import Any
 from weightwarden.agent.detect.condition import Condition, always, compile_condition
 from weightwarden.agent.detect.correlations import KINDS, Correlation
 from weightwarden.agent.detect.durations import parse_duration
-from weightwarden.agent.located.problem import LocatedError, Problem, Problems
-from weightwarden.agent.located.yaml_reader import line_of, load_documents
+from weightwarden.agent.located.problem import Problem, Problems
+from weightwarden.agent.located.yaml_reader import line_of, read_documents
 
 RULE_KEYS = ("id", "title", "description", "severity", "techniques", "condition", "sequence", "correlate",
              "allow", "window", "enabled", "severity_by_destination")
@@ -138,19 +138,7 @@ def load_rules(paths: Iterable[str] | None = None) -> RuleSet:
 
 
 def _load_file(path: str, problems: list[Problem]) -> list[Rule]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as error:
-        _about(path, problems).add(None, f"cannot read: {error}")
-        return []
-    try:
-        documents = load_documents(path, text)
-    except LocatedError as error:
-        problems.extend(error.problems)
-        return []
-    if not documents:
-        _about(path, problems).add(None, "no rules in this file")
+    documents = read_documents(path, problems, "rules")
     rules = []
     for document in documents:
         rule = _rule(path, document, problems)

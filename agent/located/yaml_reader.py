@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml  # typed when types-PyYAML is installed (pySigma, in the test extra, brings it); [tool.mypy] else
 
-from weightwarden.agent.located.problem import LocatedError, Problem
+from weightwarden.agent.located.problem import LocatedError, Problem, Problems
 
 
 class LocatedDict(dict[str, Any]):
@@ -49,6 +49,28 @@ class _Unusable(Exception):
         super().__init__(message)
         self.line = line
         self.message = message
+
+
+def read_documents(path: str, problems: list[Problem], what: str) -> list[Any]:
+    """Every document of the YAML file at `path`, as located values; [] when it cannot be used.
+
+    Why it cannot be used (unreadable, bad YAML) and an empty file ("no `what` in this file") are added
+    to `problems`, located in `path`, so that a loader reports all its files in one pass.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        Problems(path, None, problems).add(None, f"cannot read: {error}")
+        return []
+    try:
+        documents = load_documents(path, text)
+    except LocatedError as error:
+        problems.extend(error.problems)
+        return []
+    if not documents:
+        Problems(path, None, problems).add(None, f"no {what} in this file")
+    return documents
 
 
 def load_documents(file: str, text: str) -> list[Any]:

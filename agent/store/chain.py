@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,6 +49,26 @@ def link(previous: str, kind: str, record_json: str) -> str:
 def checkpoint_message(sequence: int, chain_hash: str, key: str) -> bytes:
     """The exact bytes a checkpoint signature covers (documented in docs/forwarding.md for SIEM-side checks)."""
     return f"weightwarden-checkpoint/1\n{key}\n{sequence}\n{chain_hash}".encode("ascii")
+
+
+def signed_point(details: Mapping[str, Any]) -> tuple[int, str]:
+    """The sequence and chain link a checkpoint's details sign; sequence -1 when it is not a whole number."""
+    try:
+        signed_sequence = int(details.get("signed_sequence", -1))
+    except (TypeError, ValueError):
+        signed_sequence = -1
+    return signed_sequence, str(details.get("signed_hash", ""))
+
+
+def checkpoint_verifies(details: Mapping[str, Any], public_key: Ed25519PublicKey, key_id: str | None) -> bool:
+    """Whether a checkpoint names agent key `key_id` (that of `public_key`) and its signature verifies with it.
+
+    The one signature check of both verifiers: the local store's (below) and the SIEM copy's
+    (central_verify.py).
+    """
+    signed_sequence, signed_hash = signed_point(details)
+    message = checkpoint_message(signed_sequence, signed_hash, str(details.get("key_id", "")))
+    return details.get("key_id") == key_id and verify_signature(public_key, str(details.get("signature", "")), message)
 
 
 # ------------------------------------------------------------------------------------------ reading rows
@@ -308,11 +328,7 @@ class _Walk:
 
     def _checkpoint(self, row: ChainRow, details: dict[str, Any], stop: bool, *, deferred: bool = False) -> None:
         report = self.report
-        try:
-            signed_sequence = int(details.get("signed_sequence", -1))
-        except (TypeError, ValueError):
-            signed_sequence = -1
-        signed_hash = str(details.get("signed_hash", ""))
+        signed_sequence, signed_hash = signed_point(details)
         where = f"checkpoint {row.sequence} ({row.id})"
         if signed_sequence >= row.sequence and not deferred:
             self.deferred.append((row, {**details, "_stop": stop}))
@@ -325,9 +341,7 @@ class _Walk:
         if self.public_key is None:
             return
         report.signatures_checked += 1
-        message = checkpoint_message(signed_sequence, signed_hash, str(details.get("key_id", "")))
-        if details.get("key_id") != self.key_id or not verify_signature(
-                self.public_key, str(details.get("signature", "")), message):
+        if not checkpoint_verifies(details, self.public_key, self.key_id):
             self.found("signature", row.sequence, row.id,
                        f"{where}: signature does not verify with agent key {self.key_id}")
             return

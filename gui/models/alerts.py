@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -62,6 +63,49 @@ def destination_text(record: dict[str, Any]) -> str:
     if dest.get("port"):
         where = f"{where}:{dest['port']}"
     return f"{dest.get('kind', '')}: {where}" if where else str(dest.get("kind", ""))
+
+
+# ----------------------------------------------------------- cells: the one formatting of both alert tables
+# (this local list and the fleet's, gui/models/fleet_alerts.py), by column header
+
+CELL_TEXTS: dict[str, Callable[[AlertRow], str]] = {
+    "Time": lambda alert: local_time(alert.time),
+    "Severity": lambda alert: severity.band(alert.severity)[0],
+    "Rule": lambda alert: alert.rule,
+    "Model": lambda alert: alert.model or "",
+    "Process": lambda alert: process_text(alert.record),
+    "Destination": lambda alert: destination_text(alert.record),
+    "Status": lambda alert: alert.status,
+}
+
+
+def cell_data(alert: AlertRow, header: str, role: int) -> Any:
+    """What an alert's cell in the column named `header` holds for `role`, as both tables show it alike."""
+    if role == Qt.ItemDataRole.DisplayRole:
+        return CELL_TEXTS[header](alert)
+    if role == AlertRowRole:
+        return alert
+    if role == Qt.ItemDataRole.ToolTipRole:
+        return f"{alert.title}\n{alert.record.get('message', '')}"
+    if role == Qt.ItemDataRole.DecorationRole and header == "Severity":
+        return severity.icon(alert.severity)
+    return None
+
+
+def header_data(columns: tuple[tuple[str, str | None], ...], section: int, orientation: Qt.Orientation,
+                role: int) -> Any:
+    """A table's horizontal header from its (header, sort key or None) columns: the name, or why not sortable."""
+    if orientation == Qt.Orientation.Horizontal and 0 <= section < len(columns):
+        if role == Qt.ItemDataRole.DisplayRole:
+            return columns[section][0]
+        if role == Qt.ItemDataRole.ToolTipRole and columns[section][1] is None:
+            return "not sortable"
+    return None
+
+
+def column_of(columns: tuple[tuple[str, str | None], ...], sort_key: str) -> int:
+    """The column that sorts by `sort_key`."""
+    return next(i for i, (_, key) in enumerate(columns) if key == sort_key)
 
 
 class AlertsTableModel(QAbstractTableModel):
@@ -250,48 +294,22 @@ class AlertsTableModel(QAbstractTableModel):
             return None
         column = index.column()
         rejected = self._rejected.get(alert.id)
-        if role == Qt.ItemDataRole.DisplayRole:
-            text = self._text(alert, column)
-            return f"{REJECTED_MARK} {text}" if rejected and column == 0 else text
-        if role == AlertRowRole:
-            return alert
-        if role == Qt.ItemDataRole.ToolTipRole:
-            warning = f"Rejected by verify: the database was altered: {rejected}\n" if rejected else ""
-            return f"{warning}{alert.title}\n{alert.record.get('message', '')}"
+        shown = cell_data(alert, COLUMNS[column][0], role)
+        if role == Qt.ItemDataRole.DisplayRole and rejected and column == 0:
+            return f"{REJECTED_MARK} {shown}"
+        if role == Qt.ItemDataRole.ToolTipRole and rejected:
+            return f"Rejected by verify: the database was altered: {rejected}\n{shown}"
         if role == Qt.ItemDataRole.BackgroundRole and rejected:
             return QColor(REJECTED_BACKGROUND)
-        if role == Qt.ItemDataRole.DecorationRole and column == 1:
-            return severity.icon(alert.severity)
         if role == Qt.ItemDataRole.ForegroundRole and column == 6:
             return QColor(severity.STATUS_COLOURS.get(alert.status, "#333333"))
         if role == Qt.ItemDataRole.FontRole and column == 6 and alert.status == "open":
             return _BOLD
-        return None
-
-    @staticmethod
-    def _text(alert: AlertRow, column: int) -> str:
-        if column == 0:
-            return local_time(alert.time)
-        if column == 1:
-            return severity.band(alert.severity)[0]
-        if column == 2:
-            return alert.rule
-        if column == 3:
-            return alert.model or ""
-        if column == 4:
-            return process_text(alert.record)
-        if column == 5:
-            return destination_text(alert.record)
-        return alert.status
+        return shown
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(COLUMNS):
-            if role == Qt.ItemDataRole.DisplayRole:
-                return COLUMNS[section][0]
-            if role == Qt.ItemDataRole.ToolTipRole and COLUMNS[section][1] is None:
-                return "not sortable"
-        return None
+        return header_data(COLUMNS, section, orientation, role)
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         if not 0 <= column < len(COLUMNS) or COLUMNS[column][1] is None:
@@ -302,7 +320,7 @@ class AlertsTableModel(QAbstractTableModel):
         self.reload()
 
     def sort_column(self) -> int:
-        return next(i for i, (_, key) in enumerate(COLUMNS) if key == self.sort_order.key)
+        return column_of(COLUMNS, self.sort_order.key)
 
 
 def since_for(choice: str, now: datetime) -> datetime | None:

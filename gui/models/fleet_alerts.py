@@ -16,10 +16,9 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
 from weightwarden.agent.store.review_queries import AlertFilter, AlertRow
-from weightwarden.gui import severity
 from weightwarden.gui.central import CentralError, FleetAlert, FleetFilter, FleetPage
 from weightwarden.gui.central_source import CentralSource
-from weightwarden.gui.models.alerts import AlertRowRole, destination_text, local_time, process_text
+from weightwarden.gui.models.alerts import cell_data, column_of, header_data
 
 Index = QModelIndex | QPersistentModelIndex
 # (header, sort key or None when the column is not sortable): the local columns with the host, without status
@@ -154,33 +153,13 @@ class FleetAlertsModel(QAbstractTableModel):
         if not index.isValid() or not 0 <= index.row() < len(self._rows) or index.column() >= len(COLUMNS):
             return None
         fleet = self._rows[index.row()]
-        alert, column = fleet.row, index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._text(fleet, column)
-        if role == AlertRowRole:
-            return alert
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{alert.title}\n{alert.record.get('message', '')}"
-        if role == Qt.ItemDataRole.DecorationRole and column == 2:
-            return severity.icon(alert.severity)
-        return None
-
-    @staticmethod
-    def _text(fleet: FleetAlert, column: int) -> str:
-        alert = fleet.row
-        texts = (lambda: local_time(alert.time), lambda: fleet.host, lambda: severity.band(alert.severity)[0],
-                 lambda: alert.rule, lambda: alert.model or "", lambda: process_text(alert.record),
-                 lambda: destination_text(alert.record))
-        return texts[column]()
+        if role == Qt.ItemDataRole.DisplayRole and index.column() == HOST_COLUMN:
+            return fleet.host
+        return cell_data(fleet.row, COLUMNS[index.column()][0], role)
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(COLUMNS):
-            if role == Qt.ItemDataRole.DisplayRole:
-                return COLUMNS[section][0]
-            if role == Qt.ItemDataRole.ToolTipRole and COLUMNS[section][1] is None:
-                return "not sortable"
-        return None
+        return header_data(COLUMNS, section, orientation, role)
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         key = COLUMNS[column][1] if 0 <= column < len(COLUMNS) else None
@@ -194,4 +173,4 @@ class FleetAlertsModel(QAbstractTableModel):
             self.reload()
 
     def sort_column(self) -> int:
-        return next(i for i, (_, key) in enumerate(COLUMNS) if key == self.sort_order.key)
+        return column_of(COLUMNS, self.sort_order.key)

@@ -11,15 +11,15 @@ requests to the upstream and, on demand:
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from weightwarden.agent.forward.testing.listener import JSON, Listener, QuietHandler, ask_upstream
 
-class FaultProxy:
+
+class FaultProxy(Listener):
     def __init__(self, upstream: str) -> None:
         parts = urllib.parse.urlsplit(upstream)
         self.upstream_host = parts.hostname or "127.0.0.1"
@@ -29,22 +29,7 @@ class FaultProxy:
         self._items_429 = 0
         self._drops: list[bool] = []
         self.stats = {"requests": 0, "rejected": 0, "items_429": 0, "dropped": 0}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> FaultProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        super().__init__(self._handler(), name="fault-proxy")
 
     def reject_next(self, count: int, status: int = 429) -> None:
         with self._lock:
@@ -59,13 +44,7 @@ class FaultProxy:
             self._drops.extend([after_upstream] * count)
 
     def _upstream(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=30)
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
+        return ask_upstream(self.upstream_host, self.upstream_port, method, path, body, headers)
 
     def handle(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes] | None:
         with self._lock:
@@ -112,31 +91,18 @@ class FaultProxy:
                 items.append(next(upstream))
         return 200, json.dumps({"took": 1, "errors": True, "items": items}).encode()
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(QuietHandler):
             def _any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                answer = proxy.handle(self.command, self.path, body, headers)
+                answer = proxy.handle(self.command, self.path, self.read_body(), self.headers_to_pass_on())
                 if answer is None:  # drop: no answer at all
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
-                status, data = answer
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.answer(*answer, JSON)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _any
-
-            def log_message(self, *_args: object) -> None:
-                pass
 
         return Handler

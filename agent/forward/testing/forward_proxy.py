@@ -21,10 +21,13 @@ import socket
 import ssl
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from weightwarden.agent.forward.testing.listener import Listener, QuietHandler
+
+_NOT_RELAYED = ("connection", "content-length", "transfer-encoding", "keep-alive")  # hop-by-hop, or set anew
 
 
-class ForwardProxy:
+class ForwardProxy(Listener):
     def __init__(self, *, hosts: dict[str, str] | None = None, credentials: str = "",
                  host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
         self.tls = tls
@@ -34,28 +37,12 @@ class ForwardProxy:
         self.forwarded: list[str] = []  # the absolute URL of each plain request forwarded
         self.refused: list[str] = []  # requests answered 407
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="forward-proxy", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"{'https' if self.tls else 'http'}://{host!s}:{port}"
+        super().__init__(self._handler(), name="forward-proxy", host=host, https=tls is not None)
 
     @property
     def requests(self) -> int:
         with self._lock:
             return len(self.tunnels) + len(self.forwarded)
-
-    def __enter__(self) -> ForwardProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
 
     def _address(self, host: str, port: int) -> tuple[str, int]:
         return self.hosts.get(host, host), port
@@ -66,23 +53,16 @@ class ForwardProxy:
         expected = "Basic " + base64.b64encode(self.credentials.encode()).decode("ascii")
         return header == expected
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(QuietHandler):
             def setup(self) -> None:
                 if proxy.tls is not None:
                     self.request.settimeout(10)
                     self.request = proxy.tls.wrap_socket(self.request, server_side=True)
                     self.request.settimeout(None)
                 super().setup()
-
-            def finish(self) -> None:
-                super().finish()
-                if isinstance(self.request, ssl.SSLSocket):  # the server closes only the socket it accepted
-                    self.request.close()
 
             def _refuse_unauthorized(self) -> bool:
                 if proxy._authorized(self.headers.get("Proxy-Authorization")):
@@ -121,8 +101,7 @@ class ForwardProxy:
                 if parts.scheme != "http" or not parts.hostname:
                     self.send_error(400, "absolute http:// URL expected")
                     return
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
+                body = self.read_body()
                 with proxy._lock:
                     proxy.forwarded.append(self.path)
                 address = proxy._address(parts.hostname, parts.port or 80)
@@ -142,18 +121,10 @@ class ForwardProxy:
                     return
                 finally:
                     conn.close()
-                self.send_response(status)
-                for name, value in answer_headers:
-                    if name.lower() not in ("connection", "content-length", "transfer-encoding", "keep-alive"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.answer(status, data, [(name, value) for name, value in answer_headers
+                                           if name.lower() not in _NOT_RELAYED])
 
             do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _forward
-
-            def log_message(self, *_args: object) -> None:
-                pass
 
         return Handler
 

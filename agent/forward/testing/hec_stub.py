@@ -33,11 +33,12 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from weightwarden.agent.forward.testing.listener import JSON, Listener, QuietHandler
 
-class HecStub:
+
+class HecStub(Listener):
     def __init__(self, token: str = "00000000-0000-0000-0000-000000000000", *, ack_delay: float = 0.0,
                  acks: bool = True, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> None:
         self.token = token
@@ -59,18 +60,7 @@ class HecStub:
         self._tls = tls
         if tls is not None:
             tls.sni_callback = self._sni
-        self._server = ThreadingHTTPServer((host, 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="hec-stub", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"{'https' if self._tls else 'http'}://{host!s}:{port}"
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
+        super().__init__(self._handler(), name="hec-stub", host=host, https=tls is not None)
 
     def _sni(self, _sock: object, name: str | None, _context: object) -> None:
         with self._lock:
@@ -108,21 +98,6 @@ class HecStub:
         """The next `count` event requests are handled as usual, then the connection closes without an answer."""
         with self._lock:
             self._lose_answers += count
-
-    def __enter__(self) -> HecStub:
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
 
     def fail_next(self, count: int, status: int = 503, text: str = "Server is busy", code: int = 9) -> None:
         with self._lock:
@@ -192,12 +167,10 @@ class HecStub:
                 answer[str(ack_id)] = ready
         return 200, {"acks": answer}
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(QuietHandler):
             def setup(self) -> None:
                 if stub._tls is not None:
                     self.request.settimeout(10)
@@ -218,14 +191,8 @@ class HecStub:
                         stub.connections.append(0)
                 super().setup()
 
-            def finish(self) -> None:
-                super().finish()
-                if isinstance(self.request, ssl.SSLSocket):  # the server closes only the socket it accepted
-                    self.request.close()
-
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
+                body = self.read_body()
                 path = self.path.split("?", 1)[0]
                 with stub._lock:
                     stub.connections[self.number] += 1
@@ -242,15 +209,7 @@ class HecStub:
                     status, answer = stub.handle_ack(self.headers, body)
                 else:
                     status, answer = 404, {"text": "The requested URL was not found on this server.", "code": 404}
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *_args: object) -> None:
-                pass
+                self.answer(status, json.dumps(answer).encode(), JSON)
 
         return Handler
 

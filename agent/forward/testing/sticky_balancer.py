@@ -9,37 +9,22 @@ indexer that took the events*, and another indexer reports it false forever.
 
 from __future__ import annotations
 
-import http.client
 import threading
 from http.cookies import SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from weightwarden.agent.forward.testing.listener import JSON, Listener, QuietHandler, ask_upstream
 
 COOKIE = "WWLB"
 
 
-class StickyBalancer:
+class StickyBalancer(Listener):
     def __init__(self, backends: list[str]) -> None:
         self.backends = [backend.removeprefix("http://") for backend in backends]
         self.routed: list[int] = []  # the backend of each request, in order
         self.with_cookie = 0  # requests that carried the balancer's cookie
         self._next = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sticky-lb", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> StickyBalancer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        super().__init__(self._handler(), name="sticky-lb")
 
     def _choose(self, cookie_header: str | None) -> tuple[int, bool]:
         """The backend for a request, and whether the answer must set the cookie."""
@@ -59,34 +44,16 @@ class StickyBalancer:
             self.routed.append(chosen)
         return chosen, fresh
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         balancer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
+                body = self.read_body()
                 chosen, fresh = balancer._choose(self.headers.get("Cookie"))
                 host, _, port = balancer.backends[chosen].partition(":")
-                conn = http.client.HTTPConnection(host, int(port), timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                try:
-                    conn.request("POST", self.path, body=body, headers=headers)
-                    response = conn.getresponse()
-                    status, data = response.status, response.read()
-                finally:
-                    conn.close()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                if fresh:
-                    self.send_header("Set-Cookie", f"{COOKIE}={chosen}; Path=/; HttpOnly")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *_args: object) -> None:
-                pass
+                status, data = ask_upstream(host, int(port), "POST", self.path, body, self.headers_to_pass_on())
+                cookie = (("Set-Cookie", f"{COOKIE}={chosen}; Path=/; HttpOnly"),) if fresh else ()
+                self.answer(status, data, JSON + cookie)
 
         return Handler

@@ -4,18 +4,14 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.agent.cli.helpers import WEIGHTWARDEN
 from tests.agent.forward.conftest import wait_for
-from tests.agent.forward.receivers import free_port
+from tests.agent.forward.running_agent import start_agent, stop_agent, write_agent_config
 from weightwarden.agent.cli.main import main
 
 pytestmark = pytest.mark.e2e
@@ -39,33 +35,11 @@ def test_agent_forwards_heartbeats_and_checkpoints_and_reports_sync_status(tmp_p
     (tmp_path / "models").mkdir()
     (tmp_path / "watched").mkdir()
     out = tmp_path / "out" / "ecs.jsonl"
-    config = tmp_path / "config.toml"
-    config.write_text(f"""[agent]
-data_dir = "{tmp_path / 'data'}"
-heartbeat_seconds = 0.5
-checkpoint_seconds = 1
-[inventory]
-roots = ["{tmp_path / 'models'}"]
-[watch]
-roots = ["{tmp_path / 'watched'}"]
-[store]
-flush_seconds = 0.05
-[forward.local]
+    config = write_agent_config(tmp_path, tmp_path / "models", tmp_path / "watched", f"""[forward.local]
 type = "file"
 path = "{out}"
-[forward.down]
-type = "syslog"
-transport = "tcp"
-address = "127.0.0.1"
-port = {free_port()}
-retry_initial_seconds = 0.1
-retry_max_seconds = 0.5
-timeout_seconds = 2
 """)
-    with (tmp_path / "agent.log").open("ab") as log:
-        # PYTHONFAULTHANDLER: if shutdown ever hangs, SIGABRT below dumps every thread's stack into agent.log.
-        agent = subprocess.Popen([WEIGHTWARDEN, "agent", "--config", str(config)], stdout=subprocess.DEVNULL,
-                                 stderr=log, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+    agent = start_agent(config, tmp_path / "agent.log")
     try:
         def heartbeat_with_backlog() -> dict[str, Any] | None:
             return next((d for d in lines(out) if d["event"]["action"] == "heartbeat"
@@ -89,15 +63,8 @@ timeout_seconds = 2
         assert text.splitlines()[0].split() == ["DEST", "TYPE", "DELIVERED", "BACKLOG", "DROPPED", "DEAD", "LAST",
                                                 "ERROR"]
     finally:
-        agent.send_signal(signal.SIGTERM)
         stopping = time.monotonic()
-        try:
-            code = agent.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            agent.send_signal(signal.SIGABRT)
-            agent.wait(timeout=30)
-            raise AssertionError("the agent did not stop within 90 s of SIGTERM; its threads:\n"
-                                 + (tmp_path / "agent.log").read_text()[-6000:]) from None
+        code = stop_agent(agent, tmp_path / "agent.log")
         assert code == 0
         assert time.monotonic() - stopping < 30, "a clean shutdown takes seconds, not minutes"
     forwarded = lines(out)

@@ -6,24 +6,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pycef  # type: ignore[import-untyped]
 import pytest
 
-from tests.agent.cli.helpers import WEIGHTWARDEN
 from tests.agent.forward import ecs_schema
 from tests.agent.forward.certs import Pki
 from tests.agent.forward.conftest import forwarding, store_records
 from tests.agent.forward.every_action import MADE_HERE, every_record
 from tests.agent.forward.ocsf_schema import PINNED, Schema, check_event
 from tests.agent.forward.parsers import parse_5424, parse_leef
-from tests.agent.forward.receivers import SyslogNg, free_port, syslog_ng
+from tests.agent.forward.receivers import SyslogNg, syslog_ng
+from tests.agent.forward.running_agent import start_agent, stop_agent, write_agent_config
 from tests.agent.forward.test_syslog_receivers import tls_destination
 from tests.conftest import write_safetensors
 from tests.waiting import wait_for
@@ -264,18 +261,7 @@ def test_a_running_agent_writes_only_schema_exact_records(tmp_path: Path) -> Non
     write_safetensors(models / "base" / "model.safetensors", seed=1)
     watched.mkdir()
     out = {name: tmp_path / "out" / f"{name}.jsonl" for name in ("ecs", "ocsf")}
-    config = tmp_path / "config.toml"
-    config.write_text(f"""[agent]
-data_dir = "{tmp_path / 'data'}"
-heartbeat_seconds = 0.5
-checkpoint_seconds = 1
-[inventory]
-roots = ["{models}"]
-[watch]
-roots = ["{watched}"]
-[store]
-flush_seconds = 0.05
-[forward.ecs]
+    config = write_agent_config(tmp_path, models, watched, f"""[forward.ecs]
 type = "file"
 format = "ecs"
 path = "{out['ecs']}"
@@ -283,14 +269,6 @@ path = "{out['ecs']}"
 type = "file"
 format = "ocsf"
 path = "{out['ocsf']}"
-[forward.down]
-type = "syslog"
-transport = "tcp"
-address = "127.0.0.1"
-port = {free_port()}
-retry_initial_seconds = 0.1
-retry_max_seconds = 0.5
-timeout_seconds = 2
 """)
 
     def actions() -> set[str]:
@@ -299,9 +277,7 @@ timeout_seconds = 2
         return {json.loads(line)["metadata"]["event_code"] for line in out["ocsf"].read_text().splitlines()
                 if line.endswith("}")}
 
-    with (tmp_path / "agent.log").open("ab") as log:
-        agent = subprocess.Popen([WEIGHTWARDEN, "agent", "--config", str(config)], stdout=subprocess.DEVNULL,
-                                 stderr=log, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+    agent = start_agent(config, tmp_path / "agent.log")
     try:
         wait_for(lambda: {"agent-started", "scan-finished", "model-discovered"} <= actions(), timeout=60,
                  what="the start, the first scan and its model")
@@ -317,13 +293,7 @@ timeout_seconds = 2
         wait_for(lambda: {"model-deleted", "heartbeat", "chain-checkpoint"} <= actions(), timeout=30,
                  what="model-deleted, a heartbeat and a checkpoint")
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            agent.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait(timeout=30)
-            raise
+        stop_agent(agent, tmp_path / "agent.log")
     seen = actions()  # the agent has exited: the files are complete
     assert "agent-stopped" in seen
     schema = Schema()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from weightwarden.agent.located.problem import LocatedError, Problem
-from weightwarden.agent.located.yaml_reader import line_of, load_documents
+from weightwarden.agent.located.yaml_reader import line_of, load_documents, read_documents
 
 
 def test_keys_and_items_keep_their_lines() -> None:
@@ -25,3 +27,17 @@ def test_bad_yaml_is_one_located_problem(text: str, line: int, message: str) -> 
     with pytest.raises(LocatedError) as raised:
         load_documents("r.yml", text)
     assert raised.value.problems == [Problem("r.yml", line, message)]
+
+
+def test_read_documents_reports_an_unusable_file_and_goes_on(tmp_path: Path) -> None:
+    good, empty, bad = tmp_path / "good.yml", tmp_path / "empty.yml", tmp_path / "bad.yml"
+    good.write_text("id: a\n---\nid: b\n")
+    empty.write_text("# nothing\n")
+    bad.write_text("id: a\nid: b\n")
+    found: list[Problem] = []
+    assert [document["id"] for document in read_documents(str(good), found, "rules")] == ["a", "b"]
+    assert read_documents(str(empty), found, "rules") == []
+    assert read_documents(str(bad), found, "rules") == []
+    assert read_documents(str(tmp_path / "missing.yml"), found, "rules") == []
+    assert found[:2] == [Problem(str(empty), None, "no rules in this file"), Problem(str(bad), 2, "duplicate key 'id'")]
+    assert len(found) == 3 and found[2].line is None and found[2].message.startswith("cannot read: ")
