@@ -222,8 +222,8 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> int:
         "|---|---|---|---|---|---|---|---|---|",
         *lines,
         "",
-        f"- Decision (`Gate.judge`: opener by process image, access from the system calls of its threads blocked "
-        f"in an open, cached Decider) over {len(judge):,} held opens: p50 {decision_p50:.1f} µs, "
+        f"- Decision (`Gate.judge`: opener by process image, access from the system call of the opening thread "
+        f"the permission event names, cached Decider) over {len(judge):,} held opens: p50 {decision_p50:.1f} µs, "
         f"p99 {decision_p99:.1f} µs. "
         f"Target p99 < {DECISION_P99_TARGET_US:.0f} µs: **{'PASS' if decision_ok else 'MISS'}**.",
         f"- Added latency of one allowed open by the training job (p50, enforce vs not marked): {added:.1f} µs. "
