@@ -15,6 +15,7 @@ import dataclasses
 import os
 import pwd
 import shlex
+import stat
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator
@@ -184,10 +185,27 @@ def access_mode(pid: int, fd: str) -> int | None:
 
 def files_open_for_writing(pid: int) -> tuple[str, ...]:
     """Regular files a process holds open for writing (a shell's redirection `> out` handed to its child: the
-    close may be reported for the shell, which holds the last reference)."""
-    return tuple(link for name, link in descriptors(pid) if link.startswith("/")
-                 and not link.startswith(("/dev/", "/proc/", "/sys/"))
-                 and access_mode(pid, name) in (os.O_WRONLY, os.O_RDWR))
+    close may be reported for the shell, which holds the last reference). A descriptor's entry in
+    /proc/<pid>/fd carries its open mode in its permission bits (owner write: open for writing), so one
+    lstat per descriptor tells, and only those open for writing are followed (a training job holds dozens)."""
+    found: list[str] = []
+    try:
+        entries = os.scandir(f"/proc/{pid}/fd")
+    except OSError:
+        return ()
+    with entries:
+        for count, entry in enumerate(entries):
+            if count >= FDS_READ:
+                break
+            try:
+                if not entry.stat(follow_symlinks=False).st_mode & stat.S_IWUSR:
+                    continue
+                link = os.readlink(entry.path)
+            except OSError:
+                continue
+            if link.startswith("/") and not link.startswith(("/dev/", "/proc/", "/sys/")):
+                found.append(link)
+    return tuple(found)
 
 
 def fd_positions(pid: int, device: int, inode: int) -> list[tuple[int, int]]:
