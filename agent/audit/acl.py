@@ -104,11 +104,11 @@ def decode(data: bytes) -> Acl:
     return Acl(tuple(entries))
 
 
-def read_acl(path: str | bytes, mode: int) -> Acl:
-    """The file's access ACL, or the minimal one of `mode` when it has none (or the file system has no ACLs).
-    OSError for anything else (the file vanished, permission denied)."""
+def read_acl(path: str | bytes | int, mode: int) -> Acl:
+    """The file's access ACL (`path` may be an open descriptor), or the minimal one of `mode` when it has
+    none (or the file system has no ACLs). OSError for anything else (the file vanished, permission denied)."""
     try:
-        data = os.getxattr(path, XATTR, follow_symlinks=True)
+        data = os.getxattr(path, XATTR) if isinstance(path, int) else os.getxattr(path, XATTR, follow_symlinks=True)
     except OSError as error:
         if error.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
             return Acl.from_mode(mode)

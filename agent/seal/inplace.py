@@ -93,15 +93,15 @@ def seal_file(path: str, recipients: Iterable[tuple[str, X25519PublicKey]], *,
 
 
 def unseal_file(path: str, private: X25519PrivateKey | Callable[[], X25519PrivateKey], *,
-                authorize: Callable[[os.stat_result, SealHeader, str], None] | None = None,
+                authorize: Callable[[os.stat_result, SealHeader, str, int], None] | None = None,
                 on_chunk: Callable[[int], None] | None = None) -> SealHeader:
     """Replace the sealed file at `path` by its plaintext; on any failure PATH stays sealed.
 
-    `authorize(stat, header, where)` sees the very file that will be unsealed (opened without following
-    symlinks), its header and where it really is (the kernel's path of the open file: no symbolic link in
-    it) before anything is decrypted; it raises SealError to refuse. The agent decides there, so neither a
-    symlinked folder nor a name swapped after the decision can make it unseal another file than the one it
-    judged (the rename checks the identity).
+    `authorize(stat, header, where, fd)` sees the very file that will be unsealed (opened without following
+    symlinks; `fd` is it, open for reading), its header and where it really is (the kernel's path of the
+    open file: no symbolic link in it) before anything is decrypted; it raises SealError to refuse. The
+    agent decides there, so neither a symlinked folder nor a name swapped after the decision can make it
+    unseal another file than the one it judged (the rename checks the identity).
     `private` may be a function giving the key, called once the file is known to be sealed and authorized.
     `on_chunk(index)` runs after each chunk is written; a SealError it raises abandons the unseal (the
     temporary file is removed, PATH stays sealed): how the agent stops without finishing a long one.
@@ -109,7 +109,7 @@ def unseal_file(path: str, private: X25519PrivateKey | Callable[[], X25519Privat
     with _place(path) as (dir_fd, name), _source(path, dir_fd, name) as (fd, info):
         sealed = _read_sealed_header(path, fd)  # "not a sealed file" comes before any question of keys
         if authorize is not None:
-            authorize(info, sealed, _opened_path(fd, path))
+            authorize(info, sealed, _opened_path(fd, path), fd)
         if not isinstance(private, X25519PrivateKey):
             try:
                 private = private()

@@ -27,7 +27,6 @@ import contextlib
 import logging
 import os
 import secrets
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ from typing import Any, Protocol
 from weightwarden.agent.access.decide import Decider, Decision, ModelRef, Opener, opener_of
 from weightwarden.agent.access.grants import BreakGlass, GrantBook
 from weightwarden.agent.access.policy import AccessPolicies
+from weightwarden.agent.audit.acl import READ, Acl, AclError, read_acl
 from weightwarden.agent.events import Action, Category, Event, FileInfo, ProcessInfo, Record, display_path
 from weightwarden.agent.executables import ExecutableHashes
 from weightwarden.agent.seal.container import SealHeader
@@ -158,14 +158,20 @@ class UnsealService:
     def _unseal(self, path: str, opener: Opener, process: ProcessInfo) -> dict[str, Any]:
         decided: list[tuple[Decision | None, SealHeader, str | None, str]] = []  # what was judged, and where
 
-        def authorize(info: os.stat_result, header: SealHeader, where: str) -> None:
+        def authorize(info: os.stat_result, header: SealHeader, where: str, fd: int) -> None:
             # judged where the file really is and as the inventory knows that very file (by inode), never by
             # the name the caller gave: a symlinked folder must not dodge a policy on the model's path
             name = self.model_name(where, info.st_dev, info.st_ino) or header.model
-            if not may_read(info, opener):
+            try:
+                acl = read_acl(fd, info.st_mode)
+            except (OSError, AclError) as error:
+                decided.append((None, header, name, where))
+                raise UnsealRefused(f"{display_path(path)}: its access ACL cannot be read ({error}); "
+                                    "left sealed") from None
+            if not may_read(info, opener, acl):
                 decided.append((None, header, name, where))
                 raise UnsealRefused(f"{display_path(path)}: {opener.user or opener.uid} may not read this file "
-                                    "(its owner, group and mode say so)")
+                                    "(its owner, group, mode and ACL say so)")
             self.decider.policies.reload()  # the policy as it is now, not as it was at the agent's start
             decision = self.decider.decide(opener, ModelRef(where, name), ACCESS)
             decided.append((decision, header, name, where))
@@ -254,16 +260,13 @@ def clean_after_crash(journal: str) -> list[str]:
     return removed
 
 
-def may_read(info: os.stat_result, opener: Opener) -> bool:
-    """Whether the file's owner, group and mode bits let the opener read it (root always may). ACLs are not
-    consulted: a file shared only through an ACL is refused, the safe side for a plaintext about to exist."""
+def may_read(info: os.stat_result, opener: Opener, acl: Acl | None = None) -> bool:
+    """Whether the file's owner, group, mode bits and access ACL (`acl`; None: the mode's alone) let the
+    opener read it, as the kernel would decide for that user (root always may)."""
     if opener.uid == 0:
         return True
-    if info.st_uid == opener.uid:
-        return bool(info.st_mode & stat.S_IRUSR)
-    if info.st_gid in opener.gids:
-        return bool(info.st_mode & stat.S_IRGRP)
-    return bool(info.st_mode & stat.S_IROTH)
+    acl = acl or Acl.from_mode(info.st_mode)
+    return acl.allows(READ, opener.uid, frozenset(opener.gids), info.st_uid, info.st_gid)
 
 
 def unseal_service(data_dir: str, record: Callable[[Record], None], *, who: Callable[[int], ProcessInfo | None],

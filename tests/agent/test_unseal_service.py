@@ -5,6 +5,8 @@ test_seal_agent.py."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 
 from weightwarden.agent.access.decide import Decider, Opener
 from weightwarden.agent.access.policy import AccessPolicies
+from weightwarden.agent.audit.acl import read_acl
 from weightwarden.agent.control import Peer
 from weightwarden.agent.events import Action, Record
 from weightwarden.agent.seal.inplace import seal_file
@@ -151,6 +154,31 @@ def test_may_read_follows_owner_group_and_mode(mode: int, owner: int, group: int
                                                gids: tuple[int, ...], readable: bool) -> None:
     info = os.stat_result((0o100000 | mode, 1, 1, 1, owner, group, 10, 0, 0, 0))
     assert may_read(info, Opener(pid=1, start_ticks=None, uid=uid, gids=gids)) is readable
+
+
+def test_may_read_follows_the_access_acl_as_the_kernel_does(tmp_path: Path) -> None:
+    """A file shared with one user through a named ACL entry may be unsealed by that user, and an entry the
+    mask takes back shares nothing (read from the file's own attribute by its descriptor)."""
+    if shutil.which("setfacl") is None:
+        pytest.skip("setfacl is not installed (Debian package acl)")
+    path = tmp_path / "shared.bin"
+    path.write_bytes(b"x")
+    os.chmod(path, 0o600)
+    os.chown(path, 1000, 1000)
+    subprocess.run(["setfacl", "-m", "u:1001:r", str(path)], check=True)
+    stranger = Opener(pid=1, start_ticks=None, uid=1002, gids=(1002,))
+    named = Opener(pid=1, start_ticks=None, uid=1001, gids=(1001,))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        info = os.fstat(fd)
+        assert not may_read(info, named)  # the mode bits alone share nothing
+        assert may_read(info, named, read_acl(fd, info.st_mode))
+        assert not may_read(info, stranger, read_acl(fd, info.st_mode))
+        subprocess.run(["setfacl", "-m", "m::-", str(path)], check=True)
+        info = os.fstat(fd)
+        assert not may_read(info, named, read_acl(fd, info.st_mode))
+    finally:
+        os.close(fd)
 
 
 def test_stopping_abandons_a_long_unseal_and_leaves_the_file_sealed(allowing: Service, tmp_path: Path) -> None:
