@@ -3,20 +3,46 @@
 The report is agent/audit's (the same as `weightwarden audit`), made on demand from the store the app
 reads; high-risk rows (world-readable, world-writable, on removable media) are highlighted. Export writes
 the same HTML page as `--html`, or its PDF rendering.
+
+The audit stats every protected file and reads their ACLs, which takes long on a slow or dead share, so it
+runs on a thread of its own (with its own read-only connection to the store: a connection is used only
+by the thread that made it) and the window stays responsive; the report is shown when it arrives.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from weightwarden.agent.audit import render
 from weightwarden.agent.audit.from_store import audit_store
 from weightwarden.agent.audit.report import AuditReport
+from weightwarden.agent.store import Store, StoreError
 from weightwarden.gui.models.audit import AuditModel, audit_rows
 from weightwarden.gui.source import DataSource
 from weightwarden.gui.widgets import row_table
+
+
+class _Arrival(QObject):
+    """Carries the audit thread's outcome to the window's thread (a queued signal)."""
+
+    finished = Signal(object)  # AuditReport, or the text of why there is none
+
+
+def _audit(database_path: str, data_dir: str, policy_paths: list[str] | None) -> AuditReport | str:
+    try:
+        store = Store(database_path, read_only=True)
+    except (StoreError, OSError) as error:
+        return f"The audit could not read the agent's inventory: {error}"
+    try:
+        return audit_store(store, data_dir, policy_paths)
+    except (StoreError, OSError) as error:
+        return f"The audit failed: {error}"
+    finally:
+        store.close()
 
 
 class AuditView(QWidget):
@@ -50,17 +76,37 @@ class AuditView(QWidget):
         self.message.setWordWrap(True)
         layout.addWidget(self.message)
         self.export_button.setEnabled(False)
+        self._arrival = _Arrival()
+        self._arrival.finished.connect(self._show)
+        self.running = False
 
     def refresh(self) -> None:
-        store = self.source.store
-        if store is None:
+        """Start an audit (unless one is running); its report is shown when it arrives."""
+        if self.running:
+            return
+        if self.source.store is None:
             self.summary.setText("The audit reads the agent's inventory, which this app cannot open now.")
             return
-        data_dir = os.path.dirname(os.path.abspath(self.source.database_path))
-        self.report = audit_store(store, data_dir, self.policy_paths)
-        self.model.set_rows(audit_rows(self.report))
-        highlighted = " (highlighted)" if self.report.summary["high_risk"] else ""
-        self.summary.setText(render.summary_line(self.report) + highlighted)
+        self.running = True
+        self.run_button.setEnabled(False)
+        self.summary.setText("Auditing the protected model files…")
+        database = os.path.abspath(self.source.database_path)
+        arrival, policy_paths = self._arrival, self.policy_paths
+        # a daemon thread: an audit stuck on a dead share must not keep the app from quitting
+        threading.Thread(target=lambda: arrival.finished.emit(_audit(database, os.path.dirname(database),
+                                                                     policy_paths)),
+                         name="ww-audit", daemon=True).start()
+
+    def _show(self, outcome: AuditReport | str) -> None:
+        self.running = False
+        self.run_button.setEnabled(True)
+        if isinstance(outcome, str):
+            self.summary.setText(outcome)
+            return
+        self.report = outcome
+        self.model.set_rows(audit_rows(outcome))
+        highlighted = " (highlighted)" if outcome.summary["high_risk"] else ""
+        self.summary.setText(render.summary_line(outcome) + highlighted)
         self.export_button.setEnabled(True)
 
     def export_dialog(self) -> None:

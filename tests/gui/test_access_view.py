@@ -168,7 +168,7 @@ def open_folder() -> Iterator[Path]:
 
 
 def test_the_audit_view_flags_a_world_readable_model_and_exports(open_folder: Path, tmp_path: Path,
-                                                                 window_factory: Any) -> None:
+                                                                 window_factory: Any, qtbot: QtBot) -> None:
     paths = {}
     for name, mode in (("open", 0o644), ("private", 0o600)):
         path = open_folder / f"{name}.safetensors"
@@ -186,6 +186,9 @@ def test_the_audit_view_flags_a_world_readable_model_and_exports(open_folder: Pa
     window = window_factory(database)
     window.audit.policy_paths = [str(policy)]
     window.show_view("audit")
+    assert window.audit.running and not window.audit.run_button.isEnabled()  # made off the window's thread
+    qtbot.waitUntil(lambda: window.audit.report is not None, timeout=30_000)
+    assert window.audit.run_button.isEnabled()
     model = window.audit.model
     rows = {row["model"]: index for index, row in enumerate(model.rows)}
     flagged = model.index(rows["m-open"], 5)
