@@ -182,6 +182,7 @@ def encrypt_stream(source: int, target: int, header: SealHeader, header_bytes: b
     plain = bytearray(min(header.chunk_size, header.size))
     sealed = [bytearray(len(plain) + TAG), bytearray(len(plain) + TAG)]
     offset = 0
+    written = _Writeback(target)
     with _Behind() as behind:
         for index in range(header.chunks):
             length = min(header.chunk_size, header.size - offset)
@@ -191,16 +192,43 @@ def encrypt_stream(source: int, target: int, header: SealHeader, header_bytes: b
             out = memoryview(sealed[index % 2])[:length + TAG]
             cipher.encrypt_into(header.nonce_prefix + index.to_bytes(4, "big"), view,
                                 _aad(header_hash, index, index == header.chunks - 1), out)
-            behind.then(_write_chunk, target, out, index, on_chunk)
+            behind.then(_write_chunk, written, out, index, on_chunk)
             offset += length
     if read_exact(source, 1, offset):
         raise SealFormatError(f"the file grew while being sealed (past byte {offset})")
 
 
-def _write_chunk(target: int, out: memoryview, index: int, on_chunk: Callable[[int], None] | None) -> None:
-    write_all(target, out)
+def _write_chunk(target: _Writeback, out: memoryview, index: int, on_chunk: Callable[[int], None] | None) -> None:
+    target.write(out)
     if on_chunk is not None:
         on_chunk(index)
+
+
+# Measured on the benchmark VM: writing 2 GiB (+ fsync) cost 1.1 s of kernel CPU into an empty page cache,
+# and 3.7-3.9 s when the page cache already held a few GiB (the kernel reclaims as it writes); syncing and
+# dropping every 64 MiB written cost 0.7-0.8 s, and 1.9 s of wall clock instead of 6.2-7.0 s.
+WRITEBACK_BYTES = 64 << 20
+
+
+class _Writeback:
+    """Writes to `fd` from its position, keeping what was written out of the page cache: every
+    WRITEBACK_BYTES the file is synced (fdatasync) and the pages written so far are dropped
+    (POSIX_FADV_DONTNEED). A sealed cold checkpoint, or an unsealed one, is not read again at once, so its
+    pages are not worth the memory; and the final fsync before the rename finds little left to write."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.written = os.lseek(fd, 0, os.SEEK_CUR)
+        self.synced = 0
+
+    def write(self, data: memoryview) -> None:
+        write_all(self.fd, data)
+        self.written += len(data)
+        if self.written - self.synced >= WRITEBACK_BYTES:
+            os.fdatasync(self.fd)
+            if hasattr(os, "posix_fadvise"):  # not on macOS
+                os.posix_fadvise(self.fd, self.synced, self.written - self.synced, os.POSIX_FADV_DONTNEED)
+            self.synced = self.written
 
 
 class _Behind:
@@ -242,11 +270,12 @@ def decrypt_stream(source: int, header: SealHeader, header_bytes: bytes, data_ke
     plain = [bytearray(len(sealed) - TAG), bytearray(len(sealed) - TAG)]
     position = len(header_bytes)
     left = header.size
+    written = _Writeback(target) if target is not None else None
 
     def consume(out: memoryview, index: int) -> None:
         digest.update(out)
-        if target is not None:
-            write_all(target, out)
+        if written is not None:
+            written.write(out)
         if on_chunk is not None:
             on_chunk(index)
 
