@@ -22,7 +22,7 @@ DOCS = (Path(__file__).resolve().parents[3] / "docs" / "rules.md").read_text()
 
 def test_each_kind_declares_what_it_counts_and_decides() -> None:
     assert [c.kind for c in REGISTRY] == ["egress-budget", "bulk-collection", "transfer-tool", "staging", "copy",
-                                              "lineage"]
+                                              "lineage", "serving-budget"]
     for correlation in REGISTRY:
         assert correlation.counts and correlation.decides
         names = [p.name for p in correlation.parameters]
@@ -97,7 +97,7 @@ def test_rules_are_checked_from_the_declarations(tmp_path: Path) -> None:
         (11, "egress-budget: min_bytes must be a whole number, got 1.5"),
         (11, "egress-budget: ratio must be at most 10 (0.5 = half the model's bytes), got 11"),
         (17, "unknown correlation 'copy-severity' (one of: egress-budget, bulk-collection, transfer-tool, staging, "
-             "copy, lineage)"),
+             "copy, lineage, serving-budget)"),
         (23, "severity_by_destination only applies to correlate kind copy, lineage"),
     ]
     assert [r.id for r in rules.rules] == ["rule-e"]  # a kind not fed events needs no condition

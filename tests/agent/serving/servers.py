@@ -1,0 +1,53 @@
+"""Start the real test model server (agent/serving/testing.py) and wait until it listens."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def start_server(model: Path, host: str, *, token: str | None = None,
+                 run_as: Sequence[str] = (), env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """The server (as `run_as` prefix, e.g. setpriv ...) and its port, once it answers."""
+    argv = [*run_as, sys.executable, "-m", "weightwarden.agent.serving.testing", str(model), "--host", host,
+            "--name", "llama-private"]
+    if token:
+        argv += ["--token", token]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=env if env is not None else dict(os.environ))
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.strip().isdigit():
+        process.kill()
+        _, err = process.communicate(timeout=10)
+        raise AssertionError(f"the model server did not start: {line!r} {err!r}")
+    return process, int(line)
+
+
+def ask(address: str, port: int, count: int, *, path: str = "/api/generate") -> int:
+    """`count` requests, each on a new connection (HTTP/1.1, Connection: close); the answer bytes read."""
+    host = f"[{address}]" if ":" in address else address
+    total = 0
+    for _ in range(count):
+        request = urllib.request.Request(f"http://{host}:{port}{path}", data=b'{"prompt": "hi"}',
+                                         headers={"Connection": "close"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            total += len(answer.read())
+    return total
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
