@@ -30,6 +30,7 @@ from weightwarden.agent.serving.ledger import PeerLedger
 from weightwarden.agent.serving.listeners import Listener, accepts, listening, namespaces, own_namespace
 from weightwarden.agent.serving.observations import PeerTraffic, ServedModel, Server, ServingStarted, ServingStopped
 from weightwarden.agent.serving.probe import ProbeResult, probe
+from weightwarden.agent.serving.section import PeerRow, row_of
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +97,10 @@ class ServingSensor:
             servers = list(self._servers.values())
             rows = []
             for server in sorted(servers, key=lambda s: s.key):
-                peers = [{"peer": peer, "connections": t.connections, "open": t.open,
-                          "bytes_received": t.bytes_received, "bytes_sent": t.bytes_sent}
+                peers = [PeerRow(peer, t.connections, t.open, t.bytes_received, t.bytes_sent)
                          for peer, t in self.ledger.peers(server.key)]
-                rows.append({**server.summary(), "peers": peers[:50], "peer_count": len(peers)})
-        return {"servers": rows}
+                rows.append(row_of(server, peers))
+        return {"servers": [row.to_dict() for row in rows]}
 
     # ------------------------------------------------------------------ polling
 

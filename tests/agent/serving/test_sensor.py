@@ -16,6 +16,7 @@ from tests.waiting import wait_for
 from weightwarden.agent.events import ModelFile
 from weightwarden.agent.serving.held import loaded_models
 from weightwarden.agent.serving.observations import PeerTraffic, ServingStarted, ServingStopped
+from weightwarden.agent.serving.section import servers_in, serving_lines
 from weightwarden.agent.serving.sensor import ServingSensor
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sock_diag is Linux only")
@@ -63,8 +64,10 @@ def test_a_server_on_all_interfaces_is_found_with_its_protocol_and_peers(
         traffic = wait_for(counted, timeout=30, what="60 connections of 127.0.0.1 counted")
         assert traffic.bytes_sent >= answered  # answers with their HTTP headers, from tcp_info
         assert traffic.bytes_received > 60 * 100
-        section = found.snapshot()["servers"]
-        assert [s["port"] for s in section] == [port] and section[0]["peers"][0]["peer"] == "127.0.0.1"
+        (row,) = servers_in({"serving": found.snapshot()})  # what `status`, `models` and the app read
+        assert (row.port, row.models, row.exposed, row.peers[0].peer) == (port, ("llama-private",), True, "127.0.0.1")
+        text = "\n".join(serving_lines([row]))
+        assert f"on 0.0.0.0:{port}; reach all-interfaces; ollama; NO authentication  <- EXPOSED" in text
     finally:
         stop(process)
     wait_for(lambda: any(isinstance(o, ServingStopped) and o.server.port == port for o in seen), timeout=30,
