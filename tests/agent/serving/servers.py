@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,16 +28,24 @@ def start_server(model: Path, host: str, *, token: str | None = None,
     return process, int(line)
 
 
-def ask(address: str, port: int, count: int, *, path: str = "/api/generate") -> int:
-    """`count` requests, each on a new connection (HTTP/1.1, Connection: close); the answer bytes read."""
-    host = f"[{address}]" if ":" in address else address
+def ask(address: str, port: int, count: int, *, path: str = "/api/generate", source: str | None = None) -> int:
+    """`count` requests, each on a new connection (from `source` when given); the answer bytes read."""
     total = 0
     for _ in range(count):
-        request = urllib.request.Request(f"http://{host}:{port}{path}", data=b'{"prompt": "hi"}',
-                                         headers={"Connection": "close"})
-        with urllib.request.urlopen(request, timeout=10) as answer:
+        connection = http.client.HTTPConnection(address, port, timeout=10,
+                                                source_address=(source, 0) if source else None)
+        try:
+            connection.request("POST", path, body=b'{"prompt": "hi"}', headers={"Connection": "close"})
+            answer = connection.getresponse()
             total += len(answer.read())
+            assert answer.status == 200, answer.status
+        finally:
+            connection.close()
     return total
+
+
+if __name__ == "__main__":  # a client run inside a network namespace: ADDRESS PORT COUNT [SOURCE]
+    print(ask(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), source=sys.argv[4] if len(sys.argv) > 4 else None))
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
