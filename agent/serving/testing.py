@@ -3,6 +3,8 @@ the safetensors library (memory-mapped, held for its life) and answers the Ollam
 endpoints with tensor values from it, over HTTP/1.1 (threads), optionally asking for a bearer token.
 
     python -m weightwarden.agent.serving.testing MODEL.safetensors --host 0.0.0.0 --port 8000 [--token T]
+
+`peer_network` makes the remote peers of such tests: a network namespace joined to this one by a veth pair.
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import secrets
+import subprocess
 import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -60,6 +66,45 @@ def _handler(name: str, rows: list[float], token: str | None) -> type[BaseHTTPRe
                 self._answer(404, {"error": "not found"})
 
     return Handler
+
+
+@dataclass(frozen=True)
+class PeerNetwork:
+    namespace: str
+    host: str  # this namespace's end of the veth pair
+    prefix: str  # the /24 both ends are in, "198.19.7"
+
+    def address(self, last: int) -> str:
+        return f"{self.prefix}.{last}"
+
+
+@contextlib.contextmanager
+def peer_network(hosts: Iterable[int], *, second: int = 18) -> Iterator[PeerNetwork]:
+    """A new network namespace joined to this one by a veth pair (root): this end is PREFIX.1/24, the
+    namespace holds PREFIX.N/24 for each N of `hosts`; PREFIX is a random /24 of 198.`second`.0.0/16, in
+    the benchmarking range 198.18.0.0/15 (RFC 2544) that no real network uses. Removed on exit."""
+    tag = secrets.token_hex(3)
+    network = PeerNetwork(f"wwpeers{tag}", "", f"198.{second}.{int(tag[:2], 16)}")
+    network = PeerNetwork(network.namespace, network.address(1), network.prefix)
+    outside, inside = f"wwph{tag}", f"wwpn{tag}"
+
+    def ip(*argv: str) -> None:
+        subprocess.run(["ip", *argv], check=True, capture_output=True)
+
+    ip("netns", "add", network.namespace)
+    try:
+        ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+        ip("link", "set", inside, "netns", network.namespace)
+        ip("addr", "add", f"{network.host}/24", "dev", outside)
+        ip("link", "set", outside, "up")
+        for last in hosts:
+            ip("-n", network.namespace, "addr", "add", f"{network.address(last)}/24", "dev", inside)
+        ip("-n", network.namespace, "link", "set", inside, "up")
+        ip("-n", network.namespace, "link", "set", "lo", "up")
+        yield network
+    finally:
+        subprocess.run(["ip", "link", "del", outside], check=False, capture_output=True)
+        subprocess.run(["ip", "netns", "del", network.namespace], check=False, capture_output=True)
 
 
 def main(argv: list[str] | None = None) -> int:

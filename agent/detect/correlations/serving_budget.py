@@ -16,6 +16,7 @@ from weightwarden.agent.alert_evidence import ServingExtractionEvidence
 from weightwarden.agent.detect.correlations.base import Correlation, Parameter, Situation, Values, Verdict
 from weightwarden.agent.detect.serving_volume import PeerVolume
 from weightwarden.agent.events import Destination
+from weightwarden.agent.serving.reach import is_loopback
 
 
 def peer_allowed(peer: str, entries: tuple[str, ...]) -> bool:
@@ -34,16 +35,6 @@ def peer_allowed(peer: str, entries: tuple[str, ...]) -> bool:
             except ValueError:
                 continue
     return False
-
-
-def _is_loopback(peer: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
 
 
 class ServingBudget(Correlation):
@@ -66,7 +57,7 @@ class ServingBudget(Correlation):
     def decide(self, situation: Situation, values: Values) -> Verdict | None:
         details = situation.event.details
         server, peer = details.get("server") or {}, str((details.get("peer") or {}).get("address") or "")
-        if not peer or (_is_loopback(peer) and not values["loopback"]):
+        if not peer or (is_loopback(peer) and not values["loopback"]):
             return None
         if peer_allowed(peer, situation.allow.destinations):
             return None

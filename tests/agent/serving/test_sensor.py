@@ -106,3 +106,27 @@ def _listening_ports() -> set[int]:
         return sockdiag.listening_ports(sock)
     finally:
         sock.close()
+
+
+def test_what_peers_asked_since_their_last_report_is_reported_when_the_server_stops(model: ModelFile) -> None:
+    seen: list[object] = []
+    found = ServingSensor(seen.append, seen.append, who=lambda pid: None, interval=0.2, report_seconds=600,
+                          loaded=lambda pid: loaded_models(
+                              pid, lambda device, inode: model if (device, inode) == (model.device, model.inode)
+                              else None))
+    found.start()
+    try:
+        process, port = start_server(Path(model.path), "127.0.0.1")
+        try:
+            wait_for(lambda: _started(seen, port), timeout=30, what="the server found")
+            ask("127.0.0.1", port, 1)
+            wait_for(lambda: [o for o in seen if isinstance(o, PeerTraffic)], timeout=30, what="a first report")
+            ask("127.0.0.1", port, 40)  # within report_seconds of the first report: held back
+        finally:
+            stop(process)
+        wait_for(lambda: any(isinstance(o, ServingStopped) for o in seen), timeout=30, what="the server gone")
+        last = [o for o in seen if isinstance(o, PeerTraffic)][-1]
+        assert last.connections >= 41 and seen.index(last) < next(
+            i for i, o in enumerate(seen) if isinstance(o, ServingStopped))
+    finally:
+        found.stop()

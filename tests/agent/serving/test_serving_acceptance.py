@@ -11,7 +11,6 @@ peers are.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import pytest
 from tests.agent.serving.servers import ask, stop
 from tests.agent.test_installed_scope import InstalledAgent, Person, owned_model, people  # noqa: F401 - fixture
 from tests.waiting import wait_for
+from weightwarden.agent.serving.testing import peer_network
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -54,28 +54,9 @@ class Peers:
 def peers() -> Iterator[Peers]:
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.skip("network namespaces need root and iproute2")
-    tag = secrets.token_hex(3)
-    third = 18 + int(tag[:2], 16) % 2, int(tag[2:4], 16)
-    net = f"198.{third[0]}.{third[1]}"
-    namespace, outside, inside = f"wwsrv{tag}", f"wwh{tag}", f"wwn{tag}"
-
-    def ip(*argv: str) -> None:
-        subprocess.run(["ip", *argv], check=True, capture_output=True)
-
-    ip("netns", "add", namespace)
-    try:
-        ip("link", "add", outside, "type", "veth", "peer", "name", inside)
-        ip("link", "set", inside, "netns", namespace)
-        ip("addr", "add", f"{net}.1/24", "dev", outside)
-        ip("link", "set", outside, "up")
-        for address in (f"{net}.2/24", f"{net}.130/24"):
-            ip("-n", namespace, "addr", "add", address, "dev", inside)
-        ip("-n", namespace, "link", "set", inside, "up")
-        ip("-n", namespace, "link", "set", "lo", "up")
-        yield Peers(namespace, f"{net}.1", f"{net}.2", f"{net}.130", f"{net}.128/25")
-    finally:
-        subprocess.run(["ip", "link", "del", outside], check=False, capture_output=True)
-        subprocess.run(["ip", "netns", "del", namespace], check=False, capture_output=True)
+    with peer_network([2, 130]) as network:
+        yield Peers(network.namespace, network.host, network.address(2), network.address(130),
+                    f"{network.prefix}.128/25")
 
 
 def _service(users: tuple[Person, Person], tmp: Path, config: str | None) -> tuple[InstalledAgent, Path]:
