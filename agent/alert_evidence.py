@@ -324,14 +324,14 @@ class ServingExtractionEvidence(AlertEvidence):
     (docs/serving.md): answer bytes per hour or per day, or many short connections in a burst."""
 
     kind: ClassVar[str] = "serving-budget"
-    _own: ClassVar[tuple[str, ...]] = ("server", "server_process", "peer", "connections", "request_bytes",
+    _own: ClassVar[tuple[str, ...]] = ("server", "server_process", "peer", "peer_connections", "request_bytes",
                                        "answer_bytes", "answer_bytes_hour", "answer_bytes_day",
                                        "connections_in_burst", "budgets", "exceeded", "models")
 
     server: str = ""  # address:port (namespace) of the listener
     server_process: str | None = None  # name[pid] user
     peer: str = ""
-    connections: int = 0  # accepted from the peer since the agent first saw it
+    peer_connections: int = 0  # accepted from the peer since the agent first saw it
     request_bytes: int = 0  # received from the peer
     answer_bytes: int = 0  # sent to the peer
     answer_bytes_hour: int = 0  # within the last hour
@@ -464,7 +464,7 @@ def _serving(raw: Mapping[str, Any]) -> AlertEvidence:
     shared = read.shared()
     return ServingExtractionEvidence(
         **shared, server=read.get("server", _text, ""), server_process=read.get("server_process", _optional_text, None),
-        peer=read.get("peer", _text, ""), connections=read.get("connections", _whole, 0),
+        peer=read.get("peer", _text, ""), peer_connections=read.get("peer_connections", _whole, 0),
         request_bytes=read.get("request_bytes", _whole, 0), answer_bytes=read.get("answer_bytes", _whole, 0),
         answer_bytes_hour=read.get("answer_bytes_hour", _whole, 0),
         answer_bytes_day=read.get("answer_bytes_day", _whole, 0),

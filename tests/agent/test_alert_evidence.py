@@ -45,7 +45,7 @@ EXAMPLES: list[AlertEvidence] = [
     StagingEvidence(**SHARED, staging=StagingFacts("tar", "archive", "/tmp/a.tgz", ("/m",)),
                     lineage=Lineage("/m/a", "/tmp/a.tgz")),
     ServingExtractionEvidence(**SHARED, server="0.0.0.0:11434 (netns 1)", server_process="ollama[7] bo",
-                              peer="203.0.113.9", connections=2500, request_bytes=250000, answer_bytes=5000000,
+                              peer="203.0.113.9", peer_connections=2500, request_bytes=250000, answer_bytes=5000000,
                               answer_bytes_hour=5000000, answer_bytes_day=5000000, connections_in_burst=2500,
                               budgets={"burst_connections": 1000.0}, exceeded=("burst",), models=("llama",)),
 ]

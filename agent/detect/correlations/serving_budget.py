@@ -76,7 +76,7 @@ class ServingBudget(Correlation):
         evidence = ServingExtractionEvidence(
             server=f"{server.get('address')}:{server.get('port')} (netns {server.get('netns')})",
             server_process=(f"{process.name}[{process.pid}] {process.user or ''}".strip() if process else None),
-            peer=peer, connections=connections, request_bytes=int(details.get("bytes_received") or 0),
+            peer=peer, peer_connections=connections, request_bytes=int(details.get("bytes_received") or 0),
             answer_bytes=answer, answer_bytes_hour=hour, answer_bytes_day=day, connections_in_burst=burst,
             budgets={k: float(v) for k, v in values.items()}, exceeded=exceeded,
             models=tuple(m["model"] for m in server.get("models") or [] if isinstance(m, dict)))

@@ -130,8 +130,9 @@ def test_an_exposed_server_is_a_finding_and_a_burst_from_a_remote_peer_an_extrac
 
         answered = peers.ask(port, BURST, peers.remote)
         asked = time.monotonic()
-        alert = wait_for(lambda: [a for a in extraction(agent, peers.remote) if a["evidence"]["connections"] >= 1000],
-                         timeout=60, what="the extraction alert")[-1]
+        alert = wait_for(lambda: [a for a in extraction(agent, peers.remote)
+                                  if a["evidence"]["peer_connections"] >= 1000], timeout=60,
+                         what="the extraction alert")[-1]
         print(f"extraction alert {time.monotonic() - asked:.2f} s after the burst ended")
         evidence = alert["evidence"]
         assert alert["model"] == model.parent.name and alert["destination"]["address"] == peers.remote
