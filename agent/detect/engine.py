@@ -81,6 +81,9 @@ class DetectSettings:
     bulk_models: int | None = None
     bulk_window_seconds: float | None = None
     lineage_ratio: float | None = None
+    serving_bytes_per_hour: int | None = None
+    serving_bytes_per_day: int | None = None
+    serving_burst_connections: int | None = None
     disabled: tuple[str, ...] = ()
 
     def overrides(self) -> dict[str, float | None]:

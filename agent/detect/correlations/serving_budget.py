@@ -46,10 +46,11 @@ class ServingBudget(Correlation):
                "(up to four)")
     parameters = (
         Parameter("bytes_per_hour", "integer", 268435456.0, "answer bytes one peer may receive in an hour",
-                  low=1.0),
-        Parameter("bytes_per_day", "integer", 1073741824.0, "answer bytes one peer may receive in a day", low=1.0),
+                  low=1.0, setting="serving_bytes_per_hour"),
+        Parameter("bytes_per_day", "integer", 1073741824.0, "answer bytes one peer may receive in a day", low=1.0,
+                  setting="serving_bytes_per_day"),
         Parameter("burst_connections", "integer", 1000.0,
-                  "connections one peer may open within burst_window", low=1.0),
+                  "connections one peer may open within burst_window", low=1.0, setting="serving_burst_connections"),
         Parameter("burst_window", "duration", 60.0, "the window of the burst rule", low=1.0, high=3600.0),
         Parameter("loopback", "integer", 0.0, "1: judge loopback peers too", high=1.0),
     )

@@ -34,7 +34,8 @@ def test_each_kind_declares_what_it_counts_and_decides() -> None:
 
 
 def test_every_override_is_a_detect_setting_unset_by_default() -> None:
-    assert settings_keys() == ("egress_ratio", "bulk_models", "bulk_window_seconds", "lineage_ratio")
+    assert settings_keys() == ("egress_ratio", "bulk_models", "bulk_window_seconds", "lineage_ratio",
+                               "serving_bytes_per_hour", "serving_bytes_per_day", "serving_burst_connections")
     section, settings = DetectSection(), DetectSettings()
     for key in settings_keys():
         assert getattr(section, key) is None and getattr(settings, key) is None
@@ -153,4 +154,5 @@ def test_the_detector_neither_locks_nor_hides_failures(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="unreadable"):  # the dispatcher isolates it, and counts it
         failing.process(event)
     assert dataclasses.replace(DetectSettings(), egress_ratio=0.6).overrides() == {
-        "egress_ratio": 0.6, "bulk_models": None, "bulk_window_seconds": None, "lineage_ratio": None}
+        "egress_ratio": 0.6, "bulk_models": None, "bulk_window_seconds": None, "lineage_ratio": None,
+        "serving_bytes_per_hour": None, "serving_bytes_per_day": None, "serving_burst_connections": None}
