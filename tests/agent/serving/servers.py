@@ -1,4 +1,4 @@
-"""Start the real test model server (agent/serving/testing.py) and wait until it listens."""
+"""Start the real test model server (agent/serving/testing.py) and wait until it listens; ask it; watch it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from weightwarden.agent.events import ModelFile
+from weightwarden.agent.serving.held import loaded_models
+from weightwarden.agent.serving.sensor import ServingSensor
 
 
 def start_server(model: Path, host: str, *, token: str | None = None,
@@ -26,6 +30,14 @@ def start_server(model: Path, host: str, *, token: str | None = None,
         _, err = process.communicate(timeout=10)
         raise AssertionError(f"the model server did not start: {line!r} {err!r}")
     return process, int(line)
+
+
+def watching(model: ModelFile, seen: list[object], *, report_seconds: float = 0.2) -> ServingSensor:
+    """A serving sensor that knows `model` as the one protected model, reporting into `seen`."""
+    return ServingSensor(seen.append, seen.append, who=lambda pid: None, interval=0.2, report_seconds=report_seconds,
+                         loaded=lambda pid: loaded_models(
+                             pid, lambda device, inode: model if (device, inode) == (model.device, model.inode)
+                             else None))
 
 
 def ask(address: str, port: int, count: int, *, path: str = "/api/generate", source: str | None = None) -> int:

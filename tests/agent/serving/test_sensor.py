@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.serving.servers import ask, start_server, stop
+from tests.agent.serving.servers import ask, start_server, stop, watching
 from tests.conftest import write_safetensors
 from tests.waiting import wait_for
 from weightwarden.agent.events import ModelFile
-from weightwarden.agent.serving.held import loaded_models
 from weightwarden.agent.serving.observations import PeerTraffic, ServingStarted, ServingStopped
 from weightwarden.agent.serving.section import servers_in, serving_lines
 from weightwarden.agent.serving.sensor import ServingSensor
@@ -32,10 +31,7 @@ def model(tmp_path: Path) -> ModelFile:
 @pytest.fixture
 def sensor(model: ModelFile) -> Iterator[tuple[ServingSensor, list[object]]]:
     seen: list[object] = []
-    found = ServingSensor(seen.append, seen.append, who=lambda pid: None, interval=0.2, report_seconds=0.2,
-                          loaded=lambda pid: loaded_models(
-                              pid, lambda device, inode: model if (device, inode) == (model.device, model.inode)
-                              else None))
+    found = watching(model, seen)
     found.start()
     yield found, seen
     found.stop()
@@ -110,10 +106,7 @@ def _listening_ports() -> set[int]:
 
 def test_what_peers_asked_since_their_last_report_is_reported_when_the_server_stops(model: ModelFile) -> None:
     seen: list[object] = []
-    found = ServingSensor(seen.append, seen.append, who=lambda pid: None, interval=0.2, report_seconds=600,
-                          loaded=lambda pid: loaded_models(
-                              pid, lambda device, inode: model if (device, inode) == (model.device, model.inode)
-                              else None))
+    found = watching(model, seen, report_seconds=600)
     found.start()
     try:
         process, port = start_server(Path(model.path), "127.0.0.1")

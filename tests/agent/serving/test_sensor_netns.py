@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.serving.servers import ask, start_server, stop
+from tests.agent.serving.servers import ask, start_server, stop, watching
 from tests.conftest import write_safetensors
 from tests.waiting import wait_for
 from weightwarden.agent.events import ModelFile
-from weightwarden.agent.serving.held import loaded_models
 from weightwarden.agent.serving.observations import PeerTraffic, ServingStarted
-from weightwarden.agent.serving.sensor import ServingSensor
 from weightwarden.agent.serving.testing import PeerNetwork, peer_network
 
 pytestmark = [pytest.mark.root]
@@ -37,9 +35,7 @@ def test_a_server_in_another_namespace(network: PeerNetwork, tmp_path: Path) -> 
     st = os.stat(path)
     model = ModelFile(str(path), "safetensors", st.st_size, "boxed", device=st.st_dev, inode=st.st_ino)
     seen: list[object] = []
-    sensor = ServingSensor(seen.append, seen.append, who=lambda pid: None, interval=0.2, report_seconds=0.2,
-                           loaded=lambda pid: loaded_models(pid, lambda d, i: model if (d, i) == (st.st_dev, st.st_ino)
-                                                            else None))
+    sensor = watching(model, seen)
     process, port = start_server(path, "0.0.0.0", run_as=("ip", "netns", "exec", network.namespace))
     sensor.start()
     try:
