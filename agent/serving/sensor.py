@@ -60,6 +60,7 @@ class ServingSensor:
         self._idle: dict[tuple[int, int], float] = {}  # listeners without a protected model: when looked at
         self._diag: dict[int, socket.socket] = {}
         self._destroy: dict[int, socket.socket] = {}
+        self._retired: list[socket.socket] = []  # destroy sockets the reader closes once it stopped polling them
         self._namespaces: dict[int, str] = {}
         self._namespaces_at = -1e9
         self._own_ns = own_namespace()
@@ -81,10 +82,11 @@ class ServingSensor:
         self._poller.stop()
         self._reader.stop()
         with self._lock:
-            for sock in [*self._diag.values(), *self._destroy.values()]:
+            for sock in [*self._diag.values(), *self._destroy.values(), *self._retired]:
                 sock.close()
             self._diag.clear()
             self._destroy.clear()
+            self._retired.clear()
         self._state = "stopped"
 
     def status(self) -> SensorStatus:
@@ -161,6 +163,7 @@ class ServingSensor:
                 self.counters.add()
                 self._emit(observation)
         self._idle = {k: t for k, t in self._idle.items() if k in seen}
+        self._unfollow()
         self._report(now)
 
     def _diag_socket(self, netns: int, path: str) -> socket.socket | None:
@@ -249,6 +252,22 @@ class ServingSensor:
             self._destroy[netns] = sock
         self._reader.waker.wake()
 
+    def _unfollow(self) -> None:
+        """Stop the destroy notices of namespaces that hold no server any more (the kernel builds each notice
+        only while someone listens); the reader thread closes their sockets once it no longer polls them."""
+        with self._lock:
+            serving = {netns for netns, _ in self._servers}
+            gone = [n for n in self._destroy if n not in serving]
+            for netns in gone:
+                self._retired.append(self._destroy.pop(netns))
+        if gone:
+            self._reader.waker.wake()
+
+    def followed_namespaces(self) -> set[int]:
+        """The namespaces whose connection-close notices the sensor receives (those holding a server)."""
+        with self._lock:
+            return set(self._destroy)
+
     def _read_destroyed(self) -> None:
         poller = select.poll()
         waker = self._reader.waker.fileno()
@@ -257,9 +276,12 @@ class ServingSensor:
         while not self._reader.stopping.is_set():
             with self._lock:
                 wanted = {sock.fileno(): (netns, sock) for netns, sock in self._destroy.items()}
+                retired, self._retired = self._retired, []
             for fd in [fd for fd in registered if fd not in wanted]:
                 poller.unregister(fd)
                 del registered[fd]
+            for sock in retired:
+                sock.close()
             for fd, entry in wanted.items():
                 if fd not in registered:
                     poller.register(fd, select.POLLIN)

@@ -112,12 +112,14 @@ def test_what_peers_asked_since_their_last_report_is_reported_when_the_server_st
         process, port = start_server(Path(model.path), "127.0.0.1")
         try:
             wait_for(lambda: _started(seen, port), timeout=30, what="the server found")
+            assert found.followed_namespaces() == {os.stat("/proc/self/ns/net").st_ino}
             ask("127.0.0.1", port, 1)
             wait_for(lambda: [o for o in seen if isinstance(o, PeerTraffic)], timeout=30, what="a first report")
             ask("127.0.0.1", port, 40)  # within report_seconds of the first report: held back
         finally:
             stop(process)
         wait_for(lambda: any(isinstance(o, ServingStopped) for o in seen), timeout=30, what="the server gone")
+        wait_for(lambda: not found.followed_namespaces(), timeout=10, what="its namespace's notices left")
         last = [o for o in seen if isinstance(o, PeerTraffic)][-1]
         assert last.connections >= 41 and seen.index(last) < next(
             i for i, o in enumerate(seen) if isinstance(o, ServingStopped))
