@@ -290,7 +290,11 @@ class ServingSensor:
                 if fd == waker:
                     self._reader.waker.drain()
                 elif fd in registered:
-                    self._drain(*registered[fd])
+                    try:
+                        self._drain(*registered[fd])
+                    except Exception:  # one bad read never ends the reader
+                        log.exception("connection-close notices not handled")
+                        self.counters.drop()
 
     def _drain(self, netns: int, sock: socket.socket) -> None:
         for _ in range(256):
