@@ -33,7 +33,7 @@ from weightwarden.agent.detect.correlations.lineage import Lineage as LineageKin
 from weightwarden.agent.detect.fields import event_fields, process_fields, tree_key
 from weightwarden.agent.detect.lineage import LineageLedger
 from weightwarden.agent.detect.rules import Allowlist, Rule, RuleSet
-from weightwarden.agent.detect.serving_volume import PeerVolume
+from weightwarden.agent.detect.serving_volume import DAY, PeerVolume
 from weightwarden.agent.detect.state import TreeState
 from weightwarden.agent.detect.tools import identify_tool
 from weightwarden.agent.detect.transfer import (
@@ -251,6 +251,9 @@ class DetectionEngine:
             volume.add(now, int(event.details.get("bytes_sent") or 0), int(event.details.get("connections") or 0))
 
     def _prune(self, now: float) -> None:
+        for tree in self._trees.values():  # a busy server's tree lives on; its peers quiet for a day go
+            for peer in [p for p, v in tree.serving.items() if now - v.latest()[0] > DAY]:
+                del tree.serving[peer]
         idle = [k for k, t in self._trees.items() if now - t.last > TREE_IDLE_SECONDS]
         for key in idle:
             del self._trees[key]

@@ -85,3 +85,25 @@ def test_peer_volume_in_a_window() -> None:
     assert volume.within(now, 60) == (1_000_000, 10)
     assert volume.within(now, 86400) == (179_000_000, 1790)
     assert len(volume.coarse) <= 181 and len(volume.fine) <= 12
+
+
+def test_the_engine_forgets_peers_quiet_for_a_day() -> None:
+    from weightwarden.agent.detect.engine import DetectionEngine
+    from weightwarden.agent.detect.replay import event_from
+    from weightwarden.agent.detect.rules import load_rules
+    from weightwarden.agent.events import Event
+
+    engine = DetectionEngine(load_rules())
+    server = {"pid": 5, "name": "ollama", "session": 5}
+
+    def traffic(at: float, peer: str) -> Event:
+        made = event_from({"at": at, "action": "serving-traffic", "peer": peer, "connections": 1, "bytes_sent": 10,
+                           "process": server})
+        assert isinstance(made, Event)
+        return made
+
+    engine.process(traffic(0, "10.0.0.1"))
+    for n in range(1100):  # the engine prunes every 1,024 events; a day and more later, another peer asks
+        engine.process(traffic(90_000 + n, "10.0.0.2"))
+    (tree,) = [t for t in engine._trees.values() if t.serving]
+    assert [key.split(">")[1] for key in tree.serving] == ["10.0.0.2"]
