@@ -8,12 +8,14 @@ dump of the same socket never count twice.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from weightwarden.agent.sensors.sockdiag import TcpSocket
 
 RECENTLY_CLOSED = 65536  # cookies remembered after their notice (a late dump must not reopen them)
+QUIET_SECONDS = 86400.0  # a peer with nothing open and no change for a day is forgotten (the rules keep a day)
 
 
 @dataclass
@@ -37,6 +39,7 @@ class PeerLedger:
         self._open: dict[tuple[int, int], _Open] = {}  # (netns, cookie) -> open connection
         self._gone: OrderedDict[tuple[int, int], None] = OrderedDict()
         self._changed: set[tuple[str, str]] = set()
+        self._touched: dict[tuple[str, str], float] = {}  # (server, peer) -> when its counts last changed
 
     def seen(self, netns: int, server: str, sock: TcpSocket) -> None:
         """A dump saw this accepted connection of `server` open."""
@@ -87,14 +90,27 @@ class PeerLedger:
         return Totals(base.connections, len(opened), base.bytes_received + sum(c.received for c in opened),
                       base.bytes_sent + sum(c.sent for c in opened))
 
-    def changed(self) -> set[tuple[str, str]]:
+    def changed(self, now: float | None = None) -> set[tuple[str, str]]:
         """(server key, peer) pairs whose counts changed since the last call."""
         changed, self._changed = self._changed, set()
+        when = time.monotonic() if now is None else now
+        for pair in changed:
+            self._touched[pair] = when
         return changed
+
+    def forget_quiet(self, now: float, quiet: float = QUIET_SECONDS) -> int:
+        """Forget the peers with nothing open whose counts have not changed for `quiet` seconds."""
+        busy = {c.pair for c in self._open.values()}
+        gone = [p for p, t in self._touched.items() if now - t > quiet and p not in busy and p not in self._changed]
+        for pair in gone:
+            del self._touched[pair]
+            self._closed.pop(pair, None)
+        return len(gone)
 
     def forget(self, server: str) -> None:
         for pair in [p for p in self._closed if p[0] == server]:
             del self._closed[pair]
+            self._touched.pop(pair, None)
         for key in [k for k, c in self._open.items() if c.pair[0] == server]:
             del self._open[key]
 

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 RECHECK_SECONDS = 10.0  # a listener without a protected model is looked at again (a model loaded later)
 NAMESPACE_SECONDS = 5.0
+PRUNE_SECONDS = 60.0  # peers quiet for a day are forgotten (ledger.py), looked for once a minute
 ACCEPTED_STATES = frozenset({"ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "FIN_WAIT2", "LAST_ACK", "CLOSING"})
 # The same states as sock_diag's bitmask: the kernel leaves out the rest, TIME_WAIT above all (a server
 # answering 1,000 short connections a second keeps some 60,000 of them, none with counters worth reading).
@@ -66,6 +67,7 @@ class ServingSensor:
         self._own_ns = own_namespace()
         self._reported: dict[tuple[str, str], float] = {}
         self._pending: set[tuple[str, str]] = set()
+        self._pruned = time.monotonic()
         self._poller = SensorThread("ww-serving", self._run)
         self._reader = SensorThread("ww-serving-destroy", self._read_destroyed)
         self._state = "stopped"
@@ -153,7 +155,7 @@ class ServingSensor:
                 final: list[PeerTraffic] = []
                 if not any(s.key == server.key for s in self._servers.values()):
                     # what its peers asked since their last report is not lost with the server
-                    self._pending |= self.ledger.changed()
+                    self._pending |= self.ledger.changed(now)
                     for pair in [p for p in self._pending if p[0] == server.key]:
                         self._pending.discard(pair)
                         final.append(self._traffic(server, pair))
@@ -216,7 +218,12 @@ class ServingSensor:
 
     def _report(self, now: float) -> None:
         with self._lock:
-            self._pending |= self.ledger.changed()
+            self._pending |= self.ledger.changed(now)
+            if now - self._pruned >= PRUNE_SECONDS:
+                self._pruned = now
+                self.ledger.forget_quiet(now)
+                live = {(s.key, p) for s in self._servers.values() for p, _ in self.ledger.peers(s.key)}
+                self._reported = {p: t for p, t in self._reported.items() if p in live}
             by_key = {s.key: s for s in self._servers.values()}
             due = [p for p in self._pending if now - self._reported.get(p, -1e9) >= self.report_seconds]
             out = []

@@ -107,3 +107,13 @@ def test_the_engine_forgets_peers_quiet_for_a_day() -> None:
         engine.process(traffic(90_000 + n, "10.0.0.2"))
     (tree,) = [t for t in engine._trees.values() if t.serving]
     assert [key.split(">")[1] for key in tree.serving] == ["10.0.0.2"]
+
+
+def test_the_ledger_forgets_peers_quiet_for_a_day_but_not_open_ones() -> None:
+    ledger = PeerLedger()
+    ledger.closed(1, "s", _conn(1, 10, 100, remote="10.0.0.7"))  # done
+    ledger.seen(1, "s", _conn(2, 10, 100, remote="10.0.0.8"))  # still open (a long stream)
+    ledger.changed(now=0.0)
+    assert ledger.forget_quiet(now=3600.0) == 0
+    assert ledger.forget_quiet(now=90_000.0) == 1
+    assert [peer for peer, _ in ledger.peers("s")] == ["10.0.0.8"]
