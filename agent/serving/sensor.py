@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import select
 import socket
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Any
 from weightwarden.agent.events import ProcessInfo
 from weightwarden.agent.sensors import sockdiag
 from weightwarden.agent.sensors.base import Counters, SensorStatus, SensorThread, privilege
+from weightwarden.agent.sensors.destroy_notices import read_notices
 from weightwarden.agent.sensors.files import SensorHealth
 from weightwarden.agent.sensors.network import socket_holders
 from weightwarden.agent.serving import reach as reach_of
@@ -276,32 +276,7 @@ class ServingSensor:
             return set(self._destroy)
 
     def _read_destroyed(self) -> None:
-        poller = select.poll()
-        waker = self._reader.waker.fileno()
-        poller.register(waker, select.POLLIN)
-        registered: dict[int, tuple[int, socket.socket]] = {}
-        while not self._reader.stopping.is_set():
-            with self._lock:
-                wanted = {sock.fileno(): (netns, sock) for netns, sock in self._destroy.items()}
-                retired, self._retired = self._retired, []
-            for fd in [fd for fd in registered if fd not in wanted]:
-                poller.unregister(fd)
-                del registered[fd]
-            for sock in retired:
-                sock.close()
-            for fd, entry in wanted.items():
-                if fd not in registered:
-                    poller.register(fd, select.POLLIN)
-                    registered[fd] = entry
-            for fd, _event in poller.poll(1000):
-                if fd == waker:
-                    self._reader.waker.drain()
-                elif fd in registered:
-                    try:
-                        self._drain(*registered[fd])
-                    except Exception:  # one bad read never ends the reader
-                        log.exception("connection-close notices not handled")
-                        self.counters.drop()
+        read_notices(self._reader, self._lock, self._destroy, self._retired, self._drain)
 
     def _drain(self, netns: int, sock: socket.socket) -> None:
         for _ in range(256):
