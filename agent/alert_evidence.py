@@ -318,9 +318,33 @@ class StagingEvidence(AlertEvidence):
     lineage: Lineage = field(default_factory=Lineage)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServingExtractionEvidence(AlertEvidence):
+    """serving-budget: one remote peer asked a protected model's server for more than its budgets allow
+    (docs/serving.md): answer bytes per hour or per day, or many short connections in a burst."""
+
+    kind: ClassVar[str] = "serving-budget"
+    _own: ClassVar[tuple[str, ...]] = ("server", "server_process", "peer", "peer_connections", "request_bytes",
+                                       "answer_bytes", "answer_bytes_hour", "answer_bytes_day",
+                                       "connections_in_burst", "budgets", "exceeded", "models")
+
+    server: str = ""  # address:port (namespace) of the listener
+    server_process: str | None = None  # name[pid] user
+    peer: str = ""
+    peer_connections: int = 0  # accepted from the peer since the agent first saw it
+    request_bytes: int = 0  # received from the peer
+    answer_bytes: int = 0  # sent to the peer
+    answer_bytes_hour: int = 0  # within the last hour
+    answer_bytes_day: int = 0
+    connections_in_burst: int = 0  # within the burst window
+    budgets: Mapping[str, float] = field(default_factory=dict)  # the rule's parameters in effect
+    exceeded: tuple[str, ...] = ()  # which budgets: hour | day | burst
+    models: tuple[str, ...] = ()
+
+
 KINDS: tuple[type[AlertEvidence], ...] = (RuleMatchEvidence, CopyEvidence, DerivedCopyEvidence,
                                           EgressBudgetEvidence, BulkCollectionEvidence, TransferEvidence,
-                                          StagingEvidence)
+                                          StagingEvidence, ServingExtractionEvidence)
 
 # ------------------------------------------------------------------------------------------- reading
 
@@ -336,6 +360,8 @@ def _reader(raw: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], AlertEviden
     """Which kind wrote `raw`: by the keys only that kind writes."""
     if "flow_processes" in raw or "output_bytes" in raw:
         return _lineage_evidence
+    if "peer" in raw and "answer_bytes" in raw:
+        return _serving
     if raw.get("matched_on") == "tensor_fingerprints" or "tensor_share" in raw or "source_model" in raw:
         return _derived_copy
     if "copy_path" in raw or "source_path" in raw or "matched_on" in raw:
@@ -433,6 +459,20 @@ def _egress(raw: Mapping[str, Any]) -> AlertEvidence:
         models=read.get("models", _texts, ()), files=read.get("files", _texts, ()), other=read.other())
 
 
+def _serving(raw: Mapping[str, Any]) -> AlertEvidence:
+    read = _Fields(raw)
+    shared = read.shared()
+    return ServingExtractionEvidence(
+        **shared, server=read.get("server", _text, ""), server_process=read.get("server_process", _optional_text, None),
+        peer=read.get("peer", _text, ""), peer_connections=read.get("peer_connections", _whole, 0),
+        request_bytes=read.get("request_bytes", _whole, 0), answer_bytes=read.get("answer_bytes", _whole, 0),
+        answer_bytes_hour=read.get("answer_bytes_hour", _whole, 0),
+        answer_bytes_day=read.get("answer_bytes_day", _whole, 0),
+        connections_in_burst=read.get("connections_in_burst", _whole, 0),
+        budgets=read.get("budgets", _numbers, {}), exceeded=read.get("exceeded", _texts, ()),
+        models=read.get("models", _texts, ()), other=read.other())
+
+
 def _lineage_evidence(raw: Mapping[str, Any]) -> AlertEvidence:
     read = _Fields(raw)
     shared = read.shared()
@@ -510,6 +550,12 @@ def _optional_number(value: Any) -> Any:
 
 def _flag(value: Any) -> Any:
     return value if isinstance(value, bool) else _BAD
+
+
+def _numbers(value: Any) -> Any:
+    if not isinstance(value, Mapping) or any(_number(item) is _BAD for item in value.values()):
+        return _BAD
+    return {str(key): float(item) for key, item in value.items()}
 
 
 def _texts(value: Any) -> Any:

@@ -192,6 +192,12 @@ class Action(StrEnum):
     MODEL_SEALED = "model-sealed"
     MODEL_UNSEALED = "model-unsealed"
     UNSEAL_REFUSED = "unseal-refused"
+    # Model servers (issue 20, agent/serving, docs/serving.md): a process with a protected model loaded
+    # listens (details.server: address, port, reach, protocol, authenticated), stops listening, and what each
+    # remote peer asked of it (details.peer, connections, bytes_received, bytes_sent: cumulative).
+    MODEL_SERVED = "model-served"
+    MODEL_SERVING_STOPPED = "model-serving-stopped"
+    SERVING_TRAFFIC = "serving-traffic"
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,7 @@ from weightwarden.agent.pipeline.flows import FlowTracker, file_state
 from weightwarden.agent.pipeline.inventory_upkeep import InventoryUpkeep
 from weightwarden.agent.pipeline.mount_coverage import LEAVING_KINDS, MountCoverage, file_sensor_roots
 from weightwarden.agent.pipeline.ordered_queue import ObservationQueue
+from weightwarden.agent.pipeline.serving_events import served_event, stopped_event, traffic_event
 from weightwarden.agent.scanner import Scanner
 from weightwarden.agent.scope import Scope, ScopeChanged, ScopeWatcher
 from weightwarden.agent.seal.unseal_service import unseal_service
@@ -70,7 +71,10 @@ from weightwarden.agent.sensors.evidence_guard import EvidenceTouch
 from weightwarden.agent.sensors.files import FileObservation, FileSensor, SensorHealth, WatchStarted
 from weightwarden.agent.sensors.fs_writes import FsWriteSensor, FsWritesOverflow, MarkFallback
 from weightwarden.agent.sensors.mounts import MountObservation, read_mounts
-from weightwarden.agent.sensors.network import ConnectionObservation
+from weightwarden.agent.sensors.network import ConnectionObservation, sock_diag_unavailable
+from weightwarden.agent.serving.held import loaded_models
+from weightwarden.agent.serving.observations import PeerTraffic, ServingStarted, ServingStopped
+from weightwarden.agent.serving.sensor import ServingSensor
 from weightwarden.agent.similarity.imported import ImportedPrints
 from weightwarden.agent.store import RecordWriter, Store
 from weightwarden.agent.store.tensor_store import shared_blocks
@@ -183,6 +187,16 @@ class Agent:
         reporters: list[StatusReporter] = [*self._file_sensors(), self.mount_coverage, self.writer, self.dispatcher,
                                            self.scope_watcher]
         sections: dict[str, Callable[[], dict[str, Any]]] = {}
+        # Model servers: listeners with a protected model loaded, their exposure and each peer's volume
+        # (agent/serving, docs/serving.md); needs sock_diag of every namespace (root, Linux).
+        self.serving: ServingSensor | None = None
+        if config.mode == "system" and sock_diag_unavailable() is None:
+            serving = self.observations.emitter("serving")
+            self.serving = ServingSensor(serving, serving,
+                                         loaded=lambda pid: loaded_models(pid, self._protected_at),
+                                         who=lambda pid: self.activity.cache.process_info(pid))
+            reporters.append(self.serving)
+            sections["serving"] = self.serving.snapshot
         if self.discovery is not None:
             reporters.append(self.discovery)
             sections["discovery"] = self.discovery.snapshot
@@ -230,6 +244,9 @@ class Agent:
         on(WatchStarted, mounts.watch_started)
         on(FsWritesOverflow, self._writes_lost)
         on(SensorHealth, lambda health, at: [health_event(health, at)])
+        on(ServingStarted, lambda started, at: [served_event(started, at)])
+        on(ServingStopped, lambda stopped, at: [stopped_event(stopped, at)])
+        on(PeerTraffic, lambda traffic, at: [traffic_event(traffic, at)])
         on(Event, lambda event, at: [event])  # made whole elsewhere: evidence, reviews, forwarders
         self.dispatcher.every_turn(files.tick)
         self.dispatcher.every_turn(self._lineage_tick)
@@ -258,6 +275,8 @@ class Agent:
         except OSError as error:  # the agent still protects; only the app's actions are unavailable
             health(SensorHealth("control", "failed", f"control socket unavailable: {error}"))
         self.files.start()
+        if self.serving is not None:
+            self.serving.start()
         self.scope_watcher.start()
         if self.discovery is not None:
             self.discovery.start()
@@ -318,6 +337,8 @@ class Agent:
         if self.discovery is not None:
             self.discovery.stop()  # its position is saved: the next start continues the pass
         self.activity.stop()
+        if self.serving is not None:
+            self.serving.stop()
         if self.writes is not None:
             self.writes.stop()
         self.sensor.stop()
@@ -411,6 +432,10 @@ class Agent:
         """The inventory's name for the file with this identity (under whatever name it has now)."""
         model = self.inventory.at_inode(device, inode) or self.inventory.get(path)
         return model.model if model is not None else None
+
+    def _protected_at(self, device: int, inode: int) -> ModelFile | None:
+        model = self.inventory.at_inode(device, inode)
+        return model if model is not None and model.protected else None
 
     def _protected_model(self, path: str, device: int, inode: int) -> ModelFile | None:
         model = self.inventory.get(path) or self.inventory.at_inode(device, inode)

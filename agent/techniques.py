@@ -40,8 +40,11 @@ NAMES = {
     "T1567": "Exfiltration Over Web Service",
     "T1567.002": "Exfiltration to Cloud Storage",
     # ATLAS
+    "AML.T0024": "Exfiltration via ML Inference API",
+    "AML.T0024.002": "Extract ML Model",
     "AML.T0025": "Exfiltration via Cyber Means",
     "AML.T0035": "ML Artifact Collection",
+    "AML.T0040": "ML Model Inference API Access",
 }
 
 

@@ -20,6 +20,7 @@ from weightwarden.agent.alert_evidence import (
     CopyEvidence,
     DerivedCopyEvidence,
     EgressBudgetEvidence,
+    ServingExtractionEvidence,
     StagingEvidence,
     TransferEvidence,
     atlas_ids,
@@ -171,6 +172,8 @@ def _lineage(evidence: AlertEvidence, paths: list[str]) -> tuple[list[tuple[str,
         return [("read", p) for p in evidence.files], f"{models}; sent out over the connections below"
     if isinstance(evidence, EgressBudgetEvidence | BulkCollectionEvidence) and evidence.models:
         return [("model read", m) for m in evidence.models], ""
+    if isinstance(evidence, ServingExtractionEvidence):
+        return [("model served", m) for m in evidence.models] + [("answers to", evidence.peer)], ""
     return [("path", p) for p in paths], ""
 
 
@@ -211,6 +214,16 @@ def _correlation(evidence: AlertEvidence) -> tuple[str, list[tuple[str, object]]
         return "Bulk collection", [("Distinct models", evidence.distinct_models),
                                    ("Window", f"{evidence.window_seconds:g} s"),
                                    ("Models", ", ".join(evidence.models))]
+    if isinstance(evidence, ServingExtractionEvidence):
+        return "Extraction through the API", [
+            ("Server", evidence.server), ("Server process", evidence.server_process), ("Peer", evidence.peer),
+            ("Connections", evidence.peer_connections), ("Request bytes", _size(evidence.request_bytes)),
+            ("Answer bytes", _size(evidence.answer_bytes)),
+            ("Answers in the last hour", _size(evidence.answer_bytes_hour)),
+            ("Answers in the last day", _size(evidence.answer_bytes_day)),
+            ("Connections in the burst window", evidence.connections_in_burst),
+            ("Budgets exceeded", ", ".join(evidence.exceeded)),
+            ("Budgets", ", ".join(f"{key} {value:g}" for key, value in sorted(evidence.budgets.items())))]
     if isinstance(evidence, TransferEvidence):
         transfer = evidence.transfer
         return "Transfer", [("Tool", transfer.tool), ("Destination", transfer.destination),

@@ -93,11 +93,27 @@ def to_html(report: AuditReport) -> str:
         f"<tr><td>missing</td><td align='right'>{summary['missing']}</td></tr>{flag_rows}</table>"
         "<h3>Files</h3><table cellspacing='0' cellpadding='3' border='1' width='100%'>"
         f"<tr>{head}</tr>{''.join(rows)}</table>"
+        f"{_serving_html(report)}"
         "<p style='color:#666'>Who can read: local accounts the file's mode bits and ACL, and those of every "
         "folder above it, let read it (root reads everything and is left out). Access policy: the policy "
         "that governs the model (in enforce mode it refuses every other open; in monitor mode it only reports "
         "them), who it lets open it, and the active time-boxed grants; none: no policy governs it.</p>"
         "</body></html>\n")
+
+
+def _serving_html(report: AuditReport) -> str:
+    serving = report.serving
+    rows = "".join(f"<tr><td>{_e(', '.join(s.models))}</td><td>{_e(s.process)} (pid {s.pid}, {_e(s.user)})</td>"
+                   f"<td>{_e(s.where)}</td><td>{_e(s.reach)}</td><td>{_e(s.protocol or 'not known')}</td>"
+                   f"<td>{'<b style=color:#c62828>' if s.exposed else ''}{_e(s.authentication)}"
+                   f"{'</b>' if s.exposed else ''}</td></tr>" for s in serving.servers)
+    found = "".join(f"<li>{_e(f.time)} [{f.severity}] {_e(f.message)}</li>" for f in serving.findings)
+    now = rows or "<tr><td colspan='6'>none" + ("" if serving.agent_running else
+                                              " known: the agent is not running") + "</td></tr>"
+    return ("<h3>Model servers</h3><table cellspacing='0' cellpadding='3' border='1'><tr><th>Model</th>"
+            "<th>Server</th><th>Listens on</th><th>Reach</th><th>Protocol</th><th>Authentication</th></tr>"
+            f"{now}</table><p>Exposure findings on record: {len(serving.findings)}</p>"
+            f"{'<ul>' + found + '</ul>' if found else ''}")
 
 
 def _policy_html(file: FileAudit) -> str:

@@ -28,13 +28,17 @@ version 1). Its keys, stable:
                           active grants for it (agent/audit/policy_column.py); null when no policy governs it
                           (its permissions alone decide who opens it)
     summary               {"files", "present", "missing", "with_findings", "high_risk",
-                          "flags": {flag: number of files, for every flag in FLAGS}}
+                          "flags": {flag: number of files, for every flag in FLAGS},
+                          "servers_exposed": model servers answering without credentials beyond loopback now,
+                          "exposure_findings": exposure findings on record}
+    serving               model servers now and exposure findings on record (agent/audit/serving.py)
 
 Flags. The permission flags count only what can happen: "world-readable" and "world-writable" need the other
 class to reach the file (o+x on every folder above it, ACLs included), as agent/detect/posture.py judges it
 (a 0644 model in a 0700 home is not exposed). "group-writable": the owning group (or, with an ACL, its mask)
 may write. "acl-named-reader": a named user or group ACL entry grants read. Places: "removable-media",
-"network-share", "cloud-sync", "temporary". HIGH_RISK flags make the command exit 1.
+"network-share", "cloud-sync", "temporary". HIGH_RISK flags make the command exit 1, and so
+does a protected model served now without credentials beyond loopback (agent/audit/serving.py).
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ from weightwarden.agent.audit.acl import (
     read_acl,
 )
 from weightwarden.agent.audit.policy_column import policy_of
+from weightwarden.agent.audit.serving import ServingAudit
 from weightwarden.agent.detect.places import destination_kind
 from weightwarden.agent.events import ModelFile, display_path, format_time, raw_path_hex, utc_now
 
@@ -165,6 +170,7 @@ class AuditReport:
     generated: datetime
     host: str
     files: list[FileAudit]
+    serving: ServingAudit = field(default_factory=ServingAudit)
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -172,15 +178,17 @@ class AuditReport:
         return {"files": len(self.files), "present": sum(f.status == "present" for f in self.files),
                 "missing": sum(f.status == "missing" for f in self.files),
                 "with_findings": sum(bool(f.flags) for f in self.files),
-                "high_risk": sum(any(flag in HIGH_RISK for flag in f.flags) for f in self.files), "flags": flags}
+                "high_risk": sum(any(flag in HIGH_RISK for flag in f.flags) for f in self.files), "flags": flags,
+                "servers_exposed": self.serving.exposed_now, "exposure_findings": len(self.serving.findings)}
 
     @property
     def high_risk(self) -> bool:
-        return any(flag in HIGH_RISK for file in self.files for flag in file.flags)
+        return any(flag in HIGH_RISK for file in self.files for flag in file.flags) or self.serving.exposed_now > 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "generated": format_time(self.generated), "host": self.host,
-                "files": [f.to_dict() for f in self.files], "summary": self.summary}
+                "files": [f.to_dict() for f in self.files], "summary": self.summary,
+                "serving": self.serving.to_dict()}
 
 
 def audit(files: Iterable[ModelFile], copy_alerts: Iterable[Mapping[str, Any]] = (), *,

@@ -19,6 +19,7 @@ from typing import Any
 from weightwarden.agent.audit import render
 from weightwarden.agent.audit.from_store import audit_store
 from weightwarden.agent.audit.report import FLAGS, HIGH_RISK, AuditReport
+from weightwarden.agent.audit.serving import serving_lines as audit_serving_lines
 from weightwarden.agent.cli.output import (
     EXIT_FINDINGS,
     EXIT_OK,
@@ -62,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), sort_keys=True))
     else:
         print_table(render.text_rows(report), render.HEADERS)
+        for line in audit_serving_lines(report.serving):
+            print(line)
         print(render.summary_line(report), file=sys.stderr)
     if args.html or args.pdf:
         page = render.to_html(report)

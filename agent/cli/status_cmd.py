@@ -21,6 +21,7 @@ from weightwarden.agent.cli.output import (
     print_table,
 )
 from weightwarden.agent.events import parse_time, utc_now
+from weightwarden.agent.serving.section import servers_in, serving_lines
 from weightwarden.agent.store import Store
 
 STATUS_KEY = "status"  # written by weightwarden.agent.activity
@@ -99,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
           f"{snapshot.get('process_cache', 0)} processes in the cache")
     for line in [*scope_summary(snapshot.get("scope")), *discovery_lines(snapshot.get("discovery"))]:
         print(line)
+    if "serving" in snapshot:
+        for line in serving_lines(servers_in(snapshot)):
+            print(line)
     print()
     rows = [(s["name"], s["state"], s["method"], s["privilege"], f"{s['events_per_second']:.1f}", str(s["events"]),
              str(s["drops"]), str(s["backlog"]), s.get("message", "")) for s in snapshot.get("sensors", [])]

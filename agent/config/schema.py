@@ -258,7 +258,8 @@ class GuiSection:
 
 @dataclass(frozen=True)
 class DetectSection:
-    """Detection policy (docs/rules.md): allowlists for every rule, the egress budget, bulk collection."""
+    """Detection policy (docs/rules.md): allowlists for every rule, the egress budget, bulk collection, the
+    budgets of model servers' peers (docs/serving.md)."""
 
     allow_processes: tuple[str, ...] = _key(
         "Executables never alerted on, as path globs; `PATH@sha256:HEX` also requires the file's SHA-256.", ())
@@ -282,6 +283,18 @@ class DetectSection:
         "A flow that read protected model bytes alerts once the files it wrote and the bytes it sent reach this "
         "share of them, in any shape (archive, cipher, encoding, parts). Unset: the lineage rule's own ratio "
         "applies (the built-in rule's is 0.5).", None, limits=(0.01, 10), example=0.5)
+    serving_bytes_per_hour: int | None = _key(
+        "Answer bytes one remote peer may receive from a protected model's server in an hour (docs/serving.md). "
+        "Unset: each serving-budget rule's own bytes_per_hour applies (the built-in rule's is 268435456).", None,
+        limits=(1, 1 << 50), example=268435456)
+    serving_bytes_per_day: int | None = _key(
+        "Answer bytes one remote peer may receive from a protected model's server in a day. Unset: each "
+        "serving-budget rule's own bytes_per_day applies (the built-in rule's is 1073741824).", None,
+        limits=(1, 1 << 50), example=1073741824)
+    serving_burst_connections: int | None = _key(
+        "Connections one remote peer may open to a protected model's server within the burst window. Unset: each "
+        "serving-budget rule's own burst_connections applies (the built-in rule's is 1000).", None,
+        limits=(1, 10_000_000), example=1000)
     disabled_rules: tuple[str, ...] = _key("Rule ids turned off.", ())
     rule_paths: tuple[str, ...] = _key("Extra rule files or folders (*.yml) loaded with the built-in rules.", (),
                                        path=True)

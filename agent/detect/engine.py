@@ -33,6 +33,7 @@ from weightwarden.agent.detect.correlations.lineage import Lineage as LineageKin
 from weightwarden.agent.detect.fields import event_fields, process_fields, tree_key
 from weightwarden.agent.detect.lineage import LineageLedger
 from weightwarden.agent.detect.rules import Allowlist, Rule, RuleSet
+from weightwarden.agent.detect.serving_volume import DAY, PeerVolume
 from weightwarden.agent.detect.state import TreeState
 from weightwarden.agent.detect.tools import identify_tool
 from weightwarden.agent.detect.transfer import (
@@ -51,7 +52,8 @@ ACCESS_ACTIONS = (Action.MODEL_OPENED, Action.MODEL_READ, Action.MODEL_HELD)
 JUDGED_ACTIONS = frozenset({*ACCESS_ACTIONS, Action.MODEL_WRITTEN, Action.NETWORK_CONNECTION,
                             Action.EVIDENCE_WRITTEN, Action.ACCESS_DENIED, Action.ACCESS_WOULD_DENY,
                             Action.ACCESS_BREAK_GLASS_OPEN, Action.ACCESS_FAIL_OPEN,
-                            Action.UNSEAL_REFUSED})  # docs/sealing.md: a refused unseal
+                            Action.UNSEAL_REFUSED,  # docs/sealing.md: a refused unseal
+                            Action.MODEL_SERVED, Action.SERVING_TRAFFIC})  # docs/serving.md
 TIMELINE_LIMIT = 50
 TREE_IDLE_SECONDS = 3600.0
 
@@ -79,6 +81,9 @@ class DetectSettings:
     bulk_models: int | None = None
     bulk_window_seconds: float | None = None
     lineage_ratio: float | None = None
+    serving_bytes_per_hour: int | None = None
+    serving_bytes_per_day: int | None = None
+    serving_burst_connections: int | None = None
     disabled: tuple[str, ...] = ()
 
     def overrides(self) -> dict[str, float | None]:
@@ -240,8 +245,15 @@ class DetectionEngine:
                 source = event.details.get("source") or {}
                 connection = f"{dest.get('address')}:{dest.get('port')}/{source.get('port')}"
                 tree.sent[connection] = (str(dest.get("address")), max(tree.sent.get(connection, ("", 0))[1], sent))
+        elif event.action == Action.SERVING_TRAFFIC:
+            server, peer = event.details.get("server") or {}, event.details.get("peer") or {}
+            volume = tree.serving.setdefault(f"{server.get('key')}>{peer.get('address')}", PeerVolume())
+            volume.add(now, int(event.details.get("bytes_sent") or 0), int(event.details.get("connections") or 0))
 
     def _prune(self, now: float) -> None:
+        for tree in self._trees.values():  # a busy server's tree lives on; its peers quiet for a day go
+            for peer in [p for p, v in tree.serving.items() if now - v.latest()[0] > DAY]:
+                del tree.serving[peer]
         idle = [k for k, t in self._trees.items() if now - t.last > TREE_IDLE_SECONDS]
         for key in idle:
             del self._trees[key]
@@ -330,7 +342,7 @@ class DetectionEngine:
                   now: float, verdict: Verdict, destination: Destination | None, steps: tuple[SequenceStep, ...],
                   tree_wide: bool) -> Alert | None:
         # Tree-wide correlations are one incident per tree, whichever model the triggering event names.
-        subject = "*" if tree_wide else (model or "?")
+        subject = verdict.subject or ("*" if tree_wide else (model or "?"))
         key = (rule.id, tree_key, subject)
         progress = verdict.progress
         incident = self._incidents.get(key)

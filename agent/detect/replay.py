@@ -37,6 +37,8 @@ from typing import Any
 from weightwarden.agent.detect.copy import CopyCandidate
 from weightwarden.agent.detect.lineage import OTHER, LineageLedger
 from weightwarden.agent.events import Action, Alert, Category, Event, FileInfo, ModelFile, ProcessInfo, ProcessRef
+from weightwarden.agent.pipeline.serving_events import served_event, traffic_event
+from weightwarden.agent.serving.observations import PeerTraffic, ServedModel, Server, ServingStarted
 from weightwarden.agent.similarity.matcher import TensorMatch
 
 START = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
@@ -114,11 +116,32 @@ def event_from(raw: Mapping[str, Any], start: datetime = START) -> Event | CopyC
                                               "port": raw.get("port")},
                               "source": {"address": "10.0.0.2", "port": raw.get("local_port", 40000)},
                               "bytes_sent": raw.get("bytes_sent")})
+    if action in (Action.MODEL_SERVED, Action.SERVING_TRAFFIC):
+        return serving_event_from(action, raw, process, moment)
     path = raw.get("path")
     file = FileInfo(path=str(path), size=raw.get("size")) if path else None
     who = f"{process.name} (pid {process.pid})" if process else "?"
     return Event(action, Category.FILE, f"{who} {action.value} {path}", file=file, model=raw.get("model"),
                  process=process, time=moment)
+
+
+def serving_event_from(action: Action, raw: Mapping[str, Any], process: ProcessInfo | None, at: datetime) -> Event:
+    """A model server's event, made by the pipeline's own builders (agent/pipeline/serving_events.py):
+
+        {at: 0, action: model-served, address: 0.0.0.0, port: 11434, reach: all-interfaces, protocol: ollama,
+         authenticated: false, model: llama, process: {...}}
+        {at: 5, action: serving-traffic, address: 0.0.0.0, port: 11434, peer: 203.0.113.9, connections: 1500,
+         bytes_received: 300000, bytes_sent: 9000000, model: llama, process: {...}}
+    """
+    model = str(raw.get("model", "model"))
+    server = Server(int(raw.get("netns", 4026531840)), str(raw.get("address", "0.0.0.0")), int(raw.get("port", 8000)),
+                    str(raw.get("reach", "all-interfaces")), process.pid if process else 100, process,
+                    (ServedModel(model, str(raw.get("path", f"/models/{model}/model.safetensors")), True),),
+                    raw.get("protocol", "openai"), raw.get("authenticated", False), "fixture")
+    if action == Action.MODEL_SERVED:
+        return served_event(ServingStarted(server), at)
+    return traffic_event(PeerTraffic(server, str(raw["peer"]), int(raw.get("connections", 1)), int(raw.get("open", 0)),
+                                     int(raw.get("bytes_received", 0)), int(raw.get("bytes_sent", 0))), at)
 
 
 def copy_candidate_from(raw: Mapping[str, Any]) -> CopyCandidate:

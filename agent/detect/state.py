@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from weightwarden.agent.alert_evidence import SequenceStep
+from weightwarden.agent.detect.serving_volume import PeerVolume
 
 
 @dataclass
@@ -21,6 +22,8 @@ class TreeState:
     models: dict[str, str] = field(default_factory=dict)  # protected path -> model
     reads: deque[tuple[float, str]] = field(default_factory=deque)  # (time, model) of each read, recent ones
     sent: dict[str, tuple[str, int]] = field(default_factory=dict)  # connection -> (address, bytes sent)
+    # a model server of this tree: "server key>peer" -> what that remote peer asked of it (serving-traffic)
+    serving: dict[str, PeerVolume] = field(default_factory=dict)
     # sequence rule -> (index of the next step, start time, the steps matched so far)
     steps: dict[str, tuple[int, float, tuple[SequenceStep, ...]]] = field(default_factory=dict)
 

@@ -59,6 +59,10 @@ _CATEGORIZATION: dict[str, tuple[list[str], list[str]]] = {
     "access-revoked": (["iam"], ["admin", "deletion"]),
     "access-grant-expired": (["iam"], ["deletion"]),
     "network-connection": (["network"], ["connection"]),  # + start | end by phase (categorization below)
+    # model servers (docs/serving.md): a protected model's server listens, stops, a remote peer's volume
+    "model-served": (["network"], ["start"]),
+    "model-serving-stopped": (["network"], ["end"]),
+    "serving-traffic": (["network"], ["connection"]),
     # sealing at rest (docs/sealing.md)
     "model-sealed": (["file"], ["change"]),
     "model-unsealed": (["file"], ["access"]),

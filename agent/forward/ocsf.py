@@ -5,7 +5,9 @@ against the schema's own definition files, pinned in tests/data/ocsf).
     File System Activity 1001    a model file created, changed, renamed, deleted, opened, read, written; an
                                  open a policy refused or allowed only by break-glass; the agent's evidence
                                  opened for writing; a mount; a file the scan could not read
-    Network Activity 4001        an outbound connection (Open, Traffic, Close) with bytes sent and received
+    Network Activity 4001        an outbound connection (Open, Traffic, Close) with bytes sent and received;
+                                 a protected model's server (Listen, Close) and a remote peer's volume
+                                 (Traffic, inbound: docs/serving.md)
     Detection Finding 2004       every alert (with finding_info.attacks), a posture finding, a review
     User Access Management 3005  access requests, grants, their end, break-glass
     File Query 5007              a model file a scan found (the agent asked the file system; no actor)
@@ -53,6 +55,7 @@ _LIFECYCLE_OTHER = ("heartbeat", "chain-checkpoint", "sensor-health", "forward-h
 _SCANS = ("scan-finished", "discovery-finished")
 _FINDINGS = ("posture-finding", "alert-reviewed")
 _NETWORK_ACTIVITY = {"opened": 1, "progress": 6, "closed": 2}  # 1 Open, 6 Traffic, 2 Close
+_SERVING = {"model-served": 7, "model-serving-stopped": 2, "serving-traffic": 6}  # 7 Listen, 2 Close, 6 Traffic
 
 
 def severity_id(severity: int) -> int:
@@ -72,7 +75,7 @@ def mapped_actions() -> set[str]:
     """The event actions this module maps on purpose (an action not here falls to Application Lifecycle
     Other: tests/agent/forward/test_schemas.py fails for it until it is mapped)."""
     return {*_FILE_ACTIVITY, *_ACCESS_ACTIVITY, *_LIFECYCLE_ACTIVITY, *_LIFECYCLE_OTHER, *_SCANS, *_FINDINGS,
-            "network-connection", "model-discovered"}
+            "network-connection", "model-discovered", *_SERVING}
 
 
 def class_and_activity(flat: Flat) -> tuple[int, int]:
@@ -84,6 +87,8 @@ def class_and_activity(flat: Flat) -> tuple[int, int]:
         return DETECTION_FINDING, 2 if action == "alert-reviewed" else 1  # Update | Create
     if action == "network-connection":
         return NETWORK_ACTIVITY, _NETWORK_ACTIVITY.get(flat.phase or "", OTHER)
+    if action in _SERVING:
+        return NETWORK_ACTIVITY, _SERVING[action]
     if action in _FILE_ACTIVITY:
         return FILE_SYSTEM_ACTIVITY, _FILE_ACTIVITY[action]
     if action in _ACCESS_ACTIVITY:
@@ -114,7 +119,7 @@ def event(flat: Flat, host: str) -> dict[str, Any]:
     elif class_uid == FILE_SYSTEM_ACTIVITY:
         _file_activity(doc, flat, profiles)
     elif class_uid == NETWORK_ACTIVITY:
-        _network(doc, flat)
+        (_serving if flat.action in _SERVING else _network)(doc, flat)
     elif class_uid == USER_ACCESS:
         _user_access(doc, flat)
     elif class_uid == FILE_QUERY:
@@ -217,6 +222,19 @@ def _network(doc: dict[str, Any], flat: Flat) -> None:
                if value is not None}
     if traffic:
         doc["traffic"] = traffic
+
+
+def _serving(doc: dict[str, Any], flat: Flat) -> None:
+    """A protected model's server (docs/serving.md): it listens, stops, or one remote peer's volume, inbound."""
+    server: dict[str, Any] = flat.details.get("server") or {}
+    doc["dst_endpoint"] = _endpoint(server.get("address"), server.get("port")) or {"name": "unknown"}
+    peer: dict[str, Any] = flat.details.get("peer") or {}
+    if peer.get("address"):
+        doc["src_endpoint"] = _endpoint(str(peer["address"]), None)
+    doc["connection_info"] = {"direction_id": 1, "direction": "Inbound", "protocol_name": "tcp"}
+    if flat.action == "serving-traffic":
+        doc["traffic"] = {"bytes_in": int(flat.details.get("bytes_received") or 0),
+                          "bytes_out": int(flat.details.get("bytes_sent") or 0)}
 
 
 def _user_access(doc: dict[str, Any], flat: Flat) -> None:

@@ -54,7 +54,6 @@ import errno
 import ipaddress
 import logging
 import os
-import select
 import socket
 import sys
 import threading
@@ -69,6 +68,7 @@ from weightwarden.agent.events import ProcessInfo
 from weightwarden.agent.processes import ProcessCache, io_counters
 from weightwarden.agent.sensors import sockdiag
 from weightwarden.agent.sensors.base import Counters, SensorStatus, SensorThread, privilege
+from weightwarden.agent.sensors.destroy_notices import read_notices
 from weightwarden.agent.sensors.files import SensorHealth
 
 log = logging.getLogger(__name__)
@@ -760,28 +760,7 @@ class NetworkSensor:
 
     def _read_destroyed(self) -> None:
         """The reader thread: blocked in poll() on every followed namespace's destroy socket."""
-        poller = select.poll()
-        waker = self._reader.waker.fileno()
-        poller.register(waker, select.POLLIN)
-        registered: dict[int, tuple[int, socket.socket]] = {}  # fd -> (netns, socket)
-        while not self._reader.stopping.is_set():
-            with self._lock:
-                wanted = {sock.fileno(): (netns, sock) for netns, sock in self._destroy.items()}
-                retired, self._retired = self._retired, []
-            for fd in [fd for fd in registered if fd not in wanted]:
-                poller.unregister(fd)
-                del registered[fd]
-            for sock in retired:
-                sock.close()
-            for fd, entry in wanted.items():
-                if fd not in registered:
-                    poller.register(fd, select.POLLIN)
-                    registered[fd] = entry
-            for fd, _event in poller.poll():
-                if fd == waker:
-                    self._reader.waker.drain()
-                elif fd in registered:
-                    self._drain(*registered[fd])
+        read_notices(self._reader, self._lock, self._destroy, self._retired, self._drain)
 
     def _drain(self, netns: int, sock: socket.socket) -> None:
         for _ in range(256):  # bounded: the other namespaces get their turn

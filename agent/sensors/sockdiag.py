@@ -30,7 +30,7 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 NETLINK_SOCK_DIAG = 4
@@ -119,10 +119,12 @@ def dump_udp(sock: socket.socket) -> list[TcpSocket]:
     return dump(sock, socket.IPPROTO_UDP)
 
 
-def dump(sock: socket.socket, protocol: int) -> list[TcpSocket]:
+def dump(sock: socket.socket, protocol: int, states: int = 0xFFFFFFFF) -> list[TcpSocket]:
+    """Every socket of `protocol` (IPv4 and IPv6) of the namespace of `sock` whose state is in the bitmask
+    `states` (1 << state: 1 << TCP_LISTEN for listeners only)."""
     found: list[TcpSocket] = []
     for family in (socket.AF_INET, socket.AF_INET6):
-        answers = _answers(sock, _request(family, protocol))
+        answers = _answers(sock, _request(family, protocol, states))
         found.extend(_parse(data, start, end, protocol) for data, start, end in answers)
     return found
 
@@ -243,8 +245,9 @@ def destroy_socket(sock: socket.socket | None = None) -> socket.socket:
     return sock
 
 
-def socket_in_netns(ns_path: str) -> socket.socket:
-    """A sock_diag socket inside the network namespace at `ns_path` (/proc/<pid>/ns/net)."""
+def socket_in_netns(ns_path: str, make: Callable[[], socket.socket] = diag_socket) -> socket.socket:
+    """A socket made by `make` (default: a sock_diag socket) inside the network namespace at `ns_path`
+    (/proc/<pid>/ns/net); a socket keeps the namespace it was created in."""
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     result: list[socket.socket | BaseException] = []
 
@@ -257,7 +260,7 @@ def socket_in_netns(ns_path: str) -> socket.socket:
                 err = ctypes.get_errno()
                 raise OSError(err, f"setns {ns_path}: {os.strerror(err)}")
             try:
-                result.append(diag_socket())
+                result.append(make())
             finally:
                 libc.setns(own, CLONE_NEWNET)
         except BaseException as error:  # handed to the caller's thread

@@ -17,6 +17,7 @@ from weightwarden.agent.alert_evidence import (
     Lineage,
     RuleMatchEvidence,
     SequenceStep,
+    ServingExtractionEvidence,
     StagingEvidence,
     StagingFacts,
     TimelineEntry,
@@ -43,6 +44,10 @@ EXAMPLES: list[AlertEvidence] = [
     TransferEvidence(**SHARED, transfer=TransferFacts("scp", "h:/tmp/", "host", "h", ("/m/a",))),
     StagingEvidence(**SHARED, staging=StagingFacts("tar", "archive", "/tmp/a.tgz", ("/m",)),
                     lineage=Lineage("/m/a", "/tmp/a.tgz")),
+    ServingExtractionEvidence(**SHARED, server="0.0.0.0:11434 (netns 1)", server_process="ollama[7] bo",
+                              peer="203.0.113.9", peer_connections=2500, request_bytes=250000, answer_bytes=5000000,
+                              answer_bytes_hour=5000000, answer_bytes_day=5000000, connections_in_burst=2500,
+                              budgets={"burst_connections": 1000.0}, exceeded=("burst",), models=("llama",)),
 ]
 
 

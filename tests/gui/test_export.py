@@ -93,3 +93,20 @@ def test_a_derived_copy_report_says_how_similar_and_which_tensors(tmp_path: Path
     assert "Similarity" in page and "0.85 (sign agreement 98.7%)" in page
     assert "lm_head.weight, &lt;q&gt;.weight" in page  # tensor names are escaped
     assert "org/base, 14 tensors public; the copy carries 100% of the fine-tune" in page
+
+
+def test_an_extraction_report_names_the_server_the_peer_and_the_volume(tmp_path: Path) -> None:
+    from tests.agent.detect.fixture_cases import cases, run_case
+    from weightwarden.gui.report import AlertDetail, alert_html
+
+    # the real engine's alert from the rule's own fixture (tests/agent/detect/fixtures/serving.yml)
+    case = next(c for name, c in cases() if name.startswith("serving: a burst of short connections"))
+    alert = run_case(case, tmp_path)[0]
+    store = Store(tmp_path / "d.db")
+    store.write([alert])
+    detail = AlertDetail.load(store.review, alert.id)
+    store.close()
+    assert detail is not None
+    page = alert_html(detail)
+    assert "Extraction through the API" in page and "10.99.0.2" in page and "python3[310] bo" in page
+    assert "Connections in the burst window" in page and "burst_connections 1000" in page

@@ -9,10 +9,12 @@ from weightwarden.agent.detect.correlations.bulk_collection import BulkCollectio
 from weightwarden.agent.detect.correlations.copy import Copy
 from weightwarden.agent.detect.correlations.egress_budget import EgressBudget
 from weightwarden.agent.detect.correlations.lineage import Lineage
+from weightwarden.agent.detect.correlations.serving_budget import ServingBudget
 from weightwarden.agent.detect.correlations.staging import Staging
 from weightwarden.agent.detect.correlations.transfer_tool import TransferTool
 
-REGISTRY: tuple[Correlation, ...] = (EgressBudget(), BulkCollection(), TransferTool(), Staging(), Copy(), Lineage())
+REGISTRY: tuple[Correlation, ...] = (EgressBudget(), BulkCollection(), TransferTool(), Staging(), Copy(), Lineage(),
+                                     ServingBudget())
 KINDS: dict[str, Correlation] = {correlation.kind: correlation for correlation in REGISTRY}
 
 

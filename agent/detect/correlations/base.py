@@ -96,6 +96,7 @@ class Verdict:
     destination: Destination | None = None
     progress: float | None = None  # 0..1: the incident is updated at each further quarter
     detail: str = ""  # appended to the alert's message
+    subject: str | None = None  # the incident's subject when not the model (one per server and peer)
 
 
 class Correlation:

@@ -22,7 +22,7 @@ DOCS = (Path(__file__).resolve().parents[3] / "docs" / "rules.md").read_text()
 
 def test_each_kind_declares_what_it_counts_and_decides() -> None:
     assert [c.kind for c in REGISTRY] == ["egress-budget", "bulk-collection", "transfer-tool", "staging", "copy",
-                                              "lineage"]
+                                              "lineage", "serving-budget"]
     for correlation in REGISTRY:
         assert correlation.counts and correlation.decides
         names = [p.name for p in correlation.parameters]
@@ -34,7 +34,8 @@ def test_each_kind_declares_what_it_counts_and_decides() -> None:
 
 
 def test_every_override_is_a_detect_setting_unset_by_default() -> None:
-    assert settings_keys() == ("egress_ratio", "bulk_models", "bulk_window_seconds", "lineage_ratio")
+    assert settings_keys() == ("egress_ratio", "bulk_models", "bulk_window_seconds", "lineage_ratio",
+                               "serving_bytes_per_hour", "serving_bytes_per_day", "serving_burst_connections")
     section, settings = DetectSection(), DetectSettings()
     for key in settings_keys():
         assert getattr(section, key) is None and getattr(settings, key) is None
@@ -97,7 +98,7 @@ def test_rules_are_checked_from_the_declarations(tmp_path: Path) -> None:
         (11, "egress-budget: min_bytes must be a whole number, got 1.5"),
         (11, "egress-budget: ratio must be at most 10 (0.5 = half the model's bytes), got 11"),
         (17, "unknown correlation 'copy-severity' (one of: egress-budget, bulk-collection, transfer-tool, staging, "
-             "copy, lineage)"),
+             "copy, lineage, serving-budget)"),
         (23, "severity_by_destination only applies to correlate kind copy, lineage"),
     ]
     assert [r.id for r in rules.rules] == ["rule-e"]  # a kind not fed events needs no condition
@@ -153,4 +154,5 @@ def test_the_detector_neither_locks_nor_hides_failures(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="unreadable"):  # the dispatcher isolates it, and counts it
         failing.process(event)
     assert dataclasses.replace(DetectSettings(), egress_ratio=0.6).overrides() == {
-        "egress_ratio": 0.6, "bulk_models": None, "bulk_window_seconds": None, "lineage_ratio": None}
+        "egress_ratio": 0.6, "bulk_models": None, "bulk_window_seconds": None, "lineage_ratio": None,
+        "serving_bytes_per_hour": None, "serving_bytes_per_day": None, "serving_burst_connections": None}

@@ -35,7 +35,7 @@ from weightwarden.agent.events import (
     Record,
 )
 from weightwarden.agent.inventory import Inventory
-from weightwarden.agent.pipeline import activity_events
+from weightwarden.agent.pipeline import activity_events, serving_events
 from weightwarden.agent.scope.scope import Scope, UserScope
 from weightwarden.agent.scope.stores import Place
 from weightwarden.agent.sensors.access import AccessFailOpen, AccessObservation
@@ -43,6 +43,7 @@ from weightwarden.agent.sensors.evidence_guard import EvidenceTouch
 from weightwarden.agent.sensors.files import SensorHealth
 from weightwarden.agent.sensors.mounts import Mount, MountObservation
 from weightwarden.agent.sensors.network import ConnectionObservation
+from weightwarden.agent.serving.observations import PeerTraffic, ServedModel, Server, ServingStarted, ServingStopped
 
 AT = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 MODEL = ModelFile(path="/home/ana/models/llama/model.safetensors", format="safetensors", size=4096, model="llama",
@@ -107,11 +108,21 @@ def events(workdir: Path) -> list[Event]:
         EvidenceTouch("/var/lib/weightwarden/weightwarden.db", "database", "opened for writing", PROCESS), AT))
     out.append(summary_event({**{key: 1 for key in COUNTS}, "flags": {flag: 1 for flag in FLAGS}}))
     out += _access_records(workdir)
+    out += _serving()
     out += _made_here()
     # the replay decoder's events (what the rule fixtures feed the engine) are records too
     out.append(_event(event_from({"action": "model-read", "path": MODEL.path, "size": 4096, "process":
                                   {"pid": 7, "name": "cp", "executable": "/usr/bin/cp"}})))
     return out
+
+
+def _serving() -> list[Event]:
+    """A model server's records, by the pipeline's builders (agent/pipeline/serving_events.py)."""
+    server = Server(4026531840, "0.0.0.0", 11434, "all-interfaces", PROCESS.pid, PROCESS,
+                    (ServedModel("llama", MODEL.path, True),), "ollama", False, "GET /api/tags answered 200")
+    return [serving_events.served_event(ServingStarted(server), AT),
+            serving_events.traffic_event(PeerTraffic(server, "203.0.113.9", 1500, 2, 150000, 3000000), AT),
+            serving_events.stopped_event(ServingStopped(server), AT)]
 
 
 def _event(item: object) -> Event:
