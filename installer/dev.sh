@@ -67,7 +67,8 @@ setup_venv() {
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         log "installing weightwarden[$extra] into $VENV"
         "$VENV/bin/pip" install -q --upgrade pip setuptools wheel
-        local target="."
+        # run: the agent and the app (the `app` extra brings Qt); test: everything, the app included
+        local target=".[app]"
         [ "$extra" = test ] && target=".[test]"
         "$VENV/bin/pip" install -q --config-settings editable_mode=strict -e "$target"
         if [ "$extra" = test ]; then install_torch_cpu && install_quanto; fi
