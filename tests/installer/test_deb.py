@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from weightwarden.agent import __version__
 from weightwarden.agent.store import Store
 
 BUILD = INSTALLER / "deb" / "build.sh"
+Debs = dict[str, dict[str, Path]]  # "current"/"newer" -> package name -> .deb
 PACKAGES = ("weightwarden-agent", "weightwarden-app", "weightwarden")
 
 
@@ -51,8 +51,7 @@ def build(wheels: Path | None, out: Path, *extra: str, env: dict[str, str] | Non
 
 
 @pytest.fixture(scope="module")
-def debs(wheelhouse: Path, newer_wheelhouse: Path,
-         tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
+def debs(wheelhouse: Path, newer_wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Debs:
     require("dpkg-deb", "dpkg")
     require_system_python()
     return {"current": build(wheelhouse, tmp_path_factory.mktemp("debs"), "--no-deps", "--compression", "gzip"),
@@ -100,7 +99,7 @@ def members(deb: Path) -> set[str]:
     return names - {"control"}
 
 
-def test_package_metadata(debs: dict[str, dict[str, Path]]) -> None:
+def test_package_metadata(debs: Debs) -> None:
     version = f"{__version__}-1"
     agent, app, transitional = (control(debs["current"][name]) for name in PACKAGES)
     assert {agent["Package"], app["Package"], transitional["Package"]} == set(PACKAGES)
@@ -127,7 +126,7 @@ def listing(deb: Path) -> dict[str, str]:
     return {line.split()[5].removeprefix("."): line for line in lines}
 
 
-def test_package_contents(debs: dict[str, dict[str, Path]]) -> None:
+def test_package_contents(debs: Debs) -> None:
     entries = listing(debs["current"]["weightwarden-agent"])
     app = listing(debs["current"]["weightwarden-app"])
     site = "/opt/weightwarden/venv/lib/python3"
@@ -165,7 +164,7 @@ def lintian_findings(*debs: Path, light: bool = False) -> list[str]:
             and not (light and line.split()[2] == "mismatched-override")]
 
 
-def test_lintian_reports_only_reviewed_findings(debs: dict[str, dict[str, Path]]) -> None:
+def test_lintian_reports_only_reviewed_findings(debs: Debs) -> None:
     findings = lintian_findings(*debs["current"].values(), light=True)
     assert findings == [], "\n".join(findings)
 
@@ -186,7 +185,7 @@ def test_the_same_inputs_build_the_same_packages(wheelhouse: Path, tmp_path: Pat
     assert " 2026-05-28 " in listed, listed
 
 
-def test_install_twice_sets_up_group_dirs_config_and_service(root: Path, debs: dict[str, dict[str, Path]]) -> None:
+def test_install_twice_sets_up_group_dirs_config_and_service(root: Path, debs: Debs) -> None:
     for _ in range(2):
         dpkg(root, "-i", *both(debs["current"]))
     assert installed_version(root) == f"{__version__}-1"
@@ -211,7 +210,7 @@ OLDER_CONFIG = ('# gpu box, edited by the security team\n[agent]\nmode = "system
                 '[forward.siem]\ntype = "syslog"\naddress = "siem.example.org:6514"  # TLS\n')
 
 
-def test_upgrade_keeps_config_and_data(root: Path, debs: dict[str, dict[str, Path]]) -> None:
+def test_upgrade_keeps_config_and_data(root: Path, debs: Debs) -> None:
     dpkg(root, "-i", *both(debs["current"]))
     config = root / "etc/weightwarden/config.toml"
     config.write_text(OLDER_CONFIG)
@@ -237,7 +236,7 @@ def test_upgrade_keeps_config_and_data(root: Path, debs: dict[str, dict[str, Pat
 
 
 @pytest.mark.parametrize("how", ["over the newer package", "after the newer one was removed"])
-def test_downgrade_refuses_with_a_clear_message(root: Path, debs: dict[str, dict[str, Path]], how: str) -> None:
+def test_downgrade_refuses_with_a_clear_message(root: Path, debs: Debs, how: str) -> None:
     dpkg(root, "-i", *both(debs["newer"]))
     (root / "var/lib/weightwarden/weightwarden.db").write_bytes(b"evidence")
     if how == "after the newer one was removed":
@@ -252,8 +251,7 @@ def test_downgrade_refuses_with_a_clear_message(root: Path, debs: dict[str, dict
     assert (root / "var/lib/weightwarden/weightwarden.db").read_bytes() == b"evidence"
 
 
-def test_a_config_from_a_newer_version_stops_the_install_before_anything_changes(root: Path,
-                                                                                  debs: dict[str, dict[str, Path]]) -> None:
+def test_a_config_from_a_newer_version_stops_the_install_before_anything_changes(root: Path, debs: Debs) -> None:
     dpkg(root, "-i", *both(debs["current"]))
     config = root / "etc/weightwarden/config.toml"
     newer = '# written by a future Weightwarden\nformat = 99\n\n[agent]\nmode = "system"\n'
@@ -269,7 +267,7 @@ def test_a_config_from_a_newer_version_stops_the_install_before_anything_changes
     assert before == f"{__version__}\n"
 
 
-def test_a_newer_database_without_a_stamp_is_refused_at_the_first_start(root: Path, debs: dict[str, dict[str, Path]]) -> None:
+def test_a_newer_database_without_a_stamp_is_refused_at_the_first_start(root: Path, debs: Debs) -> None:
     """The data came some other way (restored from a newer machine, no version stamp): preinst cannot know,
     so the agent's first start must refuse, clearly, and leave the database as it was."""
     data = root / "var/lib/weightwarden"
@@ -290,7 +288,7 @@ def test_a_newer_database_without_a_stamp_is_refused_at_the_first_start(root: Pa
     assert (data / "weightwarden.db").read_bytes() == before
 
 
-def test_remove_keeps_config_and_data_and_purge_deletes_them(root: Path, debs: dict[str, dict[str, Path]]) -> None:
+def test_remove_keeps_config_and_data_and_purge_deletes_them(root: Path, debs: Debs) -> None:
     dpkg(root, "-i", *both(debs["current"]))
     (root / "var/lib/weightwarden/weightwarden.db").write_bytes(b"evidence")
     dpkg(root, "-r", "weightwarden-app", "weightwarden-agent")
@@ -421,7 +419,7 @@ def verified(root: Path) -> dict[str, object]:
 
 @pytest.mark.parametrize("order", ["agent first", "transitional first"])
 def test_upgrade_from_the_single_package_keeps_config_data_keys_and_chain(
-        root: Path, tmp_path: Path, single_deb: Path, debs: dict[str, dict[str, Path]], order: str) -> None:
+        root: Path, tmp_path: Path, single_deb: Path, debs: Debs, order: str) -> None:
     dpkg(root, "-i", str(single_deb))
     assert installed_version(root, "weightwarden") == f"{__version__}-1"
     config = root / "etc/weightwarden/config.toml"
