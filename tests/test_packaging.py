@@ -97,3 +97,23 @@ def test_qt_is_only_in_the_app_extra() -> None:
     assert not [d for d in project["dependencies"] if d.lower().startswith(("pyside", "shiboken"))]
     (qt,) = project["optional-dependencies"]["app"]
     assert qt.startswith("PySide6-Essentials") and "!=6.12.0" in qt
+
+
+def test_the_coverage_floor_only_rises() -> None:
+    """CI fails below .ci/coverage-floor (installer/dev.sh test with WEIGHTWARDEN_COVERAGE=1); raising it is
+    fine, lowering it is not: every committed value, and the working copy's, is at least the one before."""
+    floor = REPO / ".ci" / "coverage-floor"
+    current = float(floor.read_text())
+    assert 0 < current <= 100
+    log = subprocess.run(["git", "-C", str(REPO), "log", "--format=%H", "--", ".ci/coverage-floor"],
+                         capture_output=True, text=True)
+    if log.returncode != 0:
+        pytest.skip(f"not a git checkout: {log.stderr.strip()}")
+    history = [float(subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:.ci/coverage-floor"],
+                                    capture_output=True, text=True, check=True).stdout)
+               for commit in reversed(log.stdout.split())]
+    values = [*history, current]
+    assert values == sorted(values), f"the coverage floor went down: {values}"
+    dev = (REPO / "installer" / "dev.sh").read_text()
+    assert '--fail-under="$(cat .ci/coverage-floor)"' in dev
+    assert "WEIGHTWARDEN_COVERAGE=1 bash installer/dev.sh test" in (REPO / ".ci" / "run").read_text()

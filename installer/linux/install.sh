@@ -109,7 +109,7 @@ if [ -n "$requirements" ] && [ "$deps" = yes ]; then
     "${installer[@]}" "${pip_args[@]}" --require-hashes --no-deps -r "$requirements"
     "${installer[@]}" "${pip_args[@]}" --no-deps "$wheel"
 elif [ "$app" = yes ]; then
-    "${installer[@]}" "${pip_args[@]}" "$wheel[app]"   # the app's Qt is the `app` extra (pyproject.toml)
+    "${installer[@]}" "${pip_args[@]}" "${wheel}[app]"   # the app's Qt is the `app` extra (pyproject.toml)
 else
     "${installer[@]}" "${pip_args[@]}" "$wheel"
 fi
