@@ -82,8 +82,11 @@ find "$venv_dir/lib" -type f -print0 | while IFS= read -r -d '' file; do
         *) if [ -x "$file" ]; then chmod a-x "$file"; fi ;;
     esac
 done
-# Symbol tables left in (unstripped-binary-or-object): removed as dh_strip does for shared libraries.
-find "$venv_dir/lib" -type f \( -name '*.so' -o -name '*.so.*' \) -print0 \
+# Symbol tables left in (unstripped-binary-or-object): removed as dh_strip does for shared libraries, except
+# in auditwheel's NAME.libs/ folders: those libraries were rewritten with patchelf, and strip(1) corrupts
+# them (numpy's OpenBLAS then fails to load: "ELF load command address/offset not page-aligned"); the
+# overrides name them one by one.
+find "$venv_dir/lib" -type f \( -name '*.so' -o -name '*.so.*' \) -not -path '*.libs/*' -print0 \
     | xargs -0 -r file -N -F ' :' | sed -n 's/^\(.*\) : ELF .*, not stripped$/\1/p' \
     | while IFS= read -r file; do
         strip --strip-unneeded --remove-section=.comment --remove-section=.note "$file"; done
