@@ -3,7 +3,7 @@ installer/deb/build.sh, inspected with dpkg-deb and lintian, and installed, upgr
 package too), downgraded and purged in throwaway roots (dpkg --root, maintainer scripts chrootless).
 
 Most tests use a light build (`--no-deps`: Weightwarden alone in the venv, ~3 s) because the packaging
-logic does not depend on what else is in the venv; `test_full_package_*` builds the real thing once.
+logic does not depend on what else is in the venv; `test_full_packages_*` builds the real ones once.
 """
 
 from __future__ import annotations
