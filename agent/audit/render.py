@@ -127,12 +127,20 @@ def _policy_html(file: FileAudit) -> str:
             f"{allowed}{'<br>' + granted if granted else ''}")
 
 
+class PdfUnavailableError(RuntimeError):
+    """No Qt here: the headless weightwarden-agent package renders HTML, not PDF."""
+
+
 def write_pdf(html_text: str, path: str) -> None:
     """Render the HTML into a PDF with Qt; offscreen when there is no display."""
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QMarginsF
-    from PySide6.QtGui import QGuiApplication, QPageLayout, QPageSize, QPdfWriter, QTextDocument
+    try:  # Qt comes with the app (weightwarden-app, or the `app` extra); a headless agent has none
+        from PySide6.QtCore import QMarginsF
+        from PySide6.QtGui import QGuiApplication, QPageLayout, QPageSize, QPdfWriter, QTextDocument
+    except ImportError:
+        raise PdfUnavailableError("PDF is rendered with Qt, which comes with the desktop app: install the "
+                                  "weightwarden-app package (pip: weightwarden[app]), or use --html") from None
 
     app = QGuiApplication.instance() or QGuiApplication([])
     writer = QPdfWriter(path)

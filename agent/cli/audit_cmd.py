@@ -71,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
         if args.html:
             _write(args.html, page)
         if args.pdf:
-            render.write_pdf(page, args.pdf)
+            try:
+                render.write_pdf(page, args.pdf)
+            except render.PdfUnavailableError as error:
+                raise UsageError(f"--pdf: {error}") from None
             if not _is_pdf(args.pdf):
                 raise UsageError(f"--pdf: could not write {args.pdf}")
     if args.record and not _record(config, report):

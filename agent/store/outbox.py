@@ -22,28 +22,42 @@ import sqlite_utils
 
 from weightwarden.agent.events import format_time, utc_now
 from weightwarden.agent.store.chain import GENESIS
+from weightwarden.agent.store.sql import run_script
 
 
 def create_outbox_tables(db: sqlite_utils.Database) -> None:
     """Migration: per-destination cursors and the dead-letter table (records a destination refused)."""
-    db.table("forward_cursors").create(
-        {"destination": str, "sequence": int, "delivered_total": int, "delivered_at": str,
-         "last_error": str, "last_error_at": str, "dropped_total": int, "dead_total": int},
-        pk="destination",
+    run_script(db,
+        """
+        CREATE TABLE "forward_cursors" (
+           "destination" TEXT PRIMARY KEY,
+           "sequence" INTEGER,
+           "delivered_total" INTEGER,
+           "delivered_at" TEXT,
+           "last_error" TEXT,
+           "last_error_at" TEXT,
+           "dropped_total" INTEGER,
+           "dead_total" INTEGER
+        );
+        CREATE TABLE "dead_letters" (
+           "id" INTEGER PRIMARY KEY,
+           "destination" TEXT,
+           "record_id" TEXT,
+           "sequence" INTEGER,
+           "time" TEXT,
+           "reason" TEXT,
+           "record" TEXT
+        );
+        CREATE INDEX "idx_dead_letters_destination_sequence" ON "dead_letters" ("destination", "sequence");
+        """
     )
-    db.table("dead_letters").create(
-        {"id": int, "destination": str, "record_id": str, "sequence": int, "time": str, "reason": str,
-         "record": str},
-        pk="id",
-    )
-    db.table("dead_letters").create_index(["destination", "sequence"])
 
 
 def add_budget_count(db: sqlite_utils.Database) -> None:
     """Migration: each destination's running count for the disk budget, (cursor, through, bytes) = the bytes
     of the records after `cursor` up to `through`; kept so a restart never recounts a long backlog."""
     for column in ("budget_cursor", "budget_through", "budget_bytes"):
-        db.table("forward_cursors").add_column(column, int)
+        db.execute(f'ALTER TABLE "forward_cursors" ADD COLUMN "{column}" INTEGER')
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from weightwarden.agent.store.sql import run_script
+
 # What free text searches: the rule, the title, the model, and the whole record (message, paths,
 # process, destination, evidence). Triggers keep the index current as the agent inserts alerts.
 ALERT_FTS_COLUMNS = ["rule_id", "title", "model", "record"]
@@ -14,8 +16,32 @@ ALERT_FTS_COLUMNS = ["rule_id", "title", "model", "record"]
 
 def alert_search(db: sqlite_utils.Database) -> None:
     """FTS5 over alerts plus the indexes that keyset paging by each sortable column needs."""
-    db.table("alerts").enable_fts(ALERT_FTS_COLUMNS, fts_version="FTS5", create_triggers=True,
-                                  tokenize="unicode61")
+    # The external-content FTS5 table and its triggers, named as sqlite-utils' enable_fts named them when
+    # this migration used it (alerts_fts, alerts_ai/_ad/_au): 0008 replaces alerts_au by that name.
+    run_script(db,
+        """
+        CREATE VIRTUAL TABLE "alerts_fts" USING FTS5 (
+            "rule_id", "title", "model", "record",
+            tokenize='unicode61',
+            content="alerts"
+        );
+        CREATE TRIGGER "alerts_ai" AFTER INSERT ON "alerts" BEGIN
+          INSERT INTO "alerts_fts" (rowid, "rule_id", "title", "model", "record")
+            VALUES (new.rowid, new."rule_id", new."title", new."model", new."record");
+        END;
+        CREATE TRIGGER "alerts_ad" AFTER DELETE ON "alerts" BEGIN
+          INSERT INTO "alerts_fts" ("alerts_fts", rowid, "rule_id", "title", "model", "record")
+            VALUES ('delete', old.rowid, old."rule_id", old."title", old."model", old."record");
+        END;
+        CREATE TRIGGER "alerts_au" AFTER UPDATE ON "alerts" BEGIN
+          INSERT INTO "alerts_fts" ("alerts_fts", rowid, "rule_id", "title", "model", "record")
+            VALUES ('delete', old.rowid, old."rule_id", old."title", old."model", old."record");
+          INSERT INTO "alerts_fts" (rowid, "rule_id", "title", "model", "record")
+            VALUES (new.rowid, new."rule_id", new."title", new."model", new."record");
+        END;
+        INSERT INTO "alerts_fts" ("alerts_fts") VALUES ('rebuild');
+        """
+    )
     db.execute("create index if not exists alerts_severity_sequence on alerts(severity, sequence)")
     db.execute("create index if not exists alerts_status_sequence on alerts(status, sequence)")
     db.execute("create index if not exists alerts_rule_sequence on alerts(rule_id, sequence)")
@@ -28,12 +54,21 @@ def alert_reviews(db: sqlite_utils.Database) -> None:
 
     `uid` is the peer uid the agent's control socket authenticated (SO_PEERCRED), never a claimed one.
     """
-    db.table("alert_reviews").create(
-        {"id": str, "time": str, "alert_id": str, "action": str, "status": str, "text": str,
-         "uid": int, "user": str},
-        pk="id",
+    run_script(db,
+        """
+        CREATE TABLE "alert_reviews" (
+           "id" TEXT PRIMARY KEY,
+           "time" TEXT,
+           "alert_id" TEXT,
+           "action" TEXT,
+           "status" TEXT,
+           "text" TEXT,
+           "uid" INTEGER,
+           "user" TEXT
+        );
+        CREATE INDEX "idx_alert_reviews_alert_id" ON "alert_reviews" ("alert_id");
+        """
     )
-    db.table("alert_reviews").create_index(["alert_id"])
 
 
 def lineage_index(db: sqlite_utils.Database) -> None:

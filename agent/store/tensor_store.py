@@ -11,19 +11,35 @@ from typing import Any
 import sqlite_utils
 
 from weightwarden.agent.events import ModelFile, TensorPrint
+from weightwarden.agent.store.sql import run_script
 
 CACHE_KEY = ("device", "inode", "size", "mtime_ns")
 
 
 def create_tensor_tables(db: sqlite_utils.Database) -> None:
     """Migration 0006: model_tensors and file_cache_tensors."""
-    db.table("model_tensors").create(
-        {"path": str, "position": int, "fingerprint": str, "elements": int, "bytes": int, "informative": int},
-        pk=("path", "position"),
+    run_script(db,
+        """
+        CREATE TABLE "model_tensors" (
+           "path" TEXT,
+           "position" INTEGER,
+           "fingerprint" TEXT,
+           "elements" INTEGER,
+           "bytes" INTEGER,
+           "informative" INTEGER,
+           PRIMARY KEY ("path", "position")
+        );
+        CREATE INDEX "idx_model_tensors_fingerprint" ON "model_tensors" ("fingerprint");
+        CREATE TABLE "file_cache_tensors" (
+           "device" INTEGER,
+           "inode" INTEGER,
+           "size" INTEGER,
+           "mtime_ns" INTEGER,
+           "tensors" TEXT,
+           PRIMARY KEY ("device", "inode", "size", "mtime_ns")
+        );
+        """
     )
-    db.table("model_tensors").create_index(["fingerprint"])
-    db.table("file_cache_tensors").create(
-        {"device": int, "inode": int, "size": int, "mtime_ns": int, "tensors": str}, pk=CACHE_KEY)
 
 
 def similarity_blocks(db: sqlite_utils.Database) -> None:

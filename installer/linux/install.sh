@@ -9,6 +9,9 @@
 #   --files-only   install the files, skip the machine setup (the package build uses this)
 #   --no-start     set up and enable the service but do not (re)start it
 #   --no-deps      Weightwarden alone in the venv, no dependencies: for packaging tests only
+#   --headless     the agent alone, no desktop app and no Qt (servers); default: agent and app
+#   --requirements FILE   the dependencies exactly as FILE pins them, hash-checked (pip --require-hashes):
+#                  the package build passes installer/deb/requirements.lock
 # Idempotent; also the upgrade path: the new venv is built beside the old one and swapped in, and an
 # older version refuses to replace a newer one's data (installer/linux/setup-system.sh check-version).
 set -euo pipefail
@@ -24,6 +27,8 @@ layout=local
 files_only=no
 start_flag=()
 deps=yes
+app=yes
+requirements=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -33,7 +38,9 @@ while [ $# -gt 0 ]; do
         --files-only) files_only=yes; shift ;;
         --no-start) start_flag=(--no-start); shift ;;
         --no-deps) deps=no; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --headless) app=no; shift ;;
+        --requirements) requirements=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -97,7 +104,18 @@ pip_args=(install -q --no-compile --disable-pip-version-check)
 [ -n "$wheels" ] && pip_args+=(--no-index --find-links "$wheels")
 [ "$source_dir" != "$wheels" ] && pip_args+=(--find-links "$source_dir")
 [ "$deps" = no ] && pip_args+=(--no-deps)
-"${installer[@]}" "${pip_args[@]}" "$wheel"
+if [ -n "$requirements" ] && [ "$deps" = yes ]; then
+    # Locked: every dependency at the version and hash the lock names, then Weightwarden itself on top.
+    "${installer[@]}" "${pip_args[@]}" --require-hashes --no-deps -r "$requirements"
+    "${installer[@]}" "${pip_args[@]}" --no-deps "$wheel"
+elif [ "$app" = yes ]; then
+    "${installer[@]}" "${pip_args[@]}" "${wheel}[app]"   # the app's Qt is the `app` extra (pyproject.toml)
+else
+    "${installer[@]}" "${pip_args[@]}" "$wheel"
+fi
+# pip records where the wheel came from (a temporary directory): not part of what is installed.
+rm -f "$venv.new"/lib/python3*/site-packages/weightwarden-*.dist-info/direct_url.json
+sed -i '/^weightwarden-[^/]*\.dist-info\/direct_url\.json,/d' "$venv.new"/lib/python3*/site-packages/weightwarden-*.dist-info/RECORD
 # An application bundle, not a development environment: no installer inside, no bytecode naming the build
 # place (the package's postinst compiles it where it runs; the agent runs fine without it).
 "$venv.new/bin/python" -m pip uninstall -q -y pip setuptools >/dev/null 2>&1 || true
@@ -110,6 +128,23 @@ else
     grep -rlI --null -F "$venv.new" "$venv.new/bin" "$venv.new/pyvenv.cfg" \
         | xargs -0 -r sed -i "s#$venv.new#$venv#g"
 fi
+# pip recorded the scripts' hashes with the build-time paths in them: record what is installed now (and the
+# same bytes from every build: a package built twice from the same inputs is the same package).
+"$python" - "$venv.new" <<'PY'
+import base64, hashlib, pathlib, sys
+venv = pathlib.Path(sys.argv[1])
+for record in venv.glob("lib/python3*/site-packages/*.dist-info/RECORD"):
+    site, lines = record.parent.parent, []
+    for line in record.read_text(encoding="utf-8").splitlines():
+        name, digest, size = line.rsplit(",", 2)
+        path = site / name
+        if digest and name.startswith("../") and path.is_file():
+            data = path.read_bytes()
+            digest = "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            size = str(len(data))
+        lines.append(f"{name},{digest},{size}")
+    record.write_text("\n".join(lines) + "\n", encoding="utf-8")
+PY
 # Swap: the running agent keeps its open files; the service restart below picks up the new code.
 rm -rf "$venv.old"
 [ -d "$venv" ] && mv "$venv" "$venv.old"
@@ -120,8 +155,10 @@ rm -rf "$venv.old"
 install -D -m 0644 "$HERE/weightwarden.service" "$DESTDIR$UNITDIR/weightwarden.service"
 install -D -m 0644 "$HERE/weightwarden-audit.service" "$DESTDIR$UNITDIR/weightwarden-audit.service"
 install -D -m 0644 "$HERE/weightwarden-audit.timer" "$DESTDIR$UNITDIR/weightwarden-audit.timer"
-install -D -m 0644 "$HERE/weightwarden.desktop" "$DESTDIR$APPDIR/weightwarden.desktop"
-install -D -m 0644 "$HERE/weightwarden-autostart.desktop" "$DESTDIR/etc/xdg/autostart/weightwarden-gui.desktop"
+if [ "$app" = yes ]; then
+    install -D -m 0644 "$HERE/weightwarden.desktop" "$DESTDIR$APPDIR/weightwarden.desktop"
+    install -D -m 0644 "$HERE/weightwarden-autostart.desktop" "$DESTDIR/etc/xdg/autostart/weightwarden-gui.desktop"
+fi
 install -D -m 0644 "$HERE/config.toml" "$DESTDIR$OPT/share/config.toml"
 install -D -m 0755 "$HERE/setup-system.sh" "$DESTDIR$OPT/share/setup-system.sh"
 install -D -m 0755 "$HERE/uninstall.sh" "$DESTDIR$OPT/share/uninstall.sh"
@@ -133,7 +170,9 @@ install -D -m 0644 "$REPO/docs/siem.md" "$DESTDIR$OPT/share/doc/siem.md"
 done
 printf '%s\n' "$version" >"$DESTDIR$OPT/share/version"
 mkdir -p "$DESTDIR$BINDIR"
-for tool in weightwarden weightwarden-gui; do
+tools=(weightwarden)
+[ "$app" = yes ] && tools+=(weightwarden-gui)
+for tool in "${tools[@]}"; do
     ln -sfn "$OPT/venv/bin/$tool" "$DESTDIR$BINDIR/$tool"
 done
 printf '%s\n' "$layout" >"$DESTDIR$OPT/share/layout"

@@ -18,8 +18,9 @@ esac
 log() { printf 'weightwarden: %s\n' "$*" >&2; }
 
 if [ -z "$DESTDIR" ] && [ "$(id -u)" -ne 0 ]; then log "run as root"; exit 2; fi
-if [ -z "$DESTDIR" ] && dpkg-query -W -f='${Status}' weightwarden 2>/dev/null | grep -q "ok installed"; then
-    log "Weightwarden was installed from the Debian package: apt remove weightwarden (or purge)"; exit 2
+if [ -z "$DESTDIR" ] && dpkg-query -W -f='${Status}\n' weightwarden-agent weightwarden 2>/dev/null \
+        | grep -q "ok installed"; then
+    log "Weightwarden was installed from the Debian package: apt remove weightwarden-app weightwarden-agent (or purge)"; exit 2
 fi
 
 # Stop first, so the agent flushes its records before its files go.

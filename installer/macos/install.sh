@@ -87,7 +87,8 @@ fi
 pip_args=(install -q --disable-pip-version-check)
 [ -n "$wheels" ] && pip_args+=(--no-index --find-links "$wheels")
 [ "$deps" = no ] && pip_args+=(--no-deps)
-"${installer[@]}" "${pip_args[@]}" "$wheel"
+# The app's Qt is the `app` extra (pyproject.toml); a Mac with the app gets both.
+"${installer[@]}" "${pip_args[@]}" "${wheel}[app]"
 # Staged under DESTDIR, run from /opt: the venv's scripts must name the final place.
 grep -rlI --null -F "$OPT/venv.new" "$OPT/venv.new/bin" "$OPT/venv.new/pyvenv.cfg" \
     | xargs -0 -r sed -i.orig "s#$OPT/venv.new#$OPT_FINAL/venv#g"

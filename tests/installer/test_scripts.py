@@ -15,7 +15,8 @@ from tests.installer.conftest import INSTALLER
 # The system installers (dev.sh and relink.sh are the development setup, checked by their own use).
 SHELL_SCRIPTS = sorted([*(INSTALLER / "linux").glob("*.sh"), *(INSTALLER / "deb").glob("*.sh"),
                         *(INSTALLER / "macos").glob("*.sh"), *(INSTALLER / "deb").glob("p*inst"),
-                        *(INSTALLER / "deb").glob("p*rm")])
+                        *(INSTALLER / "deb").glob("p*rm"), *(INSTALLER / "deb").glob("*.p*inst"),
+                        *(INSTALLER / "deb").glob("*.p*rm")])
 
 
 @pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(INSTALLER)))
