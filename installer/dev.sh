@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Debian/Ubuntu machine: set up everything, then run or test.
 #   bash installer/dev.sh run    # agent in user mode with the embedded SQLite store (+ the app on a display)
-#   bash installer/dev.sh test   # ruff, mypy and the whole test suite
-#   bash installer/dev.sh lowest # the dependencies at their lowest declared versions, a focused subset
-# WEIGHTWARDEN_COVERAGE=1 (CI sets it) runs the suite under coverage and fails below .ci/coverage-floor.
+#   bash installer/dev.sh test   # ruff, mypy, a focused subset at the lowest declared dependency versions,
+#                                # then the whole test suite under coverage (fails below .ci/coverage-floor)
+#   bash installer/dev.sh lowest # only the focused subset at the lowest declared versions
 # System packages are installed when we are root (or have passwordless sudo); the Python side always goes
 # into .venv beside this checkout, so nothing touches the system Python.
 set -euo pipefail
@@ -140,6 +140,16 @@ setup_lowest_venv() {
         "pytest>=8" "pytest-timeout>=2.2" "hypothesis>=6.100"
 }
 
+# The focused run at the lowest declared versions (part of `test`; `lowest` runs it alone).
+run_lowest() {
+    log "installing the lowest declared dependency versions into .venv-lowest"
+    setup_lowest_venv
+    log "pytest at the lowest versions: ${LOWEST_TESTS[*]}"
+    # the random-SIGKILL seal test is about timing, not versions: left to the main run
+    "$ROOT_DIR/.venv-lowest/bin/python" -m pytest -q -p no:cacheprovider -k "not random_moments" \
+        "${LOWEST_TESTS[@]}" "$@"
+}
+
 case "${1:-}" in
     run)
         shift
@@ -159,29 +169,21 @@ case "${1:-}" in
         install_private_rsyslog
         log "ruff"; "$VENV/bin/ruff" check .
         log "mypy"; "$VENV/bin/mypy"
-        if [ "${WEIGHTWARDEN_COVERAGE:-}" = 1 ]; then
-            # Coverage of the weightwarden package over the whole suite (the C tracer: Python 3.11 has no
-            # sys.monitoring); docs/install.md has its measured cost. The floor only rises
-            # (tests/test_packaging.py checks its history).
-            log "pytest (coverage)"
-            rm -f .coverage
-            "$VENV/bin/python" -m coverage run --branch --source=weightwarden -m pytest "$@"
-            "$VENV/bin/python" -m coverage report --precision=1 --skip-covered --skip-empty \
-                --fail-under="$(cat .ci/coverage-floor)" | tail -n 3
-        else
-            log "pytest"; exec "$VENV/bin/pytest" "$@"
-        fi
+        run_lowest
+        # Coverage of the weightwarden package over the whole suite (the C tracer: Python 3.11 has no
+        # sys.monitoring); docs/install.md has its measured cost. The floor only rises
+        # (tests/test_packaging.py checks its history).
+        log "pytest (coverage)"
+        rm -f .coverage
+        "$VENV/bin/python" -m coverage run --branch --source=weightwarden -m pytest "$@"
+        "$VENV/bin/python" -m coverage report --precision=1 --skip-covered --skip-empty \
+            --fail-under="$(cat .ci/coverage-floor)" | tail -n 3
         ;;
     lowest)
         shift
         install_debs "${RUN_DEBS[@]}" "${TEST_DEBS[@]}"
         setup_venv test
-        log "installing the lowest declared dependency versions into .venv-lowest"
-        setup_lowest_venv
-        log "pytest at the lowest versions: ${LOWEST_TESTS[*]}"
-        # the random-SIGKILL seal test is about timing, not versions: left to the main run
-        exec "$ROOT_DIR/.venv-lowest/bin/python" -m pytest -q -p no:cacheprovider -k "not random_moments" \
-            "${LOWEST_TESTS[@]}" "$@"
+        run_lowest "$@"
         ;;
     *)
         echo "usage: bash installer/dev.sh run|test|lowest [ARGS...]" >&2
