@@ -1,7 +1,8 @@
 """Scale: a fleet of agents' signed, chained records replayed into the central index over `_bulk`.
 
-    .venv/bin/python -m bench.fleet_scale [--agents 10] [--records 100] [--verify-hosts 5] [--paint]
-                                          [--work DIR] [--write-docs]
+    .venv/bin/python -m bench.fleet_scale [--agents 10] [--records 100] [--verify-hosts 5] [--paint RUNS]
+                                          [--work DIR] [--json]
+    .venv/bin/python -m bench.fleet_scale --report RUNS.jsonl [--write-docs]
 
 Each simulated agent is a real agent's evidence, made by the agent's own code: its own data directory, its
 own Ed25519 key (agent/keys.py), its own log (store/store.py writes every record and its chain link), a
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import io
 import json
 import os
@@ -143,10 +145,13 @@ def simulate_agent(root: Path, host_number: int, records: int, *, checkpoint_eve
     config_file = home / "agent.toml"
     config_file.write_text(f'[agent]\ndata_dir = "{home / "data"}"\nname = "{host}"\n')
     config = load_config(config_file)
-    store = Store(config.database_path)
-    writer = RecordWriter(store)
-    evidence = Evidence(config, store, writer, lambda record: store.write([record]), dict)
-    try:
+    with contextlib.closing(Store(config.database_path)) as store, \
+            contextlib.closing(RecordWriter(store)) as writer:
+
+        def record(one: Any) -> None:
+            store.write([one])
+
+        evidence = Evidence(config, store, writer, record, dict)
         store.write([Event(Action.AGENT_STARTED, Category.HOST, "agent started", details={"version": "sim"})])
         written = 0
         while written < records:
@@ -155,12 +160,9 @@ def simulate_agent(root: Path, host_number: int, records: int, *, checkpoint_eve
             written += count
             if written % checkpoint_every == 0:
                 evidence.checkpoint("periodic")
-        store.write([Event(Action.AGENT_STOPPED, Category.HOST, "agent stopped",
-                           details=evidence.final_signature())])
-        last, _ = store.chain_head()
-    finally:
-        writer.close()
-        store.close()
+        stop = Event(Action.AGENT_STOPPED, Category.HOST, "agent stopped", details=evidence.final_signature())
+        store.write([stop])
+        last = store.chain_head()[0]
     return SimulatedAgent(host, Path(config.database_path), Path(config.data_dir) / PUBLIC_KEY_NAME, last)
 
 
@@ -354,15 +356,39 @@ def run(agents: int, records: int, *, verify_hosts: int, paint_runs: int, work: 
     return scale
 
 
-def row(scale: Scale) -> str:
-    ingest = scale.ingest
-    paint = (f"{scale.paint['first_paint'] * 1000:,.0f} ms ({int(scale.paint['alerts']):,} alerts)"
-             if scale.paint else "not measured")
-    return (f"| {ingest.documents:,} | {scale.agents:,} x {scale.records + 0:,} | {ingest.rate:,.0f} | "
-            f"{ingest.documents / ingest.wall_seconds:,.0f} | {scale.rss_mb:,.0f} MB "
-            f"({scale.rss_mb * 1024 / max(1, ingest.documents):,.1f} KB/doc) | "
-            f"{statistics.median(scale.verify_seconds) * 1000:,.0f} ms ({len(scale.verify_seconds)} hosts, "
-            f"{scale.verified_records:,} records each) | {paint} |")
+def markdown(runs: list[dict[str, Any]]) -> str:
+    """The docs/benchmarks.md section for runs of `--json` output (one per size), smallest first."""
+    runs = sorted(runs, key=lambda r: r["documents"])
+    lines = [
+        "## Fleet scale: 1,000 agents into the central index (`bench/fleet_scale.py`)",
+        "",
+        "Simulated agents, each with its own host name, Ed25519 key and log written by the agent's own store "
+        "(chain links, a signed checkpoint every 100 records, a clean stop's signature); one record in 20 is "
+        "one of the engine's real alerts, the others heartbeats and model files created, opened and read. "
+        "Each log read back through the forwarders' outbox and delivered by the `_bulk` transport (ECS with "
+        "the chain place, 500 records a request, one agent after another) into one index of osmem-server "
+        f"{runs[0].get('osmem', '')} (in-memory, OpenSearch-compatible, the shipped mappings). Then "
+        "`weightwarden verify --from URL --host H --public-key K` (the CLI, in process) for 10 hosts spread "
+        "over the fleet, each accepted, and the fleet window (offscreen) opened 3 times for its first page of "
+        "alerts. 2 CPU cores shared with other work (load average at each start in the last column).",
+        "",
+        "| documents | agents x records | avg document | `_bulk` ingest (HTTP time only) | first / last tenth "
+        "of requests | osmem-server RSS after ingest (peak) | verify --from per host (median) | fleet view "
+        "first paint (median) | load at start |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        verify = statistics.median(r["verify_seconds"]) * 1000
+        paint = r.get("paint") or {}
+        painted = (f"{paint['first_paint'] * 1000:,.0f} ms ({int(paint['alerts']):,} alerts)" if paint
+                   else "not measured")
+        lines.append(
+            f"| {r['documents']:,} | {r['agents']:,} x {r['records']:,} | {r['bytes_per_document'] / 1024:.2f} KB "
+            f"| {r['rate']:,.0f} docs/s ({r['http_seconds']:,.0f} s) | {r['rate_first_tenth']:,.0f} / "
+            f"{r['rate_last_tenth']:,.0f} docs/s | {r['rss_mb']:,.0f} MB = {r['rss_mb'] * 1024 / r['documents']:,.1f}"
+            f" KB/doc ({r['peak_rss_mb']:,.0f} MB) | {verify:,.0f} ms ({r['verified_records']:,} records) | "
+            f"{painted} | {r['loadavg'][0]:.1f} |")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -377,11 +403,22 @@ def main() -> int:
     parser.add_argument("--work", type=Path, help="where the agents' logs go (default: a temporary folder)")
     parser.add_argument("--gogc", type=int, help="osmem-server's GOGC (its Go collector; default 100)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--report", type=Path, metavar="JSONL",
+                        help="print the section for earlier --json runs (one line each) instead of running")
+    parser.add_argument("--write-docs", action="store_true", help="with --report: write it to docs/benchmarks.md")
     args = parser.parse_args()
+    if args.report:
+        text = markdown([json.loads(line) for line in args.report.read_text().splitlines() if line.strip()])
+        print(text)
+        if args.write_docs:
+            from bench.sections import write_section
+            write_section("fleet-scale", text)
+        return 0
 
     def progress(text: str) -> None:
         print(f"\r  {text}", end="", file=sys.stderr, flush=True)
 
+    loadavg = os.getloadavg()
     work = args.work or Path(tempfile.mkdtemp(prefix="ww-fleet-scale-"))
     try:
         scale = run(args.agents, args.records, verify_hosts=args.verify_hosts, paint_runs=args.paint,
@@ -392,7 +429,8 @@ def main() -> int:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     if args.json:
-        print(json.dumps({"agents": scale.agents, "records": scale.records,
+        print(json.dumps({"loadavg": loadavg, "osmem": importlib.metadata.version("osmem-server"),
+                          "agents": scale.agents, "records": scale.records,
                           "generate_seconds": scale.generate_seconds, "documents": scale.ingest.documents,
                           "requests": scale.ingest.requests, "http_seconds": scale.ingest.http_seconds,
                           "render_seconds": scale.ingest.render_seconds, "wall_seconds": scale.ingest.wall_seconds,
@@ -402,7 +440,8 @@ def main() -> int:
                           "gogc": args.gogc, "verify_seconds": scale.verify_seconds,
                           "verified_records": scale.verified_records, "paint": scale.paint}))
     else:
-        print(row(scale))
+        print(f"{scale.ingest.documents:,} documents, {scale.ingest.rate:,.0f} docs/s, osmem {scale.rss_mb:,.0f} MB, "
+              f"verify {statistics.median(scale.verify_seconds) * 1000:,.0f} ms/host, paint {scale.paint}")
     return 0
 
 
