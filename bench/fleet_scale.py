@@ -366,13 +366,14 @@ def markdown(runs: list[dict[str, Any]]) -> str:
         "(chain links, a signed checkpoint every 100 records, a clean stop's signature); one record in 20 is "
         "one of the engine's real alerts, the others heartbeats and model files created, opened and read. "
         "Each log read back through the forwarders' outbox and delivered by the `_bulk` transport (ECS with "
-        "the chain place, 500 records a request, one agent after another) into one index of osmem-server "
+        "the chain place, one agent after another, at most 500 records a request: the destination's default "
+        "`batch_size`) into one index of osmem-server "
         f"{runs[0].get('osmem', '')} (in-memory, OpenSearch-compatible, the shipped mappings). Then "
         "`weightwarden verify --from URL --host H --public-key K` (the CLI, in process) for 10 hosts spread "
         "over the fleet, each accepted, and the fleet window (offscreen) opened 3 times for its first page of "
         "alerts. 2 CPU cores shared with other work (load average at each start in the last column).",
         "",
-        "| documents | agents x records | avg document | `_bulk` ingest (HTTP time only) | first / last tenth "
+        "| documents | agents x records | NDJSON per document | `_bulk` ingest (HTTP time only) | first / last tenth "
         "of requests | osmem-server RSS after ingest (peak) | verify --from per host (median) | fleet view "
         "first paint (median) | load at start |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -435,7 +436,9 @@ def main() -> int:
                           "requests": scale.ingest.requests, "http_seconds": scale.ingest.http_seconds,
                           "render_seconds": scale.ingest.render_seconds, "wall_seconds": scale.ingest.wall_seconds,
                           "rate": scale.ingest.rate, "rate_first_tenth": scale.ingest.rate_of_tenth(0),
-                          "rate_last_tenth": scale.ingest.rate_of_tenth(9), "rss_mb": scale.rss_mb,
+                          "rate_last_tenth": scale.ingest.rate_of_tenth(9),
+                          "rate_tenths": [scale.ingest.rate_of_tenth(tenth) for tenth in range(10)],
+                          "rss_mb": scale.rss_mb,
                           "peak_rss_mb": scale.peak_rss_mb, "bytes_per_document": scale.bytes_per_document,
                           "gogc": args.gogc, "verify_seconds": scale.verify_seconds,
                           "verified_records": scale.verified_records, "paint": scale.paint}))
