@@ -358,7 +358,7 @@ def run(agents: int, records: int, *, verify_hosts: int, paint_runs: int, work: 
 
 def markdown(runs: list[dict[str, Any]]) -> str:
     """The docs/benchmarks.md section for runs of `--json` output (one per size), smallest first."""
-    runs = sorted(runs, key=lambda r: r["documents"])
+    runs = sorted(runs, key=lambda r: (r["documents"], -(r.get("gogc") or 100)))  # the default GOGC first
     lines = [
         "## Fleet scale: 1,000 agents into the central index (`bench/fleet_scale.py`)",
         "",
@@ -383,8 +383,9 @@ def markdown(runs: list[dict[str, Any]]) -> str:
         paint = r.get("paint") or {}
         painted = (f"{paint['first_paint'] * 1000:,.0f} ms ({int(paint['alerts']):,} alerts)" if paint
                    else "not measured")
+        shape = f"{r['agents']:,} x {r['records']:,}" + (f" (osmem-server GOGC={r['gogc']})" if r.get("gogc") else "")
         lines.append(
-            f"| {r['documents']:,} | {r['agents']:,} x {r['records']:,} | {r['bytes_per_document'] / 1024:.2f} KB "
+            f"| {r['documents']:,} | {shape} | {r['bytes_per_document'] / 1024:.2f} KB "
             f"| {r['rate']:,.0f} docs/s ({r['http_seconds']:,.0f} s) | {r['rate_first_tenth']:,.0f} / "
             f"{r['rate_last_tenth']:,.0f} docs/s | {r['rss_mb']:,.0f} MB = {r['rss_mb'] * 1024 / r['documents']:,.1f}"
             f" KB/doc ({r['peak_rss_mb']:,.0f} MB) | {verify:,.0f} ms ({r['verified_records']:,} records) | "
