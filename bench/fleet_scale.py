@@ -372,7 +372,7 @@ def markdown(runs: list[dict[str, Any]]) -> str:
         "`weightwarden verify --from URL --host H --public-key K` (the CLI, in process) for 10 hosts spread "
         "over the fleet, each accepted, and the fleet window (offscreen) opened 3 times for its first page of "
         "alerts. 2 CPU cores shared with other work (load average at each start in the last column). Each row: "
-        "`python -m bench.fleet_scale --agents 1000 --records N --verify-hosts 10 --paint 3 [--gogc G] --json`; "
+        "`python -m bench.fleet_scale --agents 1000 --records N --verify-hosts 10 (--paint 3 | --gogc G) --json`; "
         "the table: `--report` over their output.",
         "",
         "| documents | agents x records | NDJSON per document | `_bulk` ingest (HTTP time only) | first / last tenth "
