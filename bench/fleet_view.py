@@ -128,9 +128,21 @@ def measure(url: str, runs: int) -> dict[str, Any]:
             **{k: statistics.median(v) for k, v in figures.items()}}
 
 
-def open_and_page(app: Any, url: str) -> tuple[int, dict[str, float], list[dict[str, Any]]]:
-    """One window opening: first paint, a page turn, 25 more, a host filter; and the bodies it sent."""
-    from PySide6.QtCore import QDeadlineTimer, QEvent, QEventLoop, QObject
+def pump(app: Any, until: Any, limit: float = 120.0) -> None:
+    """Run the event loop until `until()` holds; give up after `limit` seconds."""
+    from PySide6.QtCore import QDeadlineTimer, QEventLoop
+
+    deadline = QDeadlineTimer(int(limit * 1000))
+    while not until() and not deadline.hasExpired():
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
+    if not until():
+        raise SystemExit("the fleet view did not answer in time")
+
+
+def open_first_page(app: Any, url: str) -> tuple[Any, Any, dict[str, float]]:
+    """The fleet window opened on `url`: (window, its source, built and first_paint in seconds), the first
+    page of alerts listed and painted."""
+    from PySide6.QtCore import QEvent, QObject
 
     from weightwarden.gui.central_source import CentralSource
     from weightwarden.gui.fleet_window import FleetWindow
@@ -143,27 +155,27 @@ def open_and_page(app: Any, url: str) -> tuple[int, dict[str, float], list[dict[
                 painted.append(time.perf_counter())
             return False
 
-    def pump(until: Any, limit: float = 120.0) -> None:
-        deadline = QDeadlineTimer(int(limit * 1000))
-        while not until() and not deadline.hasExpired():
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
-        if not until():
-            raise SystemExit("the fleet view did not answer in time")
-
     figures: dict[str, float] = {}
     began = time.perf_counter()
     source = CentralSource(url)
     window = FleetWindow(source)
     figures["built"] = time.perf_counter() - began
-    watch = PaintWatch()
+    watch = PaintWatch(window)
     window.alerts.table.viewport().installEventFilter(watch)
     window.resize(1280, 800)
     window.show()
     model = window.alerts.model
-    pump(lambda: model.rowCount() > 0)
+    pump(app, lambda: model.rowCount() > 0)
     arrived = time.perf_counter()
-    pump(lambda: bool(painted) and painted[-1] >= arrived, 5.0)  # the rows that arrived, painted
+    pump(app, lambda: bool(painted) and painted[-1] >= arrived, 5.0)  # the rows that arrived, painted
     figures["first_paint"] = painted[-1] - began
+    return window, source, figures
+
+
+def open_and_page(app: Any, url: str) -> tuple[int, dict[str, float], list[dict[str, Any]]]:
+    """One window opening: first paint, a page turn, 25 more, a host filter; and the bodies it sent."""
+    window, source, figures = open_first_page(app, url)
+    model = window.alerts.model
     total = model.total
     table = window.alerts.table
     for name, turns in (("page_turn", 1), ("deep_turn", 25)):  # the 2nd page; then the 27th
@@ -171,7 +183,7 @@ def open_and_page(app: Any, url: str) -> tuple[int, dict[str, float], list[dict[
             before = model.rowCount()
             began = time.perf_counter()
             table.scrollToBottom()
-            pump(lambda before=before: model.rowCount() > before)
+            pump(app, lambda before=before: model.rowCount() > before)
             figures[name] = time.perf_counter() - began
             if source.central is not None:  # of which the store's answer (sent -> answered)
                 sent, answered, _parsed = source.central.timings[-1]
@@ -180,7 +192,7 @@ def open_and_page(app: Any, url: str) -> tuple[int, dict[str, float], list[dict[
     began = time.perf_counter()
     window.alerts.host.addItem(host, host)  # the aggregation's list may still be on its way
     window.alerts.host.setCurrentIndex(window.alerts.host.findData(host))
-    pump(lambda: model.rowCount() > 0 and window.alerts.model.host == host)
+    pump(app, lambda: model.rowCount() > 0 and window.alerts.model.host == host)
     figures["host_filter"] = time.perf_counter() - began
     window.close()
     return total, figures, source.requests()

@@ -63,7 +63,7 @@ DESTINATION_TYPES: dict[str, DestinationType] = {kind.name: kind for kind in (
               "timeout_seconds", "resend_window_seconds"),
         needs=(("address",),),
         formats=("cef", "leef"),
-        form=("address", "port", "transport", "format", "ca_file"),
+        form=("address", "port", "transport", "format", "ca_file", "client_cert", "client_key", "server_name"),
         schemes=_SYSLOG_SCHEMES,
         target="address"),
     DestinationType(
@@ -72,7 +72,8 @@ DESTINATION_TYPES: dict[str, DestinationType] = {kind.name: kind for kind in (
               "server_name", "timeout_seconds"),
         needs=(("url",), ("token", "token_file")),
         formats=("native", "ecs", "ocsf"),
-        form=("url", "token", "token_file", "index", "format", "verify_tls"),
+        form=("url", "token", "token_file", "index", "format", "ack", "verify_tls", "ca_file", "client_cert",
+              "client_key", "server_name", "timeout_seconds"),
         # Bare https:// is HEC only with --token; enroll asks which was meant otherwise.
         schemes={"hec+https": {}, "hec+http": {}, "https": {}, "http": {}},
         enroll_token="token"),
@@ -82,7 +83,8 @@ DESTINATION_TYPES: dict[str, DestinationType] = {kind.name: kind for kind in (
               "client_key", "server_name", "timeout_seconds"),
         needs=(("url",),),
         formats=("ecs", "native", "ocsf"),
-        form=("url", "api_key", "index", "format", "verify_tls"),
+        form=("url", "api_key", "username", "password", "index", "format", "verify_tls", "ca_file", "client_cert",
+              "client_key", "server_name", "timeout_seconds"),
         schemes={"bulk+https": {}, "bulk+http": {}, "elastic+https": {}, "opensearch+https": {}},
         enroll_token="api_key"),
     DestinationType(

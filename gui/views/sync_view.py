@@ -31,19 +31,31 @@ from PySide6.QtWidgets import (
 )
 
 from weightwarden.agent import control
-from weightwarden.agent.config import Config, ForwardDestination, default_config
+from weightwarden.agent.config import FORWARD_KEYS, Config, ForwardDestination, default_config
 from weightwarden.agent.forward.destination_types import SECRET_KEYS, SYSLOG_PORTS
 from weightwarden.agent.forward.status import status_rows
 from weightwarden.agent.located.problem import Problem
 from weightwarden.gui.models.sync_status import DeadLetterModel, SyncStatusModel
 from weightwarden.gui.source import DataSource
-from weightwarden.gui.sync_config import FORM_KEYS, destination_toml, form_text, form_values, validate
+from weightwarden.gui.sync_config import (
+    CHOICE_KEYS,
+    FORM_KEYS,
+    destination_toml,
+    form_problems,
+    form_text,
+    form_values,
+    proxy_note,
+    validate,
+)
 from weightwarden.gui.widgets import row_table
 
 HINTS = {"address": "siem.example.org", "port": str(SYSLOG_PORTS["tls"]), "transport": "tls", "url": "https://splunk.example.org:8088",
          "token": "(HEC token)", "token_file": "/etc/weightwarden/hec.token", "index": "weightwarden",
          "format": "(type's default)", "ca_file": "/etc/ssl/certs/siem-ca.pem", "api_key": "(Elasticsearch API key)",
-         "verify_tls": "true", "path": "/var/log/weightwarden/events.jsonl", "max_bytes": "104857600"}
+         "verify_tls": "true", "path": "/var/log/weightwarden/events.jsonl", "max_bytes": "104857600",
+         "ack": "auto", "client_cert": "/etc/weightwarden/agent.pem", "client_key": "/etc/weightwarden/agent.key",
+         "server_name": "siem.example.org", "timeout_seconds": "15", "username": "weightwarden",
+         "password": "(password)"}
 CHANGE_TIMEOUT = 60.0  # seconds: replacing a forwarder waits for its current attempt to end
 RED, GREEN = "#c62828", "#2e7d32"
 
@@ -112,14 +124,29 @@ class SyncView(QWidget):
         self.kind.addItems(list(FORM_KEYS))
         form.addRow("Name", self.name)
         form.addRow("Type", self.kind)
-        self.fields: dict[str, QLineEdit] = {}
+        self.fields: dict[str, QLineEdit] = {}  # each key's text
+        self.field_rows: dict[str, QWidget] = {}  # and the widget of its row: the edit, or the list holding it
         for key in sorted({k for keys in FORM_KEYS.values() for k in keys}):
             edit = QLineEdit()
+            widget: QWidget = edit
+            if key in CHOICE_KEYS:  # a fixed list; editable, so what a config file holds shows as it is
+                choice = QComboBox()
+                choice.setLineEdit(edit)
+                choice.addItems(["", *CHOICE_KEYS[key]])
+                widget = choice
             edit.setPlaceholderText(HINTS.get(key, ""))
             if key in SECRET_KEYS:
                 edit.setEchoMode(QLineEdit.EchoMode.Password)
+            widget.setToolTip(FORWARD_KEYS[key].spec.doc)
             self.fields[key] = edit
-            form.addRow(key, edit)
+            self.field_rows[key] = widget
+            form.addRow(key, widget)
+        # No key sets a proxy: the agent reads HTTPS_PROXY / NO_PROXY from its environment (docs/forwarding.md).
+        self.proxy = QLabel()
+        self.proxy.setWordWrap(True)
+        self.proxy.setToolTip("The agent reaches https:// receivers through the proxy its service environment "
+                              "names (HTTPS_PROXY, NO_PROXY; `sudo systemctl edit weightwarden`), as curl does.")
+        form.addRow("proxy", self.proxy)
         outer.addLayout(form, 1)
         right = QVBoxLayout()
         self.preview = QPlainTextEdit()
@@ -146,6 +173,7 @@ class SyncView(QWidget):
         self.name.textChanged.connect(lambda _t: self._preview())
         for edit in self.fields.values():
             edit.textChanged.connect(lambda _t: self._preview())
+        self.fields["url"].textChanged.connect(lambda _t: self._show_proxy())
         self._kind_changed()
         return box
 
@@ -153,8 +181,14 @@ class SyncView(QWidget):
         wanted = FORM_KEYS[self.kind.currentText()]
         for key, edit in self.fields.items():
             edit.setEnabled(key in wanted)
-            self.form.setRowVisible(edit, key in wanted)  # only what this type uses
+            self.field_rows[key].setEnabled(key in wanted)
+            self.form.setRowVisible(self.field_rows[key], key in wanted)  # only what this type uses
+        self.form.setRowVisible(self.proxy, "url" in wanted)
+        self._show_proxy()
         self._preview()
+
+    def _show_proxy(self) -> None:
+        self.proxy.setText(proxy_note(self.kind.currentText(), self.fields["url"].text()))
 
     def _form(self) -> dict[str, str]:
         return {k: e.text() for k, e in self.fields.items() if e.isEnabled()}
@@ -181,7 +215,10 @@ class SyncView(QWidget):
         if not self.name.text().strip():
             self.problems.setText(_coloured(RED, "Give the destination a name."))
             return False
-        problems = [p for p in validate(self._toml(masked=False)) if not self._kept_secret_covers(p)]
+        problems: list[Problem] | list[str] = [
+            p for p in validate(self._toml(masked=False)) if not self._kept_secret_covers(p)]
+        if not problems:  # what the schema cannot see: the TLS files, server_name, settings that go unused
+            problems = form_problems(self.kind.currentText(), self._form())
         if problems:
             self.problems.setText(_problem_list(problems))
             return False

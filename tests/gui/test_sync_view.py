@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QComboBox
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
+from tests.agent.forward.certs import make_pki
 from tests.gui.helpers import running_agent, wait_until
-from weightwarden.agent.config import load_config
+from weightwarden.agent.config import check_config, load_config
 from weightwarden.agent.events import Action, Category, Event
 from weightwarden.agent.forward.destination_types import DESTINATION_TYPES, SECRET_KEYS
 from weightwarden.agent.store.outbox import Outbox
@@ -82,22 +85,110 @@ def test_without_an_agent_the_editor_validates_but_cannot_apply(database: Path, 
     assert not view.save_button.isEnabled() and "not running" in view.save_button.toolTip()
 
 
-def test_the_form_shows_each_types_declared_fields_and_the_agent_accepts_them(database: Path,
-                                                                              window_factory) -> None:  # type: ignore[no-untyped-def]
+def shown_keys(view: SyncView) -> list[str]:
+    return [key for key, edit in view.fields.items()
+            if edit.isEnabled() and view.form.isRowVisible(view.field_rows[key])]
+
+
+def test_the_form_shows_each_types_declared_fields_and_the_agent_accepts_them(
+        tmp_path: Path, database: Path, window_factory) -> None:  # type: ignore[no-untyped-def]
     view: SyncView = window_factory(database).sync
+    pki = make_pki(tmp_path / "pki")
+    files = {"ca_file": str(pki.ca), "client_cert": str(pki.client_cert), "client_key": str(pki.client_key)}
     assert [view.kind.itemText(i) for i in range(view.kind.count())] == list(DESTINATION_TYPES)
     for kind in DESTINATION_TYPES.values():
         view.clear_form()
         view.kind.setCurrentText(kind.name)
-        shown = [key for key, edit in view.fields.items() if edit.isEnabled() and view.form.isRowVisible(edit)]
+        shown = shown_keys(view)
         assert sorted(shown) == sorted(kind.form), kind.name
         assert all(view.fields[key].echoMode() == view.fields[key].EchoMode.Password
                    for key in shown if key in SECRET_KEYS)
         view.name.setText(f"every-{kind.name}-field")
         for key in shown:  # every field filled: the agent's check must accept each one for this type
-            view.fields[key].setText(kind.default_format if key == "format" else HINTS[key])
+            view.fields[key].setText(kind.default_format if key == "format" else files.get(key, HINTS[key]))
+        if {"api_key", "username"} <= set(shown):  # both accepted, but only the API key would be sent
+            assert not view.validate() and "api_key and username" in view.problems.text()
+            view.fields["username"].clear()
+            view.fields["password"].clear()
+            shown = [key for key in shown if key not in ("username", "password")]
         assert view.validate(), (kind.name, view.problems.text())
         assert all(f"\n{key} = " in view.preview.toPlainText() for key in shown)
+
+
+def test_the_form_takes_the_http_settings_and_checks_what_the_schema_cannot_see(
+        tmp_path: Path, database: Path, window_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """HEC and _bulk: indexer acknowledgement from its list, TLS files read as the agent will read them, a
+    server_name that is a host name, TLS settings an http:// URL would never use, the proxy the URL goes
+    through; what the form accepts, the agent's own config check accepts with the same values."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.org:3128")
+    monkeypatch.setenv("NO_PROXY", ".internal.example.org")
+    view: SyncView = window_factory(database).sync
+    pki = make_pki(tmp_path / "pki")
+    view.kind.setCurrentText("syslog")
+    assert not view.form.isRowVisible(view.proxy)  # syslog: no HTTP, no proxy
+    view.kind.setCurrentText("hec")
+    view.name.setText("splunk-cloud")
+    view.fields["url"].setText("https://http-inputs.splunk.example.org:443")
+    view.fields["token"].setText("s3cret")
+    assert view.form.isRowVisible(view.proxy)
+    assert "proxy.example.org:3128" in view.proxy.text() and "HTTPS_PROXY" in view.proxy.text()
+
+    def refused(*words: str) -> None:
+        assert not view.validate(), view.preview.toPlainText()
+        assert all(word in view.problems.text() for word in words), view.problems.text()
+
+    ack = view.field_rows["ack"]
+    assert isinstance(ack, QComboBox)
+    assert [ack.itemText(i) for i in range(ack.count())] == ["", "auto", "on", "off"]
+    ack.setCurrentText("sometimes")
+    refused("ack")
+    ack.setCurrentIndex(ack.findText("off"))
+    assert view.validate(), view.problems.text()
+    assert 'ack = "off"' in view.preview.toPlainText()
+    view.fields["ca_file"].setText(str(tmp_path / "absent.pem"))
+    refused("ca_file", "no such file")
+    (tmp_path / "not-pem.txt").write_text("hello\n")
+    view.fields["ca_file"].setText(str(tmp_path / "not-pem.txt"))
+    refused("ca_file", "no PEM certificate")
+    view.fields["ca_file"].setText(str(pki.ca))
+    view.fields["client_key"].setText(str(pki.client_key))
+    refused("client_key is set without client_cert")
+    view.fields["client_cert"].setText(str(pki.client_cert))
+    view.fields["client_key"].setText(str(pki.server_key))  # another certificate's key
+    refused("client_key", "does not fit")
+    view.fields["client_key"].setText(str(pki.client_key))
+    view.fields["server_name"].setText("https://siem.example.org:8088")
+    refused("server_name", "not a host name")
+    view.fields["server_name"].setText("siem.example.org")
+    view.fields["timeout_seconds"].setText("0")
+    refused("timeout_seconds")
+    view.fields["timeout_seconds"].setText("30")
+    assert view.validate(), view.problems.text()
+    # The agent's own config check (with its TLS file reading) takes what the form accepted, with its values.
+    config_file = tmp_path / "agent.toml"
+    view.copy_button.click()  # "Copy TOML": the table as the person takes it to a config file
+    config_file.write_text(f'[agent]\ndata_dir = "{tmp_path / "data"}"\n\n{QGuiApplication.clipboard().text()}')
+    assert check_config(config_file) == []
+    [splunk] = load_config(config_file).forward
+    assert (splunk.ack, splunk.ca_file, splunk.client_cert, splunk.client_key, splunk.server_name,
+            splunk.timeout_seconds) == ("off", str(pki.ca), str(pki.client_cert), str(pki.client_key),
+                                        "siem.example.org", 30.0)
+    # An http:// URL never uses TLS settings; NO_PROXY and this machine go direct.
+    view.fields["url"].setText("http://hec.internal.example.org:8088")
+    refused("http://", "server_name", "client_cert")
+    assert "directly" in view.proxy.text()
+    view.fields["url"].setText("https://127.0.0.1:8088")
+    assert "directly" in view.proxy.text()
+    # _bulk: basic authentication needs both halves.
+    view.clear_form()
+    view.kind.setCurrentText("bulk")
+    view.name.setText("opensearch")
+    view.fields["url"].setText("https://opensearch.example.org:9200")
+    view.fields["username"].setText("weightwarden")
+    refused("username and password go together")
+    view.fields["password"].setText("pw")
+    assert view.validate(), view.problems.text()
+    assert "pw" not in view.preview.toPlainText()  # a secret never shows in the preview
 
 
 def rows(view: SyncView) -> dict[str, dict[str, Any]]:
