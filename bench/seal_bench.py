@@ -204,6 +204,9 @@ def run(size_mib: int, directory: Path) -> tuple[str, bool]:
         "on 2 threads (a helper "
         f"writes chunk i while chunk i+1 is encrypted): seal {size / MB / seal_wall:,.0f} MB/s, unseal "
         f"{size / MB / unseal_wall:,.0f} MB/s, each including the fsync of the whole result.",
+        "- Our seal and unseal sync and drop what they write every 64 MiB (agent/seal/container.py "
+        "`_Writeback`): a sealed cold checkpoint is not kept in the page cache. So `seal --verify`, run "
+        "right after the seal, reads the sealed file from the disk, not from memory as the peers' rows do.",
         f"- `openssl enc -aes-256-gcm` is refused ({refusal}): `enc` does not support AEAD modes, so "
         "-aes-256-ctr (same AES core, no authentication tag) is the nearest openssl comparison.",
         f"- age {'present' if age_ok else 'not installed (apt-get install age)'}; "
