@@ -185,7 +185,7 @@ def report(rounds: dict[str, list[dict[str, Any]]], delays: list[float], seconds
         "## Model servers: accounting overhead and time to alert (bench/serving.py)",
         "",
         f"One run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, {os.cpu_count()} "
-        f"CPUs (shared with other work), Linux {platform.release()}, Python {platform.python_version()}; load "
+        f"CPUs, Linux {platform.release()}, Python {platform.python_version()}; load "
         f"average {' '.join(f'{v:.2f}' for v in os.getloadavg())} after. The test model server "
         f"(agent/serving/testing.py) on 0.0.0.0, {PEERS} peers in a network namespace behind a veth pair, every "
         f"request on a new connection ({LOAD_PROCESSES} load processes); rounds of {seconds:.0f} s "
