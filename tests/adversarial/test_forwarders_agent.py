@@ -39,14 +39,14 @@ def write_lone_surrogate_safetensors(path: Path) -> Path:
     same length, and the header's JSON text is patched to the escape `\\udcff`: still valid JSON of the
     same length, so the header length and the data offsets stay right.
     """
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save, save_file
 
     with pytest.raises(UnicodeEncodeError):
         save_file({"w": np.zeros((2, 2), np.float32)}, str(path), metadata={"note": "x\udcffy"})
-    save_file({"w": np.arange(64, dtype=np.float32).reshape(8, 8)}, str(path),
-              metadata={"note": f"x{PLACEHOLDER}y", "format": "pt"})
-    data = path.read_bytes()
+    data = save({"w": np.arange(64, dtype=np.float32).reshape(8, 8)},
+                metadata={"note": f"x{PLACEHOLDER}y", "format": "pt"})
     assert data.count(PLACEHOLDER.encode()) == 1
+    # patched in memory and written once: the watching agent never sees the placeholder's version
     path.write_bytes(data.replace(PLACEHOLDER.encode(), b"\\udcff"))
     # The reference (Rust) loader refuses the header, but Python's json reads it, as the agent does: the
     # file is identified and recorded, surrogate and all.
