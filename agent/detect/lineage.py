@@ -27,7 +27,9 @@ Decisions, and why:
   milliseconds later), the others at the decision.
 - An output file deleted before its close (`gone`) keeps its `deleted` state; how its bytes were measured
   is said (`measure`: size, held-open, writes-upper-bound), and so is a connection whose process was
-  inferred (`owner`).
+  inferred (`owner`). When only a fresh writes-upper-bound would carry a flow over the threshold, the
+  decision waits up to BOUND_WAIT_SECONDS for the rename that usually follows (a lock file renamed into
+  place), which measures the file and drops the bound.
 - Allowlists exempt what an allowlisted process does, not the bytes it handles. A process the rule's
   allowlists name (its real program by path and, when given, SHA-256, or its user: the engine's matching,
   `exempt`) writes and sends without its outputs counting (state `allowlisted`): a backup tool reading the
@@ -51,6 +53,11 @@ from weightwarden.agent.events import Alert, Destination, ProcessInfo, display_p
 
 RULE_ID = "model-lineage"
 GRACE_SECONDS = 0.3
+# An output gone at its close is bounded by everything its writer wrote (writes-upper-bound); most such
+# files were renamed, not deleted (git's HEAD.lock -> HEAD), and the rename, when it comes, replaces the
+# bound by the file's size (moved). When only such a bound would carry the flow over the threshold, the
+# decision waits this long after it for the rename: on a loaded machine it can come after the grace.
+BOUND_WAIT_SECONDS = 1.0
 PENDING_SECONDS = 1.2
 PROCESSES_KEPT = 64  # per flow, named in the evidence; the count goes on
 OUTPUTS_KEPT = 256  # per flow; further outputs are summed into the last one's place ("... more")
@@ -303,6 +310,7 @@ class LineageLedger:
             return None
         outputs: list[LineageOutput] = []
         counted = exempt = 0  # bytes counted; bytes allowlisted processes wrote or sent
+        unsettled = 0  # counted bytes of fresh writes-upper-bound outputs (a rename may still measure them)
         waiting = False
         for out in state.outputs.values():
             status = "deleted" if out.deleted else "counted"
@@ -319,10 +327,12 @@ class LineageLedger:
                 status, exempt = "allowlisted", exempt + out.bytes
             if status in ("counted", "deleted"):
                 counted += out.bytes
+                if out.measure == "writes-upper-bound" and now - out.since < BOUND_WAIT_SECONDS:
+                    unsettled += out.bytes
             outputs.append(LineageOutput(out.kind, out.place, display_path(out.where), out.bytes, status,
                                          out.measure, out.owner))
         counted += state.more_bytes
-        if waiting:
+        if waiting or (counted >= self.ratio * read > counted - unsettled):
             state.due = now + GRACE_SECONDS / 3
             return None
         state.due = None
