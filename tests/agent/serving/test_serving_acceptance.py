@@ -125,8 +125,9 @@ def test_an_exposed_server_is_a_finding_and_a_burst_from_a_remote_peer_an_extrac
         assert finding["rule"] == "model-served-to-all-interfaces" and finding["severity"] == 7
         assert finding["model"] == model.parent.name and finding["process"]["user"] == bo.name
         assert "ollama" in finding["message"] and "answers without credentials" in finding["message"]
-        server = served(agent, port)
-        assert server is not None and (server["reach"], server["authenticated"]) == ("all-interfaces", False)
+        # the status snapshot is written every few seconds: it may come after the finding
+        server = wait_for(lambda: served(agent, port), timeout=30, what="the server in `status`")
+        assert (server["reach"], server["authenticated"]) == ("all-interfaces", False)
 
         answered = peers.ask(port, BURST, peers.remote)
         asked = time.monotonic()
